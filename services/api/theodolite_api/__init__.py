@@ -1,0 +1,1 @@
+"""Theodolite gateway: the public REST API."""

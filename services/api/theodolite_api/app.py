@@ -1,0 +1,105 @@
+"""App factory: ``create_app(settings)``; the lifespan owns engine, broker, store and clients."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+
+import httpx
+from fastapi import FastAPI
+from theodolite import topology
+from theodolite.archives import ArchiveLimits
+from theodolite.broker import Broker
+from theodolite.db.engine import create_engine, create_session_factory
+from theodolite.db.migrate import upgrade
+from theodolite.storage import ObjectStore
+
+from theodolite_api.errors import install_error_handlers
+from theodolite_api.event_consumer import JobEventConsumer
+from theodolite_api.mlflow_reader import MlflowReader
+from theodolite_api.outbox_relay import OutboxRelay
+from theodolite_api.repositories import queues as queue_repo
+from theodolite_api.routes import entrypoints, experiments, health, jobs, queues
+from theodolite_api.settings import ApiSettings
+from theodolite_api.state import AppState
+
+log = logging.getLogger(__name__)
+
+
+async def _declare_topology(state: AppState) -> None:
+    await asyncio.to_thread(state.store.ensure_bucket, state.settings.storage.entrypoint_bucket)
+    events_queue = await state.broker.declare_quorum_queue(topology.API_EVENTS_QUEUE)
+    for pattern in topology.API_EVENTS_BINDINGS:
+        await events_queue.bind(topology.EVENTS_EXCHANGE.name, routing_key=pattern)
+    async with state.sessions() as session:
+        for queue in await queue_repo.all_queues(session=session):
+            await state.broker.declare_job_queue(queue.name)
+
+
+def _start_task(coro: object, name: str, tasks: list[asyncio.Task[None]]) -> None:
+    task: asyncio.Task[None] = asyncio.create_task(coro, name=name)  # type: ignore[arg-type]
+    tasks.append(task)
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings: ApiSettings = app.state.settings
+    async with AsyncExitStack() as stack:
+        if settings.migrate_on_start:
+            await asyncio.to_thread(upgrade, settings.db.url)
+        engine = create_engine(settings.db)
+        stack.push_async_callback(engine.dispose)
+        sessions = create_session_factory(engine)
+        broker = await stack.enter_async_context(
+            Broker(
+                settings.broker.url,
+                client_name="theodolite-api",
+                job_delivery_limit=settings.broker.job_delivery_limit,
+            )
+        )
+        http = await stack.enter_async_context(
+            httpx.AsyncClient(timeout=settings.mlflow.request_timeout_s)
+        )
+        state = AppState(
+            settings=settings,
+            engine=engine,
+            sessions=sessions,
+            broker=broker,
+            store=ObjectStore(settings.storage),
+            mlflow=MlflowReader(settings.mlflow, http),
+            relay=OutboxRelay(
+                sessions=sessions,
+                broker=broker,
+                poll_interval_s=settings.outbox_poll_interval_s,
+            ),
+            archive_limits=ArchiveLimits(**settings.archive_limits.model_dump()),
+        )
+        await _declare_topology(state)
+        consumer = JobEventConsumer(sessions=sessions)
+        await broker.consume(topology.API_EVENTS_QUEUE, consumer.on_message, prefetch=32)
+        tasks: list[asyncio.Task[None]] = []
+        _start_task(state.relay.run(), "outbox-relay", tasks)
+        app.state.core = state
+        try:
+            yield
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def create_app(settings: ApiSettings | None = None) -> FastAPI:
+    app = FastAPI(
+        title="Theodolite",
+        summary="An open testbed for machine-learning security experiments.",
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings or ApiSettings()
+    install_error_handlers(app)
+    app.include_router(health.router)
+    for module in (experiments, entrypoints, queues, jobs):
+        app.include_router(module.router, prefix="/api/v1")
+    return app

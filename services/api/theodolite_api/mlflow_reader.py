@@ -1,0 +1,136 @@
+"""MLflow over its REST API, with httpx: the api stays free of the mlflow package and never
+blocks its event loop on it."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+from theodolite.settings import MlflowSettings
+
+from theodolite_api.errors import DependencyUnavailable, NotFound
+
+
+class MlflowReader:
+    def __init__(self, settings: MlflowSettings, client: httpx.AsyncClient) -> None:
+        self._settings = settings
+        self._http = client
+        self._base = settings.tracking_uri.rstrip("/")
+
+    def run_url(self, mlflow_experiment_id: str, run_id: str) -> str:
+        return f"{self._settings.ui_url}/#/experiments/{mlflow_experiment_id}/runs/{run_id}"
+
+    def experiment_url(self, mlflow_experiment_id: str) -> str:
+        return f"{self._settings.ui_url}/#/experiments/{mlflow_experiment_id}"
+
+    async def _call(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        try:
+            return await self._http.request(method, f"{self._base}{path}", **kwargs)
+        except httpx.HTTPError as exc:
+            raise DependencyUnavailable(f"MLflow at {self._base} did not answer: {exc}") from exc
+
+    async def _json(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        response = await self._call(method, path, **kwargs)
+        if response.status_code == 404 or (
+            response.status_code == 400 and "RESOURCE_DOES_NOT_EXIST" in response.text
+        ):
+            raise NotFound(f"MLflow has no such resource ({path})")
+        if response.status_code >= 400:
+            raise DependencyUnavailable(
+                f"MLflow answered {response.status_code} to {path}: {response.text[:300]}"
+            )
+        result: dict[str, Any] = response.json()
+        return result
+
+    async def ensure_experiment(self, name: str) -> str:
+        """The id of MLflow's experiment of that name, created (or restored) when needed."""
+        response = await self._call(
+            "POST", "/api/2.0/mlflow/experiments/create", json={"name": name}
+        )
+        if response.status_code < 400:
+            return str(response.json()["experiment_id"])
+        if "RESOURCE_ALREADY_EXISTS" not in response.text:
+            raise DependencyUnavailable(
+                f"MLflow refused to create experiment {name!r}: {response.text[:300]}"
+            )
+        found = await self._json(
+            "GET", "/api/2.0/mlflow/experiments/get-by-name", params={"experiment_name": name}
+        )
+        experiment = found["experiment"]
+        if experiment.get("lifecycle_stage") == "deleted":
+            await self._json(
+                "POST",
+                "/api/2.0/mlflow/experiments/restore",
+                json={"experiment_id": experiment["experiment_id"]},
+            )
+        return str(experiment["experiment_id"])
+
+    async def ping(self) -> None:
+        response = await self._call("GET", "/health")
+        if response.status_code != 200:
+            raise DependencyUnavailable(f"MLflow health answered {response.status_code}")
+
+    async def metrics(self, run_id: str) -> list[dict[str, Any]]:
+        """Every metric of a run: its latest value and its whole history."""
+        run = await self._json("GET", "/api/2.0/mlflow/runs/get", params={"run_id": run_id})
+        latest = run["run"].get("data", {}).get("metrics", [])
+        result = []
+        for metric in sorted(latest, key=lambda m: m["key"]):
+            history = await self._json(
+                "GET",
+                "/api/2.0/mlflow/metrics/get-history",
+                params={"run_id": run_id, "metric_key": metric["key"], "max_results": 25000},
+            )
+            points = sorted(
+                history.get("metrics", []), key=lambda m: (int(m.get("step", 0)), m["timestamp"])
+            )
+            result.append(
+                {
+                    "key": metric["key"],
+                    "latest": {
+                        "value": metric["value"],
+                        "step": int(metric.get("step", 0)),
+                        "timestamp": int(metric["timestamp"]),
+                    },
+                    "history": [
+                        {
+                            "value": p["value"],
+                            "step": int(p.get("step", 0)),
+                            "timestamp": int(p["timestamp"]),
+                        }
+                        for p in points
+                    ],
+                }
+            )
+        return result
+
+    async def artifacts(self, run_id: str, path: str = "") -> list[dict[str, Any]]:
+        """Every artifact file of a run, walking folders."""
+        params: dict[str, str] = {"run_id": run_id}
+        if path:
+            params["path"] = path
+        listing = await self._json("GET", "/api/2.0/mlflow/artifacts/list", params=params)
+        files: list[dict[str, Any]] = []
+        for entry in listing.get("files", []):
+            if entry.get("is_dir"):
+                files.extend(await self.artifacts(run_id, entry["path"]))
+            else:
+                files.append({"path": entry["path"], "size_bytes": int(entry.get("file_size", 0))})
+        return files
+
+    async def open_artifact(
+        self, run_id: str, path: str
+    ) -> tuple[httpx.Response, AsyncIterator[bytes]]:
+        """Start streaming one artifact; the caller iterates the body and closes the response."""
+        request = self._http.build_request(
+            "GET", f"{self._base}/get-artifact", params={"path": path, "run_uuid": run_id}
+        )
+        try:
+            response = await self._http.send(request, stream=True)
+        except httpx.HTTPError as exc:
+            raise DependencyUnavailable(f"MLflow at {self._base} did not answer: {exc}") from exc
+        if response.status_code >= 400:
+            await response.aclose()
+            raise NotFound(f"no artifact {path!r} in run {run_id}")
+        return response, response.aiter_bytes()

@@ -1,0 +1,94 @@
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import func
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+from theodolite.db.tables import Job, JobLogChunk, JobTransition
+
+
+async def get(*, session: AsyncSession, job_id: uuid.UUID, for_update: bool = False) -> Job | None:
+    return await session.get(Job, job_id, with_for_update=for_update)
+
+
+async def add(*, session: AsyncSession, job: Job) -> Job:
+    session.add(job)
+    await session.flush()
+    return job
+
+
+def add_transition(
+    *, session: AsyncSession, job_id: uuid.UUID, status: str, at: datetime, detail: str | None
+) -> None:
+    session.add(JobTransition(job_id=job_id, status=status, at=at, detail=detail))
+
+
+async def history(*, session: AsyncSession, job_id: uuid.UUID) -> list[JobTransition]:
+    rows = await session.exec(
+        select(JobTransition)
+        .where(JobTransition.job_id == job_id)
+        .order_by(col(JobTransition.at), col(JobTransition.id))
+    )
+    return list(rows)
+
+
+async def page(
+    *,
+    session: AsyncSession,
+    limit: int,
+    offset: int,
+    experiment_id: uuid.UUID | None,
+    status: str | None,
+) -> tuple[list[Job], int]:
+    conditions = []
+    if experiment_id is not None:
+        conditions.append(col(Job.experiment_id) == experiment_id)
+    if status is not None:
+        conditions.append(col(Job.status) == status)
+    total = (await session.exec(select(func.count()).select_from(Job).where(*conditions))).one()
+    rows = await session.exec(
+        select(Job)
+        .where(*conditions)
+        .order_by(col(Job.created_at).desc())
+        .limit(limit)
+        .offset(offset)
+    )
+    return list(rows), total
+
+
+def add_log_chunk(
+    *, session: AsyncSession, job_id: uuid.UUID, attempt: int, seq: int, lines: list[str]
+) -> None:
+    session.add(
+        JobLogChunk(
+            job_id=job_id, attempt=attempt, seq=seq, lines="\n".join(lines), line_count=len(lines)
+        )
+    )
+
+
+async def log_lines(*, session: AsyncSession, job_id: uuid.UUID) -> list[str]:
+    rows = await session.exec(
+        select(JobLogChunk.lines)
+        .where(JobLogChunk.job_id == job_id)
+        .order_by(col(JobLogChunk.attempt), col(JobLogChunk.seq))
+    )
+    lines: list[str] = []
+    for chunk in rows:
+        lines.extend(chunk.split("\n"))
+    return lines
+
+
+async def log_tail(*, session: AsyncSession, job_id: uuid.UUID, lines: int) -> list[str]:
+    # Chunks hold at least one line each: the last ``lines`` chunks always cover the tail.
+    rows = await session.exec(
+        select(JobLogChunk.lines)
+        .where(JobLogChunk.job_id == job_id)
+        .order_by(col(JobLogChunk.attempt).desc(), col(JobLogChunk.seq).desc())
+        .limit(lines)
+    )
+    collected: list[str] = []
+    for chunk in reversed(list(rows)):
+        collected.extend(chunk.split("\n"))
+    return collected[-lines:]

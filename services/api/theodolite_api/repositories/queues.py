@@ -1,0 +1,58 @@
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import func
+from sqlalchemy.dialects.postgresql import insert
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+from theodolite.db.tables import Queue, Worker
+from theodolite.events import WorkerHeartbeat
+
+
+async def get(*, session: AsyncSession, name: str) -> Queue | None:
+    return await session.get(Queue, name)
+
+
+async def all_queues(*, session: AsyncSession) -> list[Queue]:
+    return list(await session.exec(select(Queue).order_by(col(Queue.name))))
+
+
+async def add(*, session: AsyncSession, queue: Queue) -> Queue:
+    session.add(queue)
+    await session.flush()
+    return queue
+
+
+async def live_worker_counts(*, session: AsyncSession, seen_after: datetime) -> dict[str, int]:
+    rows = await session.exec(
+        select(Worker.queue, func.count())
+        .where(col(Worker.last_seen_at) > seen_after, col(Worker.stopping).is_(False))
+        .group_by(col(Worker.queue))
+    )
+    return {queue: count for queue, count in rows}
+
+
+async def record_heartbeat(
+    *, session: AsyncSession, heartbeat: WorkerHeartbeat, at: datetime
+) -> None:
+    values = {
+        "id": heartbeat.worker_id,
+        "queue": heartbeat.queue,
+        "hostname": heartbeat.hostname,
+        "pid": heartbeat.pid,
+        "slots": heartbeat.slots,
+        "busy": heartbeat.busy,
+        "stopping": heartbeat.stopping,
+        "started_at": heartbeat.started_at,
+        "last_seen_at": at,
+    }
+    statement = insert(Worker).values(**values)
+    await session.exec(
+        statement.on_conflict_do_update(
+            index_elements=[Worker.id],
+            set_={k: v for k, v in values.items() if k != "id"},
+            # Heartbeats can arrive out of order: never move last_seen_at backwards.
+            where=col(Worker.last_seen_at) < at,
+        )
+    )

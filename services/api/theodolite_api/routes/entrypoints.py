@@ -1,0 +1,116 @@
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import APIRouter, File, Response, UploadFile, status
+from fastapi.responses import StreamingResponse
+from theodolite.storage import entrypoint_archive_key
+
+from theodolite_api.deps import SessionDep, StateDep
+from theodolite_api.errors import NotFound, PayloadTooLarge
+from theodolite_api.repositories import entrypoints as entrypoint_repo
+from theodolite_api.schemas.common import Limit, Offset, Page
+from theodolite_api.schemas.entrypoints import EntryPointArchivePublic
+from theodolite_api.uploads import store_entrypoint_archive
+from theodolite_api.views import entrypoint_public
+
+router = APIRouter(prefix="/entrypoints", tags=["entrypoints"])
+
+READ_CHUNK = 1 << 20
+
+
+async def _read_bounded(upload: UploadFile, limit: int) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := await upload.read(READ_CHUNK):
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"the archive is larger than the limit of {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    responses={
+        200: {"description": "These bytes were uploaded before: the existing entry point"},
+        413: {"description": "Archive too large"},
+        422: {"description": "Invalid archive or MLproject"},
+    },
+)
+async def upload_entrypoint(
+    session: SessionDep,
+    state: StateDep,
+    response: Response,
+    archive: Annotated[
+        UploadFile, File(description="tar.gz, tar or zip with an MLproject at its root")
+    ],
+) -> EntryPointArchivePublic:
+    """Upload an entry point archive; the same bytes always give the same entry point."""
+    data = await _read_bounded(archive, state.archive_limits.max_bytes)
+    stored, created = await store_entrypoint_archive(
+        session=session,
+        store=state.store,
+        bucket=state.settings.storage.entrypoint_bucket,
+        data=data,
+        filename=archive.filename,
+        limits=state.archive_limits,
+    )
+    if not created:
+        response.status_code = status.HTTP_200_OK
+    return entrypoint_public(stored)
+
+
+@router.get("")
+async def list_entrypoints(
+    session: SessionDep, limit: Limit = 50, offset: Offset = 0
+) -> Page[EntryPointArchivePublic]:
+    """Entry point archives, newest first."""
+    rows, total = await entrypoint_repo.page(session=session, limit=limit, offset=offset)
+    return Page(data=[entrypoint_public(row) for row in rows], count=total)
+
+
+@router.get("/{entrypoint_id}", responses={404: {"description": "No such entry point"}})
+async def get_entrypoint(entrypoint_id: uuid.UUID, session: SessionDep) -> EntryPointArchivePublic:
+    """One entry point archive with its declared entry points and parameters."""
+    row = await entrypoint_repo.get(session=session, entrypoint_id=entrypoint_id)
+    if row is None:
+        raise NotFound(f"no entry point {entrypoint_id}")
+    return entrypoint_public(row)
+
+
+@router.get(
+    "/{entrypoint_id}/archive",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"application/octet-stream": {}}}},
+)
+async def download_entrypoint_archive(
+    entrypoint_id: uuid.UUID, session: SessionDep, state: StateDep
+) -> StreamingResponse:
+    """The archive's bytes, as uploaded."""
+    row = await entrypoint_repo.get(session=session, entrypoint_id=entrypoint_id)
+    if row is None:
+        raise NotFound(f"no entry point {entrypoint_id}")
+    chunks: Iterator[bytes] = state.store.iter_chunks(
+        state.settings.storage.entrypoint_bucket, entrypoint_archive_key(row.sha256)
+    )
+    first = await asyncio.to_thread(next, chunks, b"")  # fail before the headers are sent
+    suffix = "zip" if row.archive_format == "zip" else "tar.gz"
+
+    async def body() -> object:
+        yield first
+        while chunk := await asyncio.to_thread(next, chunks, b""):
+            yield chunk
+
+    return StreamingResponse(
+        body(),  # type: ignore[arg-type]
+        media_type="application/octet-stream",
+        headers={
+            "Content-Disposition": f'attachment; filename="{row.sha256[:12]}.{suffix}"',
+            "X-Content-SHA256": row.sha256,
+        },
+    )

@@ -1,0 +1,1 @@
+"""Wire schemas, in families per resource: XCreate / XPublic / XsPublic(data, count)."""

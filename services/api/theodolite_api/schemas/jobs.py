@@ -1,0 +1,61 @@
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+
+class JobCreate(BaseModel):
+    experiment_id: uuid.UUID
+    entrypoint_id: uuid.UUID
+    entry_point: str = "main"
+    params: dict[str, Any] = Field(default_factory=dict)
+    queue: str = "cpu"
+    timeout_s: int | None = Field(None, gt=0)
+
+
+class TransitionPublic(BaseModel):
+    status: str
+    at: datetime
+    detail: str | None = None
+
+
+class JobPublic(BaseModel):
+    id: uuid.UUID
+    experiment_id: uuid.UUID
+    entrypoint_id: uuid.UUID
+    entry_point: str
+    params: dict[str, str]
+    queue: str
+    timeout_s: int | None
+    status: str
+    history: list[TransitionPublic]
+    attempt: int
+    worker_id: str | None
+    mlflow_run_id: str | None
+    mlflow_run_url: str | None
+    exit_code: int | None
+    error: str | None
+    log_tail: list[str]
+    created_at: datetime
+    updated_at: datetime
+
+
+class MetricPoint(BaseModel):
+    value: float
+    step: int
+    timestamp: int
+
+
+class MetricPublic(BaseModel):
+    key: str
+    latest: MetricPoint
+    history: list[MetricPoint]
+
+
+class ArtifactPublic(BaseModel):
+    path: str
+    size_bytes: int
+    download_url: str

@@ -1,0 +1,103 @@
+"""Job submission: validate everything, then write the job, its first transition and its
+``job.submitted`` event in one transaction (the outbox)."""
+
+from __future__ import annotations
+
+from sqlmodel.ext.asyncio.session import AsyncSession
+from theodolite import topology
+from theodolite.db.tables import Job, utcnow
+from theodolite.events import JobSubmitted, make_event
+from theodolite.lifecycle import JobStatus
+from theodolite.mlproject import EntryPointSpec, resolve_parameters
+from theodolite.problems import Problem, ProblemsError
+
+from theodolite_api.errors import InvalidSubmission
+from theodolite_api.repositories import entrypoints as entrypoint_repo
+from theodolite_api.repositories import experiments as experiment_repo
+from theodolite_api.repositories import jobs as job_repo
+from theodolite_api.repositories import outbox as outbox_repo
+from theodolite_api.repositories import queues as queue_repo
+from theodolite_api.schemas.jobs import JobCreate
+from theodolite_api.settings import ApiSettings
+
+PRODUCER = "api"
+
+
+async def submit_job(*, session: AsyncSession, request: JobCreate, settings: ApiSettings) -> Job:
+    """Create a queued job, or raise InvalidSubmission listing every problem. Does not commit."""
+    problems: list[Problem] = []
+    experiment = await experiment_repo.get(session=session, experiment_id=request.experiment_id)
+    if experiment is None:
+        problems.append(Problem(field="experiment_id", message="no such experiment"))
+    if await queue_repo.get(session=session, name=request.queue) is None:
+        known = ", ".join(q.name for q in await queue_repo.all_queues(session=session))
+        problems.append(Problem(field="queue", message=f"no such queue (known: {known})"))
+    timeout_s = request.timeout_s if request.timeout_s is not None else settings.default_timeout_s
+    if timeout_s is not None and timeout_s > settings.max_timeout_s:
+        problems.append(
+            Problem(field="timeout_s", message=f"at most {settings.max_timeout_s} seconds")
+        )
+    archive = await entrypoint_repo.get(session=session, entrypoint_id=request.entrypoint_id)
+    params: dict[str, str] = {}
+    if archive is None:
+        problems.append(Problem(field="entrypoint_id", message="no such entry point archive"))
+    elif request.entry_point not in archive.entry_points:
+        declared = ", ".join(sorted(archive.entry_points))
+        problems.append(
+            Problem(
+                field="entry_point",
+                message=f"the archive declares no entry point {request.entry_point!r} "
+                f"(declared: {declared})",
+            )
+        )
+    else:
+        spec = EntryPointSpec.model_validate(archive.entry_points[request.entry_point])
+        try:
+            params = resolve_parameters(spec, request.params)
+        except ProblemsError as exc:
+            problems.extend(exc.problems)
+    if problems:
+        raise InvalidSubmission(f"{len(problems)} problem(s) in the submission", problems)
+    assert experiment is not None and archive is not None
+
+    now = utcnow()
+    job = Job(
+        experiment_id=experiment.id,
+        entrypoint_id=archive.id,
+        entry_point=request.entry_point,
+        params=params,
+        queue=request.queue,
+        timeout_s=timeout_s,
+        status=JobStatus.QUEUED.value,
+        attempt=1,
+        last_seq=0,
+        created_at=now,
+        updated_at=now,
+    )
+    await job_repo.add(session=session, job=job)
+    job_repo.add_transition(
+        session=session, job_id=job.id, status=JobStatus.QUEUED.value, at=now, detail=None
+    )
+    event = make_event(
+        JobSubmitted(
+            experiment_id=experiment.id,
+            mlflow_experiment_id=experiment.mlflow_experiment_id,
+            entrypoint_id=archive.id,
+            archive_sha256=archive.sha256,
+            entry_point=request.entry_point,
+            params=params,
+            queue=request.queue,
+            timeout_s=timeout_s,
+        ),
+        producer=PRODUCER,
+        job_id=job.id,
+        attempt=1,
+        seq=0,
+    )
+    outbox_repo.add(
+        session=session,
+        envelope=event,
+        exchange=topology.JOBS_EXCHANGE.name,
+        routing_key=request.queue,
+    )
+    return job

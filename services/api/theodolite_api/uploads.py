@@ -1,0 +1,87 @@
+"""Entry point archive upload: check everything, then store bytes and row, or nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+
+from sqlalchemy.exc import IntegrityError
+from sqlmodel.ext.asyncio.session import AsyncSession
+from theodolite.archives import ArchiveLimits, inspect_archive
+from theodolite.db.tables import EntryPointArchive
+from theodolite.mlproject import MLPROJECT_FILENAME, parse_mlproject
+from theodolite.problems import Problem, ProblemsError
+from theodolite.storage import ObjectStore, entrypoint_archive_key
+
+from theodolite_api.errors import InvalidArchive
+from theodolite_api.repositories import entrypoints as entrypoint_repo
+
+log = logging.getLogger(__name__)
+
+
+def describe_archive(data: bytes, limits: ArchiveLimits) -> tuple[str, str | None, dict]:
+    """(format, project name, entry points as stored) of a valid archive; raise InvalidArchive."""
+    try:
+        contents = inspect_archive(data, limits)
+    except ProblemsError as exc:
+        raise InvalidArchive(str(exc), exc.problems) from exc
+    if MLPROJECT_FILENAME not in contents.files:
+        raise InvalidArchive(
+            "the archive has no MLproject file at its root",
+            [Problem(field="archive", message="no MLproject file at the archive's root")],
+        )
+    try:
+        text = contents.read(MLPROJECT_FILENAME).decode()
+    except UnicodeDecodeError as exc:
+        raise InvalidArchive(
+            "MLproject is not UTF-8 text",
+            [Problem(field="MLproject", message="not UTF-8 text")],
+        ) from exc
+    try:
+        project = parse_mlproject(text)
+    except ProblemsError as exc:
+        raise InvalidArchive(str(exc), exc.problems) from exc
+    entry_points = {name: spec.model_dump() for name, spec in project.entry_points.items()}
+    return contents.format, project.name, entry_points
+
+
+async def store_entrypoint_archive(
+    *,
+    session: AsyncSession,
+    store: ObjectStore,
+    bucket: str,
+    data: bytes,
+    filename: str | None,
+    limits: ArchiveLimits,
+) -> tuple[EntryPointArchive, bool]:
+    """The stored entry point for these bytes and whether it is new. Commits on success."""
+    sha256 = hashlib.sha256(data).hexdigest()
+    existing = await entrypoint_repo.get_by_sha256(session=session, sha256=sha256)
+    if existing is not None:
+        return existing, False
+    archive_format, project_name, entry_points = await asyncio.to_thread(
+        describe_archive, data, limits
+    )
+    key = entrypoint_archive_key(sha256)
+    # Bytes first, row second: a row always points at stored bytes. Content addressing makes a
+    # concurrent upload of the same bytes harmless.
+    await asyncio.to_thread(store.put_bytes, bucket, key, data, "application/octet-stream")
+    row = EntryPointArchive(
+        sha256=sha256,
+        filename=filename,
+        size_bytes=len(data),
+        archive_format=archive_format,
+        project_name=project_name,
+        entry_points=entry_points,
+    )
+    try:
+        await entrypoint_repo.add(session=session, archive=row)
+        await session.commit()
+    except IntegrityError:
+        await session.rollback()
+        concurrent = await entrypoint_repo.get_by_sha256(session=session, sha256=sha256)
+        if concurrent is None:
+            raise
+        return concurrent, False
+    return row, True

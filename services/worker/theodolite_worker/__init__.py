@@ -1,0 +1,1 @@
+"""Theodolite worker: consumes one job queue and runs MLflow entry points."""

@@ -1,0 +1,32 @@
+"""Entry point archives cached on local disk by sha256, verified when fetched."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from pathlib import Path
+
+from theodolite.storage import ObjectStore, entrypoint_archive_key
+
+
+class ArchiveCache:
+    def __init__(self, *, store: ObjectStore, bucket: str, directory: Path) -> None:
+        self._store = store
+        self._bucket = bucket
+        self._directory = directory
+        self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+        directory.mkdir(parents=True, exist_ok=True)
+
+    async def get(self, sha256: str) -> bytes:
+        """The archive's bytes, fetched once and verified against their sha256."""
+        path = self._directory / sha256
+        async with self._locks[sha256]:
+            if not path.exists():
+                await asyncio.to_thread(
+                    self._store.download_verified,
+                    self._bucket,
+                    entrypoint_archive_key(sha256),
+                    sha256,
+                    path,
+                )
+        return await asyncio.to_thread(path.read_bytes)

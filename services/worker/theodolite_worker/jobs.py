@@ -1,0 +1,145 @@
+"""One job attempt, end to end: MLflow run, archive, command, events."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import shutil
+import sys
+import uuid
+from pathlib import Path
+
+from theodolite.archives import ArchiveLimits, extract_archive
+from theodolite.events import JobFailed, JobLog, JobStarted, JobSubmitted, JobSucceeded
+from theodolite.mlproject import MLPROJECT_FILENAME, parse_mlproject, render_command
+from theodolite.problems import ProblemsError
+from theodolite.storage import IntegrityError, ObjectNotFound
+
+from theodolite_worker.archive_cache import ArchiveCache
+from theodolite_worker.execution import run_command
+from theodolite_worker.job_events import JobEventPublisher
+from theodolite_worker.settings import WorkerSettings
+from theodolite_worker.tracking import JobRunTracker
+
+log = logging.getLogger(__name__)
+
+
+class JobSetupError(Exception):
+    """The job could not start: its archive or entry point is unusable."""
+
+
+def job_environment(
+    settings: WorkerSettings, job_id: uuid.UUID, run_id: str, experiment_id: str
+) -> dict[str, str]:
+    env = dict(os.environ)
+    # MLflow Projects would take ``python`` from PATH; jobs get the worker's own interpreter.
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    env.update(
+        {
+            "MLFLOW_TRACKING_URI": settings.mlflow.tracking_uri,
+            "MLFLOW_RUN_ID": run_id,
+            "MLFLOW_EXPERIMENT_ID": experiment_id,
+            "THEODOLITE_JOB_ID": str(job_id),
+            "PYTHONUNBUFFERED": "1",
+            "CUDA_VISIBLE_DEVICES": settings.gpus or "",
+        }
+    )
+    return env
+
+
+class JobRunner:
+    def __init__(
+        self, *, settings: WorkerSettings, cache: ArchiveCache, tracker: JobRunTracker
+    ) -> None:
+        self._settings = settings
+        self._cache = cache
+        self._tracker = tracker
+        self._limits = ArchiveLimits(**settings.archive_limits.model_dump())
+
+    async def _prepare(self, job: JobSubmitted, job_dir: Path) -> str:
+        try:
+            data = await self._cache.get(job.archive_sha256)
+        except (ObjectNotFound, IntegrityError) as exc:
+            raise JobSetupError(f"entry point archive unusable: {exc}") from exc
+        project_dir = job_dir / "project"
+        try:
+            await asyncio.to_thread(extract_archive, data, project_dir, self._limits)
+            project = parse_mlproject((project_dir / MLPROJECT_FILENAME).read_text())
+        except (ProblemsError, OSError) as exc:
+            raise JobSetupError(f"entry point archive unusable: {exc}") from exc
+        spec = project.entry_points.get(job.entry_point)
+        if spec is None:
+            raise JobSetupError(f"the archive has no entry point {job.entry_point!r}")
+        return render_command(spec, job.params, project_dir)
+
+    async def run(
+        self, job_id: uuid.UUID, attempt: int, job: JobSubmitted, events: JobEventPublisher
+    ) -> None:
+        """Run the attempt and publish its events; the terminal one is confirmed on return."""
+        job_dir = self._settings.work_dir / "jobs" / f"{job_id}-{attempt}"
+        job_dir.mkdir(parents=True, exist_ok=True)
+        run_id: str | None = None
+        try:
+            run_id = await self._tracker.start(job_id, attempt, job)
+            await events.publish(
+                JobStarted(worker_id=self._settings.worker_id, mlflow_run_id=run_id)
+            )
+            command = await self._prepare(job, job_dir)
+            await events.publish(JobLog(lines=[f"[theodolite] $ {command}"]))
+            log_file = job_dir / "output.log"
+
+            async def send_lines(lines: list[str]) -> None:
+                await events.publish(JobLog(lines=lines))
+
+            result = await run_command(
+                command,
+                cwd=job_dir / "project",
+                env=job_environment(self._settings, job_id, run_id, job.mlflow_experiment_id),
+                timeout_s=job.timeout_s,
+                log_sink=send_lines,
+                log_file=log_file,
+                flush_interval_s=self._settings.log_flush_interval_s,
+                batch_lines=self._settings.log_batch_lines,
+                tail_lines=self._settings.log_tail_lines,
+                kill_grace_s=self._settings.kill_grace_s,
+            )
+            succeeded = result.exit_code == 0 and not result.timed_out
+            if log_file.exists():
+                await self._tracker.log_artifact(run_id, log_file, "logs")
+            await self._tracker.finish(run_id, succeeded=succeeded)
+            if succeeded:
+                await events.publish(
+                    JobSucceeded(mlflow_run_id=run_id, exit_code=0, log_tail=result.log_tail)
+                )
+            else:
+                reason = (
+                    f"timed out after {job.timeout_s} s"
+                    if result.timed_out
+                    else f"the entry point exited with status {result.exit_code}"
+                )
+                await events.publish(
+                    JobFailed(
+                        reason=reason,
+                        mlflow_run_id=run_id,
+                        exit_code=result.exit_code,
+                        log_tail=result.log_tail,
+                    )
+                )
+        except JobSetupError as exc:
+            await self._fail(events, str(exc), run_id)
+        except Exception as exc:
+            log.exception("job %s attempt %s failed in the worker", job_id, attempt)
+            await self._fail(events, f"worker error: {type(exc).__name__}: {exc}", run_id)
+        finally:
+            if not self._settings.keep_job_dirs:
+                await asyncio.to_thread(shutil.rmtree, job_dir, True)
+
+    async def _fail(self, events: JobEventPublisher, reason: str, run_id: str | None) -> None:
+        if run_id is not None:
+            try:
+                await self._tracker.finish(run_id, succeeded=False)
+            except Exception:
+                log.exception("could not mark MLflow run %s failed", run_id)
+        await events.publish(JobLog(lines=[f"[theodolite] {reason}"]))
+        await events.publish(JobFailed(reason=reason, mlflow_run_id=run_id))

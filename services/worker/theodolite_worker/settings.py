@@ -1,0 +1,38 @@
+"""The worker's settings: the shared concerns plus how this worker runs jobs."""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+from theodolite.settings import ArchiveLimitSettings, CommonSettings
+
+
+def _default_worker_id() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+class WorkerSettings(CommonSettings):
+    model_config = SettingsConfigDict(env_prefix="THEODOLITE_WORKER_")
+
+    queue: str = Field("cpu", description="The queue this worker serves.")
+    worker_id: str = Field(default_factory=_default_worker_id, description="Unique worker name.")
+    slots: int = Field(1, ge=1, description="Jobs run at once (the consumer's prefetch).")
+    gpus: str | None = Field(
+        None,
+        description="CUDA_VISIBLE_DEVICES for jobs (GPU workers); None hides every GPU.",
+    )
+    work_dir: Path = Field(
+        Path.home() / ".cache" / "theodolite" / "worker",
+        description="Archive cache and job folders.",
+    )
+    keep_job_dirs: bool = Field(False, description="Keep each job's folder after it ends.")
+    heartbeat_interval_s: float = Field(5.0, description="Seconds between heartbeats.")
+    log_flush_interval_s: float = Field(0.25, description="Longest a log line waits to be sent.")
+    log_batch_lines: int = Field(200, description="Most log lines in one job.log event.")
+    log_tail_lines: int = Field(50, description="Log lines carried by the terminal event.")
+    kill_grace_s: float = Field(5.0, description="SIGTERM to SIGKILL delay for a job's processes.")
+    archive_limits: ArchiveLimitSettings = Field(default_factory=ArchiveLimitSettings)

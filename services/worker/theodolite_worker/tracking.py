@@ -1,0 +1,52 @@
+"""The MLflow run of one job attempt. MLflow's client blocks: every call runs in a thread."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from pathlib import Path
+
+from mlflow.entities import Param, RunTag
+from mlflow.tracking import MlflowClient
+from theodolite.events import JobSubmitted
+
+
+class JobRunTracker:
+    def __init__(self, tracking_uri: str) -> None:
+        self._client = MlflowClient(tracking_uri=tracking_uri)
+
+    async def start(self, job_id: uuid.UUID, attempt: int, job: JobSubmitted) -> str:
+        def create() -> str:
+            run = self._client.create_run(
+                job.mlflow_experiment_id,
+                run_name=f"job-{str(job_id)[:8]}-{attempt}",
+                tags={
+                    "theodolite.job_id": str(job_id),
+                    "theodolite.attempt": str(attempt),
+                    "theodolite.entrypoint_id": str(job.entrypoint_id),
+                    "theodolite.entrypoint_sha256": job.archive_sha256,
+                    "theodolite.queue": job.queue,
+                    "mlflow.project.entryPoint": job.entry_point,
+                    "mlflow.source.type": "PROJECT",
+                    "mlflow.source.name": f"theodolite:entrypoint/{job.archive_sha256}",
+                },
+            )
+            run_id = run.info.run_id
+            if job.params:
+                self._client.log_batch(
+                    run_id, params=[Param(k, v) for k, v in sorted(job.params.items())]
+                )
+            return run_id
+
+        return await asyncio.to_thread(create)
+
+    async def tag(self, run_id: str, key: str, value: str) -> None:
+        await asyncio.to_thread(self._client.log_batch, run_id, tags=[RunTag(key, value)])
+
+    async def log_artifact(self, run_id: str, path: Path, artifact_path: str) -> None:
+        await asyncio.to_thread(self._client.log_artifact, run_id, str(path), artifact_path)
+
+    async def finish(self, run_id: str, *, succeeded: bool) -> None:
+        await asyncio.to_thread(
+            self._client.set_terminated, run_id, "FINISHED" if succeeded else "FAILED"
+        )

@@ -1,0 +1,155 @@
+"""RabbitMQ client: one robust connection per process, channels per purpose.
+
+Publishing waits for the broker's confirm and fails on unroutable messages (``mandatory``), so a
+caller that returns normally knows the message is stored in a queue.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from types import TracebackType
+from typing import Self
+
+import aio_pika
+from aio_pika.abc import (
+    AbstractChannel,
+    AbstractIncomingMessage,
+    AbstractQueue,
+    AbstractRobustConnection,
+)
+
+from theodolite import topology
+from theodolite.events import Envelope
+
+log = logging.getLogger(__name__)
+
+MessageHandler = Callable[[AbstractIncomingMessage], Awaitable[None]]
+
+
+class Broker:
+    """Async context manager owning the connection and the publishing channel."""
+
+    def __init__(self, url: str, *, client_name: str, job_delivery_limit: int = 5) -> None:
+        self._url = url
+        self._client_name = client_name
+        self._delivery_limit = job_delivery_limit
+        self._connection: AbstractRobustConnection | None = None
+        self._publish_channel: AbstractChannel | None = None
+
+    async def __aenter__(self) -> Self:
+        self._connection = await aio_pika.connect_robust(
+            self._url, client_properties={"connection_name": self._client_name}
+        )
+        self._publish_channel = await self._connection.channel(
+            publisher_confirms=True, on_return_raises=True
+        )
+        await self._declare_exchanges(self._publish_channel)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._connection is not None:
+            await self._connection.close()
+        self._connection = None
+        self._publish_channel = None
+
+    @property
+    def connection(self) -> AbstractRobustConnection:
+        if self._connection is None:
+            raise RuntimeError("Broker is not connected; use it as an async context manager")
+        return self._connection
+
+    @property
+    def is_connected(self) -> bool:
+        return self._connection is not None and not self._connection.is_closed
+
+    @staticmethod
+    async def _declare_exchanges(channel: AbstractChannel) -> None:
+        for spec in topology.ALL_EXCHANGES:
+            await channel.declare_exchange(spec.name, spec.type, durable=True)
+
+    async def _publish_channel_or_raise(self) -> AbstractChannel:
+        if self._publish_channel is None:
+            raise RuntimeError("Broker is not connected")
+        return self._publish_channel
+
+    async def declare_quorum_queue(self, name: str) -> AbstractQueue:
+        """A durable quorum queue with its dead-letter queue bound behind it."""
+        channel = await self._publish_channel_or_raise()
+        dead_name = topology.dead_letter_queue_name(name)
+        dead = await channel.declare_queue(
+            dead_name, durable=True, arguments={"x-queue-type": "quorum"}
+        )
+        await dead.bind(topology.DEAD_LETTER_EXCHANGE.name, routing_key=dead_name)
+        return await channel.declare_queue(
+            name,
+            durable=True,
+            arguments=topology.quorum_queue_arguments(name, self._delivery_limit),
+        )
+
+    async def declare_job_queue(self, queue: str) -> AbstractQueue:
+        """Declare ``jobs.<queue>`` and bind it, so a job published to it is never unroutable."""
+        declared = await self.declare_quorum_queue(topology.job_queue_name(queue))
+        await declared.bind(topology.JOBS_EXCHANGE.name, routing_key=queue)
+        return declared
+
+    async def publish(self, exchange: str, routing_key: str, envelope: Envelope) -> None:
+        """Publish persistently and wait for the broker's confirm."""
+        await self.publish_raw(
+            exchange,
+            routing_key,
+            envelope.to_bytes(),
+            message_id=str(envelope.id),
+            message_type=envelope.type.value,
+        )
+
+    async def publish_raw(
+        self,
+        exchange: str,
+        routing_key: str,
+        body: bytes,
+        *,
+        message_id: str,
+        message_type: str,
+    ) -> None:
+        channel = await self._publish_channel_or_raise()
+        target = await channel.get_exchange(exchange, ensure=False)
+        await target.publish(
+            aio_pika.Message(
+                body,
+                content_type="application/json",
+                delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                message_id=message_id,
+                type=message_type,
+            ),
+            routing_key=routing_key,
+            mandatory=True,
+        )
+
+    async def consume(
+        self, queue: AbstractQueue | str, handler: MessageHandler, *, prefetch: int
+    ) -> AbstractChannel:
+        """Consume with manual acks on a channel of its own; the handler settles each message."""
+        channel = await self.connection.channel()
+        await channel.set_qos(prefetch_count=prefetch)
+        name = queue if isinstance(queue, str) else queue.name
+        declared = await channel.get_queue(name, ensure=True)
+        await declared.consume(handler, no_ack=False)
+        return channel
+
+    async def queue_message_count(self, name: str) -> int | None:
+        """Messages ready in a queue, or None when it does not exist."""
+        channel = await self.connection.channel()
+        try:
+            declared = await channel.declare_queue(name, passive=True)
+            return declared.declaration_result.message_count
+        except aio_pika.exceptions.ChannelClosed:
+            return None
+        finally:
+            if not channel.is_closed:
+                await channel.close()

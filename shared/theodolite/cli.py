@@ -1,0 +1,125 @@
+"""``theodolite``: the command line. ``stack`` runs the local stack; ``demo`` runs an example."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+app = typer.Typer(no_args_is_help=True, help="Theodolite: ML security experiments, reproducibly.")
+stack_app = typer.Typer(no_args_is_help=True, help="The local stack (no Docker needed).")
+db_app = typer.Typer(no_args_is_help=True, help="Database schema.")
+app.add_typer(stack_app, name="stack")
+app.add_typer(db_app, name="db")
+console = Console()
+
+StateDir = Annotated[Path, typer.Option(help="Where the stack keeps its data, logs and pids.")]
+ApiUrl = Annotated[str, typer.Option(envvar="THEODOLITE_API_URL", help="The api's base URL.")]
+
+
+@stack_app.command("up")
+def stack_up(state_dir: StateDir = Path(".stack")) -> None:
+    """Start the S3 server, MLflow server, api and a CPU worker on 127.0.0.1."""
+    from theodolite.devstack import StackConfig, StackError, up
+
+    config = StackConfig(state_dir=state_dir)
+    try:
+        up(config, say=lambda line: console.print(f"[cyan]starting[/] {line}"))
+    except StackError as exc:
+        console.print(f"[red]the stack did not start:[/] {exc}")
+        raise typer.Exit(1) from exc
+    console.print(f"[green]stack up[/]; logs in {state_dir / 'logs'}")
+    console.print(f"  api + Swagger UI  {config.api_url}/docs")
+    console.print(f"  MLflow UI         {config.mlflow_url}")
+
+
+@stack_app.command("down")
+def stack_down(state_dir: StateDir = Path(".stack")) -> None:
+    """Stop every process of the local stack (data stays in the state folder)."""
+    from theodolite.devstack import StackConfig, down
+
+    down(StackConfig(state_dir=state_dir), say=lambda line: console.print(line))
+
+
+@db_app.command("upgrade")
+def db_upgrade(
+    url: Annotated[str, typer.Option(envvar="THEODOLITE_DB_URL")] = (
+        "postgresql+asyncpg://postgres@127.0.0.1:5432/theodolite"
+    ),
+) -> None:
+    """Apply every migration."""
+    from theodolite.db.migrate import upgrade
+
+    upgrade(url)
+
+
+def _parse_params(pairs: list[str]) -> dict[str, str]:
+    params = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep:
+            raise typer.BadParameter(f"{pair!r} is not name=value")
+        params[name] = value
+    return params
+
+
+@app.command()
+def demo(
+    example: Annotated[Path, typer.Argument(help="An entry point folder.")] = Path(
+        "examples/digits-evasion"
+    ),
+    param: Annotated[list[str], typer.Option("-P", help="name=value, repeatable.")] = [],  # noqa: B006
+    experiment: Annotated[str, typer.Option(help="Experiment name.")] = "quickstart",
+    api_url: ApiUrl = "http://127.0.0.1:8000",
+    as_json: Annotated[bool, typer.Option("--json", help="Print the final job as JSON.")] = False,
+) -> None:
+    """Upload an example, submit it, follow it to the end and show its metrics."""
+    from theodolite.client import ApiError, TheodoliteClient
+
+    with TheodoliteClient(api_url) as client:
+        try:
+            exp = client.ensure_experiment(experiment)
+            entrypoint = client.upload_entrypoint(example)
+            console.print(f"entry point [bold]{example.name}[/] sha256 {entrypoint['sha256'][:12]}")
+            job = client.submit_job(
+                experiment_id=exp["id"],
+                entrypoint_id=entrypoint["id"],
+                params=_parse_params(param),
+            )
+        except ApiError as exc:
+            console.print(f"[red]{exc}[/]")
+            raise typer.Exit(2) from exc
+        console.print(f"job {job['id']} submitted")
+
+        def show(changed: dict) -> None:
+            console.print(f"  status: [bold]{changed['status']}[/]")
+
+        final = client.wait(job["id"], on_change=show)
+        if as_json:
+            print(json.dumps(final, indent=2))
+        metrics = client.metrics(job["id"])
+        if metrics:
+            table = Table(title="metrics")
+            table.add_column("metric")
+            table.add_column("value", justify="right")
+            for metric in metrics:
+                table.add_row(metric["key"], f"{metric['latest']['value']:.4f}")
+            console.print(table)
+        for artifact in client.artifacts(job["id"]):
+            console.print(f"  artifact {artifact['path']}  {artifact['download_url']}")
+        if final["status"] != "succeeded":
+            console.print(f"[red]job {final['status']}:[/] {final.get('error')}")
+            console.print("\n".join(final.get("log_tail", [])))
+        console.print(f"Swagger UI: {api_url}/docs")
+        if final.get("mlflow_run_url"):
+            console.print(f"MLflow UI:  {final['mlflow_run_url']}")
+        raise typer.Exit(0 if final["status"] == "succeeded" else 1)
+
+
+def main() -> None:  # pragma: no cover
+    sys.exit(app())

@@ -1,0 +1,1 @@
+"""Database layer: table models, async engine and Alembic migrations."""

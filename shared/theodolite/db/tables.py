@@ -1,0 +1,122 @@
+"""Table models. Each table has one owning service (see ARCHITECTURE.md); the api owns these."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import BigInteger, Column, DateTime, Identity, LargeBinary, Text
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlmodel import Field, SQLModel
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _timestamp(**kwargs: Any) -> Any:
+    return Field(default_factory=utcnow, sa_type=DateTime(timezone=True), **kwargs)
+
+
+class Experiment(SQLModel, table=True):
+    __tablename__ = "experiments"
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    name: str = Field(unique=True, index=True)
+    description: str | None = None
+    mlflow_experiment_id: str
+    created_at: datetime = _timestamp()
+
+
+class EntryPointArchive(SQLModel, table=True):
+    __tablename__ = "entrypoints"
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    sha256: str = Field(unique=True, index=True)
+    filename: str | None = None
+    size_bytes: int
+    archive_format: str
+    project_name: str | None = None
+    # {entry point name: {"command": ..., "parameters": {name: {"type", "default"}}}}
+    entry_points: dict[str, Any] = Field(sa_column=Column(JSONB, nullable=False))
+    created_at: datetime = _timestamp()
+
+
+class Queue(SQLModel, table=True):
+    __tablename__ = "queues"
+
+    name: str = Field(primary_key=True)
+    description: str | None = None
+    created_at: datetime = _timestamp()
+
+
+class Worker(SQLModel, table=True):
+    __tablename__ = "workers"
+
+    id: str = Field(primary_key=True)
+    queue: str = Field(index=True)
+    hostname: str
+    pid: int
+    slots: int
+    busy: int
+    stopping: bool = False
+    started_at: datetime = Field(sa_type=DateTime(timezone=True))
+    last_seen_at: datetime = Field(sa_type=DateTime(timezone=True), index=True)
+
+
+class Job(SQLModel, table=True):
+    __tablename__ = "jobs"
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    experiment_id: uuid.UUID = Field(foreign_key="experiments.id", index=True)
+    entrypoint_id: uuid.UUID = Field(foreign_key="entrypoints.id")
+    entry_point: str
+    params: dict[str, str] = Field(sa_column=Column(JSONB, nullable=False))
+    queue: str = Field(foreign_key="queues.name")
+    timeout_s: int | None = None
+    status: str = Field(index=True)
+    attempt: int = 0
+    last_seq: int = -1
+    worker_id: str | None = None
+    mlflow_run_id: str | None = None
+    exit_code: int | None = None
+    error: str | None = Field(default=None, sa_type=Text)
+    created_at: datetime = _timestamp(index=True)
+    updated_at: datetime = _timestamp()
+
+
+class JobTransition(SQLModel, table=True):
+    __tablename__ = "job_transitions"
+
+    id: int | None = Field(default=None, sa_column=Column(BigInteger, Identity(), primary_key=True))
+    job_id: uuid.UUID = Field(foreign_key="jobs.id", index=True)
+    status: str
+    at: datetime = Field(sa_type=DateTime(timezone=True))
+    detail: str | None = Field(default=None, sa_type=Text)
+
+
+class JobLogChunk(SQLModel, table=True):
+    __tablename__ = "job_log_chunks"
+
+    id: int | None = Field(default=None, sa_column=Column(BigInteger, Identity(), primary_key=True))
+    job_id: uuid.UUID = Field(foreign_key="jobs.id", index=True)
+    attempt: int
+    seq: int
+    lines: str = Field(sa_type=Text)  # newline-joined
+    line_count: int
+
+
+class OutboxMessage(SQLModel, table=True):
+    """An event committed with the change that caused it, published later by the relay."""
+
+    __tablename__ = "outbox"
+
+    id: int | None = Field(default=None, sa_column=Column(BigInteger, Identity(), primary_key=True))
+    event_id: uuid.UUID = Field(unique=True)
+    event_type: str
+    exchange: str
+    routing_key: str
+    body: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    created_at: datetime = _timestamp()
+    published_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True), index=True)

@@ -1,0 +1,394 @@
+"""The local stack without Docker: S3 server (SeaweedFS), MLflow server, api and workers as
+background processes on 127.0.0.1, beside the machine's own PostgreSQL and RabbitMQ.
+
+Used by ``theodolite stack up/down`` (the Quickstart) and by the integration tests, which start
+their own copy on free ports with their own databases and RabbitMQ vhost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import httpx
+
+TELEMETRY_OFF = {
+    "DO_NOT_TRACK": "1",
+    "MLFLOW_DISABLE_TELEMETRY": "true",
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+}
+
+
+class StackError(RuntimeError):
+    pass
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class StackConfig:
+    """Where everything listens and keeps its state. Defaults are the Quickstart's."""
+
+    state_dir: Path = Path(".stack")
+    api_port: int = 8000
+    mlflow_port: int = 5000
+    s3_port: int = 9000
+    # SeaweedFS's internal listeners (each also opens port + 10000 for gRPC).
+    s3_master_port: int = 9333
+    s3_volume_port: int = 8080
+    s3_filer_port: int = 8888
+    s3_admin_port: int = 23646
+    postgres_url: str = "postgresql://postgres@127.0.0.1:5432"
+    database: str = "theodolite"
+    mlflow_database: str = "mlflow"
+    broker_url: str = "amqp://guest:guest@127.0.0.1:5672/"
+    s3_access_key: str = "theodolite"
+    s3_secret_key: str = "theodolite-dev-secret"
+    entrypoint_bucket: str = "theodolite-entrypoints"
+    mlflow_bucket: str = "theodolite-mlflow"
+    worker_queues: tuple[str, ...] = ("cpu",)
+    python: str = sys.executable
+    extra_env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.api_port}"
+
+    @property
+    def mlflow_url(self) -> str:
+        return f"http://127.0.0.1:{self.mlflow_port}"
+
+    @property
+    def s3_endpoint(self) -> str:
+        return f"127.0.0.1:{self.s3_port}"
+
+    def database_url(self, driver: str, name: str) -> str:
+        parts = urlsplit(self.postgres_url)
+        return urlunsplit((f"postgresql+{driver}", parts.netloc, f"/{name}", "", ""))
+
+    def service_env(self) -> dict[str, str]:
+        """What the api and workers need to find everything."""
+        return {
+            **TELEMETRY_OFF,
+            "THEODOLITE_DB_URL": self.database_url("asyncpg", self.database),
+            "THEODOLITE_BROKER_URL": self.broker_url,
+            "THEODOLITE_S3_ENDPOINT": self.s3_endpoint,
+            "THEODOLITE_S3_ACCESS_KEY": self.s3_access_key,
+            "THEODOLITE_S3_SECRET_KEY": self.s3_secret_key,
+            "THEODOLITE_S3_ENTRYPOINT_BUCKET": self.entrypoint_bucket,
+            "THEODOLITE_MLFLOW_TRACKING_URI": self.mlflow_url,
+            **self.extra_env,
+        }
+
+
+def _bin(config: StackConfig, name: str) -> str:
+    candidate = Path(config.python).parent / name
+    found = str(candidate) if candidate.exists() else shutil.which(name)
+    if found is None:
+        raise StackError(f"{name} is not installed (pip install 'theodolite[stack]')")
+    return found
+
+
+def _pidfile(config: StackConfig, name: str) -> Path:
+    return config.state_dir / "pids" / f"{name}.pid"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def running_pid(config: StackConfig, name: str) -> int | None:
+    path = _pidfile(config, name)
+    if not path.exists():
+        return None
+    pid = int(path.read_text().strip())
+    return pid if _alive(pid) else None
+
+
+def start_process(config: StackConfig, name: str, argv: list[str], env: dict[str, str]) -> int:
+    """Start ``argv`` in its own session (so stopping it stops its children), log to a file."""
+    if (pid := running_pid(config, name)) is not None:
+        return pid
+    logs = config.state_dir / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    _pidfile(config, name).parent.mkdir(parents=True, exist_ok=True)
+    with (logs / f"{name}.log").open("ab") as log_file:
+        process = subprocess.Popen(
+            argv,
+            env={**os.environ, **env},
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    _pidfile(config, name).write_text(str(process.pid))
+    return process.pid
+
+
+def stop_process(config: StackConfig, name: str, grace_s: float = 10.0) -> bool:
+    pid = running_pid(config, name)
+    _pidfile(config, name).unlink(missing_ok=True)
+    if pid is None:
+        return False
+    try:
+        os.killpg(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return False
+    deadline = time.monotonic() + grace_s
+    while time.monotonic() < deadline and _alive(pid):
+        time.sleep(0.1)
+    if _alive(pid):
+        try:
+            os.killpg(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    return True
+
+
+def log_tail(config: StackConfig, name: str, lines: int = 30) -> str:
+    path = config.state_dir / "logs" / f"{name}.log"
+    if not path.exists():
+        return ""
+    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+
+
+def wait_until(config: StackConfig, name: str, ready: Callable[[], bool], timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if ready():
+            return
+        if running_pid(config, name) is None:
+            raise StackError(f"{name} exited while starting:\n{log_tail(config, name)}")
+        time.sleep(0.2)
+    raise StackError(f"{name} not ready after {timeout_s:.0f} s:\n{log_tail(config, name)}")
+
+
+def http_ok(url: str) -> Callable[[], bool]:
+    def check() -> bool:
+        try:
+            return httpx.get(url, timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    return check
+
+
+async def _ensure_database(postgres_url: str, name: str) -> None:
+    import asyncpg
+
+    connection = await asyncpg.connect(f"{postgres_url}/postgres")
+    try:
+        exists = await connection.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name)
+        if not exists:
+            await connection.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await connection.close()
+
+
+async def _drop_database(postgres_url: str, name: str) -> None:
+    import asyncpg
+
+    connection = await asyncpg.connect(f"{postgres_url}/postgres")
+    try:
+        await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await connection.close()
+
+
+def ensure_database(config: StackConfig, name: str) -> None:
+    asyncio.run(_ensure_database(config.postgres_url, name))
+
+
+def drop_database(config: StackConfig, name: str) -> None:
+    asyncio.run(_drop_database(config.postgres_url, name))
+
+
+def start_object_store(config: StackConfig) -> None:
+    data = (config.state_dir / "s3").resolve()
+    data.mkdir(parents=True, exist_ok=True)
+    identities = data / "identities.json"
+    identities.write_text(
+        json.dumps(
+            {
+                "identities": [
+                    {
+                        "name": "theodolite",
+                        "credentials": [
+                            {"accessKey": config.s3_access_key, "secretKey": config.s3_secret_key}
+                        ],
+                        "actions": ["Admin", "Read", "List", "Tagging", "Write"],
+                    }
+                ]
+            }
+        )
+    )
+    start_process(
+        config,
+        "s3",
+        [
+            _bin(config, "weed"),
+            "mini",
+            f"-dir={data}",
+            "-ip=127.0.0.1",
+            "-ip.bind=127.0.0.1",
+            f"-s3.port={config.s3_port}",
+            f"-master.port={config.s3_master_port}",
+            f"-volume.port={config.s3_volume_port}",
+            f"-filer.port={config.s3_filer_port}",
+            f"-admin.port={config.s3_admin_port}",
+            f"-s3.config={identities}",
+            "-webdav=false",
+            "-admin.ui=false",
+            "-s3.port.iceberg=0",
+            "-s3.port.lance=0",
+            "-master.telemetry=false",
+            # The default sockets in /tmp collide between stacks running side by side.
+            f"-s3.localSocket={data}/s3.sock",
+            f"-filer.localSocket={data}/filer.sock",
+        ],
+        TELEMETRY_OFF,
+    )
+    wait_until(config, "s3", http_ok(f"http://{config.s3_endpoint}/healthz"), 60)
+
+    from theodolite.settings import StorageSettings
+    from theodolite.storage import ObjectStore
+
+    store = ObjectStore(
+        StorageSettings(
+            endpoint=config.s3_endpoint,
+            access_key=config.s3_access_key,
+            secret_key=config.s3_secret_key,
+        )
+    )
+    for bucket in (config.entrypoint_bucket, config.mlflow_bucket):
+        for attempt in range(20):  # the S3 gateway answers health before its filer is ready
+            try:
+                store.ensure_bucket(bucket)
+                break
+            except Exception:
+                if attempt == 19:
+                    raise
+                time.sleep(0.5)
+
+
+def start_mlflow(config: StackConfig) -> None:
+    ensure_database(config, config.mlflow_database)
+    start_process(
+        config,
+        "mlflow",
+        [
+            _bin(config, "mlflow"),
+            "server",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(config.mlflow_port),
+            "--workers",
+            "1",
+            "--backend-store-uri",
+            config.database_url("psycopg2", config.mlflow_database),
+            "--artifacts-destination",
+            f"s3://{config.mlflow_bucket}/artifacts",
+        ],
+        {
+            **TELEMETRY_OFF,
+            "MLFLOW_S3_ENDPOINT_URL": f"http://{config.s3_endpoint}",
+            "AWS_ACCESS_KEY_ID": config.s3_access_key,
+            "AWS_SECRET_ACCESS_KEY": config.s3_secret_key,
+            "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
+        },
+    )
+    wait_until(config, "mlflow", http_ok(f"{config.mlflow_url}/health"), 120)
+
+
+def start_api(config: StackConfig) -> None:
+    ensure_database(config, config.database)
+    start_process(
+        config,
+        "api",
+        [config.python, "-m", "theodolite_api"],
+        {
+            **config.service_env(),
+            "THEODOLITE_API_HOST": "127.0.0.1",
+            "THEODOLITE_API_PORT": str(config.api_port),
+        },
+    )
+    wait_until(config, "api", http_ok(f"{config.api_url}/readyz"), 60)
+
+
+def worker_name(queue: str, index: int = 0) -> str:
+    return f"worker-{queue}-{index}"
+
+
+def start_worker(config: StackConfig, queue: str, index: int = 0, wait: bool = True) -> str:
+    name = worker_name(queue, index)
+    start_process(
+        config,
+        name,
+        [config.python, "-m", "theodolite_worker"],
+        {
+            **config.service_env(),
+            "THEODOLITE_WORKER_QUEUE": queue,
+            "THEODOLITE_WORKER_WORKER_ID": f"{socket.gethostname()}-{name}",
+            "THEODOLITE_WORKER_WORK_DIR": str((config.state_dir / name).resolve()),
+        },
+    )
+    if wait:
+        wait_until(config, name, lambda: live_workers(config, queue) > 0, 60)
+    return name
+
+
+def live_workers(config: StackConfig, queue: str) -> int:
+    try:
+        response = httpx.get(f"{config.api_url}/api/v1/queues", timeout=2)
+    except httpx.HTTPError:
+        return 0
+    for entry in response.json().get("data", []):
+        if entry["name"] == queue:
+            return int(entry["live_workers"])
+    return 0
+
+
+SERVICES_IN_STOP_ORDER = ("api", "mlflow", "s3")
+
+
+def up(config: StackConfig, *, say: Callable[[str], None] = print) -> None:
+    config.state_dir.mkdir(parents=True, exist_ok=True)
+    say(f"S3 server (SeaweedFS) on {config.s3_endpoint} ...")
+    start_object_store(config)
+    say(f"MLflow server on {config.mlflow_url} ...")
+    start_mlflow(config)
+    say(f"api on {config.api_url} ...")
+    start_api(config)
+    for queue in config.worker_queues:
+        say(f"worker for queue {queue!r} ...")
+        start_worker(config, queue)
+
+
+def down(config: StackConfig, *, say: Callable[[str], None] = print) -> None:
+    pids = config.state_dir / "pids"
+    workers = sorted(p.stem for p in pids.glob("worker-*.pid")) if pids.exists() else []
+    for name in (*workers, *SERVICES_IN_STOP_ORDER):
+        if stop_process(config, name):
+            say(f"stopped {name}")

@@ -1,0 +1,139 @@
+"""Event envelope and one typed payload model per event type. JSON on the wire, never pickle."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, Field, ValidationError
+
+
+class EventType(StrEnum):
+    JOB_SUBMITTED = "job.submitted"
+    JOB_STARTED = "job.started"
+    JOB_LOG = "job.log"
+    JOB_SUCCEEDED = "job.succeeded"
+    JOB_FAILED = "job.failed"
+    WORKER_HEARTBEAT = "worker.heartbeat"
+
+
+class JobSubmitted(BaseModel):
+    """A job to run: everything a worker needs, so it never has to ask the api."""
+
+    experiment_id: uuid.UUID
+    mlflow_experiment_id: str
+    entrypoint_id: uuid.UUID
+    archive_sha256: str
+    entry_point: str
+    params: dict[str, str]
+    queue: str
+    timeout_s: int | None = None
+
+
+class JobStarted(BaseModel):
+    worker_id: str
+    mlflow_run_id: str
+
+
+class JobLog(BaseModel):
+    lines: list[str]
+
+
+class JobSucceeded(BaseModel):
+    mlflow_run_id: str
+    exit_code: int = 0
+    log_tail: list[str] = Field(default_factory=list)
+
+
+class JobFailed(BaseModel):
+    reason: str
+    mlflow_run_id: str | None = None
+    exit_code: int | None = None
+    log_tail: list[str] = Field(default_factory=list)
+
+
+class WorkerHeartbeat(BaseModel):
+    worker_id: str
+    queue: str
+    hostname: str
+    pid: int
+    slots: int
+    busy: int
+    started_at: datetime
+    stopping: bool = False
+
+
+PAYLOAD_MODELS: dict[EventType, type[BaseModel]] = {
+    EventType.JOB_SUBMITTED: JobSubmitted,
+    EventType.JOB_STARTED: JobStarted,
+    EventType.JOB_LOG: JobLog,
+    EventType.JOB_SUCCEEDED: JobSucceeded,
+    EventType.JOB_FAILED: JobFailed,
+    EventType.WORKER_HEARTBEAT: WorkerHeartbeat,
+}
+PAYLOAD_TYPES: dict[type[BaseModel], EventType] = {m: t for t, m in PAYLOAD_MODELS.items()}
+
+
+class Envelope(BaseModel):
+    """What travels: identity, ordering and provenance around one typed payload.
+
+    ``(attempt, seq)`` orders one job's events: ``seq`` grows within an attempt, and a retry is a
+    new attempt, so consumers can drop stale and duplicate events.
+    """
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4)
+    type: EventType
+    version: int = 1
+    occurred_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+    job_id: uuid.UUID | None = None
+    attempt: int = 0
+    seq: int = 0
+    producer: str
+    payload: dict[str, Any]
+
+    def typed_payload(self) -> BaseModel:
+        return PAYLOAD_MODELS[self.type].model_validate(self.payload)
+
+    def to_bytes(self) -> bytes:
+        return self.model_dump_json().encode()
+
+
+class UndecodableEvent(ValueError):
+    """A message that is not a valid envelope of a known type and version."""
+
+
+SUPPORTED_VERSION = 1
+
+
+def make_event(
+    payload: BaseModel,
+    *,
+    producer: str,
+    job_id: uuid.UUID | None = None,
+    attempt: int = 0,
+    seq: int = 0,
+) -> Envelope:
+    return Envelope(
+        type=PAYLOAD_TYPES[type(payload)],
+        job_id=job_id,
+        attempt=attempt,
+        seq=seq,
+        producer=producer,
+        payload=payload.model_dump(mode="json"),
+    )
+
+
+def decode_event(body: bytes) -> tuple[Envelope, BaseModel]:
+    """Parse and check a message body; raise UndecodableEvent naming what is wrong."""
+    try:
+        envelope = Envelope.model_validate_json(body)
+    except ValidationError as exc:
+        raise UndecodableEvent(f"not a Theodolite event envelope: {exc.errors()[:3]}") from exc
+    if envelope.version != SUPPORTED_VERSION:
+        raise UndecodableEvent(f"unsupported version {envelope.version} of {envelope.type}")
+    try:
+        return envelope, envelope.typed_payload()
+    except ValidationError as exc:
+        raise UndecodableEvent(f"bad {envelope.type} payload: {exc.errors()[:3]}") from exc

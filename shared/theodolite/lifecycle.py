@@ -1,0 +1,69 @@
+"""The job state machine: the one place that says which transitions are legal."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class JobStatus(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    TIMED_OUT = "timed_out"
+    LOST = "lost"
+
+
+TERMINAL_STATUSES = frozenset(
+    {JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED, JobStatus.TIMED_OUT}
+)
+
+ALLOWED_TRANSITIONS: dict[JobStatus, frozenset[JobStatus]] = {
+    JobStatus.QUEUED: frozenset({JobStatus.RUNNING, JobStatus.CANCELLED, JobStatus.FAILED}),
+    JobStatus.RUNNING: frozenset(
+        {
+            JobStatus.SUCCEEDED,
+            JobStatus.FAILED,
+            JobStatus.CANCELLED,
+            JobStatus.TIMED_OUT,
+            JobStatus.LOST,
+        }
+    ),
+    # A lost job is re-queued while its retry budget lasts, else it fails.
+    JobStatus.LOST: frozenset({JobStatus.QUEUED, JobStatus.FAILED}),
+    **{status: frozenset() for status in TERMINAL_STATUSES},
+}
+
+
+class IllegalTransition(ValueError):
+    def __init__(self, current: JobStatus, target: JobStatus) -> None:
+        super().__init__(f"a job cannot go from {current.value} to {target.value}")
+        self.current = current
+        self.target = target
+
+
+def is_terminal(status: JobStatus) -> bool:
+    return status in TERMINAL_STATUSES
+
+
+def check_transition(current: JobStatus, target: JobStatus) -> None:
+    """Raise IllegalTransition unless ``current -> target`` is allowed."""
+    if target not in ALLOWED_TRANSITIONS[current]:
+        raise IllegalTransition(current, target)
+
+
+def transition_path(current: JobStatus, target: JobStatus) -> list[JobStatus]:
+    """The statuses to record to reach ``target``: direct, or through ``running``.
+
+    Events from one job can reach an api replica out of order (competing consumers); a terminal
+    event seen before ``job.started`` still implies the job ran.
+    """
+    if target in ALLOWED_TRANSITIONS[current]:
+        return [target]
+    if (
+        JobStatus.RUNNING in ALLOWED_TRANSITIONS[current]
+        and target in ALLOWED_TRANSITIONS[JobStatus.RUNNING]
+    ):
+        return [JobStatus.RUNNING, target]
+    raise IllegalTransition(current, target)

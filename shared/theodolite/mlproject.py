@@ -1,0 +1,204 @@
+"""MLproject files: parsing, typed parameter validation and command rendering.
+
+Follows MLflow Projects semantics (parameters substituted shell-quoted into the entry point's
+command, ``path`` values made absolute), and adds what MLflow leaves out: values are checked
+against their declared type, and unknown or missing parameters are refused.
+"""
+
+from __future__ import annotations
+
+import math
+import shlex
+import string
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlparse
+
+import yaml
+from pydantic import BaseModel, Field
+
+from theodolite.problems import Problem, ProblemsError
+
+MLPROJECT_FILENAME = "MLproject"
+ParameterType = Literal["float", "int", "string", "path", "uri"]
+PARAMETER_TYPES: tuple[str, ...] = ("float", "int", "string", "path", "uri")
+
+
+class ParameterSpec(BaseModel):
+    type: ParameterType = "string"
+    default: str | None = None
+
+    @property
+    def required(self) -> bool:
+        return self.default is None
+
+
+class EntryPointSpec(BaseModel):
+    command: str
+    parameters: dict[str, ParameterSpec] = Field(default_factory=dict)
+
+
+class ProjectSpec(BaseModel):
+    name: str | None = None
+    entry_points: dict[str, EntryPointSpec]
+
+
+def _problem(field: str, message: str) -> Problem:
+    return Problem(field=field, message=message)
+
+
+def parse_mlproject(text: str) -> ProjectSpec:
+    """Parse an MLproject file; raise ProblemsError naming every problem in it."""
+    try:
+        document = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ProblemsError(
+            "invalid MLproject", [_problem("MLproject", f"not YAML: {exc}")]
+        ) from exc
+    if not isinstance(document, dict):
+        raise ProblemsError("invalid MLproject", [_problem("MLproject", "must be a YAML mapping")])
+    problems: list[Problem] = []
+    name = document.get("name")
+    if name is not None and not isinstance(name, str):
+        problems.append(_problem("MLproject.name", "must be a string"))
+    raw_entry_points = document.get("entry_points")
+    if not isinstance(raw_entry_points, dict) or not raw_entry_points:
+        problems.append(_problem("MLproject.entry_points", "must map at least one entry point"))
+        raise ProblemsError("invalid MLproject", problems)
+    entry_points: dict[str, EntryPointSpec] = {}
+    for ep_name, raw in raw_entry_points.items():
+        where = f"MLproject.entry_points.{ep_name}"
+        if not isinstance(raw, dict):
+            problems.append(_problem(where, "must be a mapping with a command"))
+            continue
+        command = raw.get("command")
+        if not isinstance(command, str) or not command.strip():
+            problems.append(_problem(f"{where}.command", "must be a non-empty string"))
+            continue
+        parameters = _parse_parameters(raw.get("parameters") or {}, where, problems)
+        for missing in _placeholders_without_parameter(command, parameters):
+            problems.append(
+                _problem(f"{where}.command", f"uses {{{missing}}}, which is not a parameter")
+            )
+        entry_points[str(ep_name)] = EntryPointSpec(command=command, parameters=parameters)
+    if problems:
+        raise ProblemsError("invalid MLproject", problems)
+    return ProjectSpec(name=name, entry_points=entry_points)
+
+
+def _parse_parameters(
+    raw_parameters: Any, where: str, problems: list[Problem]
+) -> dict[str, ParameterSpec]:
+    if not isinstance(raw_parameters, dict):
+        problems.append(_problem(f"{where}.parameters", "must be a mapping"))
+        return {}
+    parameters: dict[str, ParameterSpec] = {}
+    for param_name, raw in raw_parameters.items():
+        field = f"{where}.parameters.{param_name}"
+        # MLflow accepts both ``alpha: float`` and ``alpha: {type: float, default: 0.1}``.
+        spec = {"type": raw} if isinstance(raw, str) else raw
+        if spec is None:
+            spec = {}
+        if not isinstance(spec, dict):
+            problems.append(_problem(field, "must be a type name or a mapping"))
+            continue
+        declared = spec.get("type", "string")
+        if declared not in PARAMETER_TYPES:
+            problems.append(
+                _problem(
+                    f"{field}.type", f"unknown type {declared!r}; use one of {PARAMETER_TYPES}"
+                )
+            )
+            continue
+        default = spec.get("default")
+        default_text = None if default is None else str(default)
+        if default_text is not None and (error := type_error(declared, default)) is not None:
+            problems.append(_problem(f"{field}.default", error))
+            continue
+        parameters[str(param_name)] = ParameterSpec(type=declared, default=default_text)
+    return parameters
+
+
+def _placeholders_without_parameter(
+    command: str, parameters: dict[str, ParameterSpec]
+) -> list[str]:
+
+    names = {field for _, field, _, _ in string.Formatter().parse(command) if field}
+    return sorted(names - set(parameters))
+
+
+def type_error(declared: str, value: Any) -> str | None:
+    """Why ``value`` does not parse as ``declared``, or None when it does."""
+    if isinstance(value, bool) or value is None or isinstance(value, (list, dict)):
+        return f"expected {declared}, got {type(value).__name__} {value!r}"
+    text = str(value)
+    if declared == "float":
+        try:
+            number = float(text)
+        except ValueError:
+            return f"{text!r} is not a float"
+        if math.isnan(number) or math.isinf(number):
+            return f"{text!r} is not a finite float"
+        return None
+    if declared == "int":
+        if isinstance(value, float) and not value.is_integer():
+            return f"{text!r} is not an int"
+        try:
+            int(text if not isinstance(value, float) else int(value))
+        except ValueError:
+            return f"{text!r} is not an int"
+        return None
+    if declared == "path":
+        if not text or "\x00" in text:
+            return "a path must be a non-empty string without NUL"
+        return None
+    if declared == "uri":
+        parsed = urlparse(text)
+        if not parsed.scheme or not (parsed.netloc or parsed.path):
+            return f"{text!r} is not a URI (expected scheme:..., e.g. s3://bucket/key)"
+        return None
+    return None  # string: anything goes
+
+
+def resolve_parameters(
+    entry_point: EntryPointSpec, values: dict[str, Any], *, field_prefix: str = "params"
+) -> dict[str, str]:
+    """Check user values against the declaration and fill defaults; raise with every problem."""
+    problems: list[Problem] = []
+    resolved: dict[str, str] = {}
+    for name in sorted(set(values) - set(entry_point.parameters)):
+        declared = ", ".join(sorted(entry_point.parameters)) or "none"
+        problems.append(
+            _problem(f"{field_prefix}.{name}", f"unknown parameter (declared: {declared})")
+        )
+    for name, spec in entry_point.parameters.items():
+        if name not in values:
+            if spec.required:
+                problems.append(
+                    _problem(f"{field_prefix}.{name}", f"required {spec.type} parameter is missing")
+                )
+            else:
+                assert spec.default is not None
+                resolved[name] = spec.default
+            continue
+        value = values[name]
+        if (error := type_error(spec.type, value)) is not None:
+            problems.append(_problem(f"{field_prefix}.{name}", error))
+            continue
+        resolved[name] = (
+            str(int(value)) if spec.type == "int" and isinstance(value, float) else str(value)
+        )
+    if problems:
+        raise ProblemsError("invalid parameters", problems)
+    return resolved
+
+
+def render_command(entry_point: EntryPointSpec, values: dict[str, str], project_dir: Path) -> str:
+    """The shell command with parameters substituted and quoted, as MLflow Projects does."""
+    substituted: dict[str, str] = {}
+    for name, value in values.items():
+        spec = entry_point.parameters[name]
+        if spec.type == "path" and not Path(value).is_absolute():
+            value = str((project_dir / value).resolve())
+        substituted[name] = shlex.quote(value)
+    return entry_point.command.format(**substituted)

@@ -1,0 +1,49 @@
+"""RabbitMQ topology: every exchange and queue name, and how each is declared. No string
+literals for these elsewhere."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aio_pika import ExchangeType
+
+
+@dataclass(frozen=True)
+class ExchangeSpec:
+    name: str
+    type: ExchangeType
+
+
+JOBS_EXCHANGE = ExchangeSpec("theodolite.jobs", ExchangeType.DIRECT)
+EVENTS_EXCHANGE = ExchangeSpec("theodolite.events", ExchangeType.TOPIC)
+CONTROL_EXCHANGE = ExchangeSpec("theodolite.control", ExchangeType.TOPIC)
+DEAD_LETTER_EXCHANGE = ExchangeSpec("theodolite.dead-letter", ExchangeType.DIRECT)
+
+ALL_EXCHANGES = (JOBS_EXCHANGE, EVENTS_EXCHANGE, CONTROL_EXCHANGE, DEAD_LETTER_EXCHANGE)
+
+# The api's durable event queue: competing consumers across api replicas.
+API_EVENTS_QUEUE = "events.api"
+API_EVENTS_BINDINGS = ("job.#", "worker.#")
+API_EVENTS_DEAD_QUEUE = "events.api.dead"
+
+# Queue names users create: lower-case letters, digits, '-' and '_'.
+QUEUE_NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"
+DEFAULT_QUEUES = ("cpu", "gpu")
+
+
+def job_queue_name(queue: str) -> str:
+    return f"jobs.{queue}"
+
+
+def dead_letter_queue_name(source_queue: str) -> str:
+    return f"{source_queue}.dead"
+
+
+def quorum_queue_arguments(source_queue: str, delivery_limit: int) -> dict[str, object]:
+    """Durable quorum queue whose poison messages end in ``<queue>.dead``, never dropped."""
+    return {
+        "x-queue-type": "quorum",
+        "x-delivery-limit": delivery_limit,
+        "x-dead-letter-exchange": DEAD_LETTER_EXCHANGE.name,
+        "x-dead-letter-routing-key": dead_letter_queue_name(source_queue),
+    }
