@@ -37,7 +37,7 @@ def parse_args() -> argparse.Namespace:
 
 def plot_examples(clean, adversarial, clean_pred, adv_pred, labels, path: Path) -> None:
     count = len(clean)
-    figure, axes = plt.subplots(2, count, figsize=(1.6 * count, 3.6))
+    figure, axes = plt.subplots(2, count, figsize=(1.6 * count, 4.2))
     axes = np.atleast_2d(axes).reshape(2, count)
     for i in range(count):
         for row, (images, preds, title) in enumerate(

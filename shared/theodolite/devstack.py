@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import random
+import secrets
 import shutil
 import signal
 import socket
@@ -34,10 +36,71 @@ class StackError(RuntimeError):
     pass
 
 
-def free_port() -> int:
+# Processes this interpreter started, kept so they can be reaped (a zombie still looks alive
+# to ``kill(pid, 0)``) and so Popen does not warn that it was dropped while running.
+_children: dict[int, subprocess.Popen[bytes]] = {}
+
+
+def _port_free(port: int) -> bool:
     with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def free_ports(count: int) -> list[int]:
+    """Free ports p whose p + 10000 is free too (SeaweedFS puts gRPC there)."""
+    chosen: list[int] = []
+    while len(chosen) < count:
+        port = random.randint(20000, 29999)
+        if port not in chosen and _port_free(port) and _port_free(port + 10000):
+            chosen.append(port)
+    return chosen
+
+
+def _rabbitmqctl(*args: str) -> None:
+    subprocess.run(["rabbitmqctl", "-q", *args], check=True, capture_output=True, timeout=60)
+
+
+def isolated_config(state_dir: Path, extra_env: dict[str, str] | None = None) -> StackConfig:
+    """A stack on free ports with its own databases and RabbitMQ vhost (tests, benchmarks),
+    which never sees the state of the Quickstart stack or of another run on this machine.
+    Create it with ``up_isolated`` and remove everything with ``down_isolated``."""
+    suffix = secrets.token_hex(4)
+    api, mlflow, s3, master, volume, filer, admin = free_ports(7)
+    return StackConfig(
+        state_dir=state_dir,
+        api_port=api,
+        mlflow_port=mlflow,
+        s3_port=s3,
+        s3_master_port=master,
+        s3_volume_port=volume,
+        s3_filer_port=filer,
+        s3_admin_port=admin,
+        database=f"theodolite_{suffix}",
+        mlflow_database=f"mlflow_{suffix}",
+        broker_url=f"amqp://guest:guest@127.0.0.1:5672/theodolite-{suffix}",
+        extra_env=extra_env or {},
+    )
+
+
+def _vhost(config: StackConfig) -> str:
+    return urlsplit(config.broker_url).path.lstrip("/")
+
+
+def up_isolated(config: StackConfig) -> None:
+    _rabbitmqctl("add_vhost", _vhost(config))
+    _rabbitmqctl("set_permissions", "-p", _vhost(config), "guest", ".*", ".*", ".*")
+    up(config, say=lambda line: None)
+
+
+def down_isolated(config: StackConfig) -> None:
+    down(config, say=lambda line: None)
+    for name in (config.database, config.mlflow_database):
+        drop_database(config, name)
+    _rabbitmqctl("delete_vhost", _vhost(config))
 
 
 @dataclass
@@ -109,6 +172,9 @@ def _pidfile(config: StackConfig, name: str) -> Path:
 
 
 def _alive(pid: int) -> bool:
+    child = _children.get(pid)
+    if child is not None:
+        return child.poll() is None
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -142,6 +208,7 @@ def start_process(config: StackConfig, name: str, argv: list[str], env: dict[str
             stdin=subprocess.DEVNULL,
             start_new_session=True,
         )
+    _children[process.pid] = process
     _pidfile(config, name).write_text(str(process.pid))
     return process.pid
 
@@ -163,6 +230,9 @@ def stop_process(config: StackConfig, name: str, grace_s: float = 10.0) -> bool:
             os.killpg(pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
+    child = _children.pop(pid, None)
+    if child is not None:
+        child.wait(timeout=10)
     return True
 
 

@@ -58,6 +58,13 @@ class ObjectStore:
             raise
         return True
 
+    def list_keys(self, bucket: str, prefix: str = "") -> list[str]:
+        return [
+            obj.object_name
+            for obj in self._client.list_objects(bucket, prefix=prefix or None, recursive=True)
+            if obj.object_name is not None
+        ]
+
     def delete(self, bucket: str, key: str) -> None:
         self._client.remove_object(bucket, key)
 

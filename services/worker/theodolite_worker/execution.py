@@ -82,12 +82,13 @@ async def run_command(
             del pending[:batch_lines]
             await log_sink(batch)
 
-    waiter = asyncio.create_task(process.wait())
+    # Poll returncode rather than await wait(): before Python 3.12, wait() also waits for the
+    # pipes to close, which a background child of the script can hold open forever.
     exited_at: float | None = None
     while not reader.done():
         await asyncio.wait({reader}, timeout=flush_interval_s)
         await flush()
-        if waiter.done() and exited_at is None:
+        if process.returncode is not None and exited_at is None:
             exited_at = time.monotonic()
         if exited_at is not None and time.monotonic() - exited_at > ORPHAN_GRACE_S:
             # The script exited but something it started still holds its output open.
@@ -95,13 +96,14 @@ async def run_command(
         if deadline is not None and time.monotonic() > deadline and process.returncode is None:
             timed_out = True
             _kill_group(process.pid, signal.SIGTERM)
-            try:
-                await asyncio.wait_for(process.wait(), kill_grace_s)
-            except TimeoutError:
-                _kill_group(process.pid, signal.SIGKILL)
+            grace_end = time.monotonic() + kill_grace_s
+            # returncode has no event to wait on (see above): poll it.
+            while process.returncode is None and time.monotonic() < grace_end:  # noqa: ASYNC110
+                await asyncio.sleep(0.05)
+            _kill_group(process.pid, signal.SIGKILL)
             deadline = None
     await reader
-    exit_code = await waiter
+    exit_code = process.returncode if process.returncode is not None else await process.wait()
     # Children that outlived the main process would hold the job's resources: end them too.
     _kill_group(process.pid, signal.SIGKILL)
     await flush()

@@ -6,8 +6,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Column, DateTime, Identity, LargeBinary, Text
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy import JSON, BigInteger, Column, DateTime, Identity, LargeBinary, Text
 from sqlmodel import Field, SQLModel
 
 
@@ -38,8 +37,9 @@ class EntryPointArchive(SQLModel, table=True):
     size_bytes: int
     archive_format: str
     project_name: str | None = None
-    # {entry point name: {"command": ..., "parameters": {name: {"type", "default"}}}}
-    entry_points: dict[str, Any] = Field(sa_column=Column(JSONB, nullable=False))
+    # {entry point name: {"command": ..., "parameters": {name: {"type", "default"}}}}; JSON, not
+    # JSONB, because JSON keeps the declaration order that users see.
+    entry_points: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
     created_at: datetime = _timestamp()
 
 
@@ -72,7 +72,7 @@ class Job(SQLModel, table=True):
     experiment_id: uuid.UUID = Field(foreign_key="experiments.id", index=True)
     entrypoint_id: uuid.UUID = Field(foreign_key="entrypoints.id")
     entry_point: str
-    params: dict[str, str] = Field(sa_column=Column(JSONB, nullable=False))
+    params: dict[str, str] = Field(sa_column=Column(JSON, nullable=False))
     queue: str = Field(foreign_key="queues.name")
     timeout_s: int | None = None
     status: str = Field(index=True)

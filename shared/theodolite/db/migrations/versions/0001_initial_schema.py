@@ -8,7 +8,6 @@ Create Date: 2026-11-27 11:34:58.316076
 import sqlalchemy as sa
 import sqlmodel
 from alembic import op
-from sqlalchemy.dialects import postgresql
 
 revision = "0001"
 down_revision = None
@@ -26,7 +25,7 @@ def upgrade() -> None:
         sa.Column("size_bytes", sa.Integer(), nullable=False),
         sa.Column("archive_format", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
         sa.Column("project_name", sqlmodel.sql.sqltypes.AutoString(), nullable=True),
-        sa.Column("entry_points", postgresql.JSONB(astext_type=sa.Text()), nullable=False),
+        sa.Column("entry_points", sa.JSON(), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id"),
     )
@@ -83,7 +82,7 @@ def upgrade() -> None:
         sa.Column("experiment_id", sa.Uuid(), nullable=False),
         sa.Column("entrypoint_id", sa.Uuid(), nullable=False),
         sa.Column("entry_point", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
-        sa.Column("params", postgresql.JSONB(astext_type=sa.Text()), nullable=False),
+        sa.Column("params", sa.JSON(), nullable=False),
         sa.Column("queue", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
         sa.Column("timeout_s", sa.Integer(), nullable=True),
         sa.Column("status", sqlmodel.sql.sqltypes.AutoString(), nullable=False),

@@ -1,0 +1,38 @@
+# The two Quickstart commands are `make quickstart` and `make test`; see README.md.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP_INSTALL := $(PY) -m pip install -q --disable-pip-version-check
+
+.PHONY: install quickstart up down test unit lint bench
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml services/api/pyproject.toml services/worker/pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PIP_INSTALL) --upgrade pip setuptools wheel
+	$(PIP_INSTALL) -e ".[stack,dev]" -e services/api -e "services/worker[ml]"
+	touch $@
+
+## Install, start the local stack, run digits-evasion and leave the stack running.
+quickstart: up
+	$(VENV)/bin/theodolite demo examples/digits-evasion
+
+up: install
+	$(VENV)/bin/theodolite stack up
+
+down:
+	$(VENV)/bin/theodolite stack down
+
+## The whole test suite: unit tests, then integration tests against a private real stack.
+test: install
+	$(PY) -m pytest
+
+unit: install
+	$(PY) -m pytest tests/unit
+
+lint: install
+	$(VENV)/bin/ruff check shared services tests bench examples
+	$(VENV)/bin/ruff format --check shared services tests bench examples
+
+bench: install
+	$(PY) bench/submit_latency.py --jobs 200 --burst 50

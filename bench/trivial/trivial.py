@@ -1,0 +1,3 @@
+import sys
+
+print("trivial", sys.argv[1])

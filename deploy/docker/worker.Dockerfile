@@ -1,0 +1,42 @@
+# A Theodolite worker. Build context: the repository root.
+#   docker build -f deploy/docker/worker.Dockerfile -t theodolite-worker .
+# One image serves every queue: a CPU worker by default; a GPU worker is the same image with
+# THEODOLITE_WORKER_QUEUE=gpu, THEODOLITE_WORKER_GPUS=0 and a GPU reserved by the runtime.
+# Jobs run with this image's Python, so what they import (the `ml` extra) is installed here.
+
+ARG PYTHON_IMAGE=python:3.11-slim
+
+FROM ${PYTHON_IMAGE} AS build
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PYTHONDONTWRITEBYTECODE=1
+RUN python -m venv /opt/venv
+ENV PATH=/opt/venv/bin:$PATH
+WORKDIR /src
+COPY pyproject.toml ./
+COPY shared ./shared
+COPY services/worker ./services/worker
+RUN pip install ./ "./services/worker[ml]"
+
+FROM ${PYTHON_IMAGE}
+LABEL org.opencontainers.image.title="theodolite-worker" \
+      org.opencontainers.image.description="Theodolite worker: runs MLflow entry points from one job queue"
+ENV PATH=/opt/venv/bin:$PATH \
+    PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
+    DO_NOT_TRACK=1 \
+    MLFLOW_DISABLE_TELEMETRY=true \
+    PREFECT_SERVER_ANALYTICS_ENABLED=false \
+    GIT_PYTHON_REFRESH=quiet \
+    MPLCONFIGDIR=/tmp/matplotlib \
+    THEODOLITE_WORKER_QUEUE=cpu \
+    THEODOLITE_WORKER_WORK_DIR=/var/lib/theodolite/worker
+RUN useradd --create-home --uid 10001 --shell /usr/sbin/nologin theodolite \
+    && mkdir -p /var/lib/theodolite/worker \
+    && chown -R theodolite:theodolite /var/lib/theodolite
+COPY --from=build /opt/venv /opt/venv
+USER theodolite
+WORKDIR /home/theodolite
+# Archive cache and job folders; a named volume keeps the cache across restarts.
+VOLUME ["/var/lib/theodolite/worker"]
+CMD ["python", "-m", "theodolite_worker"]

@@ -1,0 +1,41 @@
+import httpx
+
+from tests.fixtures.stack import Stack
+from tests.integration.helpers import create_queue
+
+
+def test_healthz_and_readyz_answer(stack: Stack) -> None:
+    assert httpx.get(f"{stack.config.api_url}/healthz").json() == {"status": "ok"}
+    ready = httpx.get(f"{stack.config.api_url}/readyz")
+    assert ready.status_code == 200
+    assert ready.json()["checks"] == {"database": "ok", "broker": "ok", "object_store": "ok"}
+
+
+def test_default_queues_exist_and_cpu_has_a_live_worker(api: httpx.Client) -> None:
+    queues = {q["name"]: q for q in api.get("/queues").json()["data"]}
+    assert {"cpu", "gpu"} <= set(queues)
+    assert queues["cpu"]["live_workers"] == 1
+    assert queues["gpu"]["live_workers"] == 0
+
+
+def test_a_new_queue_is_listed_without_workers(api: httpx.Client) -> None:
+    name = create_queue(api)
+    listed = {q["name"]: q for q in api.get("/queues").json()["data"]}
+    assert listed[name]["live_workers"] == 0
+    assert listed[name]["waiting_jobs"] == 0
+    again = api.post("/queues", json={"name": name})
+    assert again.status_code == 409
+
+
+def test_bad_queue_name_is_refused(api: httpx.Client) -> None:
+    response = api.post("/queues", json={"name": "Not A Name!"})
+    assert response.status_code == 422
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["problems"][0]["field"] == "name"
+
+
+def test_swagger_ui_and_openapi_are_served(stack: Stack) -> None:
+    assert httpx.get(f"{stack.config.api_url}/docs").status_code == 200
+    spec = httpx.get(f"{stack.config.api_url}/openapi.json").json()
+    assert "/api/v1/jobs" in spec["paths"]
+    assert "/api/v1/entrypoints" in spec["paths"]

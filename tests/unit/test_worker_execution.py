@@ -1,0 +1,71 @@
+"""The worker's process runner, on real subprocesses."""
+
+import asyncio
+import os
+import time
+from pathlib import Path
+
+from theodolite_worker.execution import run_command
+
+
+def _gone(pid: int) -> bool:
+    """No such process, or only a zombie waiting for its parent."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().split()[2] == "Z"
+    except FileNotFoundError:
+        return True
+
+
+async def _run(command: str, tmp_path: Path, timeout_s: float | None = None) -> tuple:
+    batches: list[list[str]] = []
+
+    async def sink(lines: list[str]) -> None:
+        batches.append(lines)
+
+    result = await run_command(
+        command,
+        cwd=tmp_path,
+        env=dict(os.environ),
+        timeout_s=timeout_s,
+        log_sink=sink,
+        log_file=tmp_path / "out.log",
+        flush_interval_s=0.05,
+        batch_lines=3,
+        tail_lines=4,
+        kill_grace_s=1.0,
+    )
+    return result, batches
+
+
+async def test_output_is_streamed_in_bounded_batches_with_a_tail(tmp_path: Path) -> None:
+    result, batches = await _run(
+        "for i in 1 2 3 4 5 6 7; do echo line $i; done; echo err >&2; exit 4", tmp_path
+    )
+    assert result.exit_code == 4
+    assert not result.timed_out
+    lines = [line for batch in batches for line in batch]
+    assert lines == [f"line {i}" for i in range(1, 8)] + ["err"]
+    assert all(len(batch) <= 3 for batch in batches)
+    assert result.log_tail == ["line 5", "line 6", "line 7", "err"]
+    assert (tmp_path / "out.log").read_text().splitlines() == lines
+
+
+async def test_timeout_kills_the_whole_process_group(tmp_path: Path) -> None:
+    marker = tmp_path / "child.pid"
+    started = time.monotonic()
+    result, _ = await _run(
+        f"sleep 60 & echo $! > {marker}; echo started; wait", tmp_path, timeout_s=1
+    )
+    assert result.timed_out
+    assert time.monotonic() - started < 10
+    await asyncio.sleep(0.2)
+    assert _gone(int(marker.read_text()))
+
+
+async def test_a_background_child_holding_stdout_does_not_hang_the_job(tmp_path: Path) -> None:
+    started = time.monotonic()
+    result, batches = await _run("(sleep 60; echo late) & echo main done", tmp_path)
+    assert result.exit_code == 0
+    assert time.monotonic() - started < 10
+    assert [line for batch in batches for line in batch] == ["main done"]
