@@ -8,6 +8,7 @@ from urllib.parse import quote
 from fastapi import APIRouter, Query, Request, status
 from fastapi.responses import PlainTextResponse, StreamingResponse
 from sqlmodel.ext.asyncio.session import AsyncSession
+from starlette.background import BackgroundTask
 from theodolite.db.tables import Job
 from theodolite.lifecycle import JobStatus
 from theodolite.problems import Problem
@@ -148,5 +149,6 @@ async def download_job_artifact(
         chunks,
         media_type=response.headers.get("content-type", "application/octet-stream"),
         headers={"Content-Disposition": f'attachment; filename="{filename}"'},
-        background=None,
+        # Also when the client goes away mid-download: the MLflow connection goes back.
+        background=BackgroundTask(response.aclose),
     )
