@@ -14,6 +14,7 @@ class EventType(StrEnum):
     JOB_SUBMITTED = "job.submitted"
     JOB_STARTED = "job.started"
     JOB_LOG = "job.log"
+    JOB_PROGRESS = "job.progress"
     JOB_SUCCEEDED = "job.succeeded"
     JOB_FAILED = "job.failed"
     WORKER_HEARTBEAT = "worker.heartbeat"
@@ -39,6 +40,19 @@ class JobStarted(BaseModel):
 
 class JobLog(BaseModel):
     lines: list[str]
+
+
+class JobProgress(BaseModel):
+    """How far a job has come, reported by its code (``theodolite.sdk`` progress reporter)."""
+
+    fraction: float | None = Field(None, ge=0.0, le=1.0)
+    message: str | None = None
+    step: str | None = None
+
+
+# A job's code reports progress by printing this prefix and a JobProgress as JSON on one line of
+# its standard output; the worker turns such lines into job.progress events, not log lines.
+PROGRESS_LINE_PREFIX = "::theodolite-progress:: "
 
 
 class JobSucceeded(BaseModel):
@@ -69,6 +83,7 @@ PAYLOAD_MODELS: dict[EventType, type[BaseModel]] = {
     EventType.JOB_SUBMITTED: JobSubmitted,
     EventType.JOB_STARTED: JobStarted,
     EventType.JOB_LOG: JobLog,
+    EventType.JOB_PROGRESS: JobProgress,
     EventType.JOB_SUCCEEDED: JobSucceeded,
     EventType.JOB_FAILED: JobFailed,
     EventType.WORKER_HEARTBEAT: WorkerHeartbeat,
