@@ -24,7 +24,7 @@ ApiUrl = Annotated[str, typer.Option(envvar="THEODOLITE_API_URL", help="The api'
 
 @stack_app.command("up")
 def stack_up(state_dir: StateDir = Path(".stack")) -> None:
-    """Start the S3 server, MLflow server, api and a CPU worker on 127.0.0.1."""
+    """Start the S3 server, MLflow and Prefect servers, api and a CPU worker on 127.0.0.1."""
     from theodolite.devstack import StackConfig, StackError, up
 
     config = StackConfig(state_dir=state_dir)
@@ -36,6 +36,7 @@ def stack_up(state_dir: StateDir = Path(".stack")) -> None:
     console.print(f"[green]stack up[/]; logs in {state_dir / 'logs'}")
     console.print(f"  api + Swagger UI  {config.api_url}/docs")
     console.print(f"  MLflow UI         {config.mlflow_url}")
+    console.print(f"  Prefect UI        {config.prefect_url}")
 
 
 @stack_app.command("down")
@@ -119,6 +120,23 @@ def demo(
         if final.get("mlflow_run_url"):
             console.print(f"MLflow UI:  {final['mlflow_run_url']}")
         raise typer.Exit(0 if final["status"] == "succeeded" else 1)
+
+
+@app.command("run-graph")
+def run_graph(
+    graph: Annotated[Path, typer.Argument(help="The graph.yaml to run.", exists=True)],
+    param: Annotated[list[str], typer.Option("-P", help="name=value, repeatable.")] = [],  # noqa: B006
+    plugin: Annotated[
+        list[str],
+        typer.Option("--plugin", help="name=module: a plugin not installed as a package."),
+    ] = [],  # noqa: B006
+) -> None:
+    """Validate a task graph and run it as a Prefect flow."""
+    from theodolite.graphs.command import run_graph_file
+
+    if str(Path.cwd()) not in sys.path:
+        sys.path.insert(0, str(Path.cwd()))  # --plugin modules beside the graph
+    raise typer.Exit(run_graph_file(graph, _parse_params(param), _parse_params(plugin)))
 
 
 def main() -> None:  # pragma: no cover

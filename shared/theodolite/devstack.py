@@ -69,11 +69,12 @@ def isolated_config(state_dir: Path, extra_env: dict[str, str] | None = None) ->
     which never sees the state of the Quickstart stack or of another run on this machine.
     Create it with ``up_isolated`` and remove everything with ``down_isolated``."""
     suffix = secrets.token_hex(4)
-    api, mlflow, s3, master, volume, filer, admin = free_ports(7)
+    api, mlflow, prefect, s3, master, volume, filer, admin = free_ports(8)
     return StackConfig(
         state_dir=state_dir,
         api_port=api,
         mlflow_port=mlflow,
+        prefect_port=prefect,
         s3_port=s3,
         s3_master_port=master,
         s3_volume_port=volume,
@@ -81,6 +82,7 @@ def isolated_config(state_dir: Path, extra_env: dict[str, str] | None = None) ->
         s3_admin_port=admin,
         database=f"theodolite_{suffix}",
         mlflow_database=f"mlflow_{suffix}",
+        prefect_database=f"prefect_{suffix}",
         broker_url=f"amqp://guest:guest@127.0.0.1:5672/theodolite-{suffix}",
         extra_env=extra_env or {},
     )
@@ -98,7 +100,7 @@ def up_isolated(config: StackConfig) -> None:
 
 def down_isolated(config: StackConfig) -> None:
     down(config, say=lambda line: None)
-    for name in (config.database, config.mlflow_database):
+    for name in (config.database, config.mlflow_database, config.prefect_database):
         drop_database(config, name)
     _rabbitmqctl("delete_vhost", _vhost(config))
 
@@ -110,6 +112,7 @@ class StackConfig:
     state_dir: Path = Path(".stack")
     api_port: int = 8000
     mlflow_port: int = 5000
+    prefect_port: int = 4200
     s3_port: int = 9000
     # SeaweedFS's internal listeners (each also opens port + 10000 for gRPC).
     s3_master_port: int = 9333
@@ -119,6 +122,7 @@ class StackConfig:
     postgres_url: str = "postgresql://postgres@127.0.0.1:5432"
     database: str = "theodolite"
     mlflow_database: str = "mlflow"
+    prefect_database: str = "prefect"
     broker_url: str = "amqp://guest:guest@127.0.0.1:5672/"
     s3_access_key: str = "theodolite"
     s3_secret_key: str = "theodolite-dev-secret"
@@ -135,6 +139,14 @@ class StackConfig:
     @property
     def mlflow_url(self) -> str:
         return f"http://127.0.0.1:{self.mlflow_port}"
+
+    @property
+    def prefect_url(self) -> str:
+        return f"http://127.0.0.1:{self.prefect_port}"
+
+    @property
+    def prefect_api_url(self) -> str:
+        return f"{self.prefect_url}/api"  # the /api suffix matters to Prefect clients
 
     @property
     def s3_endpoint(self) -> str:
@@ -155,6 +167,10 @@ class StackConfig:
             "THEODOLITE_S3_SECRET_KEY": self.s3_secret_key,
             "THEODOLITE_S3_ENTRYPOINT_BUCKET": self.entrypoint_bucket,
             "THEODOLITE_MLFLOW_TRACKING_URI": self.mlflow_url,
+            # Jobs run task graphs as Prefect flows against the shared server: an ephemeral
+            # server would cost each job 15-30 s.
+            "PREFECT_API_URL": self.prefect_api_url,
+            "PREFECT_HOME": str((self.state_dir / "prefect-client").resolve()),
             **self.extra_env,
         }
 
@@ -392,6 +408,33 @@ def start_mlflow(config: StackConfig) -> None:
     wait_until(config, "mlflow", http_ok(f"{config.mlflow_url}/health"), 120)
 
 
+def start_prefect(config: StackConfig) -> None:
+    ensure_database(config, config.prefect_database)
+    start_process(
+        config,
+        "prefect",
+        [
+            _bin(config, "prefect"),
+            "server",
+            "start",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(config.prefect_port),
+        ],
+        {
+            **TELEMETRY_OFF,
+            "PREFECT_HOME": str((config.state_dir / "prefect-server").resolve()),
+            "PREFECT_SERVER_DATABASE_CONNECTION_URL": config.database_url(
+                "asyncpg", config.prefect_database
+            ),
+            "PREFECT_SERVER_API_HOST": "127.0.0.1",
+            "PREFECT_SERVER_API_PORT": str(config.prefect_port),
+        },
+    )
+    wait_until(config, "prefect", http_ok(f"{config.prefect_api_url}/health"), 120)
+
+
 def start_api(config: StackConfig) -> None:
     ensure_database(config, config.database)
     start_process(
@@ -440,7 +483,7 @@ def live_workers(config: StackConfig, queue: str) -> int:
     return 0
 
 
-SERVICES_IN_STOP_ORDER = ("api", "mlflow", "s3")
+SERVICES_IN_STOP_ORDER = ("api", "prefect", "mlflow", "s3")
 
 
 def up(config: StackConfig, *, say: Callable[[str], None] = print) -> None:
@@ -449,6 +492,8 @@ def up(config: StackConfig, *, say: Callable[[str], None] = print) -> None:
     start_object_store(config)
     say(f"MLflow server on {config.mlflow_url} ...")
     start_mlflow(config)
+    say(f"Prefect server on {config.prefect_url} ...")
+    start_prefect(config)
     say(f"api on {config.api_url} ...")
     start_api(config)
     for queue in config.worker_queues:

@@ -75,7 +75,7 @@ def parse_mlproject(text: str) -> ProjectSpec:
         if not isinstance(command, str) or not command.strip():
             problems.append(_problem(f"{where}.command", "must be a non-empty string"))
             continue
-        parameters = _parse_parameters(raw.get("parameters") or {}, where, problems)
+        parameters = parse_parameters(raw.get("parameters") or {}, where, problems)
         for missing in _placeholders_without_parameter(command, parameters):
             problems.append(
                 _problem(f"{where}.command", f"uses {{{missing}}}, which is not a parameter")
@@ -86,7 +86,7 @@ def parse_mlproject(text: str) -> ProjectSpec:
     return ProjectSpec(name=name, entry_points=entry_points)
 
 
-def _parse_parameters(
+def parse_parameters(
     raw_parameters: Any, where: str, problems: list[Problem]
 ) -> dict[str, ParameterSpec]:
     if not isinstance(raw_parameters, dict):
@@ -202,3 +202,13 @@ def render_command(entry_point: EntryPointSpec, values: dict[str, str], project_
             value = str((project_dir / value).resolve())
         substituted[name] = shlex.quote(value)
     return entry_point.command.format(**substituted)
+
+
+PYTHON_TYPES: dict[str, type] = {"float": float, "int": int, "string": str, "path": str, "uri": str}
+
+
+def typed_value(declared: str, text: str) -> float | int | str:
+    """A checked parameter's text as the Python value its type names."""
+    if declared == "int":
+        return int(float(text)) if "." in text or "e" in text.lower() else int(text)
+    return PYTHON_TYPES[declared](text)

@@ -1,0 +1,1 @@
+"""Task graphs (``graph.yaml``): parsing, static validation and execution as Prefect flows."""

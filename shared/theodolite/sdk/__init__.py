@@ -1,0 +1,19 @@
+"""The plugin SDK: the only part of Theodolite that plugins import.
+
+    from theodolite.sdk import task, current
+
+    @task
+    def train(x: np.ndarray, y: np.ndarray, max_iter: int = 100) -> LogisticRegression:
+        \"\"\"Fit a logistic regression.\"\"\"
+        current().progress(0.5, "fitting")
+        ...
+
+A task's contract is its signature: type hints, defaults and docstring become a JSON schema for
+its inputs and output; values with no JSON form (arrays, models) are named opaque types.
+"""
+
+from theodolite.sdk.context import TaskContext, current
+from theodolite.sdk.schema import TaskSpec, task_spec
+from theodolite.sdk.task import task
+
+__all__ = ["TaskContext", "TaskSpec", "current", "task", "task_spec"]
