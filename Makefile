@@ -7,10 +7,13 @@ PIP_INSTALL := $(PY) -m pip install -q --disable-pip-version-check
 
 install: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml services/api/pyproject.toml services/worker/pyproject.toml
+PLUGINS := $(wildcard plugins/*/pyproject.toml)
+
+$(VENV)/.installed: pyproject.toml services/api/pyproject.toml services/worker/pyproject.toml $(PLUGINS)
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PIP_INSTALL) --upgrade pip setuptools wheel
-	$(PIP_INSTALL) -e ".[stack,dev]" -e services/api -e "services/worker[ml]"
+	$(PIP_INSTALL) -e ".[stack,dev]" -e services/api -e "services/worker[ml]" \
+		$(foreach p,$(PLUGINS),-e $(dir $(p)))
 	touch $@
 
 ## Install, start the local stack, run digits-evasion and leave the stack running.
@@ -31,8 +34,8 @@ unit: install
 	$(PY) -m pytest tests/unit
 
 lint: install
-	$(VENV)/bin/ruff check shared services tests bench examples
-	$(VENV)/bin/ruff format --check shared services tests bench examples
+	$(VENV)/bin/ruff check shared services tests bench examples plugins
+	$(VENV)/bin/ruff format --check shared services tests bench examples plugins
 
 bench: install
 	$(PY) bench/submit_latency.py --jobs 200 --burst 50

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from theodolite.graphs.engine import GraphRun, StepRecord, run_graph
+from theodolite.graphs.outputs import write_outputs_locally
 from theodolite.graphs.spec import GraphSpec, parse_graph
 from theodolite.graphs.validate import validate_graph
 from theodolite.mlproject import EntryPointSpec, resolve_parameters, typed_value
@@ -94,11 +95,8 @@ def run_graph_file(path: Path, raw_params: dict[str, str], plugins: dict[str, st
         _write_result(run, message, failed)
         return 1
     if not os.environ.get("MLFLOW_RUN_ID"):
-        for name, output in graph.outputs.items():
-            from theodolite.graphs.outputs import resolve_output
-
-            value = resolve_output(output.source, run.results)
-            _say(f"output {name} ({output.kind}): {value!r:.200}")
+        for line in write_outputs_locally(graph, run.results, Path("outputs")):
+            _say(line)
     _write_result(run, None, None)
     _say("graph succeeded")
     return 0

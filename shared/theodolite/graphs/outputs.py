@@ -77,6 +77,22 @@ def resolve_output(source: str, results: dict[str, Any]) -> Any:
     return value[reference.field] if isinstance(value, dict) else getattr(value, reference.field)
 
 
+def write_outputs_locally(graph: GraphSpec, results: dict[str, Any], folder: Path) -> list[str]:
+    """Without an MLflow run: files under ``folder``, and a line to print per output."""
+    lines = []
+    for name, output in graph.outputs.items():
+        value = resolve_output(output.source, results)
+        if output.kind in {"metric", "param"}:
+            lines.append(f"{output.kind} {name} = {value!r:.200}")
+            continue
+        data = _figure_png(value) if output.kind == "figure" else _bytes_of(value)
+        target = folder / (output.path or (f"{name}.png" if output.kind == "figure" else name))
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
+        lines.append(f"{output.kind} {name} -> {target}")
+    return lines
+
+
 def log_outputs(graph: GraphSpec, results: dict[str, Any], run_id: str) -> None:
     client = _client()
     for name, output in graph.outputs.items():

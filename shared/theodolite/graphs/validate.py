@@ -45,7 +45,7 @@ def _fits(source: ValueType, target: ValueType) -> str | None:
     if source.is_any or target.is_any:
         return None
     if target.opaque is not None or source.opaque is not None:
-        if source.opaque == target.opaque:
+        if target.accepts(source):
             return None
         return f"gives {source.describe()}, but the input expects {target.describe()}"
     assert source.json_schema is not None and target.json_schema is not None

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import types
 import typing
 from collections.abc import Callable
 from typing import Any, get_type_hints
@@ -26,6 +27,16 @@ class ValueType(BaseModel):
 
     json_schema: dict[str, Any] | None = Field(None, alias="schema")
     opaque: str | None = None
+    # The opaque type and its base classes: a LogisticRegression feeds a BaseEstimator input.
+    opaque_bases: list[str] = []
+    # For an input of a union type (``np.ndarray | None``): every opaque type it accepts.
+    opaque_accepts: list[str] = []
+    nullable: bool = False
+
+    def accepts(self, source: ValueType) -> bool:
+        wanted = self.opaque_accepts or ([self.opaque] if self.opaque else [])
+        offered = source.opaque_bases or ([source.opaque] if source.opaque else [])
+        return any(name in offered for name in wanted)
 
     model_config = {"populate_by_name": True}
 
@@ -69,13 +80,35 @@ def _qualified(tp: Any) -> str:
     return f"{module}.{name}" if module and module != "builtins" else name
 
 
+def _union_type(members: tuple[Any, ...]) -> ValueType:
+    nullable = type(None) in members
+    others = [m for m in members if m is not type(None)]
+    if len(others) == 1:
+        single = value_type(others[0])
+        single.nullable = nullable
+        return single
+    typed = [value_type(m) for m in others]
+    if all(t.opaque is None for t in typed):
+        return ValueType(schema=TypeAdapter(typing.Union[tuple(members)]).json_schema())  # noqa: UP007
+    names = [t.opaque or t.describe() for t in typed]
+    return ValueType(
+        opaque=" | ".join(names),
+        opaque_accepts=[t.opaque for t in typed if t.opaque],
+        nullable=nullable,
+    )
+
+
 def value_type(hint: Any) -> ValueType:
     if hint is inspect.Parameter.empty or hint is Any:
         return ValueType()
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        return _union_type(typing.get_args(hint))
     try:
         return ValueType(schema=TypeAdapter(hint).json_schema())
     except (PydanticSchemaGenerationError, PydanticUserError, TypeError):
-        return ValueType(opaque=_qualified(hint))
+        origin = typing.get_origin(hint) or hint
+        bases = [_qualified(c) for c in getattr(origin, "__mro__", ()) if c is not object]
+        return ValueType(opaque=_qualified(hint), opaque_bases=bases)
 
 
 def _field_hints(hint: Any) -> dict[str, Any] | None:

@@ -1,0 +1,1 @@
+"""Attacks for Theodolite, on IBM's adversarial-robustness-toolbox."""

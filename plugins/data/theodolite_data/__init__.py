@@ -1,0 +1,1 @@
+"""Datasets for Theodolite: scikit-learn's bundled digits, split and scaled."""

@@ -1,0 +1,1 @@
+"""Metrics for Theodolite: accuracy, attack success, perturbation norms."""

@@ -1,0 +1,1 @@
+"""Models for Theodolite: train and evaluate classifiers."""

@@ -1,0 +1,1 @@
+"""Reports for Theodolite: robustness curves and example grids."""
