@@ -21,6 +21,7 @@ from datetime import datetime
 from pathlib import Path
 
 import httpx
+
 from theodolite.client import TheodoliteClient
 from theodolite.devstack import down_isolated, isolated_config, up_isolated
 

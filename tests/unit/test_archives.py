@@ -3,10 +3,10 @@ import tarfile
 from pathlib import Path
 
 import pytest
-from theodolite.archives import ArchiveLimits, extract_archive, inspect_archive
-from theodolite.problems import ProblemsError
 
 from tests.fixtures.archives import make_tar, make_tar_with_link, make_zip
+from theodolite.archives import ArchiveLimits, extract_archive, inspect_archive
+from theodolite.problems import ProblemsError
 
 LIMITS = ArchiveLimits(max_bytes=100_000, max_members=10, max_unpacked_bytes=50_000)
 

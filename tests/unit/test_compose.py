@@ -21,6 +21,7 @@ import yaml
 from pydantic import AliasChoices, TypeAdapter
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings
+
 from theodolite_api.settings import ApiSettings
 from theodolite_worker.settings import WorkerSettings
 

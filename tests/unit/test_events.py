@@ -1,6 +1,7 @@
 import uuid
 
 import pytest
+
 from theodolite.events import (
     EventType,
     JobFailed,

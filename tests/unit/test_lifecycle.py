@@ -1,4 +1,5 @@
 import pytest
+
 from theodolite.lifecycle import (
     TERMINAL_STATUSES,
     IllegalTransition,

@@ -1,6 +1,7 @@
 from pathlib import Path
 
 import pytest
+
 from theodolite.mlproject import parse_mlproject, render_command, resolve_parameters, type_error
 from theodolite.problems import ProblemsError
 

@@ -9,13 +9,13 @@ from contextlib import AsyncExitStack, asynccontextmanager
 
 import httpx
 from fastapi import FastAPI
+
 from theodolite import topology
 from theodolite.archives import ArchiveLimits
 from theodolite.broker import Broker
 from theodolite.db.engine import create_engine, create_session_factory
 from theodolite.db.migrate import upgrade
 from theodolite.storage import ObjectStore
-
 from theodolite_api.errors import install_error_handlers
 from theodolite_api.event_consumer import JobEventConsumer
 from theodolite_api.mlflow_reader import MlflowReader

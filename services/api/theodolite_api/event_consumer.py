@@ -10,6 +10,7 @@ from aio_pika.abc import AbstractIncomingMessage
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
+
 from theodolite.db.tables import Job, utcnow
 from theodolite.events import (
     Envelope,
@@ -22,7 +23,6 @@ from theodolite.events import (
     decode_event,
 )
 from theodolite.lifecycle import IllegalTransition, JobStatus, transition_path
-
 from theodolite_api.repositories import jobs as job_repo
 from theodolite_api.repositories import queues as queue_repo
 

@@ -7,8 +7,8 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
-from theodolite.settings import MlflowSettings
 
+from theodolite.settings import MlflowSettings
 from theodolite_api.errors import DependencyUnavailable, NotFound
 
 

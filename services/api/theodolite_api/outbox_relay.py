@@ -12,9 +12,9 @@ import logging
 
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
+
 from theodolite.broker import Broker
 from theodolite.db.tables import utcnow
-
 from theodolite_api.repositories import outbox as outbox_repo
 
 log = logging.getLogger(__name__)

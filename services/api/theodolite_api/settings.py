@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
+
 from theodolite.settings import ArchiveLimitSettings, CommonSettings, DatabaseSettings
 
 

@@ -6,10 +6,10 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
+
 from theodolite.archives import ArchiveLimits
 from theodolite.broker import Broker
 from theodolite.storage import ObjectStore
-
 from theodolite_api.mlflow_reader import MlflowReader
 from theodolite_api.outbox_relay import OutboxRelay
 from theodolite_api.settings import ApiSettings

@@ -4,13 +4,13 @@
 from __future__ import annotations
 
 from sqlmodel.ext.asyncio.session import AsyncSession
+
 from theodolite import topology
 from theodolite.db.tables import Job, utcnow
 from theodolite.events import JobSubmitted, make_event
 from theodolite.lifecycle import JobStatus
 from theodolite.mlproject import EntryPointSpec, resolve_parameters
 from theodolite.problems import Problem, ProblemsError
-
 from theodolite_api.errors import InvalidSubmission
 from theodolite_api.repositories import entrypoints as entrypoint_repo
 from theodolite_api.repositories import experiments as experiment_repo

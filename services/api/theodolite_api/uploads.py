@@ -8,12 +8,12 @@ import logging
 
 from sqlalchemy.exc import IntegrityError
 from sqlmodel.ext.asyncio.session import AsyncSession
+
 from theodolite.archives import ArchiveLimits, inspect_archive
 from theodolite.db.tables import EntryPointArchive
 from theodolite.mlproject import MLPROJECT_FILENAME, parse_mlproject
 from theodolite.problems import Problem, ProblemsError
 from theodolite.storage import ObjectStore, entrypoint_archive_key
-
 from theodolite_api.errors import InvalidArchive
 from theodolite_api.repositories import entrypoints as entrypoint_repo
 

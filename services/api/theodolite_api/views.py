@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from sqlmodel.ext.asyncio.session import AsyncSession
-from theodolite.db.tables import EntryPointArchive, Experiment, Job
 
+from theodolite.db.tables import EntryPointArchive, Experiment, Job
 from theodolite_api.mlflow_reader import MlflowReader
 from theodolite_api.repositories import experiments as experiment_repo
 from theodolite_api.repositories import jobs as job_repo

@@ -5,6 +5,7 @@ import uuid
 from sqlalchemy import func
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
+
 from theodolite.db.tables import Experiment
 
 

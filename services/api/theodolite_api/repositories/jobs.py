@@ -6,6 +6,7 @@ from datetime import datetime
 from sqlalchemy import func
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
+
 from theodolite.db.tables import Job, JobLogChunk, JobTransition
 
 

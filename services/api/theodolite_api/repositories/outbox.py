@@ -4,6 +4,7 @@ from datetime import datetime
 
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
+
 from theodolite.db.tables import OutboxMessage
 from theodolite.events import Envelope
 

@@ -6,6 +6,7 @@ from sqlalchemy import func
 from sqlalchemy.dialects.postgresql import insert
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
+
 from theodolite.db.tables import Queue, Worker
 from theodolite.events import WorkerHeartbeat
 

@@ -7,8 +7,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, File, Response, UploadFile, status
 from fastapi.responses import StreamingResponse
-from theodolite.storage import entrypoint_archive_key
 
+from theodolite.storage import entrypoint_archive_key
 from theodolite_api.deps import SessionDep, StateDep
 from theodolite_api.errors import NotFound, PayloadTooLarge
 from theodolite_api.repositories import entrypoints as entrypoint_repo

@@ -4,8 +4,8 @@ import uuid
 
 from fastapi import APIRouter, status
 from sqlalchemy.exc import IntegrityError
-from theodolite.db.tables import Experiment
 
+from theodolite.db.tables import Experiment
 from theodolite_api.deps import SessionDep, StateDep
 from theodolite_api.errors import Conflict, NotFound
 from theodolite_api.repositories import experiments as experiment_repo

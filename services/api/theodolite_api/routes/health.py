@@ -5,8 +5,8 @@ import asyncio
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
-from theodolite.problems import Problem
 
+from theodolite.problems import Problem
 from theodolite_api.deps import StateDep
 from theodolite_api.errors import problem_response
 

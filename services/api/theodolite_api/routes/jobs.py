@@ -9,10 +9,10 @@ from fastapi import APIRouter, Query, Request, status
 from fastapi.responses import PlainTextResponse, StreamingResponse
 from sqlmodel.ext.asyncio.session import AsyncSession
 from starlette.background import BackgroundTask
+
 from theodolite.db.tables import Job
 from theodolite.lifecycle import JobStatus
 from theodolite.problems import Problem
-
 from theodolite_api.deps import SessionDep, StateDep
 from theodolite_api.errors import InvalidSubmission, NotFound
 from theodolite_api.repositories import jobs as job_repo

@@ -4,9 +4,9 @@ from datetime import timedelta
 
 from fastapi import APIRouter, status
 from sqlalchemy.exc import IntegrityError
+
 from theodolite import topology
 from theodolite.db.tables import Queue, utcnow
-
 from theodolite_api.deps import SessionDep, StateDep
 from theodolite_api.errors import Conflict
 from theodolite_api.repositories import queues as queue_repo

@@ -3,6 +3,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from pydantic import BaseModel, Field
+
 from theodolite.topology import QUEUE_NAME_PATTERN
 
 
