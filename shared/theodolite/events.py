@@ -9,6 +9,9 @@ from typing import Any
 
 from pydantic import BaseModel, Field, ValidationError
 
+from theodolite.sdk.discovery import PluginSpec
+from theodolite.sdk.protocol import PROGRESS_LINE_PREFIX
+
 
 class EventType(StrEnum):
     JOB_SUBMITTED = "job.submitted"
@@ -18,6 +21,7 @@ class EventType(StrEnum):
     JOB_SUCCEEDED = "job.succeeded"
     JOB_FAILED = "job.failed"
     WORKER_HEARTBEAT = "worker.heartbeat"
+    WORKER_PLUGINS = "worker.plugins"
 
 
 class JobSubmitted(BaseModel):
@@ -50,9 +54,8 @@ class JobProgress(BaseModel):
     step: str | None = None
 
 
-# A job's code reports progress by printing this prefix and a JobProgress as JSON on one line of
-# its standard output; the worker turns such lines into job.progress events, not log lines.
-PROGRESS_LINE_PREFIX = "::theodolite-progress:: "
+# Re-exported: the progress line protocol lives with the SDK that writes it.
+__all__ = ["PROGRESS_LINE_PREFIX"]
 
 
 class JobSucceeded(BaseModel):
@@ -79,6 +82,15 @@ class WorkerHeartbeat(BaseModel):
     stopping: bool = False
 
 
+class WorkerPlugins(BaseModel):
+    """The plugins installed where a worker runs jobs, with their task contracts."""
+
+    worker_id: str
+    queue: str
+    plugins: list[PluginSpec]
+    errors: dict[str, str] = Field(default_factory=dict)  # plugin -> why it did not load
+
+
 PAYLOAD_MODELS: dict[EventType, type[BaseModel]] = {
     EventType.JOB_SUBMITTED: JobSubmitted,
     EventType.JOB_STARTED: JobStarted,
@@ -87,6 +99,7 @@ PAYLOAD_MODELS: dict[EventType, type[BaseModel]] = {
     EventType.JOB_SUCCEEDED: JobSucceeded,
     EventType.JOB_FAILED: JobFailed,
     EventType.WORKER_HEARTBEAT: WorkerHeartbeat,
+    EventType.WORKER_PLUGINS: WorkerPlugins,
 }
 PAYLOAD_TYPES: dict[type[BaseModel], EventType] = {m: t for t, m in PAYLOAD_MODELS.items()}
 

@@ -21,7 +21,7 @@ from theodolite_api.event_consumer import JobEventConsumer
 from theodolite_api.mlflow_reader import MlflowReader
 from theodolite_api.outbox_relay import OutboxRelay
 from theodolite_api.repositories import queues as queue_repo
-from theodolite_api.routes import entrypoints, experiments, health, jobs, queues
+from theodolite_api.routes import entrypoints, experiments, health, jobs, queues, tasks
 from theodolite_api.settings import ApiSettings
 from theodolite_api.state import AppState
 
@@ -100,6 +100,6 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     app.state.settings = settings or ApiSettings()
     install_error_handlers(app)
     app.include_router(health.router)
-    for module in (experiments, entrypoints, queues, jobs):
+    for module in (experiments, entrypoints, queues, jobs, tasks):
         app.include_router(module.router, prefix="/api/v1")
     return app

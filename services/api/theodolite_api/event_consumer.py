@@ -20,10 +20,12 @@ from theodolite.events import (
     JobSucceeded,
     UndecodableEvent,
     WorkerHeartbeat,
+    WorkerPlugins,
     decode_event,
 )
 from theodolite.lifecycle import IllegalTransition, JobStatus, transition_path
 from theodolite_api.repositories import jobs as job_repo
+from theodolite_api.repositories import plugins as plugin_repo
 from theodolite_api.repositories import queues as queue_repo
 
 log = logging.getLogger(__name__)
@@ -58,6 +60,10 @@ class JobEventConsumer:
             if isinstance(payload, WorkerHeartbeat):
                 await queue_repo.record_heartbeat(
                     session=session, heartbeat=payload, at=envelope.occurred_at
+                )
+            elif isinstance(payload, WorkerPlugins):
+                await plugin_repo.record_announcement(
+                    session=session, announcement=payload, at=envelope.occurred_at
                 )
             elif envelope.job_id is not None:
                 job = await job_repo.get(session=session, job_id=envelope.job_id, for_update=True)

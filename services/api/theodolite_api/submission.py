@@ -12,10 +12,12 @@ from theodolite.lifecycle import JobStatus
 from theodolite.mlproject import EntryPointSpec, resolve_parameters
 from theodolite.problems import Problem, ProblemsError
 from theodolite_api.errors import InvalidSubmission
+from theodolite_api.graph_checks import graph_problems
 from theodolite_api.repositories import entrypoints as entrypoint_repo
 from theodolite_api.repositories import experiments as experiment_repo
 from theodolite_api.repositories import jobs as job_repo
 from theodolite_api.repositories import outbox as outbox_repo
+from theodolite_api.repositories import plugins as plugin_repo
 from theodolite_api.repositories import queues as queue_repo
 from theodolite_api.schemas.jobs import JobCreate
 from theodolite_api.settings import ApiSettings
@@ -56,6 +58,9 @@ async def submit_job(*, session: AsyncSession, request: JobCreate, settings: Api
             params = resolve_parameters(spec, request.params)
         except ProblemsError as exc:
             problems.extend(exc.problems)
+        if archive.graph_text is not None:
+            catalogue = await plugin_repo.catalogue(session=session)
+            problems.extend(graph_problems(archive.graph_text, catalogue)[1])
     if problems:
         raise InvalidSubmission(f"{len(problems)} problem(s) in the submission", problems)
     assert experiment is not None and archive is not None

@@ -5,12 +5,15 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from theodolite.archives import ArchiveLimits, inspect_archive
 from theodolite.db.tables import EntryPointArchive
+from theodolite.graphs.spec import GRAPH_FILENAME
 from theodolite.mlproject import MLPROJECT_FILENAME, parse_mlproject
 from theodolite.problems import Problem, ProblemsError
 from theodolite.storage import ObjectStore, entrypoint_archive_key
@@ -20,8 +23,16 @@ from theodolite_api.repositories import entrypoints as entrypoint_repo
 log = logging.getLogger(__name__)
 
 
-def describe_archive(data: bytes, limits: ArchiveLimits) -> tuple[str, str | None, dict]:
-    """(format, project name, entry points as stored) of a valid archive; raise InvalidArchive."""
+@dataclass
+class ArchiveDescription:
+    format: str
+    project_name: str | None
+    entry_points: dict[str, Any]  # as stored: {name: {"command", "parameters"}}
+    graph_text: str | None
+
+
+def describe_archive(data: bytes, limits: ArchiveLimits) -> ArchiveDescription:
+    """What a valid archive declares; raise InvalidArchive naming every problem."""
     try:
         contents = inspect_archive(data, limits)
     except ProblemsError as exc:
@@ -43,7 +54,16 @@ def describe_archive(data: bytes, limits: ArchiveLimits) -> tuple[str, str | Non
     except ProblemsError as exc:
         raise InvalidArchive(str(exc), exc.problems) from exc
     entry_points = {name: spec.model_dump() for name, spec in project.entry_points.items()}
-    return contents.format, project.name, entry_points
+    graph_text = None
+    if GRAPH_FILENAME in contents.files:
+        try:
+            graph_text = contents.read(GRAPH_FILENAME).decode()
+        except UnicodeDecodeError as exc:
+            raise InvalidArchive(
+                "graph.yaml is not UTF-8 text",
+                [Problem(field="graph", message="not UTF-8 text")],
+            ) from exc
+    return ArchiveDescription(contents.format, project.name, entry_points, graph_text)
 
 
 async def store_entrypoint_archive(
@@ -60,9 +80,7 @@ async def store_entrypoint_archive(
     existing = await entrypoint_repo.get_by_sha256(session=session, sha256=sha256)
     if existing is not None:
         return existing, False
-    archive_format, project_name, entry_points = await asyncio.to_thread(
-        describe_archive, data, limits
-    )
+    described = await asyncio.to_thread(describe_archive, data, limits)
     key = entrypoint_archive_key(sha256)
     # Bytes first, row second: a row always points at stored bytes. Content addressing makes a
     # concurrent upload of the same bytes harmless.
@@ -71,9 +89,10 @@ async def store_entrypoint_archive(
         sha256=sha256,
         filename=filename,
         size_bytes=len(data),
-        archive_format=archive_format,
-        project_name=project_name,
-        entry_points=entry_points,
+        archive_format=described.format,
+        project_name=described.project_name,
+        entry_points=described.entry_points,
+        graph_text=described.graph_text,
     )
     try:
         await entrypoint_repo.add(session=session, archive=row)

@@ -5,12 +5,15 @@ from __future__ import annotations
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from theodolite.db.tables import EntryPointArchive, Experiment, Job
+from theodolite.sdk.discovery import Catalogue
+from theodolite_api.graph_checks import graph_problems
 from theodolite_api.mlflow_reader import MlflowReader
 from theodolite_api.repositories import experiments as experiment_repo
 from theodolite_api.repositories import jobs as job_repo
 from theodolite_api.schemas.entrypoints import (
     EntryPointArchivePublic,
     EntryPointPublic,
+    GraphPublic,
     ParameterPublic,
 )
 from theodolite_api.schemas.experiments import ExperimentPublic
@@ -24,8 +27,15 @@ def experiment_public(experiment: Experiment, mlflow: MlflowReader) -> Experimen
     )
 
 
-def entrypoint_public(archive: EntryPointArchive) -> EntryPointArchivePublic:
-    entry_points = [
+def graph_public(graph_text: str | None, catalogue: Catalogue) -> GraphPublic | None:
+    if graph_text is None:
+        return None
+    spec, problems = graph_problems(graph_text, catalogue)
+    return GraphPublic(valid=not problems, problems=problems, spec=spec)
+
+
+def entry_points_public(entry_points: dict) -> list[EntryPointPublic]:
+    return [
         EntryPointPublic(
             name=name,
             command=spec["command"],
@@ -39,10 +49,15 @@ def entrypoint_public(archive: EntryPointArchive) -> EntryPointArchivePublic:
                 for param_name, param in spec["parameters"].items()
             ],
         )
-        for name, spec in sorted(archive.entry_points.items())
+        for name, spec in sorted(entry_points.items())
     ]
+
+
+def entrypoint_public(archive: EntryPointArchive, catalogue: Catalogue) -> EntryPointArchivePublic:
     return EntryPointArchivePublic(
-        **archive.model_dump(exclude={"entry_points"}), entry_points=entry_points
+        **archive.model_dump(exclude={"entry_points", "graph_text"}),
+        entry_points=entry_points_public(archive.entry_points),
+        graph=graph_public(archive.graph_text, catalogue),
     )
 
 

@@ -37,6 +37,9 @@ class EntryPointArchive(SQLModel, table=True):
     size_bytes: int
     archive_format: str
     project_name: str | None = None
+    # graph.yaml as uploaded, when the archive has one; validated against the current task
+    # catalogue whenever it is shown or used, since plugins come and go.
+    graph_text: str | None = Field(default=None, sa_type=Text)
     # {entry point name: {"command": ..., "parameters": {name: {"type", "default"}}}}; JSON, not
     # JSONB, because JSON keeps the declaration order that users see.
     entry_points: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
@@ -120,3 +123,17 @@ class OutboxMessage(SQLModel, table=True):
     body: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
     created_at: datetime = _timestamp()
     published_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True), index=True)
+
+
+class AnnouncedPlugin(SQLModel, table=True):
+    """A plugin version installed where a worker runs jobs, as that worker announced it."""
+
+    __tablename__ = "announced_plugins"
+
+    name: str = Field(primary_key=True)
+    version: str = Field(primary_key=True)
+    module: str
+    tasks: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    worker_id: str
+    queue: str
+    announced_at: datetime = Field(sa_type=DateTime(timezone=True))

@@ -16,10 +16,7 @@ from theodolite.graphs.validate import validate_graph
 from theodolite.mlproject import EntryPointSpec, resolve_parameters, typed_value
 from theodolite.problems import ProblemsError
 from theodolite.sdk.discovery import discover_installed
-
-# The worker names a file here; a failed graph writes which step failed and why, so the job's
-# terminal event can say it.
-RESULT_FILE_ENV = "THEODOLITE_RESULT_FILE"
+from theodolite.sdk.protocol import RESULT_FILE_ENV
 
 
 def _say(line: str) -> None:

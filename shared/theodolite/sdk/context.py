@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from theodolite.events import PROGRESS_LINE_PREFIX
+from theodolite.sdk.protocol import PROGRESS_LINE_PREFIX
 
 _current: contextvars.ContextVar[TaskContext] = contextvars.ContextVar("theodolite_task_context")
 

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import uuid
 from collections.abc import Iterator
 from typing import Annotated
@@ -10,12 +11,13 @@ from fastapi.responses import StreamingResponse
 
 from theodolite.storage import entrypoint_archive_key
 from theodolite_api.deps import SessionDep, StateDep
-from theodolite_api.errors import NotFound, PayloadTooLarge
+from theodolite_api.errors import InvalidArchive, NotFound, PayloadTooLarge
 from theodolite_api.repositories import entrypoints as entrypoint_repo
+from theodolite_api.repositories import plugins as plugin_repo
 from theodolite_api.schemas.common import Limit, Offset, Page
-from theodolite_api.schemas.entrypoints import EntryPointArchivePublic
-from theodolite_api.uploads import store_entrypoint_archive
-from theodolite_api.views import entrypoint_public
+from theodolite_api.schemas.entrypoints import EntryPointArchivePublic, EntryPointValidation
+from theodolite_api.uploads import describe_archive, store_entrypoint_archive
+from theodolite_api.views import entry_points_public, entrypoint_public, graph_public
 
 router = APIRouter(prefix="/entrypoints", tags=["entrypoints"])
 
@@ -62,7 +64,32 @@ async def upload_entrypoint(
     )
     if not created:
         response.status_code = status.HTTP_200_OK
-    return entrypoint_public(stored)
+    return entrypoint_public(stored, await plugin_repo.catalogue(session=session))
+
+
+@router.post("/validate")
+async def validate_entrypoint(
+    session: SessionDep,
+    state: StateDep,
+    archive: Annotated[UploadFile, File(description="The archive to check; nothing is stored")],
+) -> EntryPointValidation:
+    """Check an archive, its MLproject and its graph against the current tasks; store nothing."""
+    data = await _read_bounded(archive, state.archive_limits.max_bytes)
+    sha256 = hashlib.sha256(data).hexdigest()
+    try:
+        described = await asyncio.to_thread(describe_archive, data, state.archive_limits)
+    except InvalidArchive as exc:
+        return EntryPointValidation(
+            valid=False, problems=exc.problems, sha256=sha256, entry_points=[]
+        )
+    graph = graph_public(described.graph_text, await plugin_repo.catalogue(session=session))
+    return EntryPointValidation(
+        valid=graph is None or graph.valid,
+        problems=graph.problems if graph is not None else [],
+        sha256=sha256,
+        entry_points=entry_points_public(described.entry_points),
+        graph=graph,
+    )
 
 
 @router.get("")
@@ -71,7 +98,8 @@ async def list_entrypoints(
 ) -> Page[EntryPointArchivePublic]:
     """Entry point archives, newest first."""
     rows, total = await entrypoint_repo.page(session=session, limit=limit, offset=offset)
-    return Page(data=[entrypoint_public(row) for row in rows], count=total)
+    catalogue = await plugin_repo.catalogue(session=session)
+    return Page(data=[entrypoint_public(row, catalogue) for row in rows], count=total)
 
 
 @router.get("/{entrypoint_id}", responses={404: {"description": "No such entry point"}})
@@ -80,7 +108,7 @@ async def get_entrypoint(entrypoint_id: uuid.UUID, session: SessionDep) -> Entry
     row = await entrypoint_repo.get(session=session, entrypoint_id=entrypoint_id)
     if row is None:
         raise NotFound(f"no entry point {entrypoint_id}")
-    return entrypoint_public(row)
+    return entrypoint_public(row, await plugin_repo.catalogue(session=session))
 
 
 @router.get(

@@ -2,8 +2,11 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Any
 
 from pydantic import BaseModel
+
+from theodolite.problems import Problem
 
 
 class ParameterPublic(BaseModel):
@@ -19,6 +22,14 @@ class EntryPointPublic(BaseModel):
     parameters: list[ParameterPublic]
 
 
+class GraphPublic(BaseModel):
+    """graph.yaml of a graph entry point, checked against the tasks workers have now."""
+
+    valid: bool
+    problems: list[Problem]
+    spec: dict[str, Any] | None  # parameters, steps and outputs as parsed; None if unparsable
+
+
 class EntryPointArchivePublic(BaseModel):
     id: uuid.UUID
     sha256: str
@@ -27,4 +38,15 @@ class EntryPointArchivePublic(BaseModel):
     archive_format: str
     project_name: str | None
     entry_points: list[EntryPointPublic]
+    graph: GraphPublic | None = None
     created_at: datetime
+
+
+class EntryPointValidation(BaseModel):
+    """What an upload would say, without storing anything."""
+
+    valid: bool
+    problems: list[Problem]
+    sha256: str
+    entry_points: list[EntryPointPublic]
+    graph: GraphPublic | None = None
