@@ -89,12 +89,13 @@ def parse_mlproject(text: str) -> ProjectSpec:
 def parse_parameters(
     raw_parameters: Any, where: str, problems: list[Problem]
 ) -> dict[str, ParameterSpec]:
+    prefix = f"{where}.parameters" if where else "parameters"
     if not isinstance(raw_parameters, dict):
-        problems.append(_problem(f"{where}.parameters", "must be a mapping"))
+        problems.append(_problem(prefix, "must be a mapping"))
         return {}
     parameters: dict[str, ParameterSpec] = {}
     for param_name, raw in raw_parameters.items():
-        field = f"{where}.parameters.{param_name}"
+        field = f"{prefix}.{param_name}"
         # MLflow accepts both ``alpha: float`` and ``alpha: {type: float, default: 0.1}``.
         spec = {"type": raw} if isinstance(raw, str) else raw
         if spec is None:

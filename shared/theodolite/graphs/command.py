@@ -43,7 +43,10 @@ def _write_result(run: GraphRun | None, failure: str | None, step: StepRecord | 
 
 def load_graph(path: Path, plugins: dict[str, str]) -> tuple[GraphSpec, dict]:
     graph = parse_graph(path.read_text())
-    catalogue, functions, errors = discover_installed(plugins)
+    folder = str(path.resolve().parent)
+    if folder not in sys.path:
+        sys.path.insert(0, folder)  # local plugins live beside graph.yaml
+    catalogue, functions, errors = discover_installed({**graph.local_plugins, **plugins})
     for name, error in errors.items():
         _say(f"plugin {name} could not be loaded: {error}")
     problems = validate_graph(graph, catalogue)

@@ -83,6 +83,9 @@ class OutputSpec(BaseModel):
 
 class GraphSpec(BaseModel):
     name: str | None = None
+    # Plugins shipped inside the entry point archive: name -> module beside graph.yaml. They are
+    # checked when the graph runs, not at upload (the api cannot import them).
+    local_plugins: dict[str, str] = Field(default_factory=dict)
     parameters: dict[str, ParameterSpec] = Field(default_factory=dict)
     steps: dict[str, StepSpec]
     outputs: dict[str, OutputSpec] = Field(default_factory=dict)
@@ -107,7 +110,7 @@ def parse_graph(text: str) -> GraphSpec:
     if not isinstance(document, dict):
         raise ProblemsError("invalid graph", [Problem(field="graph", message="must be a mapping")])
     problems: list[Problem] = []
-    parameters = parse_parameters(document.get("parameters") or {}, "parameters", problems)
+    parameters = parse_parameters(document.get("parameters") or {}, "", problems)
     raw_steps = document.get("steps")
     steps: dict[str, StepSpec] = {}
     if not isinstance(raw_steps, dict) or not raw_steps:
@@ -135,6 +138,20 @@ def parse_graph(text: str) -> GraphSpec:
                 )
             except ValidationError as exc:
                 problems.extend(_pydantic_problems(f"outputs.{name}", exc))
+    local_plugins = document.get("local_plugins") or {}
+    if not isinstance(local_plugins, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in local_plugins.items()
+    ):
+        problems.append(
+            Problem(field="local_plugins", message="must map plugin names to module names")
+        )
+        local_plugins = {}
     if problems:
         raise ProblemsError("invalid graph", problems)
-    return GraphSpec(name=document.get("name"), parameters=parameters, steps=steps, outputs=outputs)
+    return GraphSpec(
+        name=document.get("name"),
+        local_plugins=local_plugins,
+        parameters=parameters,
+        steps=steps,
+        outputs=outputs,
+    )

@@ -87,6 +87,8 @@ class _Checker:
             )
         for name, step in self.graph.steps.items():
             task = self.catalogue.task(step.task)
+            if task is None and step.task.partition(".")[0] in self.graph.local_plugins:
+                continue  # shipped in the archive: checked when the graph runs
             if task is None:
                 plugin = step.task.partition(".")[0]
                 if "." not in step.task:

@@ -163,8 +163,7 @@ def task_spec(fn: Callable[..., Any]) -> TaskSpec:
         elif has_default:
             default = None if default is None else repr(default)
         inputs[name] = InputSpec(
-            schema=typed.json_schema,
-            opaque=typed.opaque,
+            **typed.model_dump(by_alias=True),
             required=not has_default,
             default=default,
             description=descriptions.get(name),

@@ -1,0 +1,88 @@
+from typing import TypedDict
+
+import numpy as np
+from sklearn.base import BaseEstimator
+from sklearn.linear_model import LogisticRegression
+
+from theodolite.sdk import current, task, task_spec
+from theodolite.sdk.context import TaskContext, activate, deactivate, step_seed
+from theodolite.sdk.discovery import discover_installed
+
+
+class Split(TypedDict):
+    x: np.ndarray
+    n: int
+
+
+@task(retries=2)
+def load(seed: int = 0, names: list[str] | None = None) -> Split:
+    """Load things.
+
+    Args:
+        seed: the seed of everything
+    """
+    return {"x": np.zeros(seed), "n": seed}
+
+
+@task(name="fit")
+def train(x: np.ndarray, model: BaseEstimator | None, rate: float) -> LogisticRegression:
+    return LogisticRegression()
+
+
+def test_decorated_functions_stay_plain_functions() -> None:
+    assert load(3)["n"] == 3
+
+
+def test_contract_comes_from_the_signature_and_docstring() -> None:
+    spec = task_spec(load)
+    assert spec.name == "load" and spec.retries == 2
+    assert spec.description == "Load things."
+    assert spec.inputs["seed"].json_schema == {"type": "integer"}
+    assert spec.inputs["seed"].required is False and spec.inputs["seed"].default == 0
+    assert spec.inputs["seed"].description == "the seed of everything"
+    assert spec.output.opaque is not None
+    assert spec.output.fields["x"].opaque == "numpy.ndarray"
+    assert spec.output.fields["n"].json_schema == {"type": "integer"}
+
+
+def test_opaque_types_carry_their_bases_and_unions_what_they_accept() -> None:
+    spec = task_spec(train)
+    assert spec.name == "fit"
+    assert spec.inputs["x"].opaque == "numpy.ndarray"
+    assert spec.inputs["model"].nullable
+    assert spec.inputs["model"].opaque == "sklearn.base.BaseEstimator"
+    assert "sklearn.base.BaseEstimator" in spec.output.opaque_bases
+    assert spec.inputs["rate"].required
+
+
+def test_context_outside_a_graph_and_per_step_seeds() -> None:
+    assert current().step == "local"
+    token = activate(TaskContext(step="train", seed=7))
+    try:
+        assert current().step_seed == step_seed(7, "train")
+        first = current().rng().random(3)
+        assert np.array_equal(first, current().rng().random(3))
+        assert current().device == "cpu"
+    finally:
+        deactivate(token)
+    assert step_seed(7, "train") != step_seed(7, "attack")
+
+
+def test_progress_is_a_structured_stdout_line(capsys) -> None:
+    token = activate(TaskContext(step="fit", seed=0))
+    try:
+        current().progress(1.5, "almost")
+    finally:
+        deactivate(token)
+    line = capsys.readouterr().out
+    assert line == '::theodolite-progress:: {"fraction": 1.0, "message": "almost", "step": "fit"}\n'
+
+
+def test_discovery_finds_installed_and_extra_plugins() -> None:
+    catalogue, functions, errors = discover_installed(
+        {"testing": "tests.fixtures.graph_tasks", "broken": "no.such.module"}
+    )
+    assert {"data", "models", "attacks", "metrics", "reports", "testing"} <= set(catalogue.plugins)
+    assert catalogue.task("testing.slow_add") is not None
+    assert functions["data.load_digits"].__name__ == "load_digits"
+    assert "ModuleNotFoundError" in errors["broken"]
