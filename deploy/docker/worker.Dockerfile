@@ -2,7 +2,8 @@
 #   docker build -f deploy/docker/worker.Dockerfile -t theodolite-worker .
 # One image serves every queue: a CPU worker by default; a GPU worker is the same image with
 # THEODOLITE_WORKER_QUEUE=gpu, THEODOLITE_WORKER_GPUS=0 and a GPU reserved by the runtime.
-# Jobs run with this image's Python, so what they import (the `ml` extra) is installed here.
+# Jobs run with this image's Python, so what they import (the `ml` extra, the Prefect engine and
+# the built-in plugins) is installed here.
 
 ARG PYTHON_IMAGE=python:3.11-slim
 
@@ -16,7 +17,9 @@ WORKDIR /src
 COPY pyproject.toml ./
 COPY shared ./shared
 COPY services/worker ./services/worker
-RUN pip install ./ "./services/worker[ml]"
+COPY plugins ./plugins
+# The built-in plugins: graphs call their tasks, and the worker announces their contracts.
+RUN pip install ./ "./services/worker[ml]" ./plugins/*/
 
 FROM ${PYTHON_IMAGE}
 LABEL org.opencontainers.image.title="theodolite-worker" \
