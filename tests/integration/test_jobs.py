@@ -2,7 +2,6 @@ import uuid
 from collections.abc import Callable
 
 import httpx
-import pytest
 
 from tests.fixtures.archives import make_tar
 from tests.integration.helpers import (
@@ -56,33 +55,6 @@ def test_hello_succeeds_with_metrics_artifacts_and_logs(
     logs = api.get(f"/jobs/{job['id']}/logs").text
     assert "step 3: hello_score=10.0" in logs
     assert api.get(f"/jobs/{job['id']}/logs", params={"tail": 1}).text == "done\n"
-
-
-def test_digits_evasion_succeeds_with_accuracies_and_a_png(
-    api: httpx.Client, example_archive: Callable[[str], bytes]
-) -> None:
-    experiment = create_experiment(api)
-    entrypoint = upload_ok(api, example_archive("digits-evasion"))
-    response = submit(
-        api,
-        experiment_id=experiment["id"],
-        entrypoint_id=entrypoint["id"],
-        params={"eps": 0.2},
-    )
-    assert response.status_code == 202, response.text
-
-    job = wait_for_end(api, response.json()["id"])
-
-    assert job["status"] == "succeeded", job
-    metrics = {
-        m["key"]: m["latest"]["value"] for m in api.get(f"/jobs/{job['id']}/metrics").json()["data"]
-    }
-    assert metrics["clean_accuracy"] > 0.9
-    assert metrics["adversarial_accuracy"] < metrics["clean_accuracy"] - 0.2
-    assert metrics["perturbation_linf"] == pytest.approx(0.2, abs=1e-6)
-    png = api.get(f"/jobs/{job['id']}/artifacts/figures/adversarial_examples.png")
-    assert png.status_code == 200
-    assert png.content[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_failing_script_ends_failed_with_its_log_tail(

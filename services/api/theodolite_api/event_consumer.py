@@ -16,6 +16,7 @@ from theodolite.events import (
     Envelope,
     JobFailed,
     JobLog,
+    JobProgress,
     JobStarted,
     JobSucceeded,
     UndecodableEvent,
@@ -91,6 +92,9 @@ def _apply_job_event(
 ) -> None:
     job.attempt, job.last_seq = envelope.attempt, envelope.seq
     job.updated_at = utcnow()
+    if isinstance(payload, JobProgress):
+        job.progress = {**payload.model_dump(mode="json"), "at": envelope.occurred_at.isoformat()}
+        return
     if isinstance(payload, JobLog):
         if payload.lines:
             job_repo.add_log_chunk(

@@ -85,6 +85,8 @@ class Job(SQLModel, table=True):
     mlflow_run_id: str | None = None
     exit_code: int | None = None
     error: str | None = Field(default=None, sa_type=Text)
+    # The latest job.progress: {"fraction", "message", "step", "at"}.
+    progress: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
     created_at: datetime = _timestamp(index=True)
     updated_at: datetime = _timestamp()
 

@@ -22,6 +22,13 @@ class TransitionPublic(BaseModel):
     detail: str | None = None
 
 
+class ProgressPublic(BaseModel):
+    fraction: float | None
+    message: str | None
+    step: str | None
+    at: datetime
+
+
 class JobPublic(BaseModel):
     id: uuid.UUID
     experiment_id: uuid.UUID
@@ -38,6 +45,7 @@ class JobPublic(BaseModel):
     mlflow_run_url: str | None
     exit_code: int | None
     error: str | None
+    progress: ProgressPublic | None
     log_tail: list[str]
     created_at: datetime
     updated_at: datetime

@@ -1,4 +1,4 @@
-"""graph.yaml on entry points; plugins announced by workers
+"""graph.yaml on entry points; plugins announced by workers; job progress
 
 Revision ID: 0002
 Revises: 0001
@@ -17,6 +17,7 @@ depends_on = None
 
 def upgrade() -> None:
     op.add_column("entrypoints", sa.Column("graph_text", sa.Text(), nullable=True))
+    op.add_column("jobs", sa.Column("progress", sa.JSON(), nullable=True))
     op.create_table(
         "announced_plugins",
         sa.Column("name", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
@@ -32,4 +33,5 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("announced_plugins")
+    op.drop_column("jobs", "progress")
     op.drop_column("entrypoints", "graph_text")
