@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 
 from pydantic import BaseModel
+
 from theodolite import topology
 from theodolite.broker import Broker
 from theodolite.events import make_event

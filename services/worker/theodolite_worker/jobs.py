@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import shutil
@@ -11,16 +12,24 @@ import uuid
 from pathlib import Path
 
 from theodolite.archives import ArchiveLimits, extract_archive
-from theodolite.events import JobFailed, JobLog, JobStarted, JobSubmitted, JobSucceeded
+from theodolite.events import (
+    JobFailed,
+    JobLog,
+    JobProgress,
+    JobStarted,
+    JobSubmitted,
+    JobSucceeded,
+)
 from theodolite.mlproject import MLPROJECT_FILENAME, parse_mlproject, render_command
 from theodolite.problems import ProblemsError
+from theodolite.sdk.protocol import RESULT_FILE_ENV
 from theodolite.storage import IntegrityError, ObjectNotFound
-
 from theodolite_worker.archive_cache import ArchiveCache
 from theodolite_worker.execution import run_command
 from theodolite_worker.job_events import JobEventPublisher
 from theodolite_worker.settings import WorkerSettings
 from theodolite_worker.tracking import JobRunTracker
+from theodolite_worker.warm_pool import WarmPool
 
 log = logging.getLogger(__name__)
 
@@ -43,16 +52,34 @@ def job_environment(
             "THEODOLITE_JOB_ID": str(job_id),
             "PYTHONUNBUFFERED": "1",
             "CUDA_VISIBLE_DEVICES": settings.gpus or "",
+            # Which device the job's code should use (the SDK reads it).
+            "THEODOLITE_DEVICE": "cuda" if settings.gpus else "cpu",
         }
     )
     return env
 
 
+def _reported_error(result_file: Path) -> str | None:
+    """What the job's code said went wrong (a graph names its failed step), if it said."""
+    try:
+        reported = json.loads(result_file.read_text())
+    except (OSError, ValueError):
+        return None
+    error = reported.get("error") if isinstance(reported, dict) else None
+    return str(error) if error else None
+
+
 class JobRunner:
     def __init__(
-        self, *, settings: WorkerSettings, cache: ArchiveCache, tracker: JobRunTracker
+        self,
+        *,
+        settings: WorkerSettings,
+        cache: ArchiveCache,
+        tracker: JobRunTracker,
+        warm_pool: WarmPool | None = None,
     ) -> None:
         self._settings = settings
+        self._warm_pool = warm_pool
         self._cache = cache
         self._tracker = tracker
         self._limits = ArchiveLimits(**settings.archive_limits.model_dump())
@@ -92,17 +119,25 @@ class JobRunner:
             async def send_lines(lines: list[str]) -> None:
                 await events.publish(JobLog(lines=lines))
 
+            async def send_progress(progress: JobProgress) -> None:
+                await events.publish(progress)
+
+            env = job_environment(self._settings, job_id, run_id, job.mlflow_experiment_id)
+            result_file = job_dir / "result.json"
+            env[RESULT_FILE_ENV] = str(result_file)
             result = await run_command(
                 command,
                 cwd=job_dir / "project",
-                env=job_environment(self._settings, job_id, run_id, job.mlflow_experiment_id),
+                env=env,
                 timeout_s=job.timeout_s,
                 log_sink=send_lines,
+                progress_sink=send_progress,
                 log_file=log_file,
                 flush_interval_s=self._settings.log_flush_interval_s,
                 batch_lines=self._settings.log_batch_lines,
                 tail_lines=self._settings.log_tail_lines,
                 kill_grace_s=self._settings.kill_grace_s,
+                warm_pool=self._warm_pool,
             )
             succeeded = result.exit_code == 0 and not result.timed_out
             if log_file.exists():
@@ -116,7 +151,8 @@ class JobRunner:
                 reason = (
                     f"timed out after {job.timeout_s} s"
                     if result.timed_out
-                    else f"the entry point exited with status {result.exit_code}"
+                    else _reported_error(result_file)
+                    or f"the entry point exited with status {result.exit_code}"
                 )
                 await events.publish(
                     JobFailed(

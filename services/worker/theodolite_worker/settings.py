@@ -8,7 +8,23 @@ from pathlib import Path
 
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
+
 from theodolite.settings import ArchiveLimitSettings, CommonSettings
+
+# What entry points import, imported once by the warm pool (those that are installed).
+DEFAULT_WARM_PRELOAD = (
+    "numpy",
+    "sklearn",
+    "torch",
+    "art",
+    "mlflow",
+    "prefect",
+    "prefect.flows",
+    "prefect.tasks",
+    # Theodolite's own command line and graph runner (plugins load per job, never here).
+    "theodolite.cli",
+    "theodolite.graphs.command",
+)
 
 
 def _default_worker_id() -> str:
@@ -34,5 +50,17 @@ class WorkerSettings(CommonSettings):
     log_flush_interval_s: float = Field(0.25, description="Longest a log line waits to be sent.")
     log_batch_lines: int = Field(200, description="Most log lines in one job.log event.")
     log_tail_lines: int = Field(50, description="Log lines carried by the terminal event.")
+    plugin_announce_interval_s: float = Field(
+        60.0, description="Seconds between announcements of the plugins jobs here can use."
+    )
     kill_grace_s: float = Field(5.0, description="SIGTERM to SIGKILL delay for a job's processes.")
+    warm_pool: bool = Field(
+        True,
+        description="Start plain Python entry points (python SCRIPT.py, python -m MODULE, "
+        "theodolite) in a warm pool of processes with the job libraries already imported.",
+    )
+    warm_pool_preload: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_WARM_PRELOAD),
+        description="Modules the warm pool imports once (those not installed are skipped).",
+    )
     archive_limits: ArchiveLimitSettings = Field(default_factory=ArchiveLimitSettings)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from mlflow.entities import Param, RunTag
 from mlflow.tracking import MlflowClient
+
 from theodolite.events import JobSubmitted
 
 

@@ -11,22 +11,25 @@ from types import TracebackType
 from typing import Self
 
 from aio_pika.abc import AbstractIncomingMessage
+
 from theodolite import topology
 from theodolite.broker import Broker
 from theodolite.events import (
     JobSubmitted,
     UndecodableEvent,
     WorkerHeartbeat,
+    WorkerPlugins,
     decode_event,
     make_event,
 )
 from theodolite.storage import ObjectStore
-
 from theodolite_worker.archive_cache import ArchiveCache
 from theodolite_worker.job_events import JobEventPublisher
 from theodolite_worker.jobs import JobRunner
+from theodolite_worker.plugins import installed_plugins
 from theodolite_worker.settings import WorkerSettings
 from theodolite_worker.tracking import JobRunTracker
+from theodolite_worker.warm_pool import WarmPool
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +43,8 @@ class Worker:
             job_delivery_limit=settings.broker.job_delivery_limit,
         )
         store = ObjectStore(settings.storage)
+        self._warm_pool = WarmPool(settings.warm_pool_preload) if settings.warm_pool else None
+        self._warm_pool_start: asyncio.Future[bool] | None = None
         self._runner = JobRunner(
             settings=settings,
             cache=ArchiveCache(
@@ -48,18 +53,29 @@ class Worker:
                 directory=settings.work_dir / "archives",
             ),
             tracker=JobRunTracker(settings.mlflow.tracking_uri),
+            warm_pool=self._warm_pool,
         )
         self._started_at = datetime.now(UTC)
         self._busy = 0
         self._stopping = False
         self._heartbeat_task: asyncio.Task[None] | None = None
+        self._plugins_task: asyncio.Task[None] | None = None
         self._running: set[asyncio.Task[None]] = set()
 
     async def __aenter__(self) -> Self:
-        await self._broker.__aenter__()
-        queue = await self._broker.declare_job_queue(self.settings.queue)
-        await self._broker.consume(queue, self._on_message, prefetch=self.settings.slots)
+        if self._warm_pool is not None:
+            # In the background: jobs that come before it is warm run cold. It takes the
+            # environment as it is now (Prefect reads its settings at import).
+            self._warm_pool_start = asyncio.ensure_future(asyncio.to_thread(self._warm_pool.start))
+        try:
+            await self._broker.__aenter__()
+            queue = await self._broker.declare_job_queue(self.settings.queue)
+            await self._broker.consume(queue, self._on_message, prefetch=self.settings.slots)
+        except BaseException:
+            await self._stop_warm_pool()
+            raise
         self._heartbeat_task = asyncio.create_task(self._heartbeat_loop(), name="heartbeat")
+        self._plugins_task = asyncio.create_task(self._announce_plugins_loop(), name="plugins")
         log.info(
             "worker %s serving queue %s with %d slot(s)",
             self.settings.worker_id,
@@ -77,13 +93,26 @@ class Worker:
         self._stopping = True
         if self._running:
             await asyncio.wait(self._running)
-        if self._heartbeat_task is not None:
-            self._heartbeat_task.cancel()
+        for task in (self._heartbeat_task, self._plugins_task):
+            if task is not None:
+                task.cancel()
         try:
             await self._send_heartbeat()
         except Exception:
             log.warning("could not announce shutdown", exc_info=True)
-        await self._broker.__aexit__(exc_type, exc, tb)
+        try:
+            await self._broker.__aexit__(exc_type, exc, tb)
+        finally:
+            await self._stop_warm_pool()
+
+    async def _stop_warm_pool(self) -> None:
+        if self._warm_pool is None or self._warm_pool_start is None:
+            return
+        await asyncio.to_thread(self._warm_pool.shutdown)
+        try:
+            await self._warm_pool_start
+        except Exception:
+            log.warning("the warm pool failed to start", exc_info=True)
 
     async def _send_heartbeat(self) -> None:
         heartbeat = WorkerHeartbeat(
@@ -108,6 +137,32 @@ class Worker:
             except Exception:
                 log.warning("heartbeat failed", exc_info=True)
             await asyncio.sleep(self.settings.heartbeat_interval_s)
+
+    async def _announce_plugins_loop(self) -> None:
+        """Tell the api which plugins jobs here can use, so it validates graphs against them.
+
+        Found once, in a subprocess (no plugin is imported into the worker), then repeated now
+        and then so an api that lost it learns it again."""
+        announcement: WorkerPlugins | None = None
+        while True:
+            try:
+                if announcement is None:
+                    found = await installed_plugins()
+                    announcement = WorkerPlugins(
+                        worker_id=self.settings.worker_id, queue=self.settings.queue, **found
+                    )
+                    log.info(
+                        "plugins for jobs: %s%s",
+                        ", ".join(f"{p.name}=={p.version}" for p in announcement.plugins) or "none",
+                        f" (not loadable: {announcement.errors})" if announcement.errors else "",
+                    )
+                event = make_event(announcement, producer=self.settings.worker_id)
+                await self._broker.publish(topology.EVENTS_EXCHANGE.name, event.type.value, event)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.warning("plugin announcement failed", exc_info=True)
+            await asyncio.sleep(self.settings.plugin_announce_interval_s)
 
     async def _on_message(self, message: AbstractIncomingMessage) -> None:
         task = asyncio.current_task()

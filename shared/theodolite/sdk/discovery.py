@@ -87,3 +87,22 @@ def discover_installed(
         catalogue.plugins[name] = spec
         functions.update(found)
     return catalogue, functions, errors
+
+
+def main() -> None:
+    """``python -m theodolite.sdk.discovery``: the installed catalogue as JSON on stdout, so a
+    service can learn it without importing any plugin into its own process."""
+    import json
+    import warnings
+
+    warnings.simplefilter("ignore")  # plugins' import-time chatter must not corrupt the JSON
+    catalogue, _, errors = discover_installed()
+    payload = {
+        "plugins": [p.model_dump(mode="json", by_alias=True) for p in catalogue.plugins.values()],
+        "errors": errors,
+    }
+    print(json.dumps(payload))
+
+
+if __name__ == "__main__":
+    main()

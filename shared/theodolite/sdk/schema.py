@@ -98,11 +98,29 @@ def _union_type(members: tuple[Any, ...]) -> ValueType:
     )
 
 
+def _typeddict_type(hint: Any) -> ValueType:
+    """pydantic refuses ``typing.TypedDict`` before Python 3.12: build its schema per field."""
+    fields = {name: value_type(field) for name, field in get_type_hints(hint).items()}
+    if any(f.opaque is not None for f in fields.values()):
+        origin_bases = [_qualified(c) for c in getattr(hint, "__mro__", ()) if c is not object]
+        return ValueType(opaque=_qualified(hint), opaque_bases=origin_bases)
+    return ValueType(
+        schema={
+            "type": "object",
+            "title": hint.__name__,
+            "properties": {name: f.json_schema or {} for name, f in fields.items()},
+            "required": sorted(getattr(hint, "__required_keys__", fields)),
+        }
+    )
+
+
 def value_type(hint: Any) -> ValueType:
     if hint is inspect.Parameter.empty or hint is Any:
         return ValueType()
     if typing.get_origin(hint) in (typing.Union, types.UnionType):
         return _union_type(typing.get_args(hint))
+    if typing.is_typeddict(hint):
+        return _typeddict_type(hint)
     try:
         return ValueType(schema=TypeAdapter(hint).json_schema())
     except (PydanticSchemaGenerationError, PydanticUserError, TypeError):

@@ -1,0 +1,140 @@
+"""Job start latency: a warm pool child against a fresh interpreter. Prints JSON. Not a test.
+
+    .venv/bin/python bench/warm_start.py --runs 30
+
+Each run goes through the worker's own runner (``run_command``) with a script that imports
+mlflow, sklearn, art and numpy and then prints the time: its first line after the imports, when
+the job's own work could begin. Measured from just before ``run_command`` is called ("start
+requested") to that line (``start_to_first_line_ms``); ``start_to_interpreter_ms`` is to the
+script's very first statement, before its imports (what the interpreter itself costs).
+``warm`` runs start in a warm pool preloading the worker's default list (numpy, sklearn, torch
+when installed, art, mlflow, prefect); ``cold`` runs are ``python job.py`` with bash, as without
+the pool. One unmeasured run of each kind comes first. Also reports the pool's start-up time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+SCRIPT = """\
+import time; line_one = time.time()
+import mlflow, sklearn, art, numpy
+print("times", line_one, time.time(), flush=True)
+"""
+
+
+def percentiles(values: list[float]) -> dict[str, float]:
+    ordered = sorted(values)
+
+    def pick(q: float) -> float:
+        return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+    return {
+        "p50": round(pick(0.50), 1),
+        "p99": round(pick(0.99), 1),
+        "mean": round(statistics.fmean(ordered), 1),
+        "max": round(ordered[-1], 1),
+    }
+
+
+async def one_run(folder: Path, pool: object | None) -> tuple[float, float, bool]:
+    from theodolite_worker.execution import run_command
+
+    lines: list[str] = []
+
+    async def sink(batch: list[str]) -> None:
+        lines.extend(batch)
+
+    env = dict(os.environ)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    requested = time.time()
+    result = await run_command(
+        "python job.py",
+        cwd=folder,
+        env=env,
+        timeout_s=120,
+        log_sink=sink,
+        log_file=folder / "out.log",
+        flush_interval_s=0.05,
+        batch_lines=200,
+        tail_lines=5,
+        kill_grace_s=1.0,
+        warm_pool=pool,  # type: ignore[arg-type]
+    )
+    times = [line for line in lines if line.startswith("times ")]
+    if result.exit_code != 0 or not times:
+        raise RuntimeError(f"the job failed ({result.exit_code}): {lines[-5:]}")
+    line_one, after_imports = (float(value) for value in times[-1].split()[1:])
+    return (line_one - requested) * 1000, (after_imports - requested) * 1000, result.warm
+
+
+async def measure(folder: Path, pool: object | None, runs: int) -> dict[str, object]:
+    await one_run(folder, pool)  # unmeasured: disk caches, first fork
+    first_lines, imports = [], []
+    for _ in range(runs):
+        first_line, imported, warm = await one_run(folder, pool)
+        if warm != (pool is not None):
+            raise RuntimeError("a run took the wrong path")
+        first_lines.append(first_line)
+        imports.append(imported)
+    return {
+        "start_to_first_line_ms": percentiles(imports),
+        "start_to_interpreter_ms": percentiles(first_lines),
+    }
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=30)
+    args = parser.parse_args()
+    os.environ.setdefault("DO_NOT_TRACK", "1")
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+
+    from theodolite_worker.warm_pool import WarmPool
+
+    with tempfile.TemporaryDirectory(prefix="warm-start-") as tmp:
+        folder = Path(tmp)
+        (folder / "job.py").write_text(SCRIPT)
+        pool = WarmPool()
+        began = time.monotonic()
+        if not await asyncio.to_thread(pool.start):
+            raise SystemExit("the warm pool did not start")
+        startup_s = time.monotonic() - began
+        try:
+            warm = await measure(folder, pool, args.runs)
+        finally:
+            pool.shutdown()
+        cold = await measure(folder, None, args.runs)
+
+    warm_p50 = warm["start_to_first_line_ms"]["p50"]  # type: ignore[index]
+    cold_p50 = cold["start_to_first_line_ms"]["p50"]  # type: ignore[index]
+    print(
+        json.dumps(
+            {
+                "runs": args.runs,
+                "cpus": os.cpu_count(),
+                "python": sys.version.split()[0],
+                "pool": {
+                    "startup_s": round(startup_s, 2),
+                    "preloaded": pool.preloaded,
+                    "skipped": pool.skipped,
+                },
+                "warm": warm,
+                "cold": cold,
+                "first_line_speedup_p50": round(cold_p50 / max(warm_p50, 0.1), 1),
+            },
+            indent=2,
+        )
+    )
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

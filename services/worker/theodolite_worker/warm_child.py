@@ -1,0 +1,139 @@
+"""What runs inside a warm pool child: one job, as ``python SCRIPT`` or ``python -m MODULE`` would.
+
+The forkserver imports this module (and the heavy libraries) once; every job is a fresh fork of
+it, so nothing leaks between jobs. Only the standard library here: it must stay cheap to import
+and must never compute anything in the forkserver.
+"""
+
+from __future__ import annotations
+
+import atexit
+import importlib
+import io
+import os
+import runpy
+import sys
+import threading
+import traceback
+from multiprocessing.connection import Connection
+from typing import Literal, NamedTuple, TextIO
+
+# The streams replaced in the child, kept so that nothing closes fds 1 and 2 behind our back.
+_replaced_streams: list[object] = []
+
+
+class WarmCommand(NamedTuple):
+    """``python SCRIPT ARGS…`` (kind ``script``) or ``python -m MODULE ARGS…`` (``module``)."""
+
+    kind: Literal["script", "module"]
+    target: str
+    args: tuple[str, ...]
+
+
+def probe(result: Connection, modules: list[str]) -> None:
+    """Report which of ``modules`` the forkserver has imported (it skips failures silently)."""
+    result.send([name for name in modules if name in sys.modules])
+    result.close()
+
+
+def _text_stream(fd: int, encoding: str, errors: str) -> TextIO:
+    # Like ``python -u``: every write reaches the pipe at once, so stdout and stderr interleave
+    # in the order they were written.
+    raw = io.FileIO(fd, "w", closefd=False)
+    return io.TextIOWrapper(
+        raw, encoding=encoding, errors=errors, line_buffering=True, write_through=True
+    )
+
+
+def _redirect_output(output: Connection) -> None:
+    """fds 1 and 2 (and ``sys.stdout``/``sys.stderr``) to the parent's pipe; stdin from null."""
+    fd = output.fileno()
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    output.close()
+    null = os.open(os.devnull, os.O_RDONLY)
+    if null != 0:
+        os.dup2(null, 0)
+        os.close(null)
+    encoding = getattr(sys.__stdout__, "encoding", None) or "utf-8"
+    _replaced_streams.extend((sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__))
+    sys.stdout = sys.__stdout__ = _text_stream(1, encoding, "strict")
+    sys.stderr = sys.__stderr__ = _text_stream(2, encoding, "backslashreplace")
+
+
+def _print_job_traceback(exc: BaseException) -> None:
+    """The traceback as ``python`` prints it: without this module's and runpy's frames."""
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_frame.f_globals.get("__name__") in {__name__, "runpy"}:
+        tb = tb.tb_next
+    traceback.print_exception(type(exc), exc, tb)
+
+
+def _exit_status(exc: SystemExit) -> int:
+    """What the interpreter would exit with for this ``SystemExit``."""
+    code = exc.code
+    if code is None:
+        return 0
+    if isinstance(code, int):
+        return code & 0xFF
+    print(code, file=sys.stderr)
+    return 1
+
+
+def _reseed() -> None:
+    # numpy's global RandomState was seeded once in the forkserver: without this every job would
+    # draw the same "random" numbers. (``random`` reseeds itself after a fork.)
+    numpy_random = sys.modules.get("numpy.random")
+    if numpy_random is not None:
+        numpy_random.seed()
+
+
+def _execute(command: WarmCommand) -> int:
+    sys.argv = [command.target, *command.args]
+    try:
+        if command.kind == "script":
+            path = os.path.abspath(command.target)
+            sys.path.insert(0, os.path.dirname(path))  # as ``python script.py`` does
+            runpy.run_path(path, run_name="__main__")
+        else:
+            sys.path.insert(0, os.getcwd())  # as ``python -m module`` does
+            runpy.run_module(command.target, run_name="__main__", alter_sys=True)
+    except SystemExit as exc:
+        return _exit_status(exc)
+    except BaseException as exc:
+        _print_job_traceback(exc)
+        return 1
+    return 0
+
+
+def _finish(code: int) -> None:
+    """Interpreter shutdown, as far as a job can tell: threads, atexit handlers, flushes."""
+    try:
+        threading._shutdown()  # type: ignore[attr-defined]  # joins non-daemon threads
+    except Exception:
+        traceback.print_exc()
+    atexit._run_exitfuncs()  # mlflow ends runs and flushes through atexit
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except Exception:
+            pass
+    os._exit(code)
+
+
+def run_job(command: WarmCommand, cwd: str, env: dict[str, str], output: Connection) -> None:
+    """The warm child's entry point; never returns."""
+    os.setpgid(0, 0)  # its own process group: killing the group spares the forkserver
+    code = 1
+    try:
+        _redirect_output(output)
+        os.chdir(cwd)
+        # Children start with the forkserver's environment: the job's is set here, whole.
+        os.environ.clear()
+        os.environ.update(env)
+        _reseed()
+        importlib.invalidate_caches()  # packages installed since the forkserver started
+        code = _execute(command)
+    except BaseException:
+        traceback.print_exc()
+    _finish(code)
