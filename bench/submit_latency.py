@@ -21,26 +21,13 @@ from datetime import datetime
 from pathlib import Path
 
 import httpx
+from stats import percentiles
 
 from theodolite.client import TheodoliteClient
 from theodolite.devstack import down_isolated, isolated_config, up_isolated
 
 TRIVIAL = Path(__file__).parent / "trivial"
 TERMINAL = {"succeeded", "failed", "cancelled", "timed_out"}
-
-
-def percentiles(values: list[float]) -> dict[str, float]:
-    ordered = sorted(values)
-
-    def pick(q: float) -> float:
-        return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
-
-    return {
-        "p50": round(pick(0.50), 1),
-        "p99": round(pick(0.99), 1),
-        "mean": round(statistics.fmean(ordered), 1),
-        "max": round(ordered[-1], 1),
-    }
 
 
 def at(job: dict, status: str) -> datetime:

@@ -18,31 +18,18 @@ import argparse
 import asyncio
 import json
 import os
-import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from stats import percentiles
 
 SCRIPT = """\
 import time; line_one = time.time()
 import mlflow, sklearn, art, numpy
 print("times", line_one, time.time(), flush=True)
 """
-
-
-def percentiles(values: list[float]) -> dict[str, float]:
-    ordered = sorted(values)
-
-    def pick(q: float) -> float:
-        return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
-
-    return {
-        "p50": round(pick(0.50), 1),
-        "p99": round(pick(0.99), 1),
-        "mean": round(statistics.fmean(ordered), 1),
-        "max": round(ordered[-1], 1),
-    }
 
 
 async def one_run(folder: Path, pool: object | None) -> tuple[float, float, bool]:

@@ -91,7 +91,10 @@ class TheodoliteClient:
         """Upload a folder (packed as tar.gz) or an archive file."""
         data = pack_folder(source) if source.is_dir() else source.read_bytes()
         name = f"{source.name}.tar.gz" if source.is_dir() else source.name
-        return self._call("POST", "/entrypoints", files={"archive": (name, data)})
+        return self.upload_archive(data, name)
+
+    def upload_archive(self, data: bytes, filename: str = "entrypoint.tar.gz") -> dict[str, Any]:
+        return self._call("POST", "/entrypoints", files={"archive": (filename, data)})
 
     def submit_job(self, **body: Any) -> dict[str, Any]:
         return self._call("POST", "/jobs", json=body)

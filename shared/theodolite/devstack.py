@@ -454,7 +454,13 @@ def worker_name(queue: str, index: int = 0) -> str:
     return f"worker-{queue}-{index}"
 
 
-def start_worker(config: StackConfig, queue: str, index: int = 0, wait: bool = True) -> str:
+def start_worker(
+    config: StackConfig,
+    queue: str,
+    index: int = 0,
+    wait: bool = True,
+    env: dict[str, str] | None = None,
+) -> str:
     name = worker_name(queue, index)
     start_process(
         config,
@@ -465,6 +471,7 @@ def start_worker(config: StackConfig, queue: str, index: int = 0, wait: bool = T
             "THEODOLITE_WORKER_QUEUE": queue,
             "THEODOLITE_WORKER_WORKER_ID": f"{socket.gethostname()}-{name}",
             "THEODOLITE_WORKER_WORK_DIR": str((config.state_dir / name).resolve()),
+            **(env or {}),
         },
     )
     if wait:

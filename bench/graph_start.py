@@ -1,0 +1,117 @@
+"""``job.started`` -> first graph step running, through the whole stack, with the worker's warm
+pool and with it switched off (a fresh interpreter per job). Prints JSON. Not a test.
+
+    .venv/bin/python bench/graph_start.py --jobs 20
+
+Each job runs a one-step graph whose task records ``time.time()`` as it starts; the latency is
+that time minus the job's recorded ``running`` transition (the worker's job.started).
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import sys
+import tarfile
+import tempfile
+import time
+from datetime import datetime
+from pathlib import Path
+
+import httpx
+from stats import percentiles
+
+from theodolite.client import TheodoliteClient
+from theodolite.devstack import (
+    down_isolated,
+    isolated_config,
+    start_worker,
+    stop_process,
+    up_isolated,
+    worker_name,
+)
+
+TASKS = """\
+import time
+from theodolite.sdk import task
+
+@task
+def stamp(n: int = 0) -> float:
+    return time.time()
+"""
+GRAPH = """\
+local_plugins: {bench: bench_tasks}
+parameters: {n: {type: int, default: 0}}
+steps:
+  first: {task: bench.stamp, inputs: {n: $n}}
+outputs:
+  first_step_started: {from: $first, kind: metric}
+"""
+MLPROJECT = """\
+name: graph-start
+entry_points:
+  main:
+    parameters: {n: {type: int, default: 0}}
+    command: "theodolite run-graph graph.yaml -P n={n}"
+"""
+
+
+def archive() -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        for name, text in {
+            "MLproject": MLPROJECT,
+            "graph.yaml": GRAPH,
+            "bench_tasks.py": TASKS,
+        }.items():
+            data = text.encode()
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+def measure(client: TheodoliteClient, http: httpx.Client, body: dict, jobs: int) -> list[float]:
+    latencies = []
+    for i in range(jobs + 1):  # the first run of each kind is not counted
+        job = client.wait(client.submit_job(**body, params={"n": i})["id"], poll_s=0.05)
+        assert job["status"] == "succeeded", job["log_tail"]
+        metrics = {m["key"]: m["latest"]["value"] for m in client.metrics(job["id"])}
+        running = next(h["at"] for h in job["history"] if h["status"] == "running")
+        if i:
+            latencies.append(
+                (metrics["first_step_started"] - datetime.fromisoformat(running).timestamp()) * 1000
+            )
+    return latencies
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--jobs", type=int, default=20)
+    args = parser.parse_args()
+    report: dict[str, object] = {"jobs": args.jobs}
+    with tempfile.TemporaryDirectory() as state:
+        config = isolated_config(Path(state))
+        up_isolated(config)
+        try:
+            with TheodoliteClient(config.api_url) as client, httpx.Client() as http:
+                experiment = client.ensure_experiment("bench-graph-start")
+                entrypoint = client._call(
+                    "POST", "/entrypoints", files={"archive": ("g.tar.gz", archive())}
+                )
+                body = {"experiment_id": experiment["id"], "entrypoint_id": entrypoint["id"]}
+                time.sleep(5)  # let the pool finish preloading
+                report["warm_ms"] = percentiles(measure(client, http, body, args.jobs))
+                stop_process(config, worker_name("cpu"))
+                start_worker(config, "cpu", env={"THEODOLITE_WORKER_WARM_POOL": "false"})
+                report["cold_ms"] = percentiles(measure(client, http, body, args.jobs))
+        finally:
+            down_isolated(config)
+    report["speedup_p50"] = round(report["cold_ms"]["p50"] / report["warm_ms"]["p50"], 1)  # type: ignore[index]
+    print(json.dumps(report, indent=2))
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()
