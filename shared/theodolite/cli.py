@@ -78,6 +78,9 @@ def demo(
     experiment: Annotated[str, typer.Option(help="Experiment name.")] = "quickstart",
     api_url: ApiUrl = "http://127.0.0.1:8000",
     as_json: Annotated[bool, typer.Option("--json", help="Print the final job as JSON.")] = False,
+    prefect_url: Annotated[
+        str, typer.Option(envvar="THEODOLITE_PREFECT_UI_URL", help="The Prefect UI's URL.")
+    ] = "http://127.0.0.1:4200",
 ) -> None:
     """Upload an example, submit it, follow it to the end and show its metrics."""
     from theodolite.client import ApiError, TheodoliteClient
@@ -119,6 +122,7 @@ def demo(
         console.print(f"Swagger UI: {api_url}/docs")
         if final.get("mlflow_run_url"):
             console.print(f"MLflow UI:  {final['mlflow_run_url']}")
+        console.print(f"Prefect UI: {prefect_url} (graph jobs: flow run job-{job['id']})")
         raise typer.Exit(0 if final["status"] == "succeeded" else 1)
 
 
