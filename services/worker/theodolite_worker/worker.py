@@ -60,6 +60,7 @@ class Worker:
         self._stopping = False
         self._heartbeat_task: asyncio.Task[None] | None = None
         self._plugins_task: asyncio.Task[None] | None = None
+        self._plugins: WorkerPlugins | None = None
         self._running: set[asyncio.Task[None]] = set()
 
     async def __aenter__(self) -> Self:
@@ -69,6 +70,8 @@ class Worker:
             self._warm_pool_start = asyncio.ensure_future(asyncio.to_thread(self._warm_pool.start))
         try:
             await self._broker.__aenter__()
+            # Before the first heartbeat: a worker counted live has said what its jobs can use.
+            await self._announce_plugins()
             queue = await self._broker.declare_job_queue(self.settings.queue)
             await self._broker.consume(queue, self._on_message, prefetch=self.settings.slots)
         except BaseException:
@@ -138,31 +141,31 @@ class Worker:
                 log.warning("heartbeat failed", exc_info=True)
             await asyncio.sleep(self.settings.heartbeat_interval_s)
 
-    async def _announce_plugins_loop(self) -> None:
+    async def _announce_plugins(self) -> None:
         """Tell the api which plugins jobs here can use, so it validates graphs against them.
 
         Found once, in a subprocess (no plugin is imported into the worker), then repeated now
         and then so an api that lost it learns it again."""
-        announcement: WorkerPlugins | None = None
+        try:
+            if self._plugins is None:
+                found = await installed_plugins()
+                self._plugins = WorkerPlugins(
+                    worker_id=self.settings.worker_id, queue=self.settings.queue, **found
+                )
+                log.info(
+                    "plugins for jobs: %s%s",
+                    ", ".join(f"{p.name}=={p.version}" for p in self._plugins.plugins) or "none",
+                    f" (not loadable: {self._plugins.errors})" if self._plugins.errors else "",
+                )
+            event = make_event(self._plugins, producer=self.settings.worker_id)
+            await self._broker.publish(topology.EVENTS_EXCHANGE.name, event.type.value, event)
+        except Exception:
+            log.warning("plugin announcement failed", exc_info=True)
+
+    async def _announce_plugins_loop(self) -> None:
         while True:
-            try:
-                if announcement is None:
-                    found = await installed_plugins()
-                    announcement = WorkerPlugins(
-                        worker_id=self.settings.worker_id, queue=self.settings.queue, **found
-                    )
-                    log.info(
-                        "plugins for jobs: %s%s",
-                        ", ".join(f"{p.name}=={p.version}" for p in announcement.plugins) or "none",
-                        f" (not loadable: {announcement.errors})" if announcement.errors else "",
-                    )
-                event = make_event(announcement, producer=self.settings.worker_id)
-                await self._broker.publish(topology.EVENTS_EXCHANGE.name, event.type.value, event)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.warning("plugin announcement failed", exc_info=True)
             await asyncio.sleep(self.settings.plugin_announce_interval_s)
+            await self._announce_plugins()
 
     async def _on_message(self, message: AbstractIncomingMessage) -> None:
         task = asyncio.current_task()
