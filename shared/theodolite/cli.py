@@ -107,13 +107,22 @@ def demo(
         if as_json:
             print(json.dumps(final, indent=2))
         metrics = client.metrics(job["id"])
-        if metrics:
+        results = [m for m in metrics if not m["key"].startswith("step.")]
+        if results:
             table = Table(title="metrics")
             table.add_column("metric")
             table.add_column("value", justify="right")
-            for metric in metrics:
+            for metric in results:
                 table.add_row(metric["key"], f"{metric['latest']['value']:.4f}")
             console.print(table)
+        steps = [m for m in metrics if m["key"].startswith("step.")]
+        if steps:
+            timings = ", ".join(
+                f"{m['key'].removeprefix('step.').removesuffix('.duration_s')} "
+                f"{m['latest']['value']:.2f}s"
+                for m in steps
+            )
+            console.print(f"step durations: {timings}")
         for artifact in client.artifacts(job["id"]):
             console.print(f"  artifact {artifact['path']}  {artifact['download_url']}")
         if final["status"] != "succeeded":
