@@ -9,10 +9,12 @@ install: $(VENV)/.installed
 
 PLUGINS := $(wildcard plugins/*/pyproject.toml)
 
-$(VENV)/.installed: pyproject.toml services/api/pyproject.toml services/worker/pyproject.toml $(PLUGINS)
+SERVICES := services/api/pyproject.toml services/worker/pyproject.toml services/plugin-registry/pyproject.toml
+
+$(VENV)/.installed: pyproject.toml $(SERVICES) $(PLUGINS)
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PIP_INSTALL) --upgrade pip setuptools wheel
-	$(PIP_INSTALL) -e ".[stack,dev]" -e services/api -e "services/worker[ml]" \
+	$(PIP_INSTALL) -e ".[stack,dev]" -e services/api -e "services/worker[ml]" -e services/plugin-registry \
 		$(foreach p,$(PLUGINS),-e $(dir $(p)))
 	touch $@
 

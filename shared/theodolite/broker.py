@@ -98,14 +98,18 @@ class Broker:
         await declared.bind(topology.JOBS_EXCHANGE.name, routing_key=queue)
         return declared
 
-    async def publish(self, exchange: str, routing_key: str, envelope: Envelope) -> None:
-        """Publish persistently and wait for the broker's confirm."""
+    async def publish(
+        self, exchange: str, routing_key: str, envelope: Envelope, *, mandatory: bool = True
+    ) -> None:
+        """Publish persistently and wait for the broker's confirm. ``mandatory`` refuses a
+        message no queue takes; broadcasts that may have no listener turn it off."""
         await self.publish_raw(
             exchange,
             routing_key,
             envelope.to_bytes(),
             message_id=str(envelope.id),
             message_type=envelope.type.value,
+            mandatory=mandatory,
         )
 
     async def publish_raw(
@@ -116,6 +120,7 @@ class Broker:
         *,
         message_id: str,
         message_type: str,
+        mandatory: bool = True,
     ) -> None:
         channel = await self._publish_channel_or_raise()
         target = await channel.get_exchange(exchange, ensure=False)
@@ -128,7 +133,7 @@ class Broker:
                 type=message_type,
             ),
             routing_key=routing_key,
-            mandatory=True,
+            mandatory=mandatory,
         )
 
     async def consume(
@@ -140,6 +145,18 @@ class Broker:
         name = queue if isinstance(queue, str) else queue.name
         declared = await channel.get_queue(name, ensure=True)
         await declared.consume(handler, no_ack=False)
+        return channel
+
+    async def consume_broadcasts(
+        self, exchange: str, routing_keys: list[str], handler: MessageHandler
+    ) -> AbstractChannel:
+        """This process's own queue (exclusive, gone with the connection) bound to a topic
+        exchange: every subscriber gets every matching message."""
+        channel = await self.connection.channel()
+        own = await channel.declare_queue(exclusive=True, auto_delete=True)
+        for key in routing_keys:
+            await own.bind(exchange, routing_key=key)
+        await own.consume(handler, no_ack=False)
         return channel
 
     async def queue_message_count(self, name: str) -> int | None:

@@ -69,12 +69,13 @@ def isolated_config(state_dir: Path, extra_env: dict[str, str] | None = None) ->
     which never sees the state of the Quickstart stack or of another run on this machine.
     Create it with ``up_isolated`` and remove everything with ``down_isolated``."""
     suffix = secrets.token_hex(4)
-    api, mlflow, prefect, s3, master, volume, filer, admin = free_ports(8)
+    api, mlflow, prefect, registry, s3, master, volume, filer, admin = free_ports(9)
     return StackConfig(
         state_dir=state_dir,
         api_port=api,
         mlflow_port=mlflow,
         prefect_port=prefect,
+        registry_port=registry,
         s3_port=s3,
         s3_master_port=master,
         s3_volume_port=volume,
@@ -113,6 +114,7 @@ class StackConfig:
     api_port: int = 8000
     mlflow_port: int = 5000
     prefect_port: int = 4200
+    registry_port: int = 8100
     s3_port: int = 9000
     # SeaweedFS's internal listeners (each also opens port + 10000 for gRPC).
     s3_master_port: int = 9333
@@ -128,6 +130,7 @@ class StackConfig:
     s3_secret_key: str = "theodolite-dev-secret"
     entrypoint_bucket: str = "theodolite-entrypoints"
     mlflow_bucket: str = "theodolite-mlflow"
+    plugin_bucket: str = "theodolite-plugins"
     worker_queues: tuple[str, ...] = ("cpu",)
     python: str = sys.executable
     extra_env: dict[str, str] = field(default_factory=dict)
@@ -139,6 +142,10 @@ class StackConfig:
     @property
     def mlflow_url(self) -> str:
         return f"http://127.0.0.1:{self.mlflow_port}"
+
+    @property
+    def registry_url(self) -> str:
+        return f"http://127.0.0.1:{self.registry_port}"
 
     @property
     def prefect_url(self) -> str:
@@ -166,6 +173,8 @@ class StackConfig:
             "THEODOLITE_S3_ACCESS_KEY": self.s3_access_key,
             "THEODOLITE_S3_SECRET_KEY": self.s3_secret_key,
             "THEODOLITE_S3_ENTRYPOINT_BUCKET": self.entrypoint_bucket,
+            "THEODOLITE_S3_PLUGIN_BUCKET": self.plugin_bucket,
+            "THEODOLITE_API_REGISTRY_URL": self.registry_url,
             "THEODOLITE_MLFLOW_TRACKING_URI": self.mlflow_url,
             # Jobs run task graphs as Prefect flows against the shared server: an ephemeral
             # server would cost each job 15-30 s.
@@ -367,7 +376,7 @@ def start_object_store(config: StackConfig) -> None:
             secret_key=config.s3_secret_key,
         )
     )
-    for bucket in (config.entrypoint_bucket, config.mlflow_bucket):
+    for bucket in (config.entrypoint_bucket, config.mlflow_bucket, config.plugin_bucket):
         for attempt in range(20):  # the S3 gateway answers health before its filer is ready
             try:
                 store.ensure_bucket(bucket)
@@ -435,6 +444,46 @@ def start_prefect(config: StackConfig) -> None:
     wait_until(config, "prefect", http_ok(f"{config.prefect_api_url}/health"), 120)
 
 
+def start_registry(config: StackConfig) -> None:
+    ensure_database(config, config.database)
+    start_process(
+        config,
+        "registry",
+        [config.python, "-m", "theodolite_registry"],
+        {
+            **config.service_env(),
+            "THEODOLITE_REGISTRY_HOST": "127.0.0.1",
+            "THEODOLITE_REGISTRY_PORT": str(config.registry_port),
+        },
+    )
+    wait_until(config, "registry", http_ok(f"{config.registry_url}/readyz"), 60)
+
+
+def publish_builtin_plugins(config: StackConfig, plugins_dir: Path = Path("plugins")) -> list[str]:
+    """Publish every plugin folder (idempotent: the same files give the same bytes)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from theodolite.client import pack_folder
+
+    def publish(folder: Path) -> str:
+        response = httpx.post(
+            f"{config.registry_url}/api/v1/plugins",
+            files={"archive": (f"{folder.name}.tar.gz", pack_folder(folder))},
+            timeout=300,
+        )
+        if response.status_code == 409:  # edited without a version bump: keep what is published
+            return f"{folder.name}: NOT published, {response.json()['detail']}"
+        if response.status_code >= 400:
+            raise StackError(f"publishing {folder} failed: {response.status_code} {response.text}")
+        body = response.json()
+        verb = "published" if response.status_code == 201 else "already published"
+        return f"{body['name']}=={body['version']} {verb}"
+
+    folders = sorted(p.parent for p in plugins_dir.glob("*/pyproject.toml"))
+    with ThreadPoolExecutor(max_workers=4) as pool:  # validation runs in parallel
+        return list(pool.map(publish, folders))
+
+
 def start_api(config: StackConfig) -> None:
     ensure_database(config, config.database)
     start_process(
@@ -490,7 +539,7 @@ def live_workers(config: StackConfig, queue: str) -> int:
     return 0
 
 
-SERVICES_IN_STOP_ORDER = ("api", "prefect", "mlflow", "s3")
+SERVICES_IN_STOP_ORDER = ("api", "registry", "prefect", "mlflow", "s3")
 
 
 def up(config: StackConfig, *, say: Callable[[str], None] = print) -> None:
@@ -501,6 +550,10 @@ def up(config: StackConfig, *, say: Callable[[str], None] = print) -> None:
     start_mlflow(config)
     say(f"Prefect server on {config.prefect_url} ...")
     start_prefect(config)
+    say(f"plugin registry on {config.registry_url} ...")
+    start_registry(config)
+    for line in publish_builtin_plugins(config):
+        say(f"  plugin {line}")
     say(f"api on {config.api_url} ...")
     start_api(config)
     for queue in config.worker_queues:

@@ -22,6 +22,17 @@ class EventType(StrEnum):
     JOB_FAILED = "job.failed"
     WORKER_HEARTBEAT = "worker.heartbeat"
     WORKER_PLUGINS = "worker.plugins"
+    PLUGIN_PUBLISHED = "plugin.published"
+    PLUGIN_YANKED = "plugin.yanked"
+
+
+class PluginPin(BaseModel):
+    """One plugin version a job uses, fixed at submission."""
+
+    version: str
+    source: str  # "registry": fetch wheel_key; "installed": the worker's own environment
+    wheel_key: str | None = None
+    wheel_sha256: str | None = None
 
 
 class JobSubmitted(BaseModel):
@@ -35,6 +46,7 @@ class JobSubmitted(BaseModel):
     params: dict[str, str]
     queue: str
     timeout_s: int | None = None
+    plugins: dict[str, PluginPin] = Field(default_factory=dict)
 
 
 class JobStarted(BaseModel):
@@ -91,6 +103,19 @@ class WorkerPlugins(BaseModel):
     errors: dict[str, str] = Field(default_factory=dict)  # plugin -> why it did not load
 
 
+class PluginPublished(BaseModel):
+    name: str
+    version: str
+    sha256: str
+    wheel_key: str
+    wheel_sha256: str
+
+
+class PluginYanked(BaseModel):
+    name: str
+    version: str
+
+
 PAYLOAD_MODELS: dict[EventType, type[BaseModel]] = {
     EventType.JOB_SUBMITTED: JobSubmitted,
     EventType.JOB_STARTED: JobStarted,
@@ -100,6 +125,8 @@ PAYLOAD_MODELS: dict[EventType, type[BaseModel]] = {
     EventType.JOB_FAILED: JobFailed,
     EventType.WORKER_HEARTBEAT: WorkerHeartbeat,
     EventType.WORKER_PLUGINS: WorkerPlugins,
+    EventType.PLUGIN_PUBLISHED: PluginPublished,
+    EventType.PLUGIN_YANKED: PluginYanked,
 }
 PAYLOAD_TYPES: dict[type[BaseModel], EventType] = {m: t for t, m in PAYLOAD_MODELS.items()}
 

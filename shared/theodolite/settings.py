@@ -50,6 +50,10 @@ class StorageSettings(BaseSettings):
     entrypoint_bucket: str = Field(
         "theodolite-entrypoints", description="Bucket of content-addressed entry point archives."
     )
+    plugin_bucket: str = Field(
+        "theodolite-plugins",
+        description="Bucket of plugin archives: the registry's own, and any put there directly.",
+    )
 
 
 class MlflowSettings(BaseSettings):

@@ -65,6 +65,17 @@ class ObjectStore:
             if obj.object_name is not None
         ]
 
+    def list_etags(self, bucket: str) -> dict[str, str]:
+        """Every key with its etag (changes whenever the bytes do)."""
+        return {
+            obj.object_name: (obj.etag or "").strip('"')
+            for obj in self._client.list_objects(bucket, recursive=True)
+            if obj.object_name is not None
+        }
+
+    def get_bytes(self, bucket: str, key: str) -> bytes:
+        return b"".join(self.iter_chunks(bucket, key))
+
     def delete(self, bucket: str, key: str) -> None:
         self._client.remove_object(bucket, key)
 

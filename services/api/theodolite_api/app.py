@@ -16,12 +16,13 @@ from theodolite.broker import Broker
 from theodolite.db.engine import create_engine, create_session_factory
 from theodolite.db.migrate import upgrade
 from theodolite.storage import ObjectStore
-from theodolite_api.errors import install_error_handlers
+from theodolite.web.errors import install_error_handlers
 from theodolite_api.event_consumer import JobEventConsumer
 from theodolite_api.mlflow_reader import MlflowReader
 from theodolite_api.outbox_relay import OutboxRelay
+from theodolite_api.registry_client import RegistryClient
 from theodolite_api.repositories import queues as queue_repo
-from theodolite_api.routes import entrypoints, experiments, health, jobs, queues, tasks
+from theodolite_api.routes import entrypoints, experiments, health, jobs, plugins, queues, tasks
 from theodolite_api.settings import ApiSettings
 from theodolite_api.state import AppState
 
@@ -62,6 +63,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         http = await stack.enter_async_context(
             httpx.AsyncClient(timeout=settings.mlflow.request_timeout_s)
         )
+        # Uploads are validated synchronously by the registry: allow it its time limit.
+        registry_http = await stack.enter_async_context(httpx.AsyncClient(timeout=300))
         state = AppState(
             settings=settings,
             engine=engine,
@@ -69,6 +72,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             broker=broker,
             store=ObjectStore(settings.storage),
             mlflow=MlflowReader(settings.mlflow, http),
+            registry=RegistryClient(settings.registry_url, registry_http),
             relay=OutboxRelay(
                 sessions=sessions,
                 broker=broker,
@@ -100,6 +104,6 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     app.state.settings = settings or ApiSettings()
     install_error_handlers(app)
     app.include_router(health.router)
-    for module in (experiments, entrypoints, queues, jobs, tasks):
+    for module in (experiments, entrypoints, queues, jobs, tasks, plugins):
         app.include_router(module.router, prefix="/api/v1")
     return app

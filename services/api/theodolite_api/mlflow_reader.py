@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 
 from theodolite.settings import MlflowSettings
-from theodolite_api.errors import DependencyUnavailable, NotFound
+from theodolite.web.errors import DependencyUnavailable, NotFound
 
 
 class MlflowReader:

@@ -25,6 +25,9 @@ class ApiSettings(CommonSettings):
     worker_liveness_s: float = Field(
         15.0, description="A worker unheard of for this long no longer counts as live."
     )
+    registry_url: str = Field(
+        "http://127.0.0.1:8100", description="The plugin registry (served under /api/v1/plugins)."
+    )
     log_tail_lines: int = Field(20, description="Log lines shown in a job's body.")
     outbox_poll_interval_s: float = Field(
         1.0, description="How often the relay looks for unpublished events it was not told of."

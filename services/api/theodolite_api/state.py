@@ -12,6 +12,7 @@ from theodolite.broker import Broker
 from theodolite.storage import ObjectStore
 from theodolite_api.mlflow_reader import MlflowReader
 from theodolite_api.outbox_relay import OutboxRelay
+from theodolite_api.registry_client import RegistryClient
 from theodolite_api.settings import ApiSettings
 
 
@@ -23,5 +24,6 @@ class AppState:
     broker: Broker
     store: ObjectStore
     mlflow: MlflowReader
+    registry: RegistryClient
     relay: OutboxRelay
     archive_limits: ArchiveLimits

@@ -7,17 +7,17 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from theodolite import topology
 from theodolite.db.tables import Job, utcnow
-from theodolite.events import JobSubmitted, make_event
+from theodolite.events import JobSubmitted, PluginPin, make_event
 from theodolite.lifecycle import JobStatus
 from theodolite.mlproject import EntryPointSpec, resolve_parameters
 from theodolite.problems import Problem, ProblemsError
-from theodolite_api.errors import InvalidSubmission
-from theodolite_api.graph_checks import graph_problems
+from theodolite.web.errors import InvalidSubmission
+from theodolite_api.graph_checks import check_graph
+from theodolite_api.registry_client import RegistryClient
 from theodolite_api.repositories import entrypoints as entrypoint_repo
 from theodolite_api.repositories import experiments as experiment_repo
 from theodolite_api.repositories import jobs as job_repo
 from theodolite_api.repositories import outbox as outbox_repo
-from theodolite_api.repositories import plugins as plugin_repo
 from theodolite_api.repositories import queues as queue_repo
 from theodolite_api.schemas.jobs import JobCreate
 from theodolite_api.settings import ApiSettings
@@ -25,7 +25,9 @@ from theodolite_api.settings import ApiSettings
 PRODUCER = "api"
 
 
-async def submit_job(*, session: AsyncSession, request: JobCreate, settings: ApiSettings) -> Job:
+async def submit_job(
+    *, session: AsyncSession, request: JobCreate, settings: ApiSettings, registry: RegistryClient
+) -> Job:
     """Create a queued job, or raise InvalidSubmission listing every problem. Does not commit."""
     problems: list[Problem] = []
     experiment = await experiment_repo.get(session=session, experiment_id=request.experiment_id)
@@ -41,6 +43,7 @@ async def submit_job(*, session: AsyncSession, request: JobCreate, settings: Api
         )
     archive = await entrypoint_repo.get(session=session, entrypoint_id=request.entrypoint_id)
     params: dict[str, str] = {}
+    pins: dict[str, PluginPin] = {}
     if archive is None:
         problems.append(Problem(field="entrypoint_id", message="no such entry point archive"))
     elif request.entry_point not in archive.entry_points:
@@ -59,8 +62,9 @@ async def submit_job(*, session: AsyncSession, request: JobCreate, settings: Api
         except ProblemsError as exc:
             problems.extend(exc.problems)
         if archive.graph_text is not None:
-            catalogue = await plugin_repo.catalogue(session=session)
-            problems.extend(graph_problems(archive.graph_text, catalogue)[1])
+            checked = await check_graph(archive.graph_text, session=session, registry=registry)
+            problems.extend(checked.problems)
+            pins = checked.pins
     if problems:
         raise InvalidSubmission(f"{len(problems)} problem(s) in the submission", problems)
     assert experiment is not None and archive is not None
@@ -73,6 +77,7 @@ async def submit_job(*, session: AsyncSession, request: JobCreate, settings: Api
         params=params,
         queue=request.queue,
         timeout_s=timeout_s,
+        plugin_versions={name: pin.model_dump() for name, pin in pins.items()},
         status=JobStatus.QUEUED.value,
         attempt=1,
         last_seq=0,
@@ -93,6 +98,7 @@ async def submit_job(*, session: AsyncSession, request: JobCreate, settings: Api
             params=params,
             queue=request.queue,
             timeout_s=timeout_s,
+            plugins=pins,
         ),
         producer=PRODUCER,
         job_id=job.id,

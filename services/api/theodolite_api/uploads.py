@@ -17,7 +17,7 @@ from theodolite.graphs.spec import GRAPH_FILENAME
 from theodolite.mlproject import MLPROJECT_FILENAME, parse_mlproject
 from theodolite.problems import Problem, ProblemsError
 from theodolite.storage import ObjectStore, entrypoint_archive_key
-from theodolite_api.errors import InvalidArchive
+from theodolite.web.errors import InvalidArchive
 from theodolite_api.repositories import entrypoints as entrypoint_repo
 
 log = logging.getLogger(__name__)

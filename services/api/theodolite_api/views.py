@@ -5,9 +5,11 @@ from __future__ import annotations
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from theodolite.db.tables import EntryPointArchive, Experiment, Job
-from theodolite.sdk.discovery import Catalogue
-from theodolite_api.graph_checks import graph_problems
+from theodolite.problems import Problem
+from theodolite.web.errors import DependencyUnavailable
+from theodolite_api.graph_checks import check_graph
 from theodolite_api.mlflow_reader import MlflowReader
+from theodolite_api.registry_client import RegistryClient
 from theodolite_api.repositories import experiments as experiment_repo
 from theodolite_api.repositories import jobs as job_repo
 from theodolite_api.schemas.entrypoints import (
@@ -27,11 +29,17 @@ def experiment_public(experiment: Experiment, mlflow: MlflowReader) -> Experimen
     )
 
 
-def graph_public(graph_text: str | None, catalogue: Catalogue) -> GraphPublic | None:
+async def graph_public(
+    graph_text: str | None, *, session: AsyncSession, registry: RegistryClient
+) -> GraphPublic | None:
     if graph_text is None:
         return None
-    spec, problems = graph_problems(graph_text, catalogue)
-    return GraphPublic(valid=not problems, problems=problems, spec=spec)
+    try:
+        checked = await check_graph(graph_text, session=session, registry=registry)
+    except DependencyUnavailable as exc:
+        problem = Problem(field="graph", message=f"could not be checked now: {exc.detail}")
+        return GraphPublic(valid=False, problems=[problem], spec=None)
+    return GraphPublic(valid=not checked.problems, problems=checked.problems, spec=checked.spec)
 
 
 def entry_points_public(entry_points: dict) -> list[EntryPointPublic]:
@@ -53,11 +61,13 @@ def entry_points_public(entry_points: dict) -> list[EntryPointPublic]:
     ]
 
 
-def entrypoint_public(archive: EntryPointArchive, catalogue: Catalogue) -> EntryPointArchivePublic:
+async def entrypoint_public(
+    archive: EntryPointArchive, *, session: AsyncSession, registry: RegistryClient
+) -> EntryPointArchivePublic:
     return EntryPointArchivePublic(
         **archive.model_dump(exclude={"entry_points", "graph_text"}),
         entry_points=entry_points_public(archive.entry_points),
-        graph=graph_public(archive.graph_text, catalogue),
+        graph=await graph_public(archive.graph_text, session=session, registry=registry),
     )
 
 

@@ -22,11 +22,12 @@ from theodolite.events import (
 )
 from theodolite.mlproject import MLPROJECT_FILENAME, parse_mlproject, render_command
 from theodolite.problems import ProblemsError
-from theodolite.sdk.protocol import RESULT_FILE_ENV
+from theodolite.sdk.protocol import PLUGINS_ENV, RESULT_FILE_ENV
 from theodolite.storage import IntegrityError, ObjectNotFound
 from theodolite_worker.archive_cache import ArchiveCache
 from theodolite_worker.execution import run_command
 from theodolite_worker.job_events import JobEventPublisher
+from theodolite_worker.plugin_cache import PluginCache
 from theodolite_worker.settings import WorkerSettings
 from theodolite_worker.tracking import JobRunTracker
 from theodolite_worker.warm_pool import WarmPool
@@ -76,9 +77,11 @@ class JobRunner:
         settings: WorkerSettings,
         cache: ArchiveCache,
         tracker: JobRunTracker,
+        plugins: PluginCache | None = None,
         warm_pool: WarmPool | None = None,
     ) -> None:
         self._settings = settings
+        self._plugins = plugins
         self._warm_pool = warm_pool
         self._cache = cache
         self._tracker = tracker
@@ -99,6 +102,21 @@ class JobRunner:
         if spec is None:
             raise JobSetupError(f"the archive has no entry point {job.entry_point!r}")
         return render_command(spec, job.params, project_dir)
+
+    async def _plugin_folders(self, job: JobSubmitted) -> dict[str, dict[str, str]]:
+        """The job's pinned registry plugins, fetched: what its process imports, exactly."""
+        folders = {}
+        for name, pin in job.plugins.items():
+            if pin.source != "registry":
+                continue  # installed in this environment
+            if self._plugins is None:
+                raise JobSetupError(f"plugin {name}=={pin.version}: this worker has no cache")
+            try:
+                folder = await self._plugins.ensure_pin(pin)
+            except Exception as exc:
+                raise JobSetupError(f"plugin {name}=={pin.version} unavailable: {exc}") from exc
+            folders[name] = {"path": str(folder), "version": pin.version}
+        return folders
 
     async def run(
         self, job_id: uuid.UUID, attempt: int, job: JobSubmitted, events: JobEventPublisher
@@ -125,6 +143,13 @@ class JobRunner:
             env = job_environment(self._settings, job_id, run_id, job.mlflow_experiment_id)
             result_file = job_dir / "result.json"
             env[RESULT_FILE_ENV] = str(result_file)
+            env[PLUGINS_ENV] = json.dumps(await self._plugin_folders(job))
+            if job.plugins:
+                await self._tracker.tag(
+                    run_id,
+                    "theodolite.plugins",
+                    ", ".join(f"{n}=={p.version}" for n, p in sorted(job.plugins.items())),
+                )
             result = await run_command(
                 command,
                 cwd=job_dir / "project",

@@ -16,6 +16,7 @@ from theodolite import topology
 from theodolite.broker import Broker
 from theodolite.events import (
     JobSubmitted,
+    PluginPublished,
     UndecodableEvent,
     WorkerHeartbeat,
     WorkerPlugins,
@@ -26,6 +27,7 @@ from theodolite.storage import ObjectStore
 from theodolite_worker.archive_cache import ArchiveCache
 from theodolite_worker.job_events import JobEventPublisher
 from theodolite_worker.jobs import JobRunner
+from theodolite_worker.plugin_cache import PluginCache
 from theodolite_worker.plugins import installed_plugins
 from theodolite_worker.settings import WorkerSettings
 from theodolite_worker.tracking import JobRunTracker
@@ -45,8 +47,14 @@ class Worker:
         store = ObjectStore(settings.storage)
         self._warm_pool = WarmPool(settings.warm_pool_preload) if settings.warm_pool else None
         self._warm_pool_start: asyncio.Future[bool] | None = None
+        self._plugin_cache = PluginCache(
+            store=store,
+            bucket=settings.storage.plugin_bucket,
+            directory=settings.work_dir / "plugins",
+        )
         self._runner = JobRunner(
             settings=settings,
+            plugins=self._plugin_cache,
             cache=ArchiveCache(
                 store=store,
                 bucket=settings.storage.entrypoint_bucket,
@@ -61,6 +69,7 @@ class Worker:
         self._heartbeat_task: asyncio.Task[None] | None = None
         self._plugins_task: asyncio.Task[None] | None = None
         self._plugins: WorkerPlugins | None = None
+        self._prefetches: set[asyncio.Task[object]] = set()
         self._running: set[asyncio.Task[None]] = set()
 
     async def __aenter__(self) -> Self:
@@ -72,6 +81,9 @@ class Worker:
             await self._broker.__aenter__()
             # Before the first heartbeat: a worker counted live has said what its jobs can use.
             await self._announce_plugins()
+            await self._broker.consume_broadcasts(
+                topology.CONTROL_EXCHANGE.name, ["plugin.*"], self._on_control
+            )
             queue = await self._broker.declare_job_queue(self.settings.queue)
             await self._broker.consume(queue, self._on_message, prefetch=self.settings.slots)
         except BaseException:
@@ -166,6 +178,26 @@ class Worker:
         while True:
             await asyncio.sleep(self.settings.plugin_announce_interval_s)
             await self._announce_plugins()
+
+    async def _on_control(self, message: AbstractIncomingMessage) -> None:
+        """Prefetch each published plugin version, so jobs that pin it start at once."""
+        async with message.process(ignore_processed=True):
+            try:
+                _, payload = decode_event(message.body)
+            except UndecodableEvent as exc:
+                log.warning("ignoring control message: %s", exc)
+                return
+            if isinstance(payload, PluginPublished):
+                task = asyncio.create_task(
+                    self._plugin_cache.ensure(payload.wheel_key, payload.wheel_sha256)
+                )
+                self._prefetches.add(task)
+                task.add_done_callback(self._prefetched)
+
+    def _prefetched(self, task: asyncio.Task[object]) -> None:
+        self._prefetches.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("plugin prefetch failed: %s", task.exception())
 
     async def _on_message(self, message: AbstractIncomingMessage) -> None:
         task = asyncio.current_task()

@@ -85,6 +85,10 @@ class Job(SQLModel, table=True):
     mlflow_run_id: str | None = None
     exit_code: int | None = None
     error: str | None = Field(default=None, sa_type=Text)
+    # The plugin versions resolved at submission: {name: {"version", "source", ...}}.
+    plugin_versions: dict[str, Any] | None = Field(
+        default=None, sa_column=Column(JSON, nullable=True)
+    )
     # The latest job.progress: {"fraction", "message", "step", "at"}.
     progress: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
     created_at: datetime = _timestamp(index=True)
@@ -139,3 +143,38 @@ class AnnouncedPlugin(SQLModel, table=True):
     worker_id: str
     queue: str
     announced_at: datetime = Field(sa_type=DateTime(timezone=True))
+
+
+class PluginVersion(SQLModel, table=True):
+    """A published plugin version (owned by the plugin registry). Immutable once published:
+    only ``status`` moves, from published to yanked."""
+
+    __tablename__ = "plugin_versions"
+
+    name: str = Field(primary_key=True)
+    version: str = Field(primary_key=True)
+    sha256: str = Field(index=True)  # of the archive as uploaded
+    archive_key: str
+    wheel_key: str  # what workers install: the uploaded wheel, or one built from the source
+    wheel_sha256: str
+    module: str
+    tasks: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    status: str = "published"  # published | yanked
+    source: str  # "upload" or "bucket:<key>"
+    published_at: datetime = _timestamp()
+    yanked_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
+
+
+class PluginDrop(SQLModel, table=True):
+    """An archive found in the plugin bucket (owned by the plugin registry): published, or
+    rejected with its reason and not retried until its bytes (etag) change."""
+
+    __tablename__ = "plugin_drops"
+
+    key: str = Field(primary_key=True)
+    etag: str
+    status: str  # published | rejected
+    reason: str | None = Field(default=None, sa_type=Text)
+    name: str | None = None
+    version: str | None = None
+    seen_at: datetime = _timestamp()

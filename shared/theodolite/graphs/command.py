@@ -16,7 +16,7 @@ from theodolite.graphs.validate import validate_graph
 from theodolite.mlproject import EntryPointSpec, resolve_parameters, typed_value
 from theodolite.problems import ProblemsError
 from theodolite.sdk.discovery import discover_installed
-from theodolite.sdk.protocol import RESULT_FILE_ENV
+from theodolite.sdk.protocol import PLUGINS_ENV, RESULT_FILE_ENV
 
 
 def _say(line: str) -> None:
@@ -46,7 +46,13 @@ def load_graph(path: Path, plugins: dict[str, str]) -> tuple[GraphSpec, dict]:
     folder = str(path.resolve().parent)
     if folder not in sys.path:
         sys.path.insert(0, folder)  # local plugins live beside graph.yaml
-    catalogue, functions, errors = discover_installed({**graph.local_plugins, **plugins})
+    pinned = {
+        name: Path(found["path"])
+        for name, found in json.loads(os.environ.get(PLUGINS_ENV) or "{}").items()
+    }
+    catalogue, functions, errors = discover_installed({**graph.local_plugins, **plugins}, pinned)
+    for name, plugin in sorted(catalogue.plugins.items()):
+        _say(f"plugin {name}=={plugin.version}")
     for name, error in errors.items():
         _say(f"plugin {name} could not be loaded: {error}")
     problems = validate_graph(graph, catalogue)

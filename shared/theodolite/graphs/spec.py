@@ -14,6 +14,7 @@ hold references too. ``$$`` starts a literal string that begins with ``$``.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -82,10 +83,14 @@ class OutputSpec(BaseModel):
 
 
 class GraphSpec(BaseModel):
+    """A parsed graph.yaml."""
+
     name: str | None = None
     # Plugins shipped inside the entry point archive: name -> module beside graph.yaml. They are
     # checked when the graph runs, not at upload (the api cannot import them).
     local_plugins: dict[str, str] = Field(default_factory=dict)
+    # Pinned plugin versions, "name==version"; other plugins resolve to their latest version.
+    plugins: list[str] = Field(default_factory=list)
     parameters: dict[str, ParameterSpec] = Field(default_factory=dict)
     steps: dict[str, StepSpec]
     outputs: dict[str, OutputSpec] = Field(default_factory=dict)
@@ -146,12 +151,32 @@ def parse_graph(text: str) -> GraphSpec:
             Problem(field="local_plugins", message="must map plugin names to module names")
         )
         local_plugins = {}
+    pins = document.get("plugins") or []
+    if not isinstance(pins, list) or not all(
+        isinstance(p, str) and re.fullmatch(r"[A-Za-z0-9_.-]+==[A-Za-z0-9_.+!-]+", p) for p in pins
+    ):
+        problems.append(Problem(field="plugins", message='must list pins like "data==0.1.0"'))
+        pins = []
     if problems:
         raise ProblemsError("invalid graph", problems)
     return GraphSpec(
         name=document.get("name"),
         local_plugins=local_plugins,
+        plugins=pins,
         parameters=parameters,
         steps=steps,
         outputs=outputs,
     )
+
+
+def plugins_used(graph: GraphSpec) -> set[str]:
+    """The plugins the graph's steps call, archive-local ones excluded."""
+    return {
+        step.task.partition(".")[0]
+        for step in graph.steps.values()
+        if "." in step.task and step.task.partition(".")[0] not in graph.local_plugins
+    }
+
+
+def pinned_versions(graph: GraphSpec) -> dict[str, str]:
+    return dict(pin.split("==", 1) for pin in graph.plugins)  # type: ignore[misc]

@@ -9,9 +9,13 @@ A graph step names a task as ``<plugin>.<task>`` (``digits.train_logistic_regres
 
 from __future__ import annotations
 
+import configparser
 import importlib
+import sys
 from collections.abc import Callable
+from email.parser import Parser
 from importlib.metadata import entry_points
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -66,15 +70,35 @@ def load_plugin(name: str, module_name: str, version: str) -> tuple[PluginSpec, 
     return spec, functions
 
 
+def wheel_entry_point(folder: Path) -> tuple[str, str, str]:
+    """(plugin name, module, version) of an unpacked plugin wheel."""
+    (dist_info,) = folder.glob("*.dist-info")
+    parser = configparser.ConfigParser(delimiters=("=",))
+    parser.optionxform = str  # type: ignore[assignment,method-assign]
+    parser.read_string((dist_info / "entry_points.txt").read_text())
+    ((name, module),) = parser.items(ENTRY_POINT_GROUP)
+    version = Parser().parsestr((dist_info / "METADATA").read_text())["Version"]
+    return name.strip(), module.strip(), str(version)
+
+
 def discover_installed(
     extra: dict[str, str] | None = None,
+    pinned: dict[str, Path] | None = None,
 ) -> tuple[Catalogue, TaskFunctions, dict[str, str]]:
-    """Installed plugins (plus ``extra``: name -> module), their functions, and load errors."""
+    """Plugins with their functions and load errors: ``pinned`` ones (name -> unpacked wheel)
+    first and exactly, then the installed ones not pinned, plus ``extra`` (name -> module)."""
     catalogue = Catalogue()
     functions: TaskFunctions = {}
     errors: dict[str, str] = {}
     sources: list[tuple[str, str, str]] = []
+    for name, folder in (pinned or {}).items():
+        # First on sys.path, before anything imports an installed copy of the same module.
+        sys.path.insert(0, str(folder))
+        _, module, version = wheel_entry_point(folder)
+        sources.append((name, module, version))
     for entry in entry_points(group=ENTRY_POINT_GROUP):
+        if entry.name in (pinned or {}):
+            continue
         version = entry.dist.version if entry.dist is not None else "0"
         sources.append((entry.name, entry.value, version))
     sources.extend((name, module, "local") for name, module in (extra or {}).items())

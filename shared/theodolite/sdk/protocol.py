@@ -7,3 +7,7 @@ PROGRESS_LINE_PREFIX = "::theodolite-progress:: "
 # The worker names a file in this variable; a failing graph writes there which step failed and
 # why, so the job's terminal event can say so.
 RESULT_FILE_ENV = "THEODOLITE_RESULT_FILE"
+
+# The worker names the plugin versions a job was pinned to: JSON {name: {"path", "version"}},
+# each path an unpacked wheel. ``theodolite run-graph`` imports exactly those.
+PLUGINS_ENV = "THEODOLITE_PLUGINS"

@@ -10,10 +10,9 @@ from fastapi import APIRouter, File, Response, UploadFile, status
 from fastapi.responses import StreamingResponse
 
 from theodolite.storage import entrypoint_archive_key
+from theodolite.web.errors import InvalidArchive, NotFound, PayloadTooLarge
 from theodolite_api.deps import SessionDep, StateDep
-from theodolite_api.errors import InvalidArchive, NotFound, PayloadTooLarge
 from theodolite_api.repositories import entrypoints as entrypoint_repo
-from theodolite_api.repositories import plugins as plugin_repo
 from theodolite_api.schemas.common import Limit, Offset, Page
 from theodolite_api.schemas.entrypoints import EntryPointArchivePublic, EntryPointValidation
 from theodolite_api.uploads import describe_archive, store_entrypoint_archive
@@ -64,7 +63,7 @@ async def upload_entrypoint(
     )
     if not created:
         response.status_code = status.HTTP_200_OK
-    return entrypoint_public(stored, await plugin_repo.catalogue(session=session))
+    return await entrypoint_public(stored, session=session, registry=state.registry)
 
 
 @router.post("/validate")
@@ -82,7 +81,7 @@ async def validate_entrypoint(
         return EntryPointValidation(
             valid=False, problems=exc.problems, sha256=sha256, entry_points=[]
         )
-    graph = graph_public(described.graph_text, await plugin_repo.catalogue(session=session))
+    graph = await graph_public(described.graph_text, session=session, registry=state.registry)
     return EntryPointValidation(
         valid=graph is None or graph.valid,
         problems=graph.problems if graph is not None else [],
@@ -94,21 +93,23 @@ async def validate_entrypoint(
 
 @router.get("")
 async def list_entrypoints(
-    session: SessionDep, limit: Limit = 50, offset: Offset = 0
+    session: SessionDep, state: StateDep, limit: Limit = 50, offset: Offset = 0
 ) -> Page[EntryPointArchivePublic]:
     """Entry point archives, newest first."""
     rows, total = await entrypoint_repo.page(session=session, limit=limit, offset=offset)
-    catalogue = await plugin_repo.catalogue(session=session)
-    return Page(data=[entrypoint_public(row, catalogue) for row in rows], count=total)
+    data = [await entrypoint_public(row, session=session, registry=state.registry) for row in rows]
+    return Page(data=data, count=total)
 
 
 @router.get("/{entrypoint_id}", responses={404: {"description": "No such entry point"}})
-async def get_entrypoint(entrypoint_id: uuid.UUID, session: SessionDep) -> EntryPointArchivePublic:
+async def get_entrypoint(
+    entrypoint_id: uuid.UUID, session: SessionDep, state: StateDep
+) -> EntryPointArchivePublic:
     """One entry point archive with its declared entry points and parameters."""
     row = await entrypoint_repo.get(session=session, entrypoint_id=entrypoint_id)
     if row is None:
         raise NotFound(f"no entry point {entrypoint_id}")
-    return entrypoint_public(row, await plugin_repo.catalogue(session=session))
+    return await entrypoint_public(row, session=session, registry=state.registry)
 
 
 @router.get(

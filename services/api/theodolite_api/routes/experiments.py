@@ -6,8 +6,8 @@ from fastapi import APIRouter, status
 from sqlalchemy.exc import IntegrityError
 
 from theodolite.db.tables import Experiment
+from theodolite.web.errors import Conflict, NotFound
 from theodolite_api.deps import SessionDep, StateDep
-from theodolite_api.errors import Conflict, NotFound
 from theodolite_api.repositories import experiments as experiment_repo
 from theodolite_api.schemas.common import Limit, Offset, Page
 from theodolite_api.schemas.experiments import ExperimentCreate, ExperimentPublic

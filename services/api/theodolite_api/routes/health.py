@@ -7,8 +7,8 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
 from theodolite.problems import Problem
+from theodolite.web.errors import problem_response
 from theodolite_api.deps import StateDep
-from theodolite_api.errors import problem_response
 
 router = APIRouter(tags=["health"])
 

@@ -13,8 +13,8 @@ from starlette.background import BackgroundTask
 from theodolite.db.tables import Job
 from theodolite.lifecycle import JobStatus
 from theodolite.problems import Problem
+from theodolite.web.errors import InvalidSubmission, NotFound
 from theodolite_api.deps import SessionDep, StateDep
-from theodolite_api.errors import InvalidSubmission, NotFound
 from theodolite_api.repositories import jobs as job_repo
 from theodolite_api.schemas.common import Limit, Offset, Page
 from theodolite_api.schemas.jobs import ArtifactPublic, JobCreate, JobPublic, MetricPublic
@@ -38,7 +38,9 @@ async def _job_or_404(session: AsyncSession, job_id: uuid.UUID) -> Job:
 )
 async def create_job(body: JobCreate, session: SessionDep, state: StateDep) -> JobPublic:
     """Submit a job: validated completely, then queued for a worker of its queue."""
-    job = await submit_job(session=session, request=body, settings=state.settings)
+    job = await submit_job(
+        session=session, request=body, settings=state.settings, registry=state.registry
+    )
     await session.commit()
     state.relay.notify()
     return await job_public(

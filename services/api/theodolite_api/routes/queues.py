@@ -7,8 +7,8 @@ from sqlalchemy.exc import IntegrityError
 
 from theodolite import topology
 from theodolite.db.tables import Queue, utcnow
+from theodolite.web.errors import Conflict
 from theodolite_api.deps import SessionDep, StateDep
-from theodolite_api.errors import Conflict
 from theodolite_api.repositories import queues as queue_repo
 from theodolite_api.schemas.common import Page
 from theodolite_api.schemas.queues import QueueCreate, QueuePublic

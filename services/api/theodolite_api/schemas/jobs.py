@@ -38,6 +38,7 @@ class JobPublic(BaseModel):
     queue: str
     timeout_s: int | None
     status: str
+    plugin_versions: dict[str, Any] | None
     history: list[TransitionPublic]
     attempt: int
     worker_id: str | None

@@ -1,0 +1,38 @@
+"""The plugin registry over HTTP: version resolution at submission (authoritative, so a job
+submitted after a publish was acknowledged gets the new version) and the proxied routes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from theodolite.problems import Problem
+from theodolite.web.errors import DependencyUnavailable
+
+
+class RegistryClient:
+    def __init__(self, base_url: str, client: httpx.AsyncClient) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._http = client
+
+    async def resolve(
+        self, plugins: set[str], pins: dict[str, str]
+    ) -> tuple[dict[str, dict[str, Any]], list[Problem]]:
+        try:
+            response = await self._http.post(
+                f"{self.base_url}/internal/resolve",
+                json={"plugins": sorted(plugins), "pins": pins},
+            )
+        except httpx.HTTPError as exc:
+            raise DependencyUnavailable(f"the plugin registry did not answer: {exc}") from exc
+        if response.status_code != 200:
+            raise DependencyUnavailable(f"the plugin registry answered {response.status_code}")
+        body = response.json()
+        return body["resolved"], [Problem.model_validate(p) for p in body["problems"]]
+
+    async def forward(self, request_method: str, path: str, **kwargs: Any) -> httpx.Response:
+        try:
+            return await self._http.request(request_method, f"{self.base_url}{path}", **kwargs)
+        except httpx.HTTPError as exc:
+            raise DependencyUnavailable(f"the plugin registry did not answer: {exc}") from exc

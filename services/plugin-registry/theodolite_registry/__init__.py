@@ -1,0 +1,1 @@
+"""Theodolite plugin registry."""

@@ -1,0 +1,119 @@
+"""From archive bytes to a published plugin version: validate, store immutably, record, and
+announce ``plugin.published``; or nothing at all."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+
+from sqlalchemy.exc import IntegrityError
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from theodolite import topology
+from theodolite.broker import Broker
+from theodolite.db.tables import PluginVersion, utcnow
+from theodolite.events import PluginPublished, PluginYanked, make_event
+from theodolite.storage import ObjectStore
+from theodolite_registry import repository
+from theodolite_registry.settings import RegistrySettings
+from theodolite_registry.validation import ValidationFailed, validate_plugin
+
+log = logging.getLogger(__name__)
+PRODUCER = "plugin-registry"
+
+
+class VersionConflict(Exception):
+    """The same name and version exists with other bytes: versions are immutable."""
+
+
+class Publisher:
+    def __init__(self, *, settings: RegistrySettings, store: ObjectStore, broker: Broker) -> None:
+        self._settings = settings
+        self._store = store
+        self._broker = broker
+        self._lock = asyncio.Lock()  # one publish at a time: name/version checks stay simple
+
+    async def publish(
+        self, session: AsyncSession, data: bytes, filename: str, source: str
+    ) -> tuple[PluginVersion, bool]:
+        """The published version for these bytes and whether it is new. Raises
+        ValidationFailed or VersionConflict, having stored nothing."""
+        sha256 = hashlib.sha256(data).hexdigest()
+        existing = await repository.get_by_sha256(session=session, sha256=sha256)
+        if existing is not None:
+            return existing, False
+        validated = await validate_plugin(
+            data,
+            filename,
+            timeout_s=self._settings.validation_timeout_s,
+            memory_mb=self._settings.validation_memory_mb,
+        )
+        async with self._lock:
+            same = await repository.get(
+                session=session, name=validated.plugin, version=validated.version
+            )
+            if same is not None:
+                raise VersionConflict(
+                    f"{validated.plugin}=={validated.version} exists already with other bytes "
+                    f"(sha256 {same.sha256[:12]}); publish a new version instead"
+                )
+            wheel_sha256 = hashlib.sha256(validated.wheel).hexdigest()
+            bucket = self._settings.storage.plugin_bucket
+            archive_key = f"archives/{sha256}"
+            wheel_key = f"wheels/{wheel_sha256}/{validated.distribution}-{validated.version}.whl"
+            await asyncio.to_thread(
+                self._store.put_bytes, bucket, archive_key, data, "application/octet-stream"
+            )
+            await asyncio.to_thread(
+                self._store.put_bytes, bucket, wheel_key, validated.wheel, "application/zip"
+            )
+            row = PluginVersion(
+                name=validated.plugin,
+                version=validated.version,
+                sha256=sha256,
+                archive_key=archive_key,
+                wheel_key=wheel_key,
+                wheel_sha256=wheel_sha256,
+                module=validated.module,
+                tasks=validated.tasks,
+                source=source,
+            )
+            session.add(row)
+            try:
+                await session.commit()
+            except IntegrityError as exc:
+                await session.rollback()
+                raise VersionConflict(f"{validated.plugin}=={validated.version} exists") from exc
+        await self._announce(
+            PluginPublished(
+                name=row.name,
+                version=row.version,
+                sha256=row.sha256,
+                wheel_key=row.wheel_key,
+                wheel_sha256=row.wheel_sha256,
+            )
+        )
+        log.info("published %s==%s (%s)", row.name, row.version, source)
+        return row, True
+
+    async def yank(self, session: AsyncSession, row: PluginVersion) -> PluginVersion:
+        if row.status != "yanked":
+            row.status = "yanked"
+            row.yanked_at = utcnow()
+            session.add(row)
+            await session.commit()
+            await self._announce(PluginYanked(name=row.name, version=row.version))
+        return row
+
+    async def _announce(self, payload: PluginPublished | PluginYanked) -> None:
+        event = make_event(payload, producer=PRODUCER)
+        try:
+            await self._broker.publish(
+                topology.CONTROL_EXCHANGE.name, event.type.value, event, mandatory=False
+            )
+        except Exception:  # the version is recorded: workers still fetch it when a job needs it
+            log.warning("could not announce %s", event.type, exc_info=True)
+
+
+__all__ = ["Publisher", "ValidationFailed", "VersionConflict"]

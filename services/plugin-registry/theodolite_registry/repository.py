@@ -1,0 +1,48 @@
+"""The catalogue table. Functions take the session keyword-only and never commit."""
+
+from __future__ import annotations
+
+from packaging.version import InvalidVersion, Version
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from theodolite.db.tables import PluginDrop, PluginVersion
+
+
+def version_key(version: str) -> tuple[int, Version | str]:
+    try:
+        return (1, Version(version))
+    except InvalidVersion:
+        return (0, version)
+
+
+async def get(*, session: AsyncSession, name: str, version: str) -> PluginVersion | None:
+    return await session.get(PluginVersion, (name, version))
+
+
+async def get_by_sha256(*, session: AsyncSession, sha256: str) -> PluginVersion | None:
+    rows = await session.exec(select(PluginVersion).where(PluginVersion.sha256 == sha256))
+    return rows.first()
+
+
+async def versions(*, session: AsyncSession, name: str | None = None) -> list[PluginVersion]:
+    statement = select(PluginVersion)
+    if name is not None:
+        statement = statement.where(PluginVersion.name == name)
+    rows = list(await session.exec(statement.order_by(col(PluginVersion.name))))
+    return sorted(rows, key=lambda r: (r.name, version_key(r.version)))
+
+
+def latest(rows: list[PluginVersion]) -> dict[str, PluginVersion]:
+    """The highest published (not yanked) version of each plugin."""
+    found: dict[str, PluginVersion] = {}
+    for row in rows:
+        if row.status != "published":
+            continue
+        if row.name not in found or version_key(row.version) > version_key(found[row.name].version):
+            found[row.name] = row
+    return found
+
+
+async def drop(*, session: AsyncSession, key: str) -> PluginDrop | None:
+    return await session.get(PluginDrop, key)

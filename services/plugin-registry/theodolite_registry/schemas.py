@@ -1,0 +1,54 @@
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from theodolite.problems import Problem
+
+
+class PluginVersionPublic(BaseModel):
+    name: str
+    version: str
+    sha256: str
+    status: str  # published | yanked
+    module: str
+    source: str
+    published_at: datetime
+    yanked_at: datetime | None
+    tasks: dict[str, Any]
+
+
+class PluginPublic(BaseModel):
+    name: str
+    latest_version: str | None  # None when every version is yanked
+    versions: list[str]
+
+
+class DropPublic(BaseModel):
+    key: str
+    etag: str
+    status: str
+    reason: str | None
+    name: str | None
+    version: str | None
+    seen_at: datetime
+
+
+class ResolveRequest(BaseModel):
+    plugins: list[str]
+    pins: dict[str, str] = Field(default_factory=dict)
+
+
+class ResolvedPlugin(BaseModel):
+    version: str
+    module: str
+    wheel_key: str
+    wheel_sha256: str
+    tasks: dict[str, Any]
+
+
+class ResolveResponse(BaseModel):
+    resolved: dict[str, ResolvedPlugin]
+    problems: list[Problem]

@@ -1,0 +1,27 @@
+"""The registry's settings."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from theodolite.settings import ArchiveLimitSettings, CommonSettings, DatabaseSettings
+
+
+class RegistrySettings(CommonSettings):
+    model_config = SettingsConfigDict(env_prefix="THEODOLITE_REGISTRY_")
+
+    host: str = Field("127.0.0.1", description="Address the registry binds.")
+    port: int = Field(8100, description="Port the registry binds.")
+    db: DatabaseSettings = Field(default_factory=DatabaseSettings)
+    archive_limits: ArchiveLimitSettings = Field(default_factory=ArchiveLimitSettings)
+    migrate_on_start: bool = Field(True, description="Apply database migrations at start-up.")
+    validation_timeout_s: float = Field(
+        120.0, description="Longest a plugin's validation (build, import) may take."
+    )
+    validation_memory_mb: int = Field(
+        4096, description="Address-space limit of the validation subprocess, in MiB."
+    )
+    reconcile_interval_s: float = Field(
+        2.0, description="How often the plugin bucket is listed for archives put there directly."
+    )
