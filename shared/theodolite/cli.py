@@ -14,8 +14,10 @@ from rich.table import Table
 app = typer.Typer(no_args_is_help=True, help="Theodolite: ML security experiments, reproducibly.")
 stack_app = typer.Typer(no_args_is_help=True, help="The local stack (no Docker needed).")
 db_app = typer.Typer(no_args_is_help=True, help="Database schema.")
+plugins_app = typer.Typer(no_args_is_help=True, help="Task plugins in the registry.")
 app.add_typer(stack_app, name="stack")
 app.add_typer(db_app, name="db")
+app.add_typer(plugins_app, name="plugins")
 console = Console()
 
 StateDir = Annotated[Path, typer.Option(help="Where the stack keeps its data, logs and pids.")]
@@ -45,6 +47,28 @@ def stack_down(state_dir: StateDir = Path(".stack")) -> None:
     from theodolite.devstack import StackConfig, down
 
     down(StackConfig(state_dir=state_dir), say=lambda line: console.print(line))
+
+
+@plugins_app.command("push")
+def plugins_push(
+    sources: Annotated[list[Path], typer.Argument(help="Plugin folders, wheels or archives.")],
+    api_url: ApiUrl = "http://127.0.0.1:8000",
+) -> None:
+    """Publish plugins (a folder is packed as a source archive); the same bytes again are a
+    no-op, the same version with other bytes is refused."""
+    from theodolite.client import ApiError, TheodoliteClient
+
+    failed = False
+    with TheodoliteClient(api_url, timeout=600) as client:
+        for source in sources:
+            try:
+                published = client.push_plugin(source)
+            except ApiError as exc:
+                console.print(f"[red]{source}:[/] {exc}")
+                failed = True
+                continue
+            console.print(f"{source}: {published['name']}=={published['version']} published")
+    raise typer.Exit(1 if failed else 0)
 
 
 @db_app.command("upgrade")

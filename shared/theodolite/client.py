@@ -96,6 +96,12 @@ class TheodoliteClient:
     def upload_archive(self, data: bytes, filename: str = "entrypoint.tar.gz") -> dict[str, Any]:
         return self._call("POST", "/entrypoints", files={"archive": (filename, data)})
 
+    def push_plugin(self, source: Path) -> dict[str, Any]:
+        """Publish a plugin folder (packed), wheel or source archive through the registry."""
+        data = pack_folder(source) if source.is_dir() else source.read_bytes()
+        name = f"{source.name}.tar.gz" if source.is_dir() else source.name
+        return self._call("POST", "/plugins", files={"archive": (name, data)})
+
     def submit_job(self, **body: Any) -> dict[str, Any]:
         return self._call("POST", "/jobs", json=body)
 

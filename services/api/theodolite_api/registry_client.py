@@ -31,6 +31,14 @@ class RegistryClient:
         body = response.json()
         return body["resolved"], [Problem.model_validate(p) for p in body["problems"]]
 
+    async def catalogue(self) -> dict[str, dict[str, Any]]:
+        """The latest published version of every plugin in the registry."""
+        response = await self.forward("GET", "/internal/catalogue")
+        if response.status_code != 200:
+            raise DependencyUnavailable(f"the plugin registry answered {response.status_code}")
+        result: dict[str, dict[str, Any]] = response.json()
+        return result
+
     async def forward(self, request_method: str, path: str, **kwargs: Any) -> httpx.Response:
         try:
             return await self._http.request(request_method, f"{self.base_url}{path}", **kwargs)

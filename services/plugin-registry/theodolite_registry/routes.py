@@ -193,3 +193,15 @@ async def resolve(body: ResolveRequest, session: SessionDep) -> ResolveResponse:
             **row.model_dump(include={"version", "module", "wheel_key", "wheel_sha256", "tasks"})
         )
     return ResolveResponse(resolved=resolved, problems=problems)
+
+
+@internal.get("/catalogue")
+async def catalogue(session: SessionDep) -> dict[str, ResolvedPlugin]:
+    """The latest published version of every plugin, with its tasks."""
+    latest = repository.latest(await repository.versions(session=session))
+    return {
+        name: ResolvedPlugin(
+            **row.model_dump(include={"version", "module", "wheel_key", "wheel_sha256", "tasks"})
+        )
+        for name, row in sorted(latest.items())
+    }

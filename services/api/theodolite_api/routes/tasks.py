@@ -2,7 +2,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from theodolite_api.deps import SessionDep
+from theodolite.sdk.discovery import PluginSpec
+from theodolite_api.deps import SessionDep, StateDep
 from theodolite_api.repositories import plugins as plugin_repo
 from theodolite_api.schemas.common import Page
 from theodolite_api.schemas.tasks import TaskPublic
@@ -11,9 +12,14 @@ router = APIRouter(prefix="/tasks", tags=["tasks"])
 
 
 @router.get("")
-async def list_tasks(session: SessionDep) -> Page[TaskPublic]:
-    """Every task that graphs can call: the plugins installed where workers run jobs."""
+async def list_tasks(session: SessionDep, state: StateDep) -> Page[TaskPublic]:
+    """Every task graphs can call now: the registry's latest versions, and the plugins
+    installed where workers run jobs."""
     catalogue = await plugin_repo.catalogue(session=session)
+    for name, found in (await state.registry.catalogue()).items():
+        catalogue.plugins[name] = PluginSpec(
+            name=name, version=found["version"], module=found["module"], tasks=found["tasks"]
+        )
     data = [
         TaskPublic(
             reference=f"{plugin.name}.{name}",
