@@ -22,7 +22,16 @@ from theodolite_api.mlflow_reader import MlflowReader
 from theodolite_api.outbox_relay import OutboxRelay
 from theodolite_api.registry_client import RegistryClient
 from theodolite_api.repositories import queues as queue_repo
-from theodolite_api.routes import entrypoints, experiments, health, jobs, plugins, queues, tasks
+from theodolite_api.routes import (
+    entrypoints,
+    experiments,
+    health,
+    jobs,
+    models,
+    plugins,
+    queues,
+    tasks,
+)
 from theodolite_api.settings import ApiSettings
 from theodolite_api.state import AppState
 
@@ -104,6 +113,6 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     app.state.settings = settings or ApiSettings()
     install_error_handlers(app)
     app.include_router(health.router)
-    for module in (experiments, entrypoints, queues, jobs, tasks, plugins):
+    for module in (experiments, entrypoints, queues, jobs, tasks, plugins, models):
         app.include_router(module.router, prefix="/api/v1")
     return app

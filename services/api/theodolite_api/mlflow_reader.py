@@ -119,6 +119,34 @@ class MlflowReader:
                 files.append({"path": entry["path"], "size_bytes": int(entry.get("file_size", 0))})
         return files
 
+    async def registered_models(self) -> list[dict[str, Any]]:
+        """Every registered model of the MLflow model registry, by name."""
+        models: list[dict[str, Any]] = []
+        token: str | None = None
+        while True:
+            params: dict[str, Any] = {"max_results": 1000}
+            if token:
+                params["page_token"] = token
+            page = await self._json(
+                "GET", "/api/2.0/mlflow/registered-models/search", params=params
+            )
+            models.extend(page.get("registered_models", []))
+            token = page.get("next_page_token")
+            if not token:
+                return sorted(models, key=lambda m: m["name"])
+
+    async def model_versions(self, name: str) -> list[dict[str, Any]]:
+        """Every version of one registered model, newest first; NotFound if it has none."""
+        await self._json("GET", "/api/2.0/mlflow/registered-models/get", params={"name": name})
+        escaped = name.replace("'", "\\'")
+        page = await self._json(
+            "GET",
+            "/api/2.0/mlflow/model-versions/search",
+            params={"filter": f"name='{escaped}'", "max_results": 10000},
+        )
+        versions = page.get("model_versions", [])
+        return sorted(versions, key=lambda v: int(v["version"]), reverse=True)
+
     async def open_artifact(
         self, run_id: str, path: str
     ) -> tuple[httpx.Response, AsyncIterator[bytes]]:

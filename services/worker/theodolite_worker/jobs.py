@@ -144,12 +144,7 @@ class JobRunner:
             result_file = job_dir / "result.json"
             env[RESULT_FILE_ENV] = str(result_file)
             env[PLUGINS_ENV] = json.dumps(await self._plugin_folders(job))
-            if job.plugins:
-                await self._tracker.tag(
-                    run_id,
-                    "theodolite.plugins",
-                    ", ".join(f"{n}=={p.version}" for n, p in sorted(job.plugins.items())),
-                )
+
             result = await run_command(
                 command,
                 cwd=job_dir / "project",

@@ -3,13 +3,36 @@
 from __future__ import annotations
 
 import asyncio
+import platform
 import uuid
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 from mlflow.entities import Param, RunTag
 from mlflow.tracking import MlflowClient
 
 from theodolite.events import JobSubmitted
+
+# Recorded on every run: what a result depends on besides the job's own inputs.
+PROVENANCE_DISTRIBUTIONS = (
+    "adversarial-robustness-toolbox",
+    "torch",
+    "scikit-learn",
+    "numpy",
+    "mlflow",
+    "prefect",
+)
+
+
+def library_versions() -> dict[str, str]:
+    """Installed versions in the job's environment (read from metadata: nothing imported)."""
+    found = {"python": platform.python_version()}
+    for name in PROVENANCE_DISTRIBUTIONS:
+        try:
+            found[name] = version(name)
+        except PackageNotFoundError:
+            found[name] = "not installed"
+    return found
 
 
 class JobRunTracker:
@@ -30,6 +53,11 @@ class JobRunTracker:
                     "mlflow.project.entryPoint": job.entry_point,
                     "mlflow.source.type": "PROJECT",
                     "mlflow.source.name": f"theodolite:entrypoint/{job.archive_sha256}",
+                    **{f"theodolite.version.{k}": v for k, v in library_versions().items()},
+                    **{
+                        f"theodolite.plugin.{name}": pin.version
+                        for name, pin in sorted(job.plugins.items())
+                    },
                 },
             )
             run_id = run.info.run_id
