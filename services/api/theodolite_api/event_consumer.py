@@ -133,5 +133,7 @@ def _apply_job_event(
             status=status.value,
             at=envelope.occurred_at,
             detail=detail if status is target else None,
+            attempt=envelope.attempt,
+            seq=envelope.seq,
         )
     job.status = target.value

@@ -28,6 +28,11 @@ class ApiSettings(CommonSettings):
     registry_url: str = Field(
         "http://127.0.0.1:8100", description="The plugin registry (served under /api/v1/plugins)."
     )
+    callback_denied_networks: list[str] = Field(
+        ["169.254.0.0/16", "0.0.0.0/32", "::/128"],
+        description="Networks a callback URL may not point into (besides the testbed's own "
+        "services, always refused), e.g. cloud metadata endpoints.",
+    )
     log_tail_lines: int = Field(20, description="Log lines shown in a job's body.")
     outbox_poll_interval_s: float = Field(
         1.0, description="How often the relay looks for unpublished events it was not told of."

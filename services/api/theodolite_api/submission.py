@@ -12,6 +12,7 @@ from theodolite.lifecycle import JobStatus
 from theodolite.mlproject import EntryPointSpec, resolve_parameters
 from theodolite.problems import Problem, ProblemsError
 from theodolite.web.errors import InvalidSubmission
+from theodolite_api.callbacks import callback_url_problems, new_webhook_secret
 from theodolite_api.graph_checks import check_graph
 from theodolite_api.registry_client import RegistryClient
 from theodolite_api.repositories import entrypoints as entrypoint_repo
@@ -37,6 +38,8 @@ async def submit_job(
         known = ", ".join(q.name for q in await queue_repo.all_queues(session=session))
         problems.append(Problem(field="queue", message=f"no such queue (known: {known})"))
     timeout_s = request.timeout_s if request.timeout_s is not None else settings.default_timeout_s
+    if request.callback_url is not None:
+        problems.extend(callback_url_problems(request.callback_url, settings, "callback_url"))
     if timeout_s is not None and timeout_s > settings.max_timeout_s:
         problems.append(
             Problem(field="timeout_s", message=f"at most {settings.max_timeout_s} seconds")
@@ -78,6 +81,11 @@ async def submit_job(
         queue=request.queue,
         timeout_s=timeout_s,
         plugin_versions={name: pin.model_dump() for name, pin in pins.items()},
+        max_retries=request.max_retries,
+        retry_on_failure=request.retry_on_failure,
+        retry_backoff_s=request.retry_backoff_s,
+        callback_url=request.callback_url,
+        webhook_secret=new_webhook_secret() if request.callback_url else None,
         status=JobStatus.QUEUED.value,
         attempt=1,
         last_seq=0,
@@ -86,7 +94,13 @@ async def submit_job(
     )
     await job_repo.add(session=session, job=job)
     job_repo.add_transition(
-        session=session, job_id=job.id, status=JobStatus.QUEUED.value, at=now, detail=None
+        session=session,
+        job_id=job.id,
+        status=JobStatus.QUEUED.value,
+        at=now,
+        detail=None,
+        attempt=1,
+        seq=0,
     )
     event = make_event(
         JobSubmitted(

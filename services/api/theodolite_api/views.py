@@ -82,7 +82,7 @@ async def job_public(
         if experiment is not None:
             run_url = mlflow.run_url(experiment.mlflow_experiment_id, job.mlflow_run_id)
     return JobPublic(
-        **job.model_dump(exclude={"last_seq"}),
+        **job.model_dump(exclude={"last_seq", "webhook_secret"}),
         history=[TransitionPublic(status=t.status, at=t.at, detail=t.detail) for t in history],
         mlflow_run_url=run_url,
         log_tail=tail,

@@ -91,6 +91,19 @@ class Job(SQLModel, table=True):
     )
     # The latest job.progress: {"fraction", "message", "step", "at"}.
     progress: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    # Reliability: retries of infrastructure failures (and of a failing script when asked).
+    max_retries: int = 0
+    retry_on_failure: bool = False
+    retry_backoff_s: float = 2.0
+    next_attempt_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
+    cancel_requested_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
+    last_heartbeat_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
+    # POST /jobs with an Idempotency-Key: the same key and body give the same job.
+    idempotency_key: str | None = Field(default=None, unique=True)
+    request_sha256: str | None = None
+    # Status out: a per-job callback (Standard Webhooks), its whsec_ secret shown once.
+    callback_url: str | None = Field(default=None, sa_type=Text)
+    webhook_secret: str | None = None
     created_at: datetime = _timestamp(index=True)
     updated_at: datetime = _timestamp()
 
@@ -103,6 +116,9 @@ class JobTransition(SQLModel, table=True):
     status: str
     at: datetime = Field(sa_type=DateTime(timezone=True))
     detail: str | None = Field(default=None, sa_type=Text)
+    # The (attempt, seq) of the event that caused it: orders a job's events for replay.
+    attempt: int = 0
+    seq: int = 0
 
 
 class JobLogChunk(SQLModel, table=True):

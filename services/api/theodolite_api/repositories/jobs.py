@@ -21,16 +21,25 @@ async def add(*, session: AsyncSession, job: Job) -> Job:
 
 
 def add_transition(
-    *, session: AsyncSession, job_id: uuid.UUID, status: str, at: datetime, detail: str | None
+    *,
+    session: AsyncSession,
+    job_id: uuid.UUID,
+    status: str,
+    at: datetime,
+    detail: str | None,
+    attempt: int,
+    seq: int,
 ) -> None:
-    session.add(JobTransition(job_id=job_id, status=status, at=at, detail=detail))
+    session.add(
+        JobTransition(job_id=job_id, status=status, at=at, detail=detail, attempt=attempt, seq=seq)
+    )
 
 
 async def history(*, session: AsyncSession, job_id: uuid.UUID) -> list[JobTransition]:
     rows = await session.exec(
         select(JobTransition)
         .where(JobTransition.job_id == job_id)
-        .order_by(col(JobTransition.at), col(JobTransition.id))
+        .order_by(col(JobTransition.attempt), col(JobTransition.seq), col(JobTransition.id))
     )
     return list(rows)
 

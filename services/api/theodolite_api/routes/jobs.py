@@ -17,7 +17,13 @@ from theodolite.web.errors import InvalidSubmission, NotFound
 from theodolite_api.deps import SessionDep, StateDep
 from theodolite_api.repositories import jobs as job_repo
 from theodolite_api.schemas.common import Limit, Offset, Page
-from theodolite_api.schemas.jobs import ArtifactPublic, JobCreate, JobPublic, MetricPublic
+from theodolite_api.schemas.jobs import (
+    ArtifactPublic,
+    JobCreate,
+    JobCreated,
+    JobPublic,
+    MetricPublic,
+)
 from theodolite_api.submission import submit_job
 from theodolite_api.views import job_public
 
@@ -36,16 +42,17 @@ async def _job_or_404(session: AsyncSession, job_id: uuid.UUID) -> Job:
     status_code=status.HTTP_202_ACCEPTED,
     responses={422: {"description": "Every problem of the submission; nothing was enqueued"}},
 )
-async def create_job(body: JobCreate, session: SessionDep, state: StateDep) -> JobPublic:
+async def create_job(body: JobCreate, session: SessionDep, state: StateDep) -> JobCreated:
     """Submit a job: validated completely, then queued for a worker of its queue."""
     job = await submit_job(
         session=session, request=body, settings=state.settings, registry=state.registry
     )
     await session.commit()
     state.relay.notify()
-    return await job_public(
+    public = await job_public(
         job, session=session, mlflow=state.mlflow, log_tail_lines=state.settings.log_tail_lines
     )
+    return JobCreated(**public.model_dump(), webhook_secret=job.webhook_secret)
 
 
 @router.get("")

@@ -14,6 +14,14 @@ class JobCreate(BaseModel):
     params: dict[str, Any] = Field(default_factory=dict)
     queue: str = "cpu"
     timeout_s: int | None = Field(None, gt=0)
+    max_retries: int = Field(0, ge=0, le=20, description="Retries after infrastructure failures.")
+    retry_on_failure: bool = Field(
+        False, description="Also retry when the entry point itself exits non-zero."
+    )
+    retry_backoff_s: float = Field(2.0, ge=0, le=3600, description="Base of exponential backoff.")
+    callback_url: str | None = Field(
+        None, description="Called (Standard Webhooks) on every status change of this job."
+    )
 
 
 class TransitionPublic(BaseModel):
@@ -46,6 +54,9 @@ class JobPublic(BaseModel):
     mlflow_run_url: str | None
     exit_code: int | None
     error: str | None
+    max_retries: int
+    retry_on_failure: bool
+    callback_url: str | None
     progress: ProgressPublic | None
     log_tail: list[str]
     created_at: datetime
@@ -68,3 +79,9 @@ class ArtifactPublic(BaseModel):
     path: str
     size_bytes: int
     download_url: str
+
+
+class JobCreated(JobPublic):
+    """The submission's answer: the job, and once only, its callback's signing secret."""
+
+    webhook_secret: str | None = None
