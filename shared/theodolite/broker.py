@@ -159,6 +159,26 @@ class Broker:
         await own.consume(handler, no_ack=False)
         return channel
 
+    async def peek(self, name: str, limit: int) -> list[AbstractIncomingMessage]:
+        """Up to ``limit`` messages of a queue, left in it (got, then returned)."""
+        channel = await self.connection.channel()
+        found: list[AbstractIncomingMessage] = []
+        try:
+            declared = await channel.declare_queue(name, passive=True)
+            for _ in range(limit):
+                message = await declared.get(no_ack=False, fail=False)
+                if message is None:
+                    break
+                found.append(message)
+            for message in found:
+                await message.nack(requeue=True)
+        except aio_pika.exceptions.ChannelClosed:
+            return []
+        finally:
+            if not channel.is_closed:
+                await channel.close()
+        return found
+
     async def queue_message_count(self, name: str) -> int | None:
         """Messages ready in a queue, or None when it does not exist."""
         channel = await self.connection.channel()

@@ -520,6 +520,7 @@ def start_worker(
             "THEODOLITE_WORKER_QUEUE": queue,
             "THEODOLITE_WORKER_WORKER_ID": f"{socket.gethostname()}-{name}",
             "THEODOLITE_WORKER_WORK_DIR": str((config.state_dir / name).resolve()),
+            "THEODOLITE_WORKER_API_URL": config.api_url,
             **(env or {}),
         },
     )

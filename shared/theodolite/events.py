@@ -20,6 +20,10 @@ class EventType(StrEnum):
     JOB_PROGRESS = "job.progress"
     JOB_SUCCEEDED = "job.succeeded"
     JOB_FAILED = "job.failed"
+    JOB_CANCELLED = "job.cancelled"
+    JOB_TIMED_OUT = "job.timed_out"
+    JOB_RELEASED = "job.released"
+    JOB_CANCEL = "job.cancel"
     WORKER_HEARTBEAT = "worker.heartbeat"
     WORKER_PLUGINS = "worker.plugins"
     PLUGIN_PUBLISHED = "plugin.published"
@@ -78,9 +82,38 @@ class JobSucceeded(BaseModel):
 
 class JobFailed(BaseModel):
     reason: str
+    # The testbed failed (archive unusable, worker error), not the entry point: retried while
+    # the job's retry budget lasts, like a lost job.
+    infrastructure: bool = False
     mlflow_run_id: str | None = None
     exit_code: int | None = None
     log_tail: list[str] = Field(default_factory=list)
+
+
+class JobCancelled(BaseModel):
+    """The worker stopped the job's processes after a cancel request."""
+
+    mlflow_run_id: str | None = None
+    log_tail: list[str] = Field(default_factory=list)
+
+
+class JobTimedOut(BaseModel):
+    """The job ran past its timeout_s and its processes were stopped."""
+
+    timeout_s: int
+    mlflow_run_id: str | None = None
+    log_tail: list[str] = Field(default_factory=list)
+
+
+class JobReleased(BaseModel):
+    """A worker shutting down handed the job back, unfinished: run it again elsewhere."""
+
+    reason: str
+    mlflow_run_id: str | None = None
+
+
+class JobCancel(BaseModel):
+    """Control: stop this job wherever it runs (api -> every worker)."""
 
 
 class WorkerHeartbeat(BaseModel):
@@ -92,6 +125,7 @@ class WorkerHeartbeat(BaseModel):
     busy: int
     started_at: datetime
     stopping: bool = False
+    running_jobs: list[uuid.UUID] = Field(default_factory=list)
 
 
 class WorkerPlugins(BaseModel):
@@ -123,6 +157,10 @@ PAYLOAD_MODELS: dict[EventType, type[BaseModel]] = {
     EventType.JOB_PROGRESS: JobProgress,
     EventType.JOB_SUCCEEDED: JobSucceeded,
     EventType.JOB_FAILED: JobFailed,
+    EventType.JOB_CANCELLED: JobCancelled,
+    EventType.JOB_TIMED_OUT: JobTimedOut,
+    EventType.JOB_RELEASED: JobReleased,
+    EventType.JOB_CANCEL: JobCancel,
     EventType.WORKER_HEARTBEAT: WorkerHeartbeat,
     EventType.WORKER_PLUGINS: WorkerPlugins,
     EventType.PLUGIN_PUBLISHED: PluginPublished,

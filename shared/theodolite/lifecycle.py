@@ -28,10 +28,12 @@ ALLOWED_TRANSITIONS: dict[JobStatus, frozenset[JobStatus]] = {
             JobStatus.CANCELLED,
             JobStatus.TIMED_OUT,
             JobStatus.LOST,
+            # Retried after a failure (when asked), or handed back by a worker shutting down.
+            JobStatus.QUEUED,
         }
     ),
     # A lost job is re-queued while its retry budget lasts, else it fails.
-    JobStatus.LOST: frozenset({JobStatus.QUEUED, JobStatus.FAILED}),
+    JobStatus.LOST: frozenset({JobStatus.QUEUED, JobStatus.FAILED, JobStatus.CANCELLED}),
     **{status: frozenset() for status in TERMINAL_STATUSES},
 }
 

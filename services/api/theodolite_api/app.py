@@ -20,12 +20,14 @@ from theodolite.web.errors import install_error_handlers
 from theodolite_api.event_consumer import JobEventConsumer
 from theodolite_api.mlflow_reader import MlflowReader
 from theodolite_api.outbox_relay import OutboxRelay
+from theodolite_api.reaper import JobReaper
 from theodolite_api.registry_client import RegistryClient
 from theodolite_api.repositories import queues as queue_repo
 from theodolite_api.routes import (
     entrypoints,
     experiments,
     health,
+    internal,
     jobs,
     models,
     plugins,
@@ -94,6 +96,13 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await broker.consume(topology.API_EVENTS_QUEUE, consumer.on_message, prefetch=32)
         tasks: list[asyncio.Task[None]] = []
         _start_task(state.relay.run(), "outbox-relay", tasks)
+        reaper = JobReaper(
+            sessions=sessions,
+            relay=state.relay,
+            lost_after_s=settings.lost_after_s,
+            interval_s=settings.reaper_interval_s,
+        )
+        _start_task(reaper.run(), "job-reaper", tasks)
         app.state.core = state
         try:
             yield
@@ -113,6 +122,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     app.state.settings = settings or ApiSettings()
     install_error_handlers(app)
     app.include_router(health.router)
+    app.include_router(internal.router)
     for module in (experiments, entrypoints, queues, jobs, tasks, plugins, models):
         app.include_router(module.router, prefix="/api/v1")
     return app

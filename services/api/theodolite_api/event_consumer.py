@@ -14,11 +14,14 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from theodolite.db.tables import Job, utcnow
 from theodolite.events import (
     Envelope,
+    JobCancelled,
     JobFailed,
     JobLog,
     JobProgress,
+    JobReleased,
     JobStarted,
     JobSucceeded,
+    JobTimedOut,
     UndecodableEvent,
     WorkerHeartbeat,
     WorkerPlugins,
@@ -28,6 +31,7 @@ from theodolite.lifecycle import IllegalTransition, JobStatus, transition_path
 from theodolite_api.repositories import jobs as job_repo
 from theodolite_api.repositories import plugins as plugin_repo
 from theodolite_api.repositories import queues as queue_repo
+from theodolite_api.retries import may_retry, requeue
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +66,12 @@ class JobEventConsumer:
                 await queue_repo.record_heartbeat(
                     session=session, heartbeat=payload, at=envelope.occurred_at
                 )
+                await job_repo.record_job_heartbeats(
+                    session=session,
+                    worker_id=payload.worker_id,
+                    job_ids=payload.running_jobs,
+                    at=envelope.occurred_at,
+                )
             elif isinstance(payload, WorkerPlugins):
                 await plugin_repo.record_announcement(
                     session=session, announcement=payload, at=envelope.occurred_at
@@ -76,7 +86,7 @@ class JobEventConsumer:
                 if (envelope.attempt, envelope.seq) <= (job.attempt, job.last_seq):
                     log.debug("stale %s for job %s dropped", envelope.type, job.id)
                     return
-                _apply_job_event(session, job, envelope, payload)
+                await _apply_job_event(session, job, envelope, payload)
             await session.commit()
 
 
@@ -84,10 +94,12 @@ TARGET_STATUS: dict[type[BaseModel], JobStatus] = {
     JobStarted: JobStatus.RUNNING,
     JobSucceeded: JobStatus.SUCCEEDED,
     JobFailed: JobStatus.FAILED,
+    JobCancelled: JobStatus.CANCELLED,
+    JobTimedOut: JobStatus.TIMED_OUT,
 }
 
 
-def _apply_job_event(
+async def _apply_job_event(
     session: AsyncSession, job: Job, envelope: Envelope, payload: BaseModel
 ) -> None:
     job.attempt, job.last_seq = envelope.attempt, envelope.seq
@@ -105,6 +117,13 @@ def _apply_job_event(
                 lines=payload.lines,
             )
         return
+    if isinstance(payload, JobStarted) and job.status == JobStatus.RUNNING.value:
+        # Claimed already (the claim recorded the transition): only the run is new.
+        job.worker_id = payload.worker_id
+        job.mlflow_run_id = payload.mlflow_run_id
+        return
+    if await _retried(session, job, envelope, payload):
+        return
     target = TARGET_STATUS.get(type(payload))
     if target is None:
         return
@@ -113,19 +132,7 @@ def _apply_job_event(
     except IllegalTransition as exc:
         log.warning("job %s: %s (event %s dropped)", job.id, exc, envelope.id)
         return
-    detail = None
-    if isinstance(payload, JobStarted):
-        job.worker_id = payload.worker_id
-        job.mlflow_run_id = payload.mlflow_run_id
-        detail = f"worker {payload.worker_id}"
-    elif isinstance(payload, JobSucceeded):
-        job.mlflow_run_id = payload.mlflow_run_id
-        job.exit_code = payload.exit_code
-    elif isinstance(payload, JobFailed):
-        job.mlflow_run_id = payload.mlflow_run_id or job.mlflow_run_id
-        job.exit_code = payload.exit_code
-        job.error = payload.reason
-        detail = payload.reason
+    detail = _record_outcome(job, payload)
     for status in path:
         job_repo.add_transition(
             session=session,
@@ -137,3 +144,51 @@ def _apply_job_event(
             seq=envelope.seq,
         )
     job.status = target.value
+
+
+def _record_outcome(job: Job, payload: BaseModel) -> str | None:
+    """Copy what the event says onto the job; the transition's detail."""
+    run_id = getattr(payload, "mlflow_run_id", None)
+    job.mlflow_run_id = run_id or job.mlflow_run_id
+    if isinstance(payload, JobStarted):
+        job.worker_id = payload.worker_id
+        return f"worker {payload.worker_id}"
+    if isinstance(payload, JobSucceeded):
+        job.exit_code = payload.exit_code
+        return None
+    if isinstance(payload, JobFailed):
+        job.exit_code = payload.exit_code
+        job.error = payload.reason
+        return payload.reason
+    if isinstance(payload, JobCancelled):
+        job.error = "cancelled by request"
+        return "stopped by its worker after a cancel request"
+    if isinstance(payload, JobTimedOut):
+        job.error = f"timed out after {payload.timeout_s} s"
+        return job.error
+    return None
+
+
+async def _retried(session: AsyncSession, job: Job, envelope: Envelope, payload: BaseModel) -> bool:
+    """Back to queued instead of ending: a handed-back job, or a failure with retries left."""
+    if job.status != JobStatus.RUNNING.value:
+        return False
+    if isinstance(payload, JobReleased):
+        reason, counts = payload.reason, False
+    elif isinstance(payload, JobFailed) and (payload.infrastructure or job.retry_on_failure):
+        if job.cancel_requested_at is not None or not await may_retry(session=session, job=job):
+            return False
+        reason, counts = payload.reason, True
+    else:
+        return False
+    job.mlflow_run_id = getattr(payload, "mlflow_run_id", None) or job.mlflow_run_id
+    await requeue(
+        session=session,
+        job=job,
+        now=envelope.occurred_at,
+        reason=reason,
+        counts_as_retry=counts,
+        attempt=envelope.attempt,
+        seq=envelope.seq,
+    )
+    return True

@@ -13,6 +13,7 @@ import logging
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from theodolite import topology
 from theodolite.broker import Broker
 from theodolite.db.tables import utcnow
 from theodolite_api.repositories import outbox as outbox_repo
@@ -67,6 +68,8 @@ class OutboxRelay:
                     message.body,
                     message_id=str(message.event_id),
                     message_type=message.event_type,
+                    # Control broadcasts may have no listener (no worker up): not an error.
+                    mandatory=message.exchange != topology.CONTROL_EXCHANGE.name,
                 )
                 outbox_repo.mark_published(message=message, at=utcnow())
             await session.commit()

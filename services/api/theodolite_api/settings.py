@@ -3,9 +3,59 @@
 from __future__ import annotations
 
 from pydantic import Field
-from pydantic_settings import SettingsConfigDict
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from theodolite.settings import ArchiveLimitSettings, CommonSettings, DatabaseSettings
+
+
+class EventStreamSettings(BaseSettings):
+    """Server-sent event streams of jobs and experiments."""
+
+    model_config = SettingsConfigDict(env_prefix="THEODOLITE_EVENTS_")
+
+    poll_interval_s: float = Field(
+        1.0,
+        description="How often an open stream also reads the database, for what no live event "
+        "announced (transitions the api itself records, a broker reconnect).",
+    )
+    ping_s: float = Field(15.0, description="Keep-alive comment interval of an idle stream.")
+    batch: int = Field(500, description="Most records one database read of a stream returns.")
+
+
+class WebhookSettings(BaseSettings):
+    """Webhook subscriptions and deliveries (Standard Webhooks)."""
+
+    model_config = SettingsConfigDict(env_prefix="THEODOLITE_WEBHOOK_")
+
+    timeout_s: float = Field(10.0, description="Per-request limit of one delivery attempt.")
+    concurrency: int = Field(16, ge=1, description="Requests in flight at once, per replica.")
+    per_endpoint_concurrency: int = Field(
+        2, ge=1, description="Requests in flight to one URL at once, per replica."
+    )
+    max_attempts: int = Field(
+        12, ge=1, description="Attempts of one delivery before it is marked failed."
+    )
+    retry_base_s: float = Field(
+        2.0, gt=0, description="First retry delay; doubled after each failed attempt."
+    )
+    retry_max_delay_s: float = Field(3600.0, gt=0, description="Longest delay between attempts.")
+    disable_after_failures: int = Field(
+        15, ge=1, description="Failed attempts in a row that disable a subscription."
+    )
+    scan_interval_s: float = Field(
+        1.0,
+        description="How often jobs are checked for transitions no event announced (submission, "
+        "cancel before start, lost jobs).",
+    )
+    poll_interval_s: float = Field(
+        1.0, description="How often due deliveries are looked for when nothing woke the sender."
+    )
+
+
+class SweepSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="THEODOLITE_SWEEP_")
+
+    max_points: int = Field(500, ge=1, description="Most child jobs one sweep may create.")
 
 
 class ApiSettings(CommonSettings):
@@ -33,6 +83,15 @@ class ApiSettings(CommonSettings):
         description="Networks a callback URL may not point into (besides the testbed's own "
         "services, always refused), e.g. cloud metadata endpoints.",
     )
+    lost_after_s: float = Field(
+        20.0, description="A running job unheard of (worker heartbeats) for this long is lost."
+    )
+    reaper_interval_s: float = Field(
+        2.0, description="How often lost jobs and due retry attempts are looked for."
+    )
+    events: EventStreamSettings = Field(default_factory=EventStreamSettings)
+    webhooks: WebhookSettings = Field(default_factory=WebhookSettings)
+    sweeps: SweepSettings = Field(default_factory=SweepSettings)
     log_tail_lines: int = Field(20, description="Log lines shown in a job's body.")
     outbox_poll_interval_s: float = Field(
         1.0, description="How often the relay looks for unpublished events it was not told of."

@@ -6,7 +6,7 @@ from __future__ import annotations
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from theodolite import topology
-from theodolite.db.tables import Job, utcnow
+from theodolite.db.tables import EntryPointArchive, Experiment, Job, utcnow
 from theodolite.events import JobSubmitted, PluginPin, make_event
 from theodolite.lifecycle import JobStatus
 from theodolite.mlproject import EntryPointSpec, resolve_parameters
@@ -102,27 +102,37 @@ async def submit_job(
         attempt=1,
         seq=0,
     )
+    enqueue_attempt(session=session, job=job, experiment=experiment, archive=archive)
+    return job
+
+
+def enqueue_attempt(
+    *, session: AsyncSession, job: Job, experiment: Experiment, archive: EntryPointArchive
+) -> None:
+    """Put ``job.submitted`` for the job's current attempt in the outbox (same transaction)."""
     event = make_event(
         JobSubmitted(
             experiment_id=experiment.id,
             mlflow_experiment_id=experiment.mlflow_experiment_id,
             entrypoint_id=archive.id,
             archive_sha256=archive.sha256,
-            entry_point=request.entry_point,
-            params=params,
-            queue=request.queue,
-            timeout_s=timeout_s,
-            plugins=pins,
+            entry_point=job.entry_point,
+            params=job.params,
+            queue=job.queue,
+            timeout_s=job.timeout_s,
+            plugins={
+                name: PluginPin.model_validate(pin)
+                for name, pin in (job.plugin_versions or {}).items()
+            },
         ),
         producer=PRODUCER,
         job_id=job.id,
-        attempt=1,
+        attempt=job.attempt,
         seq=0,
     )
     outbox_repo.add(
         session=session,
         envelope=event,
         exchange=topology.JOBS_EXCHANGE.name,
-        routing_key=request.queue,
+        routing_key=job.queue,
     )
-    return job

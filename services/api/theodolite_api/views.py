@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from theodolite.db.tables import EntryPointArchive, Experiment, Job
+from theodolite.db.tables import EntryPointArchive, Experiment, Job, utcnow
+from theodolite.lifecycle import JobStatus
 from theodolite.problems import Problem
 from theodolite.web.errors import DependencyUnavailable
 from theodolite_api.graph_checks import check_graph
@@ -12,6 +15,7 @@ from theodolite_api.mlflow_reader import MlflowReader
 from theodolite_api.registry_client import RegistryClient
 from theodolite_api.repositories import experiments as experiment_repo
 from theodolite_api.repositories import jobs as job_repo
+from theodolite_api.repositories import queues as queue_repo
 from theodolite_api.schemas.entrypoints import (
     EntryPointArchivePublic,
     EntryPointPublic,
@@ -20,6 +24,7 @@ from theodolite_api.schemas.entrypoints import (
 )
 from theodolite_api.schemas.experiments import ExperimentPublic
 from theodolite_api.schemas.jobs import JobPublic, TransitionPublic
+from theodolite_api.settings import ApiSettings
 
 
 def experiment_public(experiment: Experiment, mlflow: MlflowReader) -> ExperimentPublic:
@@ -72,10 +77,15 @@ async def entrypoint_public(
 
 
 async def job_public(
-    job: Job, *, session: AsyncSession, mlflow: MlflowReader, log_tail_lines: int
+    job: Job, *, session: AsyncSession, mlflow: MlflowReader, settings: ApiSettings
 ) -> JobPublic:
     history = await job_repo.history(session=session, job_id=job.id)
-    tail = await job_repo.log_tail(session=session, job_id=job.id, lines=log_tail_lines)
+    tail = await job_repo.log_tail(session=session, job_id=job.id, lines=settings.log_tail_lines)
+    waiting = False
+    if job.status == JobStatus.QUEUED.value:
+        seen_after = utcnow() - timedelta(seconds=settings.worker_liveness_s)
+        live = await queue_repo.live_worker_counts(session=session, seen_after=seen_after)
+        waiting = live.get(job.queue, 0) == 0
     run_url = None
     if job.mlflow_run_id is not None:
         experiment = await experiment_repo.get(session=session, experiment_id=job.experiment_id)
@@ -86,4 +96,5 @@ async def job_public(
         history=[TransitionPublic(status=t.status, at=t.at, detail=t.detail) for t in history],
         mlflow_run_url=run_url,
         log_tail=tail,
+        waiting_for_worker=waiting,
     )

@@ -44,6 +44,7 @@ class ExecutionResult:
     timed_out: bool
     log_tail: list[str]
     warm: bool = False
+    stopped: bool = False  # ended by ``stop`` (cancel, shutdown), not by itself
 
 
 class JobProcess(ABC):
@@ -173,8 +174,10 @@ async def supervise(
     tail_lines: int,
     kill_grace_s: float,
     progress_sink: ProgressSink | None = None,
+    stop: asyncio.Event | None = None,
 ) -> ExecutionResult:
-    """Stream the job's output until it ended and its output closed; enforce the timeout."""
+    """Stream the job's output until it ended and its output closed; enforce the timeout, and
+    stop the job's whole process group when ``stop`` is set."""
     try:
         output = _Output(log_file, tail_lines, progress=progress_sink is not None)
     except BaseException:
@@ -184,6 +187,7 @@ async def supervise(
     reader = asyncio.create_task(_read_output(process.stdout, output.add))
     deadline = None if timeout_s is None else time.monotonic() + timeout_s
     timed_out = False
+    stopped = False
 
     async def flush() -> None:
         items, output.pending = output.pending, []
@@ -221,6 +225,10 @@ async def supervise(
                 if now - exited_at > ORPHAN_GRACE_S:
                     # The script exited but something it started still holds its output open.
                     process.kill_group(signal.SIGKILL)
+            elif stop is not None and stop.is_set() and not stopped:
+                stopped = True
+                await _terminate(process, kill_grace_s)
+                deadline = None
             elif deadline is not None and now > deadline:
                 timed_out = True
                 await _terminate(process, kill_grace_s)
@@ -239,7 +247,11 @@ async def supervise(
         await process.close()
     await flush()
     return ExecutionResult(
-        exit_code=exit_code, timed_out=timed_out, log_tail=list(output.tail), warm=process.warm
+        exit_code=exit_code,
+        timed_out=timed_out,
+        log_tail=list(output.tail),
+        warm=process.warm,
+        stopped=stopped,
     )
 
 
@@ -257,6 +269,7 @@ async def run_command(
     kill_grace_s: float,
     progress_sink: ProgressSink | None = None,
     warm_pool: WarmPool | None = None,
+    stop: asyncio.Event | None = None,
 ) -> ExecutionResult:
     """Run ``command`` in its own process group and stream its output; stderr joins stdout.
 
@@ -281,4 +294,5 @@ async def run_command(
         tail_lines=tail_lines,
         kill_grace_s=kill_grace_s,
         progress_sink=progress_sink,
+        stop=stop,
     )

@@ -2,13 +2,26 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 
 from pydantic import BaseModel
+from tenacity import (
+    AsyncRetrying,
+    before_sleep_log,
+    retry_if_exception_type,
+    stop_after_delay,
+    wait_exponential,
+)
 
 from theodolite import topology
 from theodolite.broker import Broker
 from theodolite.events import make_event
+
+log = logging.getLogger(__name__)
+
+# How long an event is retried while the broker is away before the worker gives up on it.
+PUBLISH_RETRY_S = 600.0
 
 
 class JobEventPublisher:
@@ -28,4 +41,14 @@ class JobEventPublisher:
             attempt=self._attempt,
             seq=self._seq,
         )
-        await self._broker.publish(topology.EVENTS_EXCHANGE.name, event.type.value, event)
+        # While the broker restarts, keep the event and try again: the robust connection comes
+        # back by itself, and (attempt, seq) lets the api drop a copy that got through twice.
+        async for attempt in AsyncRetrying(
+            retry=retry_if_exception_type(Exception),
+            wait=wait_exponential(multiplier=0.2, max=5),
+            stop=stop_after_delay(PUBLISH_RETRY_S),
+            before_sleep=before_sleep_log(log, logging.WARNING),
+            reraise=True,
+        ):
+            with attempt:
+                await self._broker.publish(topology.EVENTS_EXCHANGE.name, event.type.value, event)

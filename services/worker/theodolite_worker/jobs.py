@@ -9,23 +9,27 @@ import os
 import shutil
 import sys
 import uuid
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from theodolite.archives import ArchiveLimits, extract_archive
 from theodolite.events import (
+    JobCancelled,
     JobFailed,
     JobLog,
     JobProgress,
+    JobReleased,
     JobStarted,
     JobSubmitted,
     JobSucceeded,
+    JobTimedOut,
 )
 from theodolite.mlproject import MLPROJECT_FILENAME, parse_mlproject, render_command
 from theodolite.problems import ProblemsError
 from theodolite.sdk.protocol import PLUGINS_ENV, RESULT_FILE_ENV
 from theodolite.storage import IntegrityError, ObjectNotFound
 from theodolite_worker.archive_cache import ArchiveCache
-from theodolite_worker.execution import run_command
+from theodolite_worker.execution import ExecutionResult, run_command
 from theodolite_worker.job_events import JobEventPublisher
 from theodolite_worker.plugin_cache import PluginCache
 from theodolite_worker.settings import WorkerSettings
@@ -37,6 +41,19 @@ log = logging.getLogger(__name__)
 
 class JobSetupError(Exception):
     """The job could not start: its archive or entry point is unusable."""
+
+
+@dataclass
+class JobControl:
+    """How the worker stops a running attempt: set ``stop`` after naming the reason."""
+
+    stop: asyncio.Event = field(default_factory=asyncio.Event)
+    reason: str | None = None  # "cancel" or "shutdown"
+
+    def request(self, reason: str) -> None:
+        if self.reason is None:
+            self.reason = reason
+        self.stop.set()
 
 
 def job_environment(
@@ -119,7 +136,12 @@ class JobRunner:
         return folders
 
     async def run(
-        self, job_id: uuid.UUID, attempt: int, job: JobSubmitted, events: JobEventPublisher
+        self,
+        job_id: uuid.UUID,
+        attempt: int,
+        job: JobSubmitted,
+        events: JobEventPublisher,
+        control: JobControl | None = None,
     ) -> None:
         """Run the attempt and publish its events; the terminal one is confirmed on return."""
         job_dir = self._settings.work_dir / "jobs" / f"{job_id}-{attempt}"
@@ -158,30 +180,11 @@ class JobRunner:
                 tail_lines=self._settings.log_tail_lines,
                 kill_grace_s=self._settings.kill_grace_s,
                 warm_pool=self._warm_pool,
+                stop=control.stop if control is not None else None,
             )
-            succeeded = result.exit_code == 0 and not result.timed_out
             if log_file.exists():
                 await self._tracker.log_artifact(run_id, log_file, "logs")
-            await self._tracker.finish(run_id, succeeded=succeeded)
-            if succeeded:
-                await events.publish(
-                    JobSucceeded(mlflow_run_id=run_id, exit_code=0, log_tail=result.log_tail)
-                )
-            else:
-                reason = (
-                    f"timed out after {job.timeout_s} s"
-                    if result.timed_out
-                    else _reported_error(result_file)
-                    or f"the entry point exited with status {result.exit_code}"
-                )
-                await events.publish(
-                    JobFailed(
-                        reason=reason,
-                        mlflow_run_id=run_id,
-                        exit_code=result.exit_code,
-                        log_tail=result.log_tail,
-                    )
-                )
+            await self._report(events, run_id, job, result, result_file, control)
         except JobSetupError as exc:
             await self._fail(events, str(exc), run_id)
         except Exception as exc:
@@ -191,6 +194,45 @@ class JobRunner:
             if not self._settings.keep_job_dirs:
                 await asyncio.to_thread(shutil.rmtree, job_dir, True)
 
+    async def _report(
+        self,
+        events: JobEventPublisher,
+        run_id: str,
+        job: JobSubmitted,
+        result: ExecutionResult,
+        result_file: Path,
+        control: JobControl | None,
+    ) -> None:
+        """Close the MLflow run and publish the attempt's terminal event."""
+        tail = result.log_tail
+        if result.stopped and control is not None and control.reason == "shutdown":
+            await self._tracker.finish(run_id, succeeded=False, killed=True)
+            await events.publish(
+                JobReleased(reason="its worker shut down before it ended", mlflow_run_id=run_id)
+            )
+        elif result.stopped:
+            await self._tracker.finish(run_id, succeeded=False, killed=True)
+            await events.publish(JobCancelled(mlflow_run_id=run_id, log_tail=tail))
+        elif result.timed_out:
+            assert job.timeout_s is not None
+            await self._tracker.finish(run_id, succeeded=False, killed=True)
+            await events.publish(
+                JobTimedOut(timeout_s=job.timeout_s, mlflow_run_id=run_id, log_tail=tail)
+            )
+        elif result.exit_code == 0:
+            await self._tracker.finish(run_id, succeeded=True)
+            await events.publish(JobSucceeded(mlflow_run_id=run_id, exit_code=0, log_tail=tail))
+        else:
+            await self._tracker.finish(run_id, succeeded=False)
+            reason = _reported_error(result_file) or (
+                f"the entry point exited with status {result.exit_code}"
+            )
+            await events.publish(
+                JobFailed(
+                    reason=reason, mlflow_run_id=run_id, exit_code=result.exit_code, log_tail=tail
+                )
+            )
+
     async def _fail(self, events: JobEventPublisher, reason: str, run_id: str | None) -> None:
         if run_id is not None:
             try:
@@ -198,4 +240,4 @@ class JobRunner:
             except Exception:
                 log.exception("could not mark MLflow run %s failed", run_id)
         await events.publish(JobLog(lines=[f"[theodolite] {reason}"]))
-        await events.publish(JobFailed(reason=reason, mlflow_run_id=run_id))
+        await events.publish(JobFailed(reason=reason, mlflow_run_id=run_id, infrastructure=True))

@@ -35,6 +35,12 @@ class WorkerSettings(CommonSettings):
     model_config = SettingsConfigDict(env_prefix="THEODOLITE_WORKER_")
 
     queue: str = Field("cpu", description="The queue this worker serves.")
+    api_url: str = Field(
+        "http://127.0.0.1:8000", description="The api, which arbitrates who runs each attempt."
+    )
+    shutdown_grace_s: float = Field(
+        60.0, description="On SIGTERM, how long running jobs may finish before being handed back."
+    )
     worker_id: str = Field(default_factory=_default_worker_id, description="Unique worker name.")
     slots: int = Field(1, ge=1, description="Jobs run at once (the consumer's prefetch).")
     gpus: str | None = Field(

@@ -75,7 +75,6 @@ class JobRunTracker:
     async def log_artifact(self, run_id: str, path: Path, artifact_path: str) -> None:
         await asyncio.to_thread(self._client.log_artifact, run_id, str(path), artifact_path)
 
-    async def finish(self, run_id: str, *, succeeded: bool) -> None:
-        await asyncio.to_thread(
-            self._client.set_terminated, run_id, "FINISHED" if succeeded else "FAILED"
-        )
+    async def finish(self, run_id: str, *, succeeded: bool, killed: bool = False) -> None:
+        status = "KILLED" if killed else "FINISHED" if succeeded else "FAILED"
+        await asyncio.to_thread(self._client.set_terminated, run_id, status)

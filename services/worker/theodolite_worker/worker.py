@@ -6,15 +6,17 @@ import asyncio
 import logging
 import os
 import socket
+import uuid
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Self
 
-from aio_pika.abc import AbstractIncomingMessage
+from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
 
 from theodolite import topology
 from theodolite.broker import Broker
 from theodolite.events import (
+    JobCancel,
     JobSubmitted,
     PluginPublished,
     UndecodableEvent,
@@ -25,8 +27,9 @@ from theodolite.events import (
 )
 from theodolite.storage import ObjectStore
 from theodolite_worker.archive_cache import ArchiveCache
+from theodolite_worker.claims import JobClaims
 from theodolite_worker.job_events import JobEventPublisher
-from theodolite_worker.jobs import JobRunner
+from theodolite_worker.jobs import JobControl, JobRunner
 from theodolite_worker.plugin_cache import PluginCache
 from theodolite_worker.plugins import installed_plugins
 from theodolite_worker.settings import WorkerSettings
@@ -70,6 +73,9 @@ class Worker:
         self._plugins_task: asyncio.Task[None] | None = None
         self._plugins: WorkerPlugins | None = None
         self._prefetches: set[asyncio.Task[object]] = set()
+        self._controls: dict[uuid.UUID, JobControl] = {}  # running attempts, by job
+        self._consumer_channel: AbstractChannel | None = None
+        self._claims = JobClaims(settings.api_url, settings.worker_id)
         self._running: set[asyncio.Task[None]] = set()
 
     async def __aenter__(self) -> Self:
@@ -82,10 +88,12 @@ class Worker:
             # Before the first heartbeat: a worker counted live has said what its jobs can use.
             await self._announce_plugins()
             await self._broker.consume_broadcasts(
-                topology.CONTROL_EXCHANGE.name, ["plugin.*"], self._on_control
+                topology.CONTROL_EXCHANGE.name, ["plugin.*", "job.cancel"], self._on_control
             )
             queue = await self._broker.declare_job_queue(self.settings.queue)
-            await self._broker.consume(queue, self._on_message, prefetch=self.settings.slots)
+            self._consumer_channel = await self._broker.consume(
+                queue, self._on_message, prefetch=self.settings.slots
+            )
         except BaseException:
             await self._stop_warm_pool()
             raise
@@ -106,8 +114,23 @@ class Worker:
         tb: TracebackType | None,
     ) -> None:
         self._stopping = True
+        if self._consumer_channel is not None and not self._consumer_channel.is_closed:
+            await self._consumer_channel.close()  # takes no new job; unclaimed ones go back
         if self._running:
-            await asyncio.wait(self._running)
+            log.info(
+                "letting %d job(s) finish (up to %.0f s)",
+                len(self._running),
+                self.settings.shutdown_grace_s,
+            )
+            _, unfinished = await asyncio.wait(
+                self._running, timeout=self.settings.shutdown_grace_s
+            )
+            if unfinished:
+                log.warning("handing back %d unfinished job(s)", len(unfinished))
+                for control in self._controls.values():
+                    control.request("shutdown")
+                await asyncio.wait(unfinished)
+        await self._claims.close()
         for task in (self._heartbeat_task, self._plugins_task):
             if task is not None:
                 task.cancel()
@@ -139,6 +162,7 @@ class Worker:
             busy=self._busy,
             started_at=self._started_at,
             stopping=self._stopping,
+            running_jobs=list(self._controls),
         )
         event = make_event(heartbeat, producer=self.settings.worker_id)
         await self._broker.publish(topology.EVENTS_EXCHANGE.name, event.type.value, event)
@@ -183,9 +207,15 @@ class Worker:
         """Prefetch each published plugin version, so jobs that pin it start at once."""
         async with message.process(ignore_processed=True):
             try:
-                _, payload = decode_event(message.body)
+                envelope, payload = decode_event(message.body)
             except UndecodableEvent as exc:
                 log.warning("ignoring control message: %s", exc)
+                return
+            if isinstance(payload, JobCancel):
+                control = self._controls.get(envelope.job_id) if envelope.job_id else None
+                if control is not None:
+                    log.info("job %s: cancel requested", envelope.job_id)
+                    control.request("cancel")
                 return
             if isinstance(payload, PluginPublished):
                 task = asyncio.create_task(
@@ -219,14 +249,33 @@ class Worker:
             log.error("dead-lettering job message %s: %s", message.message_id, exc)
             await message.reject(requeue=False)
             return
-        log.info("job %s attempt %s: starting", envelope.job_id, envelope.attempt)
+        job_id, attempt = envelope.job_id, envelope.attempt
+        if job_id in self._controls:  # redelivered while it runs here: never twice at once
+            log.warning("job %s attempt %s runs here already: duplicate dropped", job_id, attempt)
+            await message.ack()
+            return
+        claim = await self._claims.claim(job_id, attempt, lambda: self._stopping)
+        if claim is None:  # shutting down before the api answered: leave it to others
+            await message.nack(requeue=True)
+            return
+        # Claimed or refused, the message has done its work: the api owns the job from here
+        # (a job that outlives RabbitMQ's consumer_timeout is never redelivered; a worker that
+        # dies is found by its missing heartbeats and the job re-queued by the api).
+        await message.ack()
+        if not claim.claimed:
+            log.info("job %s attempt %s not run: %s", job_id, attempt, claim.reason)
+            return
+        log.info("job %s attempt %s: starting", job_id, attempt)
+        control = JobControl()
+        self._controls[job_id] = control
         events = JobEventPublisher(
             broker=self._broker,
-            job_id=envelope.job_id,
-            attempt=envelope.attempt,
+            job_id=job_id,
+            attempt=attempt,
             producer=self.settings.worker_id,
         )
-        await self._runner.run(envelope.job_id, envelope.attempt, payload, events)
-        # Only now is the terminal event confirmed by the broker: the job message may go.
-        await message.ack()
-        log.info("job %s attempt %s: done", envelope.job_id, envelope.attempt)
+        try:
+            await self._runner.run(job_id, attempt, payload, events, control)
+        finally:
+            del self._controls[job_id]
+        log.info("job %s attempt %s: done", job_id, attempt)

@@ -7,6 +7,8 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import TimeoutError as SATimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from theodolite.problems import Problem, ProblemsError
@@ -90,6 +92,24 @@ def install_error_handlers(app: FastAPI) -> None:
         ]
         return problem_response(
             422, "Invalid request", f"{len(problems)} problem(s) in the request", request, problems
+        )
+
+    @app.exception_handler(SQLAlchemyError)
+    async def _database(request: Request, exc: SQLAlchemyError) -> JSONResponse:
+        # The database being away is not the client's fault nor a bug: say so, and recover
+        # by itself once it is back (the pool pre-pings).
+        if isinstance(exc, (OperationalError, InterfaceError, SATimeoutError)) or isinstance(
+            getattr(exc, "orig", None), OSError
+        ):
+            return problem_response(
+                503, "Service unavailable", "the database does not answer; retry shortly", request
+            )
+        raise exc
+
+    @app.exception_handler(OSError)
+    async def _connection(request: Request, exc: OSError) -> JSONResponse:
+        return problem_response(
+            503, "Service unavailable", f"a dependency does not answer: {exc}", request
         )
 
     @app.exception_handler(StarletteHTTPException)

@@ -3,7 +3,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import func
+from sqlalchemy import func, or_, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -12,6 +12,11 @@ from theodolite.db.tables import Job, JobLogChunk, JobTransition
 
 async def get(*, session: AsyncSession, job_id: uuid.UUID, for_update: bool = False) -> Job | None:
     return await session.get(Job, job_id, with_for_update=for_update)
+
+
+async def get_by_idempotency_key(*, session: AsyncSession, key: str) -> Job | None:
+    rows = await session.exec(select(Job).where(Job.idempotency_key == key))
+    return rows.first()
 
 
 async def add(*, session: AsyncSession, job: Job) -> Job:
@@ -102,3 +107,21 @@ async def log_tail(*, session: AsyncSession, job_id: uuid.UUID, lines: int) -> l
     for chunk in reversed(list(rows)):
         collected.extend(chunk.split("\n"))
     return collected[-lines:]
+
+
+async def record_job_heartbeats(
+    *, session: AsyncSession, worker_id: str, job_ids: list[uuid.UUID], at: datetime
+) -> None:
+    """The worker still runs these jobs: they are not lost."""
+    if not job_ids:
+        return
+    await session.exec(
+        update(Job)
+        .where(
+            col(Job.id).in_(job_ids),
+            col(Job.worker_id) == worker_id,
+            col(Job.status) == "running",
+            or_(col(Job.last_heartbeat_at).is_(None), col(Job.last_heartbeat_at) < at),
+        )
+        .values(last_heartbeat_at=at)
+    )

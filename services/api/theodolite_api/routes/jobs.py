@@ -1,12 +1,15 @@
 from __future__ import annotations
 
+import hashlib
+import json
 import uuid
 from pathlib import PurePosixPath
 from typing import Annotated
 from urllib.parse import quote
 
-from fastapi import APIRouter, Query, Request, status
+from fastapi import APIRouter, Header, Query, Request, status
 from fastapi.responses import PlainTextResponse, StreamingResponse
+from sqlalchemy.exc import IntegrityError
 from sqlmodel.ext.asyncio.session import AsyncSession
 from starlette.background import BackgroundTask
 
@@ -14,6 +17,7 @@ from theodolite.db.tables import Job
 from theodolite.lifecycle import JobStatus
 from theodolite.problems import Problem
 from theodolite.web.errors import InvalidSubmission, NotFound
+from theodolite_api.cancellation import request_cancel
 from theodolite_api.deps import SessionDep, StateDep
 from theodolite_api.repositories import jobs as job_repo
 from theodolite_api.schemas.common import Limit, Offset, Page
@@ -42,17 +46,53 @@ async def _job_or_404(session: AsyncSession, job_id: uuid.UUID) -> Job:
     status_code=status.HTTP_202_ACCEPTED,
     responses={422: {"description": "Every problem of the submission; nothing was enqueued"}},
 )
-async def create_job(body: JobCreate, session: SessionDep, state: StateDep) -> JobCreated:
+async def create_job(
+    body: JobCreate,
+    session: SessionDep,
+    state: StateDep,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            alias="Idempotency-Key",
+            max_length=255,
+            description="The same key and body give the same job; the same key with another "
+            "body is refused (422).",
+        ),
+    ] = None,
+) -> JobCreated:
     """Submit a job: validated completely, then queued for a worker of its queue."""
-    job = await submit_job(
-        session=session, request=body, settings=state.settings, registry=state.registry
-    )
-    await session.commit()
-    state.relay.notify()
-    public = await job_public(
-        job, session=session, mlflow=state.mlflow, log_tail_lines=state.settings.log_tail_lines
-    )
+    request_sha256 = hashlib.sha256(
+        json.dumps(body.model_dump(mode="json"), sort_keys=True).encode()
+    ).hexdigest()
+    job = await _replayed(session, idempotency_key, request_sha256)
+    if job is None:
+        job = await submit_job(
+            session=session, request=body, settings=state.settings, registry=state.registry
+        )
+        job.idempotency_key, job.request_sha256 = idempotency_key, request_sha256
+        try:
+            await session.commit()
+        except IntegrityError:  # the same key, submitted concurrently: the first one wins
+            await session.rollback()
+            job = await _replayed(session, idempotency_key, request_sha256)
+            if job is None:
+                raise
+        state.relay.notify()
+    public = await job_public(job, session=session, mlflow=state.mlflow, settings=state.settings)
     return JobCreated(**public.model_dump(), webhook_secret=job.webhook_secret)
+
+
+async def _replayed(session: AsyncSession, key: str | None, request_sha256: str) -> Job | None:
+    """The job an earlier request with this Idempotency-Key created, if any."""
+    if key is None:
+        return None
+    job = await job_repo.get_by_idempotency_key(session=session, key=key)
+    if job is not None and job.request_sha256 != request_sha256:
+        raise InvalidSubmission(
+            "this Idempotency-Key was used with another request body",
+            [Problem(field="Idempotency-Key", message="used before with another request body")],
+        )
+    return job
 
 
 @router.get("")
@@ -73,9 +113,7 @@ async def list_jobs(
         status=status.value if status is not None else None,
     )
     data = [
-        await job_public(
-            job, session=session, mlflow=state.mlflow, log_tail_lines=state.settings.log_tail_lines
-        )
+        await job_public(job, session=session, mlflow=state.mlflow, settings=state.settings)
         for job in rows
     ]
     return Page(data=data, count=total)
@@ -85,9 +123,24 @@ async def list_jobs(
 async def get_job(job_id: uuid.UUID, session: SessionDep, state: StateDep) -> JobPublic:
     """A job: status, every transition, MLflow run and log tail."""
     job = await _job_or_404(session, job_id)
-    return await job_public(
-        job, session=session, mlflow=state.mlflow, log_tail_lines=state.settings.log_tail_lines
-    )
+    return await job_public(job, session=session, mlflow=state.mlflow, settings=state.settings)
+
+
+@router.post(
+    "/{job_id}/cancel",
+    status_code=status.HTTP_202_ACCEPTED,
+    responses={409: {"description": "The job has ended already"}, 404: {}},
+)
+async def cancel_job(job_id: uuid.UUID, session: SessionDep, state: StateDep) -> JobPublic:
+    """Cancel a job in any state before its end: a queued job never starts; a running one is
+    stopped (its processes terminated, then killed) and ends cancelled within seconds."""
+    job = await job_repo.get(session=session, job_id=job_id, for_update=True)
+    if job is None:
+        raise NotFound(f"no job {job_id}")
+    await request_cancel(session=session, job=job)
+    await session.commit()
+    state.relay.notify()
+    return await job_public(job, session=session, mlflow=state.mlflow, settings=state.settings)
 
 
 @router.get("/{job_id}/logs", response_class=PlainTextResponse)

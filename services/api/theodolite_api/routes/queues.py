@@ -1,46 +1,99 @@
 from __future__ import annotations
 
+import json
 from datetime import timedelta
+from typing import Any
 
 from fastapi import APIRouter, status
 from sqlalchemy.exc import IntegrityError
 
 from theodolite import topology
 from theodolite.db.tables import Queue, utcnow
-from theodolite.web.errors import Conflict
+from theodolite.web.errors import Conflict, NotFound
 from theodolite_api.deps import SessionDep, StateDep
 from theodolite_api.repositories import queues as queue_repo
 from theodolite_api.schemas.common import Page
-from theodolite_api.schemas.queues import QueueCreate, QueuePublic
+from theodolite_api.schemas.queues import DeadLetterPublic, QueueCreate, QueueDetail, QueuePublic
 from theodolite_api.state import AppState
 
 router = APIRouter(prefix="/queues", tags=["queues"])
+RECENT_DEAD_LETTERS = 10
 
 
-async def _waiting(state: AppState, name: str) -> int | None:
+async def _count(state: AppState, broker_queue: str) -> int | None:
     try:
-        return await state.broker.queue_message_count(topology.job_queue_name(name))
+        return await state.broker.queue_message_count(broker_queue)
     except Exception:  # the listing stays useful while the broker is away
         return None
+
+
+def _public(queue: Queue, live: int, waiting: int | None) -> QueuePublic:
+    return QueuePublic(
+        name=queue.name,
+        description=queue.description,
+        live_workers=live,
+        waiting_jobs=waiting,
+        waiting_for_worker=bool(waiting) and live == 0,
+        created_at=queue.created_at,
+    )
+
+
+async def _live(session: SessionDep, state: AppState) -> dict[str, int]:
+    seen_after = utcnow() - timedelta(seconds=state.settings.worker_liveness_s)
+    return await queue_repo.live_worker_counts(session=session, seen_after=seen_after)
 
 
 @router.get("")
 async def list_queues(session: SessionDep, state: StateDep) -> Page[QueuePublic]:
     """Every queue with its live workers (heard from recently) and waiting jobs."""
-    seen_after = utcnow() - timedelta(seconds=state.settings.worker_liveness_s)
-    live = await queue_repo.live_worker_counts(session=session, seen_after=seen_after)
+    live = await _live(session, state)
     queues = await queue_repo.all_queues(session=session)
     data = [
-        QueuePublic(
-            name=q.name,
-            description=q.description,
-            live_workers=live.get(q.name, 0),
-            waiting_jobs=await _waiting(state, q.name),
-            created_at=q.created_at,
-        )
+        _public(q, live.get(q.name, 0), await _count(state, topology.job_queue_name(q.name)))
         for q in queues
     ]
     return Page(data=data, count=len(data))
+
+
+def _dead_letter(message: Any) -> DeadLetterPublic:
+    headers = message.headers or {}
+    deaths = headers.get("x-death") or []
+    first = deaths[0] if deaths else {}
+    reason = first.get("reason") if isinstance(first, dict) else None
+    count = first.get("count") if isinstance(first, dict) else None
+    job_id = None
+    if message.body:
+        try:
+            job_id = json.loads(message.body).get("job_id")
+        except ValueError:
+            job_id = None
+    return DeadLetterPublic(
+        job_id=job_id,
+        event_type=message.type,
+        reason=str(reason) if reason is not None else None,
+        deliveries=int(count) if count is not None else None,
+    )
+
+
+@router.get("/{name}", responses={404: {"description": "No such queue"}})
+async def get_queue(name: str, session: SessionDep, state: StateDep) -> QueueDetail:
+    """One queue: live workers, waiting jobs, and its dead-letter queue (count and the most
+    recent messages with the broker's reason)."""
+    queue = await queue_repo.get(session=session, name=name)
+    if queue is None:
+        raise NotFound(f"no queue {name!r}")
+    broker_queue = topology.job_queue_name(name)
+    live = (await _live(session, state)).get(name, 0)
+    dead_queue = topology.dead_letter_queue_name(broker_queue)
+    try:
+        recent = await state.broker.peek(dead_queue, RECENT_DEAD_LETTERS)
+    except Exception:
+        recent = []
+    return QueueDetail(
+        **_public(queue, live, await _count(state, broker_queue)).model_dump(),
+        dead_letters=await _count(state, dead_queue),
+        recent_dead_letters=[_dead_letter(m) for m in recent],
+    )
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, responses={409: {"description": "Exists"}})
@@ -55,10 +108,4 @@ async def create_queue(body: QueueCreate, session: SessionDep, state: StateDep) 
         await session.commit()
     except IntegrityError as exc:
         raise Conflict(f"queue {body.name!r} exists already") from exc
-    return QueuePublic(
-        name=queue.name,
-        description=queue.description,
-        live_workers=0,
-        waiting_jobs=0,
-        created_at=queue.created_at,
-    )
+    return _public(queue, 0, 0)

@@ -58,6 +58,8 @@ class JobPublic(BaseModel):
     retry_on_failure: bool
     callback_url: str | None
     progress: ProgressPublic | None
+    # Queued on a queue that no live worker serves right now: it waits for one.
+    waiting_for_worker: bool
     log_tail: list[str]
     created_at: datetime
     updated_at: datetime

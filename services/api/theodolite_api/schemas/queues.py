@@ -19,4 +19,18 @@ class QueuePublic(BaseModel):
     description: str | None
     live_workers: int
     waiting_jobs: int | None  # messages ready in the broker; None when it cannot be asked
+    # Jobs wait and no live worker serves the queue: they will not start until one comes.
+    waiting_for_worker: bool
     created_at: datetime
+
+
+class DeadLetterPublic(BaseModel):
+    job_id: str | None
+    event_type: str | None
+    reason: str | None  # from the broker's x-death header: rejected, delivery_limit, ...
+    deliveries: int | None
+
+
+class QueueDetail(QueuePublic):
+    dead_letters: int | None  # messages in jobs.<queue>.dead
+    recent_dead_letters: list[DeadLetterPublic]

@@ -1,0 +1,49 @@
+"""Cancelling a job: at once when it is not running; a running one through its worker."""
+
+from __future__ import annotations
+
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from theodolite import topology
+from theodolite.db.tables import Job, utcnow
+from theodolite.events import JobCancel, make_event
+from theodolite.lifecycle import JobStatus, is_terminal
+from theodolite.web.errors import Conflict
+from theodolite_api.repositories import jobs as job_repo
+from theodolite_api.repositories import outbox as outbox_repo
+from theodolite_api.retries import ATTEMPT_FENCE
+
+PRODUCER = "api"
+
+
+async def request_cancel(*, session: AsyncSession, job: Job) -> None:
+    """Record the request; end the job now unless a worker runs it. Does not commit."""
+    status = JobStatus(job.status)
+    if is_terminal(status):
+        raise Conflict(f"job {job.id} has ended already ({job.status})")
+    now = utcnow()
+    job.cancel_requested_at = now
+    job.updated_at = now
+    # Every worker hears it: the one running the job stops it, and a queued job's message is
+    # refused at claim time anyway (its status is cancelled from now on).
+    outbox_repo.add(
+        session=session,
+        envelope=make_event(JobCancel(), producer=PRODUCER, job_id=job.id, attempt=job.attempt),
+        exchange=topology.CONTROL_EXCHANGE.name,
+        routing_key="job.cancel",
+    )
+    if status is JobStatus.RUNNING:
+        return
+    job.last_seq = ATTEMPT_FENCE  # late events of this attempt are stale from now on
+    job_repo.add_transition(
+        session=session,
+        job_id=job.id,
+        status=JobStatus.CANCELLED.value,
+        at=now,
+        detail="cancelled by request before it ran",
+        attempt=job.attempt,
+        seq=ATTEMPT_FENCE,
+    )
+    job.status = JobStatus.CANCELLED.value
+    job.next_attempt_at = None
+    job.error = "cancelled by request"

@@ -1,0 +1,135 @@
+"""The api's periodic duties for jobs: find lost jobs (their worker stopped heartbeating them)
+and publish attempts whose backoff is over. Every replica runs it; row locks with SKIP LOCKED
+keep them from doing the same job twice."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import timedelta
+
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from theodolite.db.tables import EntryPointArchive, Experiment, Job, utcnow
+from theodolite.lifecycle import JobStatus
+from theodolite_api.outbox_relay import OutboxRelay
+from theodolite_api.repositories import jobs as job_repo
+from theodolite_api.retries import ATTEMPT_FENCE, may_retry, requeue
+from theodolite_api.submission import enqueue_attempt
+
+log = logging.getLogger(__name__)
+BATCH = 100
+
+
+class JobReaper:
+    def __init__(
+        self,
+        *,
+        sessions: async_sessionmaker[AsyncSession],
+        relay: OutboxRelay,
+        lost_after_s: float,
+        interval_s: float,
+    ) -> None:
+        self._sessions = sessions
+        self._relay = relay
+        self._lost_after = timedelta(seconds=lost_after_s)
+        self._interval_s = interval_s
+
+    async def run(self) -> None:
+        while True:
+            try:
+                await self.find_lost_jobs()
+                if await self.publish_due_attempts():
+                    self._relay.notify()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.warning("job reaper round failed", exc_info=True)
+            await asyncio.sleep(self._interval_s)
+
+    async def find_lost_jobs(self) -> int:
+        now = utcnow()
+        async with self._sessions() as session:
+            rows = await session.exec(
+                select(Job)
+                .where(
+                    col(Job.status) == JobStatus.RUNNING.value,
+                    col(Job.last_heartbeat_at) < now - self._lost_after,
+                )
+                .limit(BATCH)
+                .with_for_update(skip_locked=True)
+            )
+            lost = list(rows)
+            for job in lost:
+                # Fence the attempt: events its worker may still send (it was only slow, or cut
+                # off) are older than anything recorded from now on, so they are dropped.
+                job.last_seq = ATTEMPT_FENCE
+                reason = (
+                    f"worker {job.worker_id} stopped heartbeating it "
+                    f"(last heard {job.last_heartbeat_at:%H:%M:%S})"
+                )
+                job_repo.add_transition(
+                    session=session,
+                    job_id=job.id,
+                    status=JobStatus.LOST.value,
+                    at=now,
+                    detail=reason,
+                    attempt=job.attempt,
+                    seq=job.last_seq + 1,
+                )
+                job.last_seq += 1
+                if await may_retry(session=session, job=job):
+                    await requeue(
+                        session=session,
+                        job=job,
+                        now=now,
+                        reason=reason,
+                        counts_as_retry=True,
+                        attempt=job.attempt,
+                        seq=job.last_seq + 1,
+                    )
+                    job.last_seq += 1
+                else:
+                    job_repo.add_transition(
+                        session=session,
+                        job_id=job.id,
+                        status=JobStatus.FAILED.value,
+                        at=now,
+                        detail=f"lost, no retries left: {reason}",
+                        attempt=job.attempt,
+                        seq=job.last_seq + 1,
+                    )
+                    job.last_seq += 1
+                    job.status = JobStatus.FAILED.value
+                    job.error = f"lost: {reason}; no retries left (max_retries={job.max_retries})"
+                job.updated_at = now
+                log.warning("job %s lost: %s", job.id, reason)
+            await session.commit()
+            return len(lost)
+
+    async def publish_due_attempts(self) -> int:
+        now = utcnow()
+        async with self._sessions() as session:
+            rows = await session.exec(
+                select(Job)
+                .where(
+                    col(Job.status) == JobStatus.QUEUED.value,
+                    col(Job.next_attempt_at) <= now,
+                )
+                .limit(BATCH)
+                .with_for_update(skip_locked=True)
+            )
+            due = list(rows)
+            for job in due:
+                experiment = await session.get(Experiment, job.experiment_id)
+                archive = await session.get(EntryPointArchive, job.entrypoint_id)
+                assert experiment is not None and archive is not None
+                job.attempt += 1
+                job.last_seq = 0
+                job.next_attempt_at = None
+                job.updated_at = now
+                enqueue_attempt(session=session, job=job, experiment=experiment, archive=archive)
+            await session.commit()
+            return len(due)
