@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Self
 
@@ -25,6 +26,28 @@ from theodolite.events import Envelope
 log = logging.getLogger(__name__)
 
 MessageHandler = Callable[[AbstractIncomingMessage], Awaitable[None]]
+
+
+@dataclass
+class Consumption:
+    """A running consumer. ``stop`` takes no new message; those in hand stay to be settled."""
+
+    channel: AbstractChannel
+    queue: AbstractQueue
+    consumer_tag: str
+
+    async def stop(self) -> None:
+        if not self.channel.is_closed:
+            await self.queue.cancel(self.consumer_tag)
+
+    async def close(self) -> None:
+        """Stop and close the channel (unsettled messages go back to the queue)."""
+        if not self.channel.is_closed:
+            await self.channel.close()
+
+    @property
+    def is_closed(self) -> bool:
+        return self.channel.is_closed
 
 
 class Broker:
@@ -138,14 +161,14 @@ class Broker:
 
     async def consume(
         self, queue: AbstractQueue | str, handler: MessageHandler, *, prefetch: int
-    ) -> AbstractChannel:
+    ) -> Consumption:
         """Consume with manual acks on a channel of its own; the handler settles each message."""
         channel = await self.connection.channel()
         await channel.set_qos(prefetch_count=prefetch)
         name = queue if isinstance(queue, str) else queue.name
         declared = await channel.get_queue(name, ensure=True)
-        await declared.consume(handler, no_ack=False)
-        return channel
+        tag = await declared.consume(handler, no_ack=False)
+        return Consumption(channel=channel, queue=declared, consumer_tag=tag)
 
     async def consume_broadcasts(
         self, exchange: str, routing_keys: list[str], handler: MessageHandler

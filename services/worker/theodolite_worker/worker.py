@@ -11,10 +11,10 @@ from datetime import UTC, datetime
 from types import TracebackType
 from typing import Self
 
-from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
+from aio_pika.abc import AbstractIncomingMessage
 
 from theodolite import topology
-from theodolite.broker import Broker
+from theodolite.broker import Broker, Consumption
 from theodolite.events import (
     JobCancel,
     JobSubmitted,
@@ -74,7 +74,7 @@ class Worker:
         self._plugins: WorkerPlugins | None = None
         self._prefetches: set[asyncio.Task[object]] = set()
         self._controls: dict[uuid.UUID, JobControl] = {}  # running attempts, by job
-        self._consumer_channel: AbstractChannel | None = None
+        self._consumption: Consumption | None = None
         self._claims = JobClaims(settings.api_url, settings.worker_id)
         self._running: set[asyncio.Task[None]] = set()
 
@@ -91,7 +91,7 @@ class Worker:
                 topology.CONTROL_EXCHANGE.name, ["plugin.*", "job.cancel"], self._on_control
             )
             queue = await self._broker.declare_job_queue(self.settings.queue)
-            self._consumer_channel = await self._broker.consume(
+            self._consumption = await self._broker.consume(
                 queue, self._on_message, prefetch=self.settings.slots
             )
         except BaseException:
@@ -114,8 +114,8 @@ class Worker:
         tb: TracebackType | None,
     ) -> None:
         self._stopping = True
-        if self._consumer_channel is not None and not self._consumer_channel.is_closed:
-            await self._consumer_channel.close()  # takes no new job; unclaimed ones go back
+        if self._consumption is not None:
+            await self._consumption.stop()  # takes no new job; unclaimed ones go back
         if self._running:
             log.info(
                 "letting %d job(s) finish (up to %.0f s)",
