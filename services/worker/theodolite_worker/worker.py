@@ -76,6 +76,9 @@ class Worker:
         self._controls: dict[uuid.UUID, JobControl] = {}  # running attempts, by job
         self._consumption: Consumption | None = None
         self._claims = JobClaims(settings.api_url, settings.worker_id)
+        # Messages are acked once claimed, which frees the broker's prefetch window: the slots
+        # themselves bound how many jobs run here at once.
+        self._slots = asyncio.Semaphore(settings.slots)
         self._running: set[asyncio.Task[None]] = set()
 
     async def __aenter__(self) -> Self:
@@ -253,6 +256,19 @@ class Worker:
         if job_id in self._controls:  # redelivered while it runs here: never twice at once
             log.warning("job %s attempt %s runs here already: duplicate dropped", job_id, attempt)
             await message.ack()
+            return
+        async with self._slots:
+            await self._claim_and_run(message, payload, job_id, attempt)
+
+    async def _claim_and_run(
+        self,
+        message: AbstractIncomingMessage,
+        payload: JobSubmitted,
+        job_id: uuid.UUID,
+        attempt: int,
+    ) -> None:
+        if self._stopping:
+            await message.nack(requeue=True)  # not claimed: another worker takes it
             return
         claim = await self._claims.claim(job_id, attempt, lambda: self._stopping)
         if claim is None:  # shutting down before the api answered: leave it to others
