@@ -244,17 +244,17 @@ def stop_process(config: StackConfig, name: str, grace_s: float = 10.0) -> bool:
     if pid is None:
         return False
     try:
-        os.killpg(pid, signal.SIGTERM)
+        # The leader alone, as a container runtime does: it stops its own children in order.
+        os.kill(pid, signal.SIGTERM)
     except ProcessLookupError:
         return False
     deadline = time.monotonic() + grace_s
     while time.monotonic() < deadline and _alive(pid):
         time.sleep(0.1)
-    if _alive(pid):
-        try:
-            os.killpg(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+    try:  # whatever of its group is left (or the leader itself, past the grace period)
+        os.killpg(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
     child = _children.pop(pid, None)
     if child is not None:
         child.wait(timeout=10)

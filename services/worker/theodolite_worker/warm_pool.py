@@ -40,6 +40,7 @@ log = logging.getLogger(__name__)
 # Imported by the forkserver first: the child's entry point, and what a child would otherwise
 # import again when multiprocessing re-runs the worker's main script in it as ``__mp_main__``.
 SERVER_MODULES = (
+    "theodolite_worker.warm_server_init",  # first: leave the worker's process group
     "theodolite_worker.warm_child",
     "theodolite_worker.warm_pool",
     "theodolite_worker.__main__",
