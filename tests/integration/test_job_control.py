@@ -232,7 +232,8 @@ def test_a_poison_message_ends_in_the_dead_letter_queue(api: httpx.Client, stack
         assert detail["waiting_jobs"] == 0
         (dead,) = detail["recent_dead_letters"]
         assert dead["reason"] == "rejected"
-        assert api.get(f"/queues/{queue}").json()["dead_letters"] == 1  # peeking keeps it
+        # Peeking leaves the message there (it returns a moment after being read).
+        wait_until(lambda: api.get(f"/queues/{queue}").json()["dead_letters"] == 1, what="peeked")
     finally:
         stop_process(stack.config, worker_name(queue))
 
