@@ -7,6 +7,7 @@ caller that returns normally knows the message is stored in a queue.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from types import TracebackType
@@ -58,12 +59,16 @@ class Broker:
         self._client_name = client_name
         self._delivery_limit = job_delivery_limit
         self._connection: AbstractRobustConnection | None = None
+        self.connected_since: float | None = None
         self._publish_channel: AbstractChannel | None = None
 
     async def __aenter__(self) -> Self:
         self._connection = await aio_pika.connect_robust(
             self._url, client_properties={"connection_name": self._client_name}
         )
+        self.connected_since = time.monotonic()
+        self._connection.close_callbacks.add(self._on_lost)
+        self._connection.reconnect_callbacks.add(self._on_reconnected)
         self._publish_channel = await self._connection.channel(
             publisher_confirms=True, on_return_raises=True
         )
@@ -80,6 +85,16 @@ class Broker:
             await self._connection.close()
         self._connection = None
         self._publish_channel = None
+
+    def _on_lost(self, *_: object) -> None:
+        self.connected_since = None
+
+    def _on_reconnected(self, *_: object) -> None:
+        self.connected_since = time.monotonic()
+
+    def connected_for(self) -> float:
+        """Seconds since the connection was last (re)established; 0 while it is down."""
+        return 0.0 if self.connected_since is None else time.monotonic() - self.connected_since
 
     @property
     def connection(self) -> AbstractRobustConnection:

@@ -99,6 +99,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         reaper = JobReaper(
             sessions=sessions,
             relay=state.relay,
+            broker=broker,
             lost_after_s=settings.lost_after_s,
             interval_s=settings.reaper_interval_s,
         )

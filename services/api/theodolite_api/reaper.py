@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from theodolite.broker import Broker
 from theodolite.db.tables import EntryPointArchive, Experiment, Job, utcnow
 from theodolite.lifecycle import JobStatus
 from theodolite_api.outbox_relay import OutboxRelay
@@ -29,11 +30,13 @@ class JobReaper:
         *,
         sessions: async_sessionmaker[AsyncSession],
         relay: OutboxRelay,
+        broker: Broker,
         lost_after_s: float,
         interval_s: float,
     ) -> None:
         self._sessions = sessions
         self._relay = relay
+        self._broker = broker
         self._lost_after = timedelta(seconds=lost_after_s)
         self._interval_s = interval_s
 
@@ -50,6 +53,10 @@ class JobReaper:
             await asyncio.sleep(self._interval_s)
 
     async def find_lost_jobs(self) -> int:
+        # Missing heartbeats only mean a lost worker if they could have reached us: not while
+        # the broker is away, nor until heartbeats had time to arrive after it came back.
+        if self._broker.connected_for() < self._lost_after.total_seconds():
+            return 0
         now = utcnow()
         async with self._sessions() as session:
             rows = await session.exec(

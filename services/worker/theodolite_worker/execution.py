@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 from pydantic import ValidationError
 
 from theodolite.events import PROGRESS_LINE_PREFIX, JobProgress
+from theodolite_worker.orphans import die_with_parent
 
 if TYPE_CHECKING:
     from theodolite_worker.warm_pool import WarmPool
@@ -96,6 +97,8 @@ async def start_bash(command: str, *, cwd: Path, env: dict[str, str]) -> JobProc
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
         start_new_session=True,
+        # bash execs a single simple command, which keeps this: the job dies with the worker.
+        preexec_fn=die_with_parent,
     )
     return _BashProcess(process)
 

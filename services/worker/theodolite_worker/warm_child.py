@@ -18,6 +18,8 @@ import traceback
 from multiprocessing.connection import Connection
 from typing import Literal, NamedTuple, TextIO
 
+from theodolite_worker.orphans import die_with_parent
+
 # The streams replaced in the child, kept so that nothing closes fds 1 and 2 behind our back.
 _replaced_streams: list[object] = []
 
@@ -124,6 +126,7 @@ def _finish(code: int) -> None:
 def run_job(command: WarmCommand, cwd: str, env: dict[str, str], output: Connection) -> None:
     """The warm child's entry point; never returns."""
     os.setpgid(0, 0)  # its own process group: killing the group spares the forkserver
+    die_with_parent()  # the forkserver ends with the worker: so does the job
     code = 1
     try:
         _redirect_output(output)
