@@ -9,9 +9,11 @@ import json
 import os
 import secrets
 import signal
+import tempfile
 import threading
 import time
 from collections import defaultdict
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -22,8 +24,8 @@ from tests.fixtures.rabbit_node import RabbitNode
 from tests.fixtures.stack import ARCHIVE_LIMITS
 from theodolite.devstack import (
     down,
-    free_ports,
     drop_database,
+    free_ports,
     isolated_config,
     running_pid,
     start_api,
@@ -103,7 +105,8 @@ def test_jobs_survive_broker_restarts_killed_workers_and_an_api_restart(
         name=f"theodolite-faults-{secrets.token_hex(3)}@localhost",
         port=ports[0],
         dist_port=ports[1],
-        base=base / "rabbit",
+        # Its own folder under /tmp: the node runs as user rabbitmq, which cannot enter pytest's.
+        base=Path(tempfile.mkdtemp(prefix="theodolite-rabbit-")),
     )
     node.start()
     config = isolated_config(
@@ -219,4 +222,4 @@ def test_jobs_survive_broker_restarts_killed_workers_and_an_api_restart(
         down(config, say=lambda line: None)
         for name in (config.database, config.mlflow_database, config.prefect_database):
             drop_database(config, name)
-        node.stop()
+        node.remove()
