@@ -20,6 +20,7 @@ from aio_pika.abc import (
     AbstractQueue,
     AbstractRobustConnection,
 )
+from tenacity import AsyncRetrying, before_sleep_log, stop_after_delay, wait_exponential
 
 from theodolite import topology
 from theodolite.events import Envelope
@@ -54,8 +55,16 @@ class Consumption:
 class Broker:
     """Async context manager owning the connection and the publishing channel."""
 
-    def __init__(self, url: str, *, client_name: str, job_delivery_limit: int = 5) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        client_name: str,
+        job_delivery_limit: int = 5,
+        connect_timeout_s: float = 120.0,
+    ) -> None:
         self._url = url
+        self._connect_timeout_s = connect_timeout_s
         self._client_name = client_name
         self._delivery_limit = job_delivery_limit
         self._connection: AbstractRobustConnection | None = None
@@ -63,9 +72,17 @@ class Broker:
         self._publish_channel: AbstractChannel | None = None
 
     async def __aenter__(self) -> Self:
-        self._connection = await aio_pika.connect_robust(
-            self._url, client_properties={"connection_name": self._client_name}
-        )
+        # Starting while the broker restarts is normal in a fleet: wait for it (bounded).
+        async for attempt in AsyncRetrying(
+            wait=wait_exponential(multiplier=0.5, max=5),
+            stop=stop_after_delay(self._connect_timeout_s),
+            before_sleep=before_sleep_log(log, logging.WARNING),
+            reraise=True,
+        ):
+            with attempt:
+                self._connection = await aio_pika.connect_robust(
+                    self._url, client_properties={"connection_name": self._client_name}
+                )
         self.connected_since = time.monotonic()
         self._connection.close_callbacks.add(self._on_lost)
         self._connection.reconnect_callbacks.add(self._on_reconnected)

@@ -12,6 +12,7 @@ from types import TracebackType
 from typing import Self
 
 from aio_pika.abc import AbstractIncomingMessage
+from tenacity import AsyncRetrying, before_sleep_log, stop_after_delay, wait_exponential
 
 from theodolite import topology
 from theodolite.broker import Broker, Consumption
@@ -37,6 +38,8 @@ from theodolite_worker.tracking import JobRunTracker
 from theodolite_worker.warm_pool import WarmPool
 
 log = logging.getLogger(__name__)
+
+STARTUP_RETRY_S = 300.0
 
 
 class Worker:
@@ -90,13 +93,14 @@ class Worker:
             await self._broker.__aenter__()
             # Before the first heartbeat: a worker counted live has said what its jobs can use.
             await self._announce_plugins()
-            await self._broker.consume_broadcasts(
-                topology.CONTROL_EXCHANGE.name, ["plugin.*", "job.cancel"], self._on_control
-            )
-            queue = await self._broker.declare_job_queue(self.settings.queue)
-            self._consumption = await self._broker.consume(
-                queue, self._on_message, prefetch=self.settings.slots
-            )
+            async for attempt in AsyncRetrying(  # the broker may restart while we start
+                wait=wait_exponential(multiplier=0.5, max=5),
+                stop=stop_after_delay(STARTUP_RETRY_S),
+                before_sleep=before_sleep_log(log, logging.WARNING),
+                reraise=True,
+            ):
+                with attempt:
+                    await self._subscribe()
         except BaseException:
             await self._stop_warm_pool()
             raise
@@ -109,6 +113,15 @@ class Worker:
             self.settings.slots,
         )
         return self
+
+    async def _subscribe(self) -> None:
+        await self._broker.consume_broadcasts(
+            topology.CONTROL_EXCHANGE.name, ["plugin.*", "job.cancel"], self._on_control
+        )
+        queue = await self._broker.declare_job_queue(self.settings.queue)
+        self._consumption = await self._broker.consume(
+            queue, self._on_message, prefetch=self.settings.slots
+        )
 
     async def __aexit__(
         self,
