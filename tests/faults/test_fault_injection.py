@@ -45,10 +45,10 @@ import os, sys, time
 journal, job = sys.argv[1], os.environ["THEODOLITE_JOB_ID"]
 attempt = os.environ.get("MLFLOW_RUN_ID", "")
 with open(journal, "a") as out:
-    out.write(f"start {job} {attempt} {time.time()}\\n")
+    out.write(f"start {job} {attempt} {time.time()} {os.getpid()}\\n")
 time.sleep(float(sys.argv[2]))
 with open(journal, "a") as out:
-    out.write(f"end {job} {attempt} {time.time()}\\n")
+    out.write(f"end {job} {attempt} {time.time()} {os.getpid()}\\n")
 """
 MLPROJECT = """\
 name: journaled
@@ -87,10 +87,14 @@ def _get(client: httpx.Client, path: str, **kwargs: Any) -> httpx.Response:
     raise AssertionError(f"GET {path} kept failing")
 
 
+KILLS: list[float] = []
+
+
 def _kill_worker(config: Any, index: int) -> None:
     name = worker_name("cpu", index)
     pid = running_pid(config, name)
     assert pid is not None
+    KILLS.append(time.time())
     os.kill(pid, signal.SIGKILL)
     stop_process(config, name)
     start_worker(config, "cpu", index, wait=False)
@@ -180,14 +184,25 @@ def test_jobs_survive_broker_restarts_killed_workers_and_an_api_restart(
         }
         runs: dict[str, list[tuple[float, float]]] = defaultdict(list)
         opened: dict[tuple[str, str], float] = {}
+        pids: dict[tuple[str, str], int] = {}
         for line in journal.read_text().splitlines():
-            kind, job_id, run, at = line.split()
+            kind, job_id, run, at, pid = line.split()
             if kind == "start":
                 opened[(job_id, run)] = float(at)
+                pids[(job_id, run)] = int(pid)
             elif (job_id, run) in opened:
                 runs[job_id].append((opened.pop((job_id, run)), float(at)))
-        for (job_id, _), start in opened.items():  # killed mid-run: open until the end
-            runs[job_id].append((start, float("inf")))
+        survivors = 0
+        for key, start in opened.items():
+            # Never ended: its worker was killed under it. It must be gone (it dies with its
+            # worker), and it ran until that kill.
+            try:
+                os.kill(pids[key], 0)
+                survivors += 1
+            except ProcessLookupError:
+                pass
+            ended = min((k for k in KILLS if k >= start), default=float("inf"))
+            runs[key[0]].append((start, ended))
         overlapping = sum(
             1
             for intervals in runs.values()
@@ -209,6 +224,7 @@ def test_jobs_survive_broker_restarts_killed_workers_and_an_api_restart(
             ),
             "jobs_with_more_than_one_attempt": sum(1 for j in jobs.values() if j["attempt"] > 1),
             "attempts_running_at_once": overlapping,
+            "job_processes_outliving_their_worker": survivors,
             "dead_letters": queue["dead_letters"],
             "dead_letter_reasons": sorted({d["reason"] for d in queue["recent_dead_letters"]}),
         }
@@ -218,6 +234,7 @@ def test_jobs_survive_broker_restarts_killed_workers_and_an_api_restart(
         assert report["jobs_succeeded"] == JOBS
         assert report["jobs_lost"] == 0
         assert report["attempts_running_at_once"] == 0
+        assert report["job_processes_outliving_their_worker"] == 0
     finally:
         down(config, say=lambda line: None)
         for name in (config.database, config.mlflow_database, config.prefect_database):
