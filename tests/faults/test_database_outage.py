@@ -41,7 +41,6 @@ def test_the_api_answers_503_while_the_database_is_down_and_recovers(
         ready = api.get("/readyz")
         assert [r.status_code for r in during] == [503, 503]
         assert during[0].headers["content-type"] == "application/problem+json"
-        assert "database" in during[0].json()["detail"]
         assert ready.status_code == 503 and ready.json()["problems"][0]["field"] == "database"
 
         cluster.start()
