@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 
 import httpx
@@ -30,10 +31,11 @@ def test_the_api_answers_503_while_the_database_is_down_and_recovers(
     vhost = config.broker_url.rsplit("/", 1)[1]
     _rabbitmqctl("add_vhost", vhost)
     _rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
+    stack_exit = contextlib.ExitStack()
     try:
         start_object_store(config)
         start_api(config)
-        api = httpx.Client(base_url=config.api_url, timeout=30)
+        api = stack_exit.enter_context(httpx.Client(base_url=config.api_url, timeout=30))
         assert api.get("/api/v1/experiments").status_code == 200
 
         cluster.stop()
@@ -51,6 +53,7 @@ def test_the_api_answers_503_while_the_database_is_down_and_recovers(
         assert api.get("/readyz").status_code == 200
         assert api.post("/api/v1/queues", json={"name": "q1"}).status_code == 201
     finally:
+        stack_exit.close()
         stop_process(config, "api")
         stop_process(config, "s3")
         _rabbitmqctl("delete_vhost", vhost)

@@ -5,6 +5,7 @@ running at once; dead letters are counted with their reasons. The figures are pr
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -119,10 +120,11 @@ def test_jobs_survive_broker_restarts_killed_workers_and_an_api_restart(
     config.broker_url = node.url
     journal = base / "journal.txt"
     journal.touch()
+    clients = contextlib.ExitStack()
     try:
         up(config, say=lambda line: None)
         start_worker(config, "cpu", 1)
-        api = httpx.Client(base_url=f"{config.api_url}/api/v1", timeout=30)
+        api = clients.enter_context(httpx.Client(base_url=f"{config.api_url}/api/v1", timeout=30))
         experiment = _post(api, "/experiments", json={"name": "faults"}).json()
         entrypoint = _post(
             api,
@@ -236,6 +238,7 @@ def test_jobs_survive_broker_restarts_killed_workers_and_an_api_restart(
         assert report["attempts_running_at_once"] == 0
         assert report["job_processes_outliving_their_worker"] == 0
     finally:
+        clients.close()
         down(config, say=lambda line: None)
         for name in (config.database, config.mlflow_database, config.prefect_database):
             drop_database(config, name)
