@@ -203,6 +203,7 @@ def _pids(stack: Stack) -> dict[str, str]:
     return {p.stem: p.read_text() for p in folder.glob("*.pid")}
 
 
+@pytest.mark.timeout(900)  # 110 jobs one after another on one worker: minutes on 2 cores
 def test_zero_downtime_publishing_under_a_stream_of_jobs(api: httpx.Client, stack: Stack) -> None:
     name = plugin_name()
     assert upload_plugin(api, make_wheel(name, "1.0.0", number=0)).status_code == 201

@@ -1,31 +1,28 @@
-"""Evasion attacks through ART, unchanged: the plumbing must not change the science."""
+"""Attack tasks on IBM's adversarial-robustness-toolbox: evasion, poisoning, inference and
+extraction. The module names every task; discovery finds them here."""
 
-from __future__ import annotations
+from theodolite_attacks.blackbox import hop_skip_jump, square
+from theodolite_attacks.evasion import carlini_wagner_l2, deepfool, fgm, fgsm, pgd
+from theodolite_attacks.extraction import copycat
+from theodolite_attacks.inference import MembershipScores, membership_inference
+from theodolite_attacks.poisoning import Poisoned, Triggered, backdoor_poison, backdoor_trigger
+from theodolite_attacks.sweep import Sweep, robustness_sweep
 
-import numpy as np
-from art.attacks.evasion import FastGradientMethod
-from art.estimators.classification import SklearnClassifier
-from sklearn.base import BaseEstimator
-
-from theodolite.sdk import task
-
-
-@task
-def fgsm(
-    model: BaseEstimator, x: np.ndarray, eps: float, clip_min: float = 0.0, clip_max: float = 1.0
-) -> np.ndarray:
-    """Fast Gradient Sign Method (ART's FastGradientMethod, L-infinity) at ``eps``.
-
-    Args:
-        model: a fitted scikit-learn classifier with gradients (e.g. logistic regression)
-        x: inputs to perturb
-        eps: largest change of any feature, in [0, clip_max - clip_min]
-        clip_min: smallest valid feature value
-        clip_max: largest valid feature value
-    """
-    if not 0.0 <= eps <= clip_max - clip_min:
-        raise ValueError(f"eps must lie in [0, {clip_max - clip_min}], got {eps}")
-    if eps == 0.0:
-        return np.array(x, copy=True)
-    classifier = SklearnClassifier(model=model, clip_values=(clip_min, clip_max))
-    return FastGradientMethod(estimator=classifier, eps=eps).generate(x=x)
+__all__ = [
+    "MembershipScores",
+    "Poisoned",
+    "Sweep",
+    "Triggered",
+    "backdoor_poison",
+    "backdoor_trigger",
+    "carlini_wagner_l2",
+    "copycat",
+    "deepfool",
+    "fgm",
+    "fgsm",
+    "hop_skip_jump",
+    "membership_inference",
+    "pgd",
+    "robustness_sweep",
+    "square",
+]

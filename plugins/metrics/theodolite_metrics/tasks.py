@@ -1,4 +1,5 @@
-"""Metric tasks."""
+"""Metric tasks: accuracy and robustness, perturbation norms, membership inference,
+extraction and backdoor metrics. The module names every task; discovery finds them here."""
 
 from __future__ import annotations
 
@@ -8,6 +9,22 @@ import numpy as np
 from sklearn.base import BaseEstimator
 
 from theodolite.sdk import task
+from theodolite_metrics.robustness import (  # noqa: F401
+    Norms,
+    Robustness,
+    accuracy,
+    perturbation_norms,
+    robust_accuracies,
+    robustness,
+)
+from theodolite_metrics.security import (  # noqa: F401
+    BackdoorMetrics,
+    ExtractionMetrics,
+    MembershipMetrics,
+    backdoor,
+    extraction,
+    membership_inference,
+)
 
 
 class Evaluation(TypedDict):
@@ -37,7 +54,7 @@ def evaluate(
     if len(x) != len(y):
         raise ValueError(f"x has {len(x)} rows but y has {len(y)} labels")
     predicted = model.predict(x)
-    accuracy = float(np.mean(predicted == y))
+    correct_share = float(np.mean(predicted == y))
     success_rate, linf = 0.0, 0.0
     if x_clean is not None:
         clean_predicted = model.predict(x_clean)
@@ -47,7 +64,7 @@ def evaluate(
         linf = float(np.max(np.abs(x - x_clean))) if len(x) else 0.0
     return {
         "eps": float(eps),
-        "accuracy": accuracy,
+        "accuracy": correct_share,
         "attack_success_rate": success_rate,
         "perturbation_linf": linf,
     }

@@ -1,29 +1,24 @@
-"""Model tasks."""
+"""Model tasks: scikit-learn and PyTorch classifiers, ART wrapping, the MLflow model registry."""
 
-from __future__ import annotations
+from theodolite_models.estimators import art_classifier
+from theodolite_models.registry import ModelRef, load_model, log_model
+from theodolite_models.sklearn_models import train_logistic_regression, train_mlp
+from theodolite_models.torch_models import (
+    build_cnn,
+    build_torch_mlp,
+    train_cnn,
+    train_torch_mlp,
+)
 
-import numpy as np
-from sklearn.linear_model import LogisticRegression
-
-from theodolite.sdk import current, task
-
-
-@task
-def train_logistic_regression(
-    x: np.ndarray, y: np.ndarray, max_iter: int = 500, seed: int = 0
-) -> LogisticRegression:
-    """Fit a multinomial logistic regression.
-
-    Args:
-        x: training inputs, one row per example
-        y: training labels
-        max_iter: most solver iterations
-        seed: seed of the solver
-    """
-    if len(x) != len(y):
-        raise ValueError(f"x has {len(x)} rows but y has {len(y)} labels")
-    current().progress(0.0, "fitting logistic regression")
-    model = LogisticRegression(max_iter=max_iter, random_state=seed)
-    model.fit(x, y)
-    current().progress(1.0, "fitted")
-    return model
+__all__ = [
+    "ModelRef",
+    "art_classifier",
+    "build_cnn",
+    "build_torch_mlp",
+    "load_model",
+    "log_model",
+    "train_cnn",
+    "train_logistic_regression",
+    "train_mlp",
+    "train_torch_mlp",
+]

@@ -1,4 +1,5 @@
-"""Report tasks: figures people would rather look at than read."""
+"""Report tasks: figures people would rather look at than read, and a one-page HTML report.
+The module names every task; discovery finds them here."""
 
 from __future__ import annotations
 
@@ -8,12 +9,24 @@ import matplotlib
 
 matplotlib.use("Agg")  # workers have no display
 
-import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from sklearn.base import BaseEstimator  # noqa: E402
 
 from theodolite.sdk import task  # noqa: E402
+from theodolite_reports._figures import new_figure  # noqa: E402
+from theodolite_reports.charts import bar_chart, confusion_matrix, curves, image_grid  # noqa: E402
+from theodolite_reports.html import html_report  # noqa: E402
+
+__all__ = [
+    "adversarial_examples",
+    "bar_chart",
+    "confusion_matrix",
+    "curves",
+    "html_report",
+    "image_grid",
+    "robustness_curve",
+]
 
 
 @task
@@ -25,14 +38,14 @@ def robustness_curve(points: list[dict[str, float]], title: str = "Robustness cu
         title: the figure's title
     """
     ordered = sorted(points, key=lambda p: p["eps"])
-    figure, axes = plt.subplots(figsize=(5, 3.5))
+    figure = new_figure(5, 3.5)
+    axes = figure.subplots()
     axes.plot([p["eps"] for p in ordered], [p["accuracy"] for p in ordered], marker="o")
     axes.set_xlabel("eps (L-inf)")
     axes.set_ylabel("accuracy")
     axes.set_ylim(0, 1.02)
     axes.grid(alpha=0.3)
     axes.set_title(title)
-    figure.tight_layout()
     return figure
 
 
@@ -60,7 +73,8 @@ def adversarial_examples(
         ("clean", x_clean[:count], model.predict(x_clean[:count])),
         ("adversarial", x_adv[:count], model.predict(x_adv[:count])),
     ]
-    figure, axes = plt.subplots(2, count, figsize=(1.6 * count, 4.2), squeeze=False)
+    figure = new_figure(1.6 * count, 4.2)
+    axes = figure.subplots(2, count, squeeze=False)
     for row, (label, images, predictions) in enumerate(rows):
         for i in range(count):
             ax = axes[row, i]
@@ -72,5 +86,4 @@ def adversarial_examples(
             )
             ax.axis("off")
     figure.suptitle("Predictions per image (red = wrong)")
-    figure.tight_layout()
     return figure

@@ -93,7 +93,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         )
         await _declare_topology(state)
         consumer = JobEventConsumer(sessions=sessions)
-        await broker.consume(topology.API_EVENTS_QUEUE, consumer.on_message, prefetch=32)
+        # One at a time: a job's events must be applied in order (a later one makes earlier
+        # ones look stale). Competing replicas each take their share.
+        await broker.consume(topology.API_EVENTS_QUEUE, consumer.on_message, prefetch=1)
         tasks: list[asyncio.Task[None]] = []
         _start_task(state.relay.run(), "outbox-relay", tasks)
         reaper = JobReaper(

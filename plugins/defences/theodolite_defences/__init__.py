@@ -1,0 +1,1 @@
+"""Defences for Theodolite on IBM's adversarial-robustness-toolbox."""
