@@ -26,6 +26,14 @@ API_EVENTS_QUEUE = "events.api"
 API_EVENTS_BINDINGS = ("job.#", "worker.#")
 API_EVENTS_DEAD_QUEUE = "events.api.dead"
 
+# Status out. Webhook deliveries: a durable queue of their own, competing consumers across api
+# replicas; ``job.cancel`` (control) announces a cancel that may end a queued job at once.
+WEBHOOK_EVENTS_QUEUE = "events.webhooks"
+WEBHOOK_EVENTS_BINDINGS = ("job.#",)
+WEBHOOK_CONTROL_BINDINGS = ("job.cancel",)
+# Server-sent events: each api replica's own exclusive, auto-delete queue (fan-out).
+LIVE_EVENTS_BINDINGS = ("job.#",)
+
 # Queue names users create: lower-case letters, digits, '-' and '_'.
 QUEUE_NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"
 DEFAULT_QUEUES = ("cpu", "gpu")

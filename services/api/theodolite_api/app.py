@@ -25,6 +25,7 @@ from theodolite_api.registry_client import RegistryClient
 from theodolite_api.repositories import queues as queue_repo
 from theodolite_api.routes import (
     entrypoints,
+    events,
     experiments,
     health,
     internal,
@@ -32,10 +33,13 @@ from theodolite_api.routes import (
     models,
     plugins,
     queues,
+    sweeps,
     tasks,
+    webhooks,
 )
 from theodolite_api.settings import ApiSettings
 from theodolite_api.state import AppState
+from theodolite_api.status_out import status_out
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +110,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             interval_s=settings.reaper_interval_s,
         )
         _start_task(reaper.run(), "job-reaper", tasks)
+        # Server-sent event fan-out and webhook delivery (stopped before the broker closes).
+        app.state.status_out = await stack.enter_async_context(status_out(state))
         app.state.core = state
         try:
             yield
@@ -127,5 +133,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(internal.router)
     for module in (experiments, entrypoints, queues, jobs, tasks, plugins, models):
+        app.include_router(module.router, prefix="/api/v1")
+    for module in (events, webhooks, sweeps):  # status out
         app.include_router(module.router, prefix="/api/v1")
     return app

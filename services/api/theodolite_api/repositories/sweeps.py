@@ -1,0 +1,62 @@
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy import func
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from theodolite.db.status_tables import Sweep, SweepJob
+from theodolite.db.tables import Job
+
+
+async def add(*, session: AsyncSession, sweep: Sweep, children: list[SweepJob]) -> None:
+    session.add(sweep)
+    await session.flush()  # the sweep row before the rows that point at it
+    session.add_all(children)
+    await session.flush()
+
+
+async def get(*, session: AsyncSession, sweep_id: uuid.UUID) -> Sweep | None:
+    return await session.get(Sweep, sweep_id)
+
+
+async def children(*, session: AsyncSession, sweep_id: uuid.UUID) -> list[tuple[SweepJob, Job]]:
+    rows = await session.exec(
+        select(SweepJob, Job)
+        .join(Job, col(Job.id) == col(SweepJob.job_id))
+        .where(col(SweepJob.sweep_id) == sweep_id)
+        .order_by(col(SweepJob.position))
+    )
+    return [(child, job) for child, job in rows]
+
+
+async def child_statuses(
+    *, session: AsyncSession, sweep_ids: list[uuid.UUID]
+) -> dict[uuid.UUID, list[str]]:
+    found: dict[uuid.UUID, list[str]] = {s: [] for s in sweep_ids}
+    if not sweep_ids:
+        return found
+    rows = await session.exec(
+        select(SweepJob.sweep_id, Job.status)
+        .join(Job, col(Job.id) == col(SweepJob.job_id))
+        .where(col(SweepJob.sweep_id).in_(sweep_ids))
+    )
+    for sweep_id, status in rows:
+        found[sweep_id].append(status)
+    return found
+
+
+async def page(
+    *, session: AsyncSession, experiment_id: uuid.UUID | None, limit: int, offset: int
+) -> tuple[list[Sweep], int]:
+    where = [] if experiment_id is None else [col(Sweep.experiment_id) == experiment_id]
+    total = (await session.exec(select(func.count()).select_from(Sweep).where(*where))).one()
+    rows = await session.exec(
+        select(Sweep)
+        .where(*where)
+        .order_by(col(Sweep.created_at).desc())
+        .limit(limit)
+        .offset(offset)
+    )
+    return list(rows), total

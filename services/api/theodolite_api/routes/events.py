@@ -1,0 +1,104 @@
+"""Server-sent events: a job's, and an experiment's."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+import anyio
+from fastapi import APIRouter, Header, Query
+from sse_starlette import EventSourceResponse
+
+from theodolite.db.tables import Experiment, Job
+from theodolite.problems import Problem
+from theodolite.web.errors import DomainError, NotFound
+from theodolite_api.deps import StateDep
+from theodolite_api.event_streams import StreamSources, experiment_stream, job_stream
+from theodolite_api.schemas.events import SSE_DESCRIPTION
+from theodolite_api.status_out import StatusOutDep
+from theodolite_api.stream_ids import BadEventId, JobEventKey, parse_experiment_cursor
+
+router = APIRouter(tags=["events"])
+
+LastEventIdHeader = Annotated[
+    str | None, Header(alias="Last-Event-ID", description="Continue after this event.")
+]
+LastEventIdQuery = Annotated[
+    str | None,
+    Query(description="The same as the Last-Event-ID header, for clients that cannot set it."),
+]
+STREAM_RESPONSES: dict[int | str, dict[str, object]] = {
+    200: {"content": {"text/event-stream": {}}, "description": SSE_DESCRIPTION},
+    400: {"description": "A Last-Event-ID this stream never sent"},
+    404: {"description": "No such job or experiment"},
+}
+
+
+def _shutdown(stop: anyio.Event, sources: StreamSources) -> dict[str, object]:
+    """On server shutdown the stream is told, and ends by itself within a poll interval (a
+    complete response: the client reconnects to another replica with its Last-Event-ID)."""
+    return {"shutdown_event": stop, "shutdown_grace_period": sources.settings.poll_interval_s + 0.5}
+
+
+def _bad_id(exc: BadEventId) -> DomainError:
+    return DomainError("bad Last-Event-ID", [Problem(field="Last-Event-ID", message=str(exc))])
+
+
+@router.get("/jobs/{job_id}/events", response_class=EventSourceResponse, responses=STREAM_RESPONSES)
+async def stream_job_events(
+    job_id: uuid.UUID,
+    state: StateDep,
+    status_out: StatusOutDep,
+    last_event_id_header: LastEventIdHeader = None,
+    last_event_id: LastEventIdQuery = None,
+) -> EventSourceResponse:
+    """The job's status changes, log lines and progress as server-sent events; the stream ends
+    after its terminal status. Ids are ``<attempt>.<seq>[.<n>]``."""
+    resume = last_event_id_header or last_event_id
+    try:
+        after = JobEventKey.parse(resume) if resume else None
+    except BadEventId as exc:
+        raise _bad_id(exc) from exc
+    async with state.sessions() as session:
+        if await session.get(Job, job_id) is None:
+            raise NotFound(f"no job {job_id}")
+    stop = anyio.Event()
+    return EventSourceResponse(
+        job_stream(status_out.stream_sources, job_id, after, stop),
+        ping=status_out.stream_sources.settings.ping_s,
+        **_shutdown(stop, status_out.stream_sources),
+    )
+
+
+@router.get(
+    "/experiments/{experiment_id}/events",
+    response_class=EventSourceResponse,
+    responses=STREAM_RESPONSES,
+)
+async def stream_experiment_events(
+    experiment_id: uuid.UUID,
+    state: StateDep,
+    status_out: StatusOutDep,
+    last_event_id_header: LastEventIdHeader = None,
+    last_event_id: LastEventIdQuery = None,
+    from_now: Annotated[
+        bool, Query(description="Without a Last-Event-ID: only what happens from now on.")
+    ] = False,
+) -> EventSourceResponse:
+    """Status changes and progress of every job of the experiment as server-sent events (a
+    job's log lines are on its own stream). Ids are ``T<position>``; never ends by itself."""
+    resume = last_event_id_header or last_event_id
+    try:
+        cursor = parse_experiment_cursor(resume) if resume else None
+    except BadEventId as exc:
+        raise _bad_id(exc) from exc
+    async with state.sessions() as session:
+        if await session.get(Experiment, experiment_id) is None:
+            raise NotFound(f"no experiment {experiment_id}")
+    sources: StreamSources = status_out.stream_sources
+    stop = anyio.Event()
+    return EventSourceResponse(
+        experiment_stream(sources, experiment_id, cursor, from_now=from_now, stop=stop),
+        ping=sources.settings.ping_s,
+        **_shutdown(stop, sources),
+    )

@@ -1,0 +1,87 @@
+"""Status out, as the lifespan starts it: this replica's live event queue (server-sent events),
+the webhook dispatcher on its durable queue and the webhook sender."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+from typing import Annotated
+
+import httpx
+from fastapi import Depends, Request
+
+from theodolite import topology
+from theodolite_api.event_streams import StreamSources
+from theodolite_api.live import LiveHub
+from theodolite_api.state import AppState
+from theodolite_api.webhooks.dispatcher import WebhookDispatcher
+from theodolite_api.webhooks.sender import WebhookSender
+
+USER_AGENT = "Theodolite-Webhooks/0.1 (+https://www.standardwebhooks.com)"
+
+
+@dataclass
+class StatusOut:
+    hub: LiveHub
+    stream_sources: StreamSources
+    dispatcher: WebhookDispatcher
+    sender: WebhookSender
+
+
+@asynccontextmanager
+async def status_out(state: AppState) -> AsyncIterator[StatusOut]:
+    """Start everything; stop it on exit."""
+    settings = state.settings
+    async with AsyncExitStack() as stack:
+        hub = LiveHub(state.broker)
+        await hub.start()
+        stack.push_async_callback(hub.close)
+        http = await stack.enter_async_context(
+            httpx.AsyncClient(
+                # Never follow a redirect: the URL was checked, where it points to was not.
+                follow_redirects=False,
+                timeout=settings.webhooks.timeout_s,
+                limits=httpx.Limits(max_connections=settings.webhooks.concurrency * 2),
+                headers={"user-agent": USER_AGENT},
+            )
+        )
+        sender = WebhookSender(sessions=state.sessions, http=http, settings=settings.webhooks)
+        dispatcher = WebhookDispatcher(
+            sessions=state.sessions, settings=settings.webhooks, on_new_deliveries=sender.notify
+        )
+        queue = await state.broker.declare_quorum_queue(topology.WEBHOOK_EVENTS_QUEUE)
+        for pattern in topology.WEBHOOK_EVENTS_BINDINGS:
+            await queue.bind(topology.EVENTS_EXCHANGE.name, routing_key=pattern)
+        for pattern in topology.WEBHOOK_CONTROL_BINDINGS:
+            await queue.bind(topology.CONTROL_EXCHANGE.name, routing_key=pattern)
+        channel = await state.broker.consume(
+            topology.WEBHOOK_EVENTS_QUEUE, dispatcher.on_message, prefetch=16
+        )
+        stack.push_async_callback(channel.close)
+        tasks = [
+            asyncio.create_task(sender.run(), name="webhook-sender"),
+            asyncio.create_task(dispatcher.run_scans(), name="webhook-scan"),
+        ]
+        try:
+            yield StatusOut(
+                hub=hub,
+                stream_sources=StreamSources(
+                    sessions=state.sessions, hub=hub, settings=settings.events
+                ),
+                dispatcher=dispatcher,
+                sender=sender,
+            )
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def get_status_out(request: Request) -> StatusOut:
+    found: StatusOut = request.app.state.status_out
+    return found
+
+
+StatusOutDep = Annotated[StatusOut, Depends(get_status_out)]

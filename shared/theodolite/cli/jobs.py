@@ -1,0 +1,258 @@
+"""``theodolite submit`` and ``theodolite jobs ...``: run entry points and look at their jobs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from theodolite.cli.common import (
+    DEFAULT_API_URL,
+    EXIT_API_ERROR,
+    ApiUrl,
+    AsJson,
+    Params,
+    api_client,
+    console,
+    exit_code,
+    is_uuid,
+    parse_params,
+    print_json,
+    resolve_experiment,
+    status_console,
+)
+from theodolite.cli.follow import follow_job
+
+jobs_app = typer.Typer(no_args_is_help=True, help="Jobs: list, show, logs, cancel, results.")
+
+Experiment = Annotated[
+    str, typer.Option("--experiment", "-e", help="Experiment name (created if missing) or id.")
+]
+JobId = Annotated[str, typer.Argument(help="The job's id.")]
+Timeout = Annotated[
+    float | None, typer.Option("--timeout", help="Give up waiting after this many seconds.")
+]
+
+
+def resolve_entrypoint(client: Any, source: str) -> Any:
+    """An entry point: a folder or archive is uploaded, anything else is taken as an id."""
+    path = Path(source)
+    if path.exists():
+        entrypoint = client.upload_entrypoint(path)
+        status_console.print(
+            f"entry point [bold]{path.resolve().name}[/] {entrypoint.id} "
+            f"(sha256 {entrypoint.sha256[:12]})"
+        )
+        return entrypoint
+    if is_uuid(source):
+        return client.get_entrypoint(source)
+    status_console.print(
+        f"[red]{source!r} is neither a folder, an archive nor an entry point id[/]"
+    )
+    raise typer.Exit(EXIT_API_ERROR)
+
+
+def submit(
+    source: Annotated[str, typer.Argument(help="An entry point folder or archive, or its id.")],
+    param: Params = [],  # noqa: B006
+    queue: Annotated[str, typer.Option("--queue", "-q", help="The queue to run on.")] = "cpu",
+    entry_point: Annotated[str, typer.Option("--entry-point", help="Which entry point.")] = "main",
+    experiment: Experiment = "default",
+    wait: Annotated[bool, typer.Option("--wait", "-w", help="Follow the job to its end.")] = False,
+    timeout_s: Annotated[
+        int | None, typer.Option("--job-timeout", help="The job's own time limit, seconds.")
+    ] = None,
+    max_retries: Annotated[int, typer.Option(help="Retries of infrastructure failures.")] = 0,
+    callback_url: Annotated[
+        str | None, typer.Option(help="Called (Standard Webhooks) on each status change.")
+    ] = None,
+    wait_timeout: Timeout = None,
+    as_json: AsJson = False,
+    api_url: ApiUrl = DEFAULT_API_URL,
+) -> None:
+    """Submit a job; with --wait, follow it live and exit with how it ended.
+
+    Exit codes: 0 succeeded, 1 failed, 3 cancelled, 4 timed out, 2 refused by the api.
+    """
+    params = parse_params(param)
+    with api_client(api_url) as client:
+        exp = resolve_experiment(client, experiment, create=True)
+        entrypoint = resolve_entrypoint(client, source)
+        job = client.submit_job(
+            exp.id,
+            entrypoint.id,
+            entry_point=entry_point,
+            params=params,
+            queue=queue,
+            timeout_s=timeout_s,
+            max_retries=max_retries,
+            callback_url=callback_url,
+        )
+        status_console.print(f"job [bold]{job.id}[/] submitted to queue {job.queue}")
+        if job.webhook_secret:
+            status_console.print(f"callback signing secret (shown once): {job.webhook_secret}")
+        if not wait:
+            if as_json:
+                print_json(job)
+            else:
+                console.print(str(job.id))
+            return
+        final = follow_job(client, job, status_console, timeout_s=wait_timeout)
+        if as_json:
+            print_json(final)
+        else:
+            show_outcome(final)
+        raise typer.Exit(exit_code(final.status))
+
+
+def show_outcome(job: Any) -> None:
+    colour = "green" if job.status == "succeeded" else "red"
+    console.print(f"job {job.id} [bold {colour}]{job.status}[/]", highlight=False)
+    if job.error:
+        console.print(f"  {job.error}", highlight=False)
+    if job.mlflow_run_url:
+        console.print(f"  MLflow run: {job.mlflow_run_url}")
+
+
+@jobs_app.command("list")
+def list_jobs(
+    experiment: Annotated[str | None, typer.Option("--experiment", "-e")] = None,
+    status: Annotated[str | None, typer.Option(help="Only jobs in this status.")] = None,
+    limit: Annotated[int, typer.Option(help="At most this many.")] = 50,
+    as_json: AsJson = False,
+    api_url: ApiUrl = DEFAULT_API_URL,
+) -> None:
+    """Jobs, newest first."""
+    with api_client(api_url) as client:
+        experiment_id = resolve_experiment(client, experiment).id if experiment else None
+        page = client.list_jobs(experiment_id=experiment_id, status=status, limit=limit)
+    if as_json:
+        print_json(page)
+        return
+    table = Table(title=f"jobs ({len(page.data)} of {page.count})")
+    for column in ("id", "status", "queue", "entry point", "attempt", "created"):
+        table.add_column(column)
+    for job in page.data:
+        table.add_row(
+            str(job.id),
+            job.status,
+            job.queue,
+            job.entry_point,
+            str(job.attempt),
+            f"{job.created_at:%Y-%m-%d %H:%M:%S}",
+        )
+    console.print(table)
+
+
+@jobs_app.command("show")
+def show_job(job_id: JobId, as_json: AsJson = False, api_url: ApiUrl = DEFAULT_API_URL) -> None:
+    """A job: parameters, history, MLflow run, log tail."""
+    with api_client(api_url) as client:
+        job = client.get_job(job_id)
+    if as_json:
+        print_json(job)
+        return
+    console.print(f"job [bold]{job.id}[/]  {job.status}  queue {job.queue}  attempt {job.attempt}")
+    console.print(f"  entry point {job.entry_point} of {job.entrypoint_id}")
+    for name, value in job.params.items():
+        console.print(f"  {name} = {value}", highlight=False)
+    history = Table("status", "at", "detail", title="history")
+    for transition in job.history:
+        history.add_row(transition.status, f"{transition.at:%H:%M:%S.%f}"[:-3], transition.detail)
+    console.print(history)
+    if job.progress is not None:
+        fraction = f"{job.progress.fraction:.0%}" if job.progress.fraction is not None else ""
+        console.print(
+            f"  progress {fraction} {job.progress.step or ''} {job.progress.message or ''}"
+        )
+    if job.error:
+        console.print(f"  [red]{job.error}[/]", highlight=False)
+    if job.mlflow_run_url:
+        console.print(f"  MLflow run: {job.mlflow_run_url}")
+    if job.log_tail:
+        console.print("\n".join(job.log_tail), highlight=False, markup=False)
+
+
+@jobs_app.command("logs")
+def job_logs(
+    job_id: JobId,
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="Until the job ends.")] = False,
+    tail: Annotated[int | None, typer.Option(help="Only the last N lines.")] = None,
+    api_url: ApiUrl = DEFAULT_API_URL,
+) -> None:
+    """The job's output; with --follow, as it is written, until the job ends.
+
+    With --follow the exit code says how the job ended (as for submit --wait).
+    """
+    with api_client(api_url) as client:
+        if not follow:
+            for line in client.job_logs(job_id, tail=tail):
+                print(line)
+            return
+        status = None
+        for event in client.job_events(job_id):
+            if event.event == "log":
+                for line in event.lines:
+                    print(line, flush=True)
+            elif event.event == "status":
+                status = event.status
+                status_console.print(f"[dim]-- {event.status}[/]")
+            elif event.event == "end":
+                status = event.status
+    raise typer.Exit(exit_code(status or "failed"))
+
+
+@jobs_app.command("cancel")
+def cancel_job(job_id: JobId, as_json: AsJson = False, api_url: ApiUrl = DEFAULT_API_URL) -> None:
+    """Cancel a job: a queued one never starts, a running one is stopped."""
+    with api_client(api_url) as client:
+        job = client.cancel_job(job_id)
+    if as_json:
+        print_json(job)
+    else:
+        console.print(f"job {job.id}: {job.status} (cancel requested)")
+
+
+@jobs_app.command("metrics")
+def job_metrics(job_id: JobId, as_json: AsJson = False, api_url: ApiUrl = DEFAULT_API_URL) -> None:
+    """Every metric of the job's MLflow run: latest value and how many steps."""
+    with api_client(api_url) as client:
+        metrics = client.metrics(job_id)
+    if as_json:
+        print_json(metrics)
+        return
+    table = Table("metric", "latest", "step", "points", title="metrics")
+    for metric in metrics:
+        table.add_row(
+            metric.key,
+            f"{metric.latest.value:.6g}",
+            str(metric.latest.step),
+            str(len(metric.history)),
+        )
+    console.print(table)
+
+
+@jobs_app.command("artifacts")
+def job_artifacts(
+    job_id: JobId,
+    download: Annotated[str | None, typer.Option(help="Download this artifact path.")] = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="File or folder.")] = None,
+    as_json: AsJson = False,
+    api_url: ApiUrl = DEFAULT_API_URL,
+) -> None:
+    """The job's artifacts; with --download, fetch one (to --output, or the current folder)."""
+    with api_client(api_url) as client:
+        if download is not None:
+            target = client.download_artifact(job_id, download, to=output or Path.cwd())
+            console.print(f"{download} -> {target}")
+            return
+        artifacts = client.artifacts(job_id)
+    if as_json:
+        print_json(artifacts)
+        return
+    table = Table("path", "bytes", "download", title="artifacts")
+    for artifact in artifacts:
+        table.add_row(artifact.path, str(artifact.size_bytes), artifact.download_url)
+    console.print(table)

@@ -1,0 +1,153 @@
+"""``theodolite experiments``, ``entrypoints``, ``plugins``, ``queues``: the things jobs use."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from theodolite.cli.common import (
+    DEFAULT_API_URL,
+    ApiUrl,
+    AsJson,
+    api_client,
+    console,
+    print_json,
+    status_console,
+)
+
+experiments_app = typer.Typer(no_args_is_help=True, help="Experiments: list and create.")
+entrypoints_app = typer.Typer(no_args_is_help=True, help="Entry points: push and list.")
+plugins_app = typer.Typer(no_args_is_help=True, help="Task plugins in the registry.")
+
+
+@experiments_app.command("list")
+def list_experiments(
+    limit: Annotated[int, typer.Option(help="At most this many.")] = 100,
+    as_json: AsJson = False,
+    api_url: ApiUrl = DEFAULT_API_URL,
+) -> None:
+    """Experiments, newest first."""
+    with api_client(api_url) as client:
+        page = client.list_experiments(limit=limit)
+    if as_json:
+        print_json(page)
+        return
+    table = Table("id", "name", "description", "MLflow", title=f"experiments ({page.count})")
+    for experiment in page.data:
+        table.add_row(
+            str(experiment.id), experiment.name, experiment.description or "", experiment.mlflow_url
+        )
+    console.print(table)
+
+
+@experiments_app.command("create")
+def create_experiment(
+    name: Annotated[str, typer.Argument(help="A unique name.")],
+    description: Annotated[str | None, typer.Option(help="What it is for.")] = None,
+    as_json: AsJson = False,
+    api_url: ApiUrl = DEFAULT_API_URL,
+) -> None:
+    """Create an experiment (and its MLflow experiment)."""
+    with api_client(api_url) as client:
+        experiment = client.create_experiment(name, description)
+    if as_json:
+        print_json(experiment)
+    else:
+        console.print(f"experiment {experiment.name}: {experiment.id}")
+
+
+@entrypoints_app.command("push")
+def push_entrypoint(
+    source: Annotated[Path, typer.Argument(help="An entry point folder or archive.", exists=True)],
+    as_json: AsJson = False,
+    api_url: ApiUrl = DEFAULT_API_URL,
+) -> None:
+    """Upload an entry point (a folder is packed reproducibly: the same files, the same id)."""
+    with api_client(api_url) as client:
+        entrypoint = client.upload_entrypoint(source)
+    if as_json:
+        print_json(entrypoint)
+        return
+    console.print(f"entry point {entrypoint.id} (sha256 {entrypoint.sha256[:12]})")
+    for declared in entrypoint.entry_points:
+        params = ", ".join(
+            f"{p.name}: {p.type}" + ("" if p.required else f" = {p.default}")
+            for p in declared.parameters
+        )
+        console.print(f"  {declared.name}({params})", highlight=False)
+    if entrypoint.graph is not None and not entrypoint.graph.valid:
+        for problem in entrypoint.graph.problems:
+            status_console.print(f"  [yellow]graph {problem.field}: {problem.message}[/]")
+
+
+@entrypoints_app.command("list")
+def list_entrypoints(as_json: AsJson = False, api_url: ApiUrl = DEFAULT_API_URL) -> None:
+    """Uploaded entry points, newest first."""
+    with api_client(api_url) as client:
+        page = client.list_entrypoints(limit=200)
+    if as_json:
+        print_json(page)
+        return
+    table = Table("id", "project", "entry points", "sha256", title=f"entry points ({page.count})")
+    for entrypoint in page.data:
+        table.add_row(
+            str(entrypoint.id),
+            entrypoint.project_name or "",
+            ", ".join(e.name for e in entrypoint.entry_points),
+            entrypoint.sha256[:12],
+        )
+    console.print(table)
+
+
+@plugins_app.command("push")
+def plugins_push(
+    sources: Annotated[list[Path], typer.Argument(help="Plugin folders, wheels or archives.")],
+    api_url: ApiUrl = DEFAULT_API_URL,
+) -> None:
+    """Publish plugins (a folder is packed as a source archive); the same bytes again are a
+    no-op, the same version with other bytes is refused."""
+    from theodolite.client import ApiError, TheodoliteClient
+
+    failed = False
+    with TheodoliteClient(api_url, timeout=600) as client:
+        for source in sources:
+            try:
+                published = client.push_plugin(source)
+            except ApiError as exc:
+                console.print(f"[red]{source}:[/] {exc}")
+                failed = True
+                continue
+            console.print(f"{source}: {published.name}=={published.version} published")
+    raise typer.Exit(1 if failed else 0)
+
+
+@plugins_app.command("list")
+def plugins_list(as_json: AsJson = False, api_url: ApiUrl = DEFAULT_API_URL) -> None:
+    """Published plugins and their versions."""
+    with api_client(api_url) as client:
+        plugins = client.plugins()
+    if as_json:
+        print_json(plugins)
+        return
+    table = Table("plugin", "latest", "versions", title="plugins")
+    for plugin in plugins:
+        table.add_row(plugin.name, plugin.latest_version or "(yanked)", ", ".join(plugin.versions))
+    console.print(table)
+
+
+def queues(as_json: AsJson = False, api_url: ApiUrl = DEFAULT_API_URL) -> None:
+    """Queues: live workers and waiting jobs."""
+    with api_client(api_url) as client:
+        found = client.queues()
+    if as_json:
+        print_json(found)
+        return
+    table = Table("queue", "live workers", "waiting jobs", "note", title="queues")
+    for queue in found:
+        note = "no live worker serves it" if queue.waiting_for_worker else ""
+        waiting = "?" if queue.waiting_jobs is None else str(queue.waiting_jobs)
+        table.add_row(queue.name, str(queue.live_workers), waiting, note)
+    console.print(table)

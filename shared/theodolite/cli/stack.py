@@ -1,0 +1,52 @@
+"""``theodolite stack up/down`` and ``theodolite db upgrade``: the local stack and the schema."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from theodolite.cli.common import console
+
+stack_app = typer.Typer(no_args_is_help=True, help="The local stack (no Docker needed).")
+db_app = typer.Typer(no_args_is_help=True, help="Database schema.")
+
+StateDir = Annotated[Path, typer.Option(help="Where the stack keeps its data, logs and pids.")]
+
+
+@stack_app.command("up")
+def stack_up(state_dir: StateDir = Path(".stack")) -> None:
+    """Start the S3 server, MLflow and Prefect servers, api and a CPU worker on 127.0.0.1."""
+    from theodolite.devstack import StackConfig, StackError, up
+
+    config = StackConfig(state_dir=state_dir)
+    try:
+        up(config, say=lambda line: console.print(f"[cyan]starting[/] {line}"))
+    except StackError as exc:
+        console.print(f"[red]the stack did not start:[/] {exc}")
+        raise typer.Exit(1) from exc
+    console.print(f"[green]stack up[/]; logs in {state_dir / 'logs'}")
+    console.print(f"  api + Swagger UI  {config.api_url}/docs")
+    console.print(f"  MLflow UI         {config.mlflow_url}")
+    console.print(f"  Prefect UI        {config.prefect_url}")
+
+
+@stack_app.command("down")
+def stack_down(state_dir: StateDir = Path(".stack")) -> None:
+    """Stop every process of the local stack (data stays in the state folder)."""
+    from theodolite.devstack import StackConfig, down
+
+    down(StackConfig(state_dir=state_dir), say=lambda line: console.print(line))
+
+
+@db_app.command("upgrade")
+def db_upgrade(
+    url: Annotated[str, typer.Option(envvar="THEODOLITE_DB_URL")] = (
+        "postgresql+asyncpg://postgres@127.0.0.1:5432/theodolite"
+    ),
+) -> None:
+    """Apply every migration."""
+    from theodolite.db.migrate import upgrade
+
+    upgrade(url)

@@ -1,0 +1,434 @@
+"""The asynchronous client (httpx.AsyncClient): the same methods as TheodoliteClient, awaited."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path, PurePosixPath
+from typing import Any, TypeVar
+
+import httpx
+from pydantic import PrivateAttr
+
+from theodolite.client import calls
+from theodolite.client.calls import Call, Id
+from theodolite.client.errors import ApiError
+from theodolite.client.models import (
+    Artifact,
+    Delivery,
+    EntryPoint,
+    Experiment,
+    JobData,
+    JobEvent,
+    Metric,
+    ModelVersion,
+    Page,
+    PluginSummary,
+    PluginVersion,
+    Queue,
+    RegisteredModel,
+    Sweep,
+    SweepSummary,
+    Task,
+    Webhook,
+    WebhookCreated,
+)
+from theodolite.client.streaming import (
+    RECONNECT_STATUSES,
+    StreamState,
+    event_headers,
+    stream_timeout,
+)
+
+T = TypeVar("T")
+EventCallback = Callable[[JobEvent], None]
+
+
+class AsyncJob(JobData):
+    """A job as the api described it, bound to the client that fetched it."""
+
+    _client: AsyncTheodoliteClient | None = PrivateAttr(default=None)
+
+    def _bound(self) -> AsyncTheodoliteClient:
+        if self._client is None:
+            raise RuntimeError("this job is not bound to a client")
+        return self._client
+
+    async def refresh(self) -> AsyncJob:
+        return await self._bound().get_job(self.id)
+
+    async def wait(
+        self, *, timeout_s: float | None = None, on_event: EventCallback | None = None
+    ) -> AsyncJob:
+        """Follow the job to its end; ``on_event`` sees every status change, progress report
+        and log line as it happens."""
+        return await self._bound().wait(self.id, timeout_s=timeout_s, on_event=on_event)
+
+    def events(self, last_event_id: str | None = None) -> AsyncIterator[JobEvent]:
+        return self._bound().job_events(self.id, last_event_id=last_event_id)
+
+    async def logs(self, tail: int | None = None) -> list[str]:
+        return await self._bound().job_logs(self.id, tail=tail)
+
+    async def metrics(self) -> list[Metric]:
+        return await self._bound().metrics(self.id)
+
+    async def artifacts(self) -> list[Artifact]:
+        return await self._bound().artifacts(self.id)
+
+    async def download(self, path: str, to: Path | None = None) -> bytes | Path:
+        return await self._bound().download_artifact(self.id, path, to=to)
+
+    async def cancel(self) -> AsyncJob:
+        return await self._bound().cancel_job(self.id)
+
+
+class AsyncTheodoliteClient:
+    """Every resource of the api; errors raise ApiError with the api's problem list."""
+
+    def __init__(
+        self,
+        base_url: str = "http://127.0.0.1:8000",
+        timeout: float = 30.0,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._http = httpx.AsyncClient(
+            base_url=f"{self.base_url}/api/v1", timeout=timeout, transport=transport
+        )
+
+    async def close(self) -> None:
+        await self._http.aclose()
+
+    async def __aenter__(self) -> AsyncTheodoliteClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def run(self, call: Call[T]) -> T:
+        """Send one request and read its answer, or raise ApiError."""
+        response = await self._http.request(
+            call.method,
+            call.path,
+            params=call.params,
+            json=call.json,
+            files=call.files,
+            headers=call.headers,
+        )
+        if response.status_code >= 400:
+            raise ApiError.from_response(response)
+        if call.empty:
+            return call.read(None)
+        if call.content:
+            return call.read(response.content)
+        return call.read(response.text if call.text else response.json())
+
+    async def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        """A request the client has no method for; the JSON answer as it is."""
+        response = await self._http.request(method, path, **kwargs)
+        if response.status_code >= 400:
+            raise ApiError.from_response(response)
+        return response.json()
+
+    def _job(self, data: JobData) -> AsyncJob:
+        job = AsyncJob.model_validate(data.model_dump())
+        job._client = self
+        return job
+
+    # --- experiments --------------------------------------------------------------------------
+
+    async def create_experiment(self, name: str, description: str | None = None) -> Experiment:
+        return await self.run(calls.create_experiment(name, description))
+
+    async def list_experiments(self, limit: int = 50, offset: int = 0) -> Page[Experiment]:
+        return await self.run(calls.list_experiments(limit, offset))
+
+    async def get_experiment(self, experiment_id: Id) -> Experiment:
+        return await self.run(calls.get_experiment(experiment_id))
+
+    async def ensure_experiment(self, name: str, description: str | None = None) -> Experiment:
+        """The experiment of that name, created when missing."""
+        try:
+            return await self.create_experiment(name, description)
+        except ApiError as exc:
+            if exc.status != 409:
+                raise
+        offset = 0
+        while True:
+            page = await self.list_experiments(limit=500, offset=offset)
+            for experiment in page.data:
+                if experiment.name == name:
+                    return experiment
+            offset += len(page.data)
+            if not page.data or offset >= page.count:
+                raise ApiError(404, {"detail": f"experiment {name!r} vanished"})
+
+    # --- entry points -------------------------------------------------------------------------
+
+    async def upload_entrypoint(self, source: Path) -> EntryPoint:
+        """Upload a folder (packed as tar.gz) or an archive file."""
+        return await self.run(calls.upload_entrypoint(Path(source)))
+
+    async def upload_archive(self, data: bytes, filename: str = "entrypoint.tar.gz") -> EntryPoint:
+        return await self.run(calls.upload_archive(data, filename))
+
+    async def validate_entrypoint(self, source: Path) -> dict[str, Any]:
+        return await self.run(calls.validate_entrypoint(Path(source)))
+
+    async def list_entrypoints(self, limit: int = 50, offset: int = 0) -> Page[EntryPoint]:
+        return await self.run(calls.list_entrypoints(limit, offset))
+
+    async def get_entrypoint(self, entrypoint_id: Id) -> EntryPoint:
+        return await self.run(calls.get_entrypoint(entrypoint_id))
+
+    async def entrypoint_archive(self, entrypoint_id: Id) -> bytes:
+        """The archive as uploaded."""
+        return await self.run(calls.entrypoint_archive(entrypoint_id))
+
+    # --- jobs ---------------------------------------------------------------------------------
+
+    async def submit_job(self, experiment_id: Id, entrypoint_id: Id, **options: Any) -> AsyncJob:
+        """Submit a job (options: entry_point, params, queue, timeout_s, max_retries,
+        retry_on_failure, retry_backoff_s, callback_url, idempotency_key)."""
+        return self._job(await self.run(calls.submit_job(experiment_id, entrypoint_id, **options)))
+
+    async def get_job(self, job_id: Id) -> AsyncJob:
+        return self._job(await self.run(calls.get_job(job_id)))
+
+    async def list_jobs(
+        self,
+        experiment_id: Id | None = None,
+        status: str | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> Page[AsyncJob]:
+        page = await self.run(calls.list_jobs(experiment_id, status, limit, offset))
+        return Page[AsyncJob](data=[self._job(j) for j in page.data], count=page.count)
+
+    async def cancel_job(self, job_id: Id) -> AsyncJob:
+        return self._job(await self.run(calls.cancel_job(job_id)))
+
+    async def job_logs(self, job_id: Id, tail: int | None = None) -> list[str]:
+        return await self.run(calls.job_logs(job_id, tail))
+
+    async def metrics(self, job_id: Id) -> list[Metric]:
+        return await self.run(calls.job_metrics(job_id))
+
+    async def artifacts(self, job_id: Id) -> list[Artifact]:
+        return await self.run(calls.job_artifacts(job_id))
+
+    async def download_artifact(
+        self, job_id: Id, path: str, to: Path | None = None
+    ) -> bytes | Path:
+        """An artifact's bytes, or written to ``to`` (a file, or a folder to put it in)."""
+        async with self._http.stream("GET", calls.artifact_path(job_id, path)) as response:
+            if response.status_code >= 400:
+                await response.aread()
+                raise ApiError.from_response(response)
+            if to is None:
+                return await response.aread()
+            is_dir = await asyncio.to_thread(Path(to).is_dir)
+            target = Path(to) / PurePosixPath(path).name if is_dir else Path(to)
+            handle = await asyncio.to_thread(target.open, "wb")
+            try:
+                async for chunk in response.aiter_bytes():
+                    await asyncio.to_thread(handle.write, chunk)
+            finally:
+                await asyncio.to_thread(handle.close)
+            return target
+
+    def job_events(
+        self, job_id: Id, *, last_event_id: str | None = None, timeout_s: float | None = None
+    ) -> AsyncIterator[JobEvent]:
+        """The job's events from after ``last_event_id`` (from its start without) to its end,
+        reconnecting with Last-Event-ID whenever the connection drops."""
+        return self._events(f"/jobs/{job_id}/events", last_event_id, timeout_s, until_end=True)
+
+    def experiment_events(
+        self,
+        experiment_id: Id,
+        *,
+        last_event_id: str | None = None,
+        from_now: bool = False,
+        timeout_s: float | None = None,
+    ) -> AsyncIterator[JobEvent]:
+        """Status changes and progress of the experiment's jobs; never ends by itself."""
+        params = {"from_now": "true"} if from_now else None
+        return self._events(
+            f"/experiments/{experiment_id}/events", last_event_id, timeout_s, params=params
+        )
+
+    async def _events(
+        self,
+        path: str,
+        last_event_id: str | None,
+        timeout_s: float | None,
+        *,
+        until_end: bool = False,
+        params: dict[str, str] | None = None,
+    ) -> AsyncIterator[JobEvent]:
+        state = StreamState(last_event_id=last_event_id, timeout_s=timeout_s)
+        while True:
+            try:
+                async with self._http.stream(
+                    "GET",
+                    path,
+                    params=params,
+                    headers=event_headers(state),
+                    timeout=stream_timeout(state),
+                ) as response:
+                    if response.status_code >= 400:
+                        await response.aread()
+                        if response.status_code not in RECONNECT_STATUSES:
+                            raise ApiError.from_response(response)
+                    else:
+                        state.connected()
+                        async for line in response.aiter_lines():
+                            event = state.feed(line)
+                            if event is not None:
+                                yield event
+                                if until_end and event.event == "end":
+                                    return
+                            state.check_deadline()
+            except httpx.TransportError:
+                pass  # dropped, timed out between pings, refused: reconnect
+            await asyncio.sleep(state.reconnect_delay())
+
+    async def wait(
+        self,
+        job_id: Id,
+        *,
+        timeout_s: float | None = None,
+        on_event: EventCallback | None = None,
+        on_change: Callable[[AsyncJob], None] | None = None,
+        poll_s: float | None = None,  # accepted for older callers: waiting follows the events
+    ) -> AsyncJob:
+        """Follow the job's events to its end and return it; ``on_event`` sees each event,
+        ``on_change`` the job after each status change. TimeoutError after ``timeout_s``."""
+        async for event in self.job_events(job_id, timeout_s=timeout_s):
+            if on_event is not None:
+                on_event(event)
+            if on_change is not None and event.event == "status":
+                on_change(await self.get_job(job_id))
+        return await self.get_job(job_id)
+
+    # --- queues, tasks, plugins, models -------------------------------------------------------
+
+    async def queues(self) -> list[Queue]:
+        return await self.run(calls.list_queues())
+
+    async def get_queue(self, name: str) -> Queue:
+        return await self.run(calls.get_queue(name))
+
+    async def create_queue(self, name: str, description: str | None = None) -> Queue:
+        return await self.run(calls.create_queue(name, description))
+
+    async def tasks(self) -> list[Task]:
+        return await self.run(calls.list_tasks())
+
+    async def push_plugin(self, source: Path) -> PluginVersion:
+        """Publish a plugin folder (packed), wheel or source archive through the registry."""
+        return await self.run(calls.push_plugin(Path(source)))
+
+    async def plugins(self) -> list[PluginSummary]:
+        return await self.run(calls.list_plugins())
+
+    async def plugin_versions(self, name: str) -> list[PluginVersion]:
+        return await self.run(calls.plugin_versions(name))
+
+    async def plugin_version(self, name: str, version: str) -> PluginVersion:
+        """One version with its tasks' input and output schemas."""
+        return await self.run(calls.plugin_version(name, version))
+
+    async def yank_plugin(self, name: str, version: str) -> PluginVersion:
+        return await self.run(calls.yank_plugin(name, version))
+
+    async def models(self) -> list[RegisteredModel]:
+        return await self.run(calls.list_models())
+
+    async def model_versions(self, name: str) -> list[ModelVersion]:
+        return await self.run(calls.model_versions(name))
+
+    # --- webhooks -----------------------------------------------------------------------------
+
+    async def create_webhook(
+        self,
+        experiment_id: Id,
+        url: str,
+        event_types: list[str] | None = None,
+        description: str | None = None,
+    ) -> WebhookCreated:
+        return await self.run(calls.create_webhook(experiment_id, url, event_types, description))
+
+    async def webhooks(self, experiment_id: Id) -> list[Webhook]:
+        return await self.run(calls.list_webhooks(experiment_id))
+
+    async def get_webhook(self, experiment_id: Id, webhook_id: Id) -> Webhook:
+        return await self.run(calls.get_webhook(experiment_id, webhook_id))
+
+    async def update_webhook(self, experiment_id: Id, webhook_id: Id, **changes: Any) -> Webhook:
+        """Change url, event_types, description or enabled."""
+        return await self.run(calls.update_webhook(experiment_id, webhook_id, **changes))
+
+    async def delete_webhook(self, experiment_id: Id, webhook_id: Id) -> None:
+        await self.run(calls.delete_webhook(experiment_id, webhook_id))
+
+    async def deliveries(
+        self, experiment_id: Id, webhook_id: Id, status: str | None = None, **paging: Any
+    ) -> Page[Delivery]:
+        return await self.run(calls.list_deliveries(experiment_id, webhook_id, status, **paging))
+
+    async def redeliver(self, experiment_id: Id, webhook_id: Id, delivery_id: Id) -> Delivery:
+        return await self.run(calls.redeliver(experiment_id, webhook_id, delivery_id))
+
+    async def callback_deliveries(self, job_id: Id, status: str | None = None) -> Page[Delivery]:
+        return await self.run(calls.callback_deliveries(job_id, status))
+
+    # --- sweeps -------------------------------------------------------------------------------
+
+    async def submit_sweep(
+        self, experiment_id: Id, entrypoint_id: Id, grid: dict[str, list[Any]], **options: Any
+    ) -> Sweep:
+        """Submit one job per point (options: params, seeds, seed_param, repeats, metrics,
+        entry_point, queue, name, timeout_s)."""
+        return await self.run(calls.submit_sweep(experiment_id, entrypoint_id, grid, **options))
+
+    async def get_sweep(self, sweep_id: Id, *, with_metrics: bool = True) -> Sweep:
+        return await self.run(calls.get_sweep(sweep_id, with_metrics=with_metrics))
+
+    async def list_sweeps(
+        self, experiment_id: Id | None = None, limit: int = 50, offset: int = 0
+    ) -> Page[SweepSummary]:
+        return await self.run(calls.list_sweeps(experiment_id, limit, offset))
+
+    async def sweep_figure(
+        self, sweep_id: Id, metric: str | None = None, x: str | None = None
+    ) -> str:
+        """The finished sweep's figure, an SVG document."""
+        return await self.run(calls.sweep_figure(sweep_id, metric, x))
+
+    async def wait_sweep(
+        self,
+        sweep_id: Id,
+        *,
+        timeout_s: float | None = None,
+        poll_s: float = 2.0,
+        on_change: Callable[[Sweep], None] | None = None,
+    ) -> Sweep:
+        """Poll until every job of the sweep has ended; the sweep with its metrics."""
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        seen: dict[str, int] | None = None
+        while True:
+            sweep = await self.get_sweep(sweep_id, with_metrics=False)
+            if sweep.counts != seen:
+                seen = sweep.counts
+                if on_change is not None:
+                    on_change(sweep)
+            if sweep.finished:
+                return await self.get_sweep(sweep_id)
+            if deadline is not None and time.monotonic() > deadline:
+                raise TimeoutError(f"sweep {sweep_id} still {sweep.status} after {timeout_s} s")
+            await asyncio.sleep(poll_s)

@@ -1,0 +1,423 @@
+"""The synchronous client (httpx.Client)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path, PurePosixPath
+from typing import Any, TypeVar
+
+import httpx
+from pydantic import PrivateAttr
+
+from theodolite.client import calls
+from theodolite.client.calls import Call, Id
+from theodolite.client.errors import ApiError
+from theodolite.client.models import (
+    Artifact,
+    Delivery,
+    EntryPoint,
+    Experiment,
+    JobData,
+    JobEvent,
+    Metric,
+    ModelVersion,
+    Page,
+    PluginSummary,
+    PluginVersion,
+    Queue,
+    RegisteredModel,
+    Sweep,
+    SweepSummary,
+    Task,
+    Webhook,
+    WebhookCreated,
+)
+from theodolite.client.streaming import (
+    RECONNECT_STATUSES,
+    StreamState,
+    event_headers,
+    stream_timeout,
+)
+
+T = TypeVar("T")
+EventCallback = Callable[[JobEvent], None]
+
+
+class Job(JobData):
+    """A job as the api described it, bound to the client that fetched it."""
+
+    _client: TheodoliteClient | None = PrivateAttr(default=None)
+
+    def _bound(self) -> TheodoliteClient:
+        if self._client is None:
+            raise RuntimeError("this job is not bound to a client")
+        return self._client
+
+    def refresh(self) -> Job:
+        return self._bound().get_job(self.id)
+
+    def wait(self, *, timeout_s: float | None = None, on_event: EventCallback | None = None) -> Job:
+        """Follow the job to its end; ``on_event`` sees every status change, progress report
+        and log line as it happens."""
+        return self._bound().wait(self.id, timeout_s=timeout_s, on_event=on_event)
+
+    def events(self, last_event_id: str | None = None) -> Iterator[JobEvent]:
+        return self._bound().job_events(self.id, last_event_id=last_event_id)
+
+    def logs(self, tail: int | None = None) -> list[str]:
+        return self._bound().job_logs(self.id, tail=tail)
+
+    def metrics(self) -> list[Metric]:
+        return self._bound().metrics(self.id)
+
+    def artifacts(self) -> list[Artifact]:
+        return self._bound().artifacts(self.id)
+
+    def download(self, path: str, to: Path | None = None) -> bytes | Path:
+        return self._bound().download_artifact(self.id, path, to=to)
+
+    def cancel(self) -> Job:
+        return self._bound().cancel_job(self.id)
+
+
+class TheodoliteClient:
+    """Every resource of the api; errors raise ApiError with the api's problem list."""
+
+    def __init__(
+        self,
+        base_url: str = "http://127.0.0.1:8000",
+        timeout: float = 30.0,
+        *,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._http = httpx.Client(
+            base_url=f"{self.base_url}/api/v1", timeout=timeout, transport=transport
+        )
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> TheodoliteClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def run(self, call: Call[T]) -> T:
+        """Send one request and read its answer, or raise ApiError."""
+        response = self._http.request(
+            call.method,
+            call.path,
+            params=call.params,
+            json=call.json,
+            files=call.files,
+            headers=call.headers,
+        )
+        if response.status_code >= 400:
+            raise ApiError.from_response(response)
+        if call.empty:
+            return call.read(None)
+        if call.content:
+            return call.read(response.content)
+        return call.read(response.text if call.text else response.json())
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        """A request the client has no method for; the JSON answer as it is."""
+        response = self._http.request(method, path, **kwargs)
+        if response.status_code >= 400:
+            raise ApiError.from_response(response)
+        return response.json()
+
+    def _job(self, data: JobData) -> Job:
+        job = Job.model_validate(data.model_dump())
+        job._client = self
+        return job
+
+    # --- experiments --------------------------------------------------------------------------
+
+    def create_experiment(self, name: str, description: str | None = None) -> Experiment:
+        return self.run(calls.create_experiment(name, description))
+
+    def list_experiments(self, limit: int = 50, offset: int = 0) -> Page[Experiment]:
+        return self.run(calls.list_experiments(limit, offset))
+
+    def get_experiment(self, experiment_id: Id) -> Experiment:
+        return self.run(calls.get_experiment(experiment_id))
+
+    def ensure_experiment(self, name: str, description: str | None = None) -> Experiment:
+        """The experiment of that name, created when missing."""
+        try:
+            return self.create_experiment(name, description)
+        except ApiError as exc:
+            if exc.status != 409:
+                raise
+        offset = 0
+        while True:
+            page = self.list_experiments(limit=500, offset=offset)
+            for experiment in page.data:
+                if experiment.name == name:
+                    return experiment
+            offset += len(page.data)
+            if not page.data or offset >= page.count:
+                raise ApiError(404, {"detail": f"experiment {name!r} vanished"})
+
+    # --- entry points -------------------------------------------------------------------------
+
+    def upload_entrypoint(self, source: Path) -> EntryPoint:
+        """Upload a folder (packed as tar.gz) or an archive file."""
+        return self.run(calls.upload_entrypoint(Path(source)))
+
+    def upload_archive(self, data: bytes, filename: str = "entrypoint.tar.gz") -> EntryPoint:
+        return self.run(calls.upload_archive(data, filename))
+
+    def validate_entrypoint(self, source: Path) -> dict[str, Any]:
+        return self.run(calls.validate_entrypoint(Path(source)))
+
+    def list_entrypoints(self, limit: int = 50, offset: int = 0) -> Page[EntryPoint]:
+        return self.run(calls.list_entrypoints(limit, offset))
+
+    def get_entrypoint(self, entrypoint_id: Id) -> EntryPoint:
+        return self.run(calls.get_entrypoint(entrypoint_id))
+
+    def entrypoint_archive(self, entrypoint_id: Id) -> bytes:
+        """The archive as uploaded."""
+        return self.run(calls.entrypoint_archive(entrypoint_id))
+
+    # --- jobs ---------------------------------------------------------------------------------
+
+    def submit_job(self, experiment_id: Id, entrypoint_id: Id, **options: Any) -> Job:
+        """Submit a job (options: entry_point, params, queue, timeout_s, max_retries,
+        retry_on_failure, retry_backoff_s, callback_url, idempotency_key)."""
+        return self._job(self.run(calls.submit_job(experiment_id, entrypoint_id, **options)))
+
+    def get_job(self, job_id: Id) -> Job:
+        return self._job(self.run(calls.get_job(job_id)))
+
+    def list_jobs(
+        self,
+        experiment_id: Id | None = None,
+        status: str | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> Page[Job]:
+        page = self.run(calls.list_jobs(experiment_id, status, limit, offset))
+        return Page[Job](data=[self._job(j) for j in page.data], count=page.count)
+
+    def cancel_job(self, job_id: Id) -> Job:
+        return self._job(self.run(calls.cancel_job(job_id)))
+
+    def job_logs(self, job_id: Id, tail: int | None = None) -> list[str]:
+        return self.run(calls.job_logs(job_id, tail))
+
+    def metrics(self, job_id: Id) -> list[Metric]:
+        return self.run(calls.job_metrics(job_id))
+
+    def artifacts(self, job_id: Id) -> list[Artifact]:
+        return self.run(calls.job_artifacts(job_id))
+
+    def download_artifact(self, job_id: Id, path: str, to: Path | None = None) -> bytes | Path:
+        """An artifact's bytes, or written to ``to`` (a file, or a folder to put it in)."""
+        with self._http.stream("GET", calls.artifact_path(job_id, path)) as response:
+            if response.status_code >= 400:
+                response.read()
+                raise ApiError.from_response(response)
+            if to is None:
+                return response.read()
+            target = Path(to) / PurePosixPath(path).name if Path(to).is_dir() else Path(to)
+            with target.open("wb") as handle:
+                for chunk in response.iter_bytes():
+                    handle.write(chunk)
+            return target
+
+    def job_events(
+        self, job_id: Id, *, last_event_id: str | None = None, timeout_s: float | None = None
+    ) -> Iterator[JobEvent]:
+        """The job's events from after ``last_event_id`` (from its start without) to its end,
+        reconnecting with Last-Event-ID whenever the connection drops."""
+        return self._events(f"/jobs/{job_id}/events", last_event_id, timeout_s, until_end=True)
+
+    def experiment_events(
+        self,
+        experiment_id: Id,
+        *,
+        last_event_id: str | None = None,
+        from_now: bool = False,
+        timeout_s: float | None = None,
+    ) -> Iterator[JobEvent]:
+        """Status changes and progress of the experiment's jobs; never ends by itself."""
+        params = {"from_now": "true"} if from_now else None
+        return self._events(
+            f"/experiments/{experiment_id}/events", last_event_id, timeout_s, params=params
+        )
+
+    def _events(
+        self,
+        path: str,
+        last_event_id: str | None,
+        timeout_s: float | None,
+        *,
+        until_end: bool = False,
+        params: dict[str, str] | None = None,
+    ) -> Iterator[JobEvent]:
+        state = StreamState(last_event_id=last_event_id, timeout_s=timeout_s)
+        while True:
+            try:
+                with self._http.stream(
+                    "GET",
+                    path,
+                    params=params,
+                    headers=event_headers(state),
+                    timeout=stream_timeout(state),
+                ) as response:
+                    if response.status_code >= 400:
+                        response.read()
+                        if response.status_code not in RECONNECT_STATUSES:
+                            raise ApiError.from_response(response)
+                    else:
+                        state.connected()
+                        for line in response.iter_lines():
+                            event = state.feed(line)
+                            if event is not None:
+                                yield event
+                                if until_end and event.event == "end":
+                                    return
+                            state.check_deadline()
+            except httpx.TransportError:
+                pass  # dropped, timed out between pings, refused: reconnect
+            time.sleep(state.reconnect_delay())
+
+    def wait(
+        self,
+        job_id: Id,
+        *,
+        timeout_s: float | None = None,
+        on_event: EventCallback | None = None,
+        on_change: Callable[[Job], None] | None = None,
+        poll_s: float | None = None,  # accepted for older callers: waiting follows the events
+    ) -> Job:
+        """Follow the job's events to its end and return it; ``on_event`` sees each event,
+        ``on_change`` the job after each status change. TimeoutError after ``timeout_s``."""
+        for event in self.job_events(job_id, timeout_s=timeout_s):
+            if on_event is not None:
+                on_event(event)
+            if on_change is not None and event.event == "status":
+                on_change(self.get_job(job_id))
+        return self.get_job(job_id)
+
+    # --- queues, tasks, plugins, models -------------------------------------------------------
+
+    def queues(self) -> list[Queue]:
+        return self.run(calls.list_queues())
+
+    def get_queue(self, name: str) -> Queue:
+        return self.run(calls.get_queue(name))
+
+    def create_queue(self, name: str, description: str | None = None) -> Queue:
+        return self.run(calls.create_queue(name, description))
+
+    def tasks(self) -> list[Task]:
+        return self.run(calls.list_tasks())
+
+    def push_plugin(self, source: Path) -> PluginVersion:
+        """Publish a plugin folder (packed), wheel or source archive through the registry."""
+        return self.run(calls.push_plugin(Path(source)))
+
+    def plugins(self) -> list[PluginSummary]:
+        return self.run(calls.list_plugins())
+
+    def plugin_versions(self, name: str) -> list[PluginVersion]:
+        return self.run(calls.plugin_versions(name))
+
+    def plugin_version(self, name: str, version: str) -> PluginVersion:
+        """One version with its tasks' input and output schemas."""
+        return self.run(calls.plugin_version(name, version))
+
+    def yank_plugin(self, name: str, version: str) -> PluginVersion:
+        return self.run(calls.yank_plugin(name, version))
+
+    def models(self) -> list[RegisteredModel]:
+        return self.run(calls.list_models())
+
+    def model_versions(self, name: str) -> list[ModelVersion]:
+        return self.run(calls.model_versions(name))
+
+    # --- webhooks -----------------------------------------------------------------------------
+
+    def create_webhook(
+        self,
+        experiment_id: Id,
+        url: str,
+        event_types: list[str] | None = None,
+        description: str | None = None,
+    ) -> WebhookCreated:
+        return self.run(calls.create_webhook(experiment_id, url, event_types, description))
+
+    def webhooks(self, experiment_id: Id) -> list[Webhook]:
+        return self.run(calls.list_webhooks(experiment_id))
+
+    def get_webhook(self, experiment_id: Id, webhook_id: Id) -> Webhook:
+        return self.run(calls.get_webhook(experiment_id, webhook_id))
+
+    def update_webhook(self, experiment_id: Id, webhook_id: Id, **changes: Any) -> Webhook:
+        """Change url, event_types, description or enabled."""
+        return self.run(calls.update_webhook(experiment_id, webhook_id, **changes))
+
+    def delete_webhook(self, experiment_id: Id, webhook_id: Id) -> None:
+        self.run(calls.delete_webhook(experiment_id, webhook_id))
+
+    def deliveries(
+        self, experiment_id: Id, webhook_id: Id, status: str | None = None, **paging: Any
+    ) -> Page[Delivery]:
+        return self.run(calls.list_deliveries(experiment_id, webhook_id, status, **paging))
+
+    def redeliver(self, experiment_id: Id, webhook_id: Id, delivery_id: Id) -> Delivery:
+        return self.run(calls.redeliver(experiment_id, webhook_id, delivery_id))
+
+    def callback_deliveries(self, job_id: Id, status: str | None = None) -> Page[Delivery]:
+        return self.run(calls.callback_deliveries(job_id, status))
+
+    # --- sweeps -------------------------------------------------------------------------------
+
+    def submit_sweep(
+        self, experiment_id: Id, entrypoint_id: Id, grid: dict[str, list[Any]], **options: Any
+    ) -> Sweep:
+        """Submit one job per point (options: params, seeds, seed_param, repeats, metrics,
+        entry_point, queue, name, timeout_s)."""
+        return self.run(calls.submit_sweep(experiment_id, entrypoint_id, grid, **options))
+
+    def get_sweep(self, sweep_id: Id, *, with_metrics: bool = True) -> Sweep:
+        return self.run(calls.get_sweep(sweep_id, with_metrics=with_metrics))
+
+    def list_sweeps(
+        self, experiment_id: Id | None = None, limit: int = 50, offset: int = 0
+    ) -> Page[SweepSummary]:
+        return self.run(calls.list_sweeps(experiment_id, limit, offset))
+
+    def sweep_figure(self, sweep_id: Id, metric: str | None = None, x: str | None = None) -> str:
+        """The finished sweep's figure, an SVG document."""
+        return self.run(calls.sweep_figure(sweep_id, metric, x))
+
+    def wait_sweep(
+        self,
+        sweep_id: Id,
+        *,
+        timeout_s: float | None = None,
+        poll_s: float = 2.0,
+        on_change: Callable[[Sweep], None] | None = None,
+    ) -> Sweep:
+        """Poll until every job of the sweep has ended; the sweep with its metrics."""
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        seen: dict[str, int] | None = None
+        while True:
+            sweep = self.get_sweep(sweep_id, with_metrics=False)
+            if sweep.counts != seen:
+                seen = sweep.counts
+                if on_change is not None:
+                    on_change(sweep)
+            if sweep.finished:
+                return self.get_sweep(sweep_id)
+            if deadline is not None and time.monotonic() > deadline:
+                raise TimeoutError(f"sweep {sweep_id} still {sweep.status} after {timeout_s} s")
+            time.sleep(poll_s)
