@@ -24,6 +24,7 @@ class EventType(StrEnum):
     JOB_TIMED_OUT = "job.timed_out"
     JOB_RELEASED = "job.released"
     JOB_CANCEL = "job.cancel"
+    JOB_STATUS_CHANGED = "job.status_changed"
     WORKER_HEARTBEAT = "worker.heartbeat"
     WORKER_PLUGINS = "worker.plugins"
     PLUGIN_PUBLISHED = "plugin.published"
@@ -116,6 +117,21 @@ class JobCancel(BaseModel):
     """Control: stop this job wherever it runs (api -> every worker)."""
 
 
+class JobStatusChanged(BaseModel):
+    """The api recorded a transition (api -> status out: streams, webhooks, sweeps).
+
+    Written to the outbox in the transaction that changes the job's status, by the one module
+    that changes it; ``transition_id`` is the row of the job's history it wrote.
+    """
+
+    experiment_id: uuid.UUID
+    transition_id: int
+    from_status: str | None  # None for the submission's ``queued``
+    to_status: str
+    at: datetime
+    reason: str | None = None
+
+
 class WorkerHeartbeat(BaseModel):
     worker_id: str
     queue: str
@@ -161,6 +177,7 @@ PAYLOAD_MODELS: dict[EventType, type[BaseModel]] = {
     EventType.JOB_TIMED_OUT: JobTimedOut,
     EventType.JOB_RELEASED: JobReleased,
     EventType.JOB_CANCEL: JobCancel,
+    EventType.JOB_STATUS_CHANGED: JobStatusChanged,
     EventType.WORKER_HEARTBEAT: WorkerHeartbeat,
     EventType.WORKER_PLUGINS: WorkerPlugins,
     EventType.PLUGIN_PUBLISHED: PluginPublished,

@@ -1,0 +1,225 @@
+"""One typed consumer adapter: decode a message once, dispatch it by payload type, and settle it
+explicitly.
+
+A handler takes the envelope, its typed payload and the delivery. What happens to the message is
+said, never implied by a stray ``try``: returning settles it as ``ack`` (unless the handler
+settled it itself, as a worker does once its claim is answered); raising ``RetryLater`` puts it
+back after a pause (it counts a delivery, so a message that always fails ends in the dead-letter
+queue after the delivery limit); ``Requeue`` puts it back at once for another consumer;
+``Reject`` sends it to the dead-letter queue. A message that does not decode, or whose payload no
+handler takes, is rejected. Modelled on FastStream's ``AckMessage``/``NackMessage``/
+``RejectMessage``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any, Protocol, TypeVar
+
+from pydantic import BaseModel
+
+from theodolite.events import Envelope, UndecodableEvent, decode_event
+
+log = logging.getLogger(__name__)
+
+P = TypeVar("P", bound=BaseModel)
+
+
+class IncomingMessage(Protocol):
+    """What a consumer needs of a delivered message (aio-pika's and the in-memory broker's)."""
+
+    body: bytes
+    message_id: str | None
+
+    async def ack(self, multiple: bool = False) -> None: ...
+
+    async def nack(self, multiple: bool = False, requeue: bool = True) -> None: ...
+
+    async def reject(self, requeue: bool = False) -> None: ...
+
+
+class Outcome(StrEnum):
+    ACK = "ack"
+    RETRY_LATER = "retry_later"
+    REQUEUE = "requeue"
+    REJECT = "reject"
+
+
+class Settle(Exception):  # noqa: N818 (a control-flow signal, like StopIteration)
+    """Raised by a handler to say what becomes of its message."""
+
+    outcome: Outcome
+
+    def __init__(self, reason: str = "") -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class RetryLater(Settle):
+    """Back to the queue after ``delay_s``; counts a delivery towards the dead-letter limit."""
+
+    outcome = Outcome.RETRY_LATER
+
+    def __init__(self, reason: str = "", *, delay_s: float = 1.0) -> None:
+        super().__init__(reason)
+        self.delay_s = delay_s
+
+
+class Requeue(Settle):
+    """Back to the queue at once, for another consumer (this one cannot take it now)."""
+
+    outcome = Outcome.REQUEUE
+
+
+class Reject(Settle):
+    """To the dead-letter queue: the message can never be handled."""
+
+    outcome = Outcome.REJECT
+
+
+class Delivery:
+    """The message being handled; a handler may settle it early (``ack`` before long work)."""
+
+    def __init__(self, message: IncomingMessage) -> None:
+        self.message = message
+        self.outcome: Outcome | None = None
+
+    @property
+    def settled(self) -> bool:
+        return self.outcome is not None
+
+    async def ack(self) -> None:
+        if self.outcome is None:
+            self.outcome = Outcome.ACK
+            await self.message.ack()
+
+    async def settle(self, signal: Settle) -> None:
+        if self.outcome is not None:
+            log.warning("message %s settled already; %s ignored", self.message.message_id, signal)
+            return
+        self.outcome = signal.outcome
+        if isinstance(signal, RetryLater):
+            await asyncio.sleep(signal.delay_s)
+            await self.message.nack(requeue=True)
+        elif isinstance(signal, Requeue):
+            await self.message.nack(requeue=True)
+        elif isinstance(signal, Reject):
+            await self.message.reject(requeue=False)
+        else:  # pragma: no cover - every Settle subclass is handled above
+            raise TypeError(f"unknown outcome {signal!r}")
+
+
+Handler = Callable[[Envelope, Any, Delivery], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class _Route:
+    handler: Handler
+    name: str
+
+
+class Consumer:
+    """Handlers registered per payload type; use an instance as the broker's message handler.
+
+    ``on_error`` says what an unexpected exception means: ``RetryLater`` (the default, with a
+    pause) for handlers whose failures are transient (a database restart), ``Reject`` for ones
+    where a retry cannot help.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        retry_delay_s: float = 1.0,
+        on_error: Outcome = Outcome.RETRY_LATER,
+        ignore_unhandled: bool = False,
+    ) -> None:
+        self.name = name
+        self._routes: dict[type[BaseModel], _Route] = {}
+        self._retry_delay_s = retry_delay_s
+        self._on_error = on_error
+        self._ignore_unhandled = ignore_unhandled
+
+    def register(
+        self, payload_type: type[P], handler: Callable[[Envelope, P, Delivery], Awaitable[None]]
+    ) -> None:
+        if payload_type in self._routes:
+            raise ValueError(f"{self.name}: a handler for {payload_type.__name__} exists already")
+        self._routes[payload_type] = _Route(handler, getattr(handler, "__name__", repr(handler)))
+
+    def on(self, *payload_types: type[BaseModel]) -> Callable[[Handler], Handler]:
+        """Decorator form of ``register`` for one or more payload types."""
+
+        def decorate(handler: Handler) -> Handler:
+            for payload_type in payload_types:
+                self.register(payload_type, handler)
+            return handler
+
+        return decorate
+
+    @property
+    def payload_types(self) -> frozenset[type[BaseModel]]:
+        return frozenset(self._routes)
+
+    async def __call__(self, message: IncomingMessage) -> None:
+        await self.consume(message)
+
+    async def consume(self, message: IncomingMessage) -> Outcome:
+        """Decode, dispatch and settle one message; the outcome."""
+        delivery = Delivery(message)
+        try:
+            envelope, payload = decode_event(message.body)
+        except UndecodableEvent as exc:
+            log.error("%s: dead-lettering message %s: %s", self.name, message.message_id, exc)
+            await delivery.settle(Reject(str(exc)))
+            return Outcome.REJECT
+        await self.dispatch(envelope, payload, delivery)
+        assert delivery.outcome is not None
+        return delivery.outcome
+
+    async def dispatch(self, envelope: Envelope, payload: BaseModel, delivery: Delivery) -> None:
+        route = self._routes.get(type(payload))
+        if route is None:
+            if self._ignore_unhandled:
+                await delivery.ack()
+                return
+            reason = f"{self.name} takes no {envelope.type} (takes: {self._taken()})"
+            log.error("dead-lettering %s %s: %s", envelope.type, envelope.id, reason)
+            await delivery.settle(Reject(reason))
+            return
+        try:
+            await route.handler(envelope, payload, delivery)
+        except Settle as signal:
+            if signal.reason:
+                log.info(
+                    "%s: %s %s -> %s: %s",
+                    self.name,
+                    envelope.type,
+                    envelope.id,
+                    signal.outcome,
+                    signal.reason,
+                )
+            await delivery.settle(signal)
+            return
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            if self._on_error is Outcome.REJECT:
+                log.exception(
+                    "%s: %s %s failed; dead-lettering", self.name, envelope.type, envelope.id
+                )
+                await delivery.settle(Reject("handler failed"))
+            else:
+                log.exception(
+                    "%s: could not handle %s %s; will retry", self.name, envelope.type, envelope.id
+                )
+                await delivery.settle(RetryLater("handler failed", delay_s=self._retry_delay_s))
+            return
+        await delivery.ack()
+
+    def _taken(self) -> str:
+        return ", ".join(sorted(t.__name__ for t in self._routes)) or "nothing"
