@@ -1,5 +1,5 @@
-"""App factory of the plugin registry: its lifespan owns the engine, broker, store and the
-bucket reconciler."""
+"""App factory of the plugin registry: ``create_app(settings)``; the lifespan owns the engine,
+broker, object store and the bucket reconciler."""
 
 from __future__ import annotations
 
@@ -8,17 +8,15 @@ from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 
 from fastapi import FastAPI
-from fastapi.responses import JSONResponse
-from sqlalchemy import text
 
 from theodolite.broker import Broker
 from theodolite.db.engine import create_engine, create_session_factory
 from theodolite.db.migrate import upgrade
 from theodolite.storage import ObjectStore
 from theodolite.web.errors import install_error_handlers
+from theodolite_registry.loops.bucket_reconciler import BucketReconciler
 from theodolite_registry.publishing import Publisher
-from theodolite_registry.reconcile import BucketReconciler
-from theodolite_registry.routes import internal, router
+from theodolite_registry.routes import health, internal, plugins
 from theodolite_registry.settings import RegistrySettings
 from theodolite_registry.state import RegistryState
 
@@ -39,9 +37,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await asyncio.to_thread(store.ensure_bucket, settings.storage.plugin_bucket)
         publisher = Publisher(settings=settings, store=store, broker=broker)
         app.state.core = RegistryState(
-            settings=settings, sessions=sessions, store=store, publisher=publisher
+            settings=settings, engine=engine, sessions=sessions, store=store, publisher=publisher
         )
-        app.state.engine = engine
         reconciler = BucketReconciler(
             sessions=sessions,
             store=store,
@@ -61,17 +58,7 @@ def create_app(settings: RegistrySettings | None = None) -> FastAPI:
     app = FastAPI(title="Theodolite plugin registry", version="0.1.0", lifespan=lifespan)
     app.state.settings = settings or RegistrySettings()
     install_error_handlers(app)
-    app.include_router(router)
-    app.include_router(internal)
-
-    @app.get("/healthz", tags=["health"])
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
-
-    @app.get("/readyz", tags=["health"])
-    async def readyz() -> JSONResponse:
-        async with app.state.engine.connect() as connection:
-            await connection.execute(text("SELECT 1"))
-        return JSONResponse({"status": "ready"})
-
+    app.include_router(plugins.router)
+    app.include_router(internal.router)
+    app.include_router(health.router)
     return app

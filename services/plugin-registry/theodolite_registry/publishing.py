@@ -15,7 +15,8 @@ from theodolite.broker import Broker
 from theodolite.db.tables import PluginVersion, utcnow
 from theodolite.events import PluginPublished, PluginYanked, make_event
 from theodolite.storage import ObjectStore
-from theodolite_registry import repository
+from theodolite.web.errors import Conflict
+from theodolite_registry.repositories import plugins as repository
 from theodolite_registry.settings import RegistrySettings
 from theodolite_registry.validation import ValidationFailed, validate_plugin
 
@@ -23,7 +24,7 @@ log = logging.getLogger(__name__)
 PRODUCER = "plugin-registry"
 
 
-class VersionConflict(Exception):
+class VersionConflict(Conflict):
     """The same name and version exists with other bytes: versions are immutable."""
 
 

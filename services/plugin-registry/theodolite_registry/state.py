@@ -1,8 +1,10 @@
+"""What the lifespan builds and the routes share, kept on ``app.state.core``."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from theodolite.storage import ObjectStore
@@ -13,6 +15,7 @@ from theodolite_registry.settings import RegistrySettings
 @dataclass
 class RegistryState:
     settings: RegistrySettings
+    engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
     store: ObjectStore
     publisher: Publisher

@@ -15,10 +15,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from theodolite.problems import Problem
+from theodolite.web.errors import DomainError
 
-class ValidationFailed(Exception):
+
+class ValidationFailed(DomainError):
+    """The candidate is no usable plugin; ``kind`` says which check failed."""
+
+    status_code = 422
+    title = "Invalid plugin"
+
     def __init__(self, kind: str, reason: str) -> None:
-        super().__init__(reason)
+        super().__init__(reason, [Problem(field=f"archive ({kind})", message=reason)])
         self.kind = kind
         self.reason = reason
 

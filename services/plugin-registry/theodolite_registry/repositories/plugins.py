@@ -1,4 +1,5 @@
-"""The catalogue table. Functions take the session keyword-only and never commit."""
+"""The catalogue (plugin versions) and the bucket's drops. Functions take the session
+keyword-only and never commit."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from theodolite.db.tables import PluginDrop, PluginVersion
 
 
 def version_key(version: str) -> tuple[int, Version | str]:
+    """Sort key: PEP 440 versions above (and among themselves by) their meaning, others by text."""
     try:
         return (1, Version(version))
     except InvalidVersion:
@@ -26,6 +28,7 @@ async def get_by_sha256(*, session: AsyncSession, sha256: str) -> PluginVersion 
 
 
 async def versions(*, session: AsyncSession, name: str | None = None) -> list[PluginVersion]:
+    """Every version (of one plugin, if named), by name and then by version, oldest first."""
     statement = select(PluginVersion)
     if name is not None:
         statement = statement.where(PluginVersion.name == name)
@@ -46,3 +49,9 @@ def latest(rows: list[PluginVersion]) -> dict[str, PluginVersion]:
 
 async def drop(*, session: AsyncSession, key: str) -> PluginDrop | None:
     return await session.get(PluginDrop, key)
+
+
+async def drops(*, session: AsyncSession) -> list[PluginDrop]:
+    """Every archive seen in the plugin bucket, the most recently seen first."""
+    rows = list(await session.exec(select(PluginDrop)))
+    return sorted(rows, key=lambda r: r.seen_at, reverse=True)

@@ -1,3 +1,5 @@
+"""Wire models of plugins, their versions, the bucket's drops and resolution for new jobs."""
+
 from __future__ import annotations
 
 from datetime import datetime
@@ -20,10 +22,20 @@ class PluginVersionPublic(BaseModel):
     tasks: dict[str, Any]
 
 
+class PluginVersionsPublic(BaseModel):
+    data: list[PluginVersionPublic]
+    count: int
+
+
 class PluginPublic(BaseModel):
     name: str
     latest_version: str | None  # None when every version is yanked
     versions: list[str]
+
+
+class PluginsPublic(BaseModel):
+    data: list[PluginPublic]
+    count: int
 
 
 class DropPublic(BaseModel):
@@ -34,6 +46,11 @@ class DropPublic(BaseModel):
     name: str | None
     version: str | None
     seen_at: datetime
+
+
+class DropsPublic(BaseModel):
+    data: list[DropPublic]
+    count: int
 
 
 class ResolveRequest(BaseModel):

@@ -14,8 +14,8 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from theodolite.db.tables import PluginDrop, utcnow
 from theodolite.storage import ObjectStore
-from theodolite_registry import repository
 from theodolite_registry.publishing import Publisher, ValidationFailed, VersionConflict
+from theodolite_registry.repositories import plugins as repository
 
 log = logging.getLogger(__name__)
 

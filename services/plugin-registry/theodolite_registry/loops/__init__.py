@@ -1,0 +1,1 @@
+"""Periodic services of the registry, each on ``theodolite.periodic.PeriodicService``."""

@@ -1,0 +1,1 @@
+"""Data access, one module per resource: the session keyword-only, never a commit."""

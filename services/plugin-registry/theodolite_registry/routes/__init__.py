@@ -1,0 +1,1 @@
+"""HTTP routes, one module per resource: thin (validate, open the unit of work, call, map)."""

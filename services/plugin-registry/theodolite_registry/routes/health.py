@@ -1,0 +1,25 @@
+"""``/healthz`` (the process is up) and ``/readyz`` (its database answers)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
+
+from theodolite_registry.deps import StateDep
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/healthz")
+async def healthz() -> dict[str, str]:
+    """The process is up."""
+    return {"status": "ok"}
+
+
+@router.get("/readyz")
+async def readyz(state: StateDep) -> JSONResponse:
+    """The database answers."""
+    async with state.engine.connect() as connection:
+        await connection.execute(text("SELECT 1"))
+    return JSONResponse({"status": "ready"})

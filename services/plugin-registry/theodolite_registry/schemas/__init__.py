@@ -1,0 +1,1 @@
+"""Wire models, one module per resource, separate from the table models."""
