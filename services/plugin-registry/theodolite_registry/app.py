@@ -39,19 +39,17 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.core = RegistryState(
             settings=settings, engine=engine, sessions=sessions, store=store, publisher=publisher
         )
-        reconciler = BucketReconciler(
-            sessions=sessions,
-            store=store,
-            bucket=settings.storage.plugin_bucket,
-            publisher=publisher,
-            interval_s=settings.reconcile_interval_s,
+        # Entered last, so it stops first: no round runs against a closed broker or engine.
+        await stack.enter_async_context(
+            BucketReconciler(
+                sessions=sessions,
+                store=store,
+                bucket=settings.storage.plugin_bucket,
+                publisher=publisher,
+                interval_s=settings.reconcile_interval_s,
+            )
         )
-        task = asyncio.create_task(reconciler.run(), name="bucket-reconciler")
-        try:
-            yield
-        finally:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+        yield
 
 
 def create_app(settings: RegistrySettings | None = None) -> FastAPI:

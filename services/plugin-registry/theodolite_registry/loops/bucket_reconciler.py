@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from theodolite.db.tables import PluginDrop, utcnow
+from theodolite.periodic import PeriodicService
 from theodolite.storage import ObjectStore
 from theodolite_registry.publishing import Publisher, ValidationFailed, VersionConflict
 from theodolite_registry.repositories import plugins as repository
@@ -24,7 +25,11 @@ OWN_PREFIXES = ("archives/", "wheels/")
 CANDIDATE_SUFFIXES = (".whl", ".tar.gz", ".tgz", ".zip", ".tar")
 
 
-class BucketReconciler:
+class BucketReconciler(PeriodicService):
+    """Each round, validates and publishes every new or changed archive in the plugin bucket."""
+
+    name = "bucket-reconciler"
+
     def __init__(
         self,
         *,
@@ -34,21 +39,15 @@ class BucketReconciler:
         publisher: Publisher,
         interval_s: float,
     ) -> None:
+        super().__init__(interval_s=interval_s)
         self._sessions = sessions
         self._store = store
         self._bucket = bucket
         self._publisher = publisher
-        self._interval_s = interval_s
 
-    async def run(self) -> None:
-        while True:
-            try:
-                await self.reconcile_once()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.warning("reconciling the plugin bucket failed", exc_info=True)
-            await asyncio.sleep(self._interval_s)
+    async def run_once(self) -> None:
+        # A failed listing is logged by the base class and tried again next interval.
+        await self.reconcile_once()
 
     async def reconcile_once(self) -> int:
         """Handle every new or changed candidate; the number handled."""
@@ -77,5 +76,6 @@ class BucketReconciler:
             log.warning("plugin bucket: %s rejected: %s", key, drop.reason)
         else:
             drop.status, drop.name, drop.version = "published", row.name, row.version
+        # The drop row is this loop's own unit of work: one commit per archive handled.
         await session.merge(drop)
         await session.commit()
