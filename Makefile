@@ -11,10 +11,15 @@ PLUGINS := $(wildcard plugins/*/pyproject.toml)
 
 SERVICES := services/api/pyproject.toml services/worker/pyproject.toml services/plugin-registry/pyproject.toml
 
-$(VENV)/.installed: pyproject.toml $(SERVICES) $(PLUGINS)
+# One distribution per audience (see pyproject.toml): the SDK, the client with the CLI, the
+# server core and the development tooling.
+SHARED := shared/sdk/pyproject.toml shared/client/pyproject.toml shared/core/pyproject.toml shared/devtools/pyproject.toml
+
+$(VENV)/.installed: pyproject.toml $(SHARED) $(SERVICES) $(PLUGINS)
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PIP_INSTALL) --upgrade pip setuptools wheel
-	$(PIP_INSTALL) -e ".[stack,dev]" -e services/api -e "services/worker[ml]" -e services/plugin-registry \
+	$(PIP_INSTALL) -e shared/sdk -e shared/client -e "shared/core[graphs,web]" -e "shared/devtools[test]" \
+		-e services/api -e "services/worker[ml]" -e services/plugin-registry \
 		$(foreach p,$(PLUGINS),-e $(dir $(p)))
 	touch $@
 

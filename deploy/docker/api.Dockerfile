@@ -10,11 +10,10 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
 RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
 WORKDIR /src
-# Core package (shared/theodolite) first, then the service that depends on it.
-COPY pyproject.toml ./
+# The shared distributions it needs (shared/<audience>), then the service.
 COPY shared ./shared
 COPY services/api ./services/api
-RUN pip install ./ ./services/api
+RUN pip install ./shared/sdk "./shared/core[web]" ./services/api
 
 FROM ${PYTHON_IMAGE}
 LABEL org.opencontainers.image.title="theodolite-api" \

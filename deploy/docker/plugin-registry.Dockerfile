@@ -12,11 +12,11 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
 RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
 WORKDIR /src
-COPY pyproject.toml ./
 COPY shared ./shared
 COPY services/worker ./services/worker
 COPY services/plugin-registry ./services/plugin-registry
-RUN pip install ./ "./services/worker[ml]" ./services/plugin-registry
+RUN pip install ./shared/sdk ./shared/client "./shared/core[graphs,web]" "./services/worker[ml]" \
+    ./services/plugin-registry
 
 FROM ${PYTHON_IMAGE}
 LABEL org.opencontainers.image.title="theodolite-plugin-registry" \

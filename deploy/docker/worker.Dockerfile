@@ -14,12 +14,11 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
 RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
 WORKDIR /src
-COPY pyproject.toml ./
 COPY shared ./shared
 COPY services/worker ./services/worker
 COPY plugins ./plugins
 # The built-in plugins: graphs call their tasks, and the worker announces their contracts.
-RUN pip install ./ "./services/worker[ml]" ./plugins/*/
+RUN pip install ./shared/sdk ./shared/client "./shared/core[graphs]" "./services/worker[ml]" ./plugins/*/
 
 FROM ${PYTHON_IMAGE}
 LABEL org.opencontainers.image.title="theodolite-worker" \

@@ -386,7 +386,7 @@ def test_image_copies_only_what_exists_and_is_not_ignored(
     for keyword, arguments in dockerfile_instructions(ROOT / dockerfile):
         if keyword in {"COPY", "ADD"} and (found := copy_sources(arguments)) is not None:
             sources += found
-    assert {"pyproject.toml", "shared", service_dir} <= set(sources)
+    assert {"shared", service_dir} <= set(sources)
     for source in sources:
         assert (ROOT / source).exists(), f"{dockerfile}: COPY source {source} does not exist"
         assert ignored(source, patterns) is None, (
@@ -396,16 +396,56 @@ def test_image_copies_only_what_exists_and_is_not_ignored(
     assert (ROOT / service_dir / "pyproject.toml").is_file()
 
 
+def _run_text(dockerfile: str) -> str:
+    return " ".join(
+        arguments for keyword, arguments in dockerfile_instructions(ROOT / dockerfile)
+        if keyword == "RUN"
+    )  # fmt: skip
+
+
+# The project's own distributions are not on any index: an image installs each one its service
+# needs from its folder, or pip fails to resolve it.
+LOCAL_DISTRIBUTIONS = {
+    "theodolite-sdk": "./shared/sdk",
+    "theodolite-client": "./shared/client",
+    "theodolite-core": "./shared/core",
+}
+
+
+def _project_closure(distribution: str) -> set[str]:
+    from tests.unit.test_dependencies import _closure
+
+    return {name for name in _closure(distribution) if name in LOCAL_DISTRIBUTIONS}
+
+
+@pytest.mark.parametrize(
+    ("dockerfile", "distribution", "service_dir"),
+    [
+        (API_DOCKERFILE, "theodolite-api", "./services/api"),
+        (WORKER_DOCKERFILE, "theodolite-worker", '"./services/worker[ml]"'),
+    ],
+)
+def test_images_install_every_shared_distribution_their_service_needs(
+    dockerfile: str, distribution: str, service_dir: str
+) -> None:
+    runs = _run_text(dockerfile)
+    assert service_dir in runs
+    needed = _project_closure(distribution)
+    assert "theodolite-core" in needed and "theodolite-sdk" in needed
+    for name in needed:
+        folder = LOCAL_DISTRIBUTIONS[name]
+        assert folder in runs, (
+            f"{dockerfile} installs {distribution}, which needs {name} ({folder})"
+        )
+    assert "theodolite-devtools" not in runs and "./shared/devtools" not in runs
+
+
 def test_images_install_core_and_service() -> None:
     runs = {
-        dockerfile: " ".join(
-            arguments for keyword, arguments in dockerfile_instructions(ROOT / dockerfile)
-            if keyword == "RUN"
-        )
+        dockerfile: _run_text(dockerfile)
         for dockerfile in (API_DOCKERFILE, WORKER_DOCKERFILE, MLFLOW_DOCKERFILE)
-    }  # fmt: skip
-    assert "pip install ./ ./services/api" in runs[API_DOCKERFILE]
-    assert 'pip install ./ "./services/worker[ml]"' in runs[WORKER_DOCKERFILE]
+    }
+    assert "./shared/client" not in runs[API_DOCKERFILE]  # the gateway has no command line
     assert "torch" not in runs[WORKER_DOCKERFILE]
     mlflow_text = (ROOT / MLFLOW_DOCKERFILE).read_text()
     assert "MLFLOW_VERSION=3.17.2" in mlflow_text
@@ -414,5 +454,5 @@ def test_images_install_core_and_service() -> None:
 
 def test_dockerignore_keeps_local_state_out_of_the_build_context() -> None:
     patterns = dockerignore_patterns()
-    for local_state in (".venv", ".stack", ".git", "shared/theodolite/__pycache__"):
+    for local_state in (".venv", ".stack", ".git", "shared/core/theodolite/__pycache__"):
         assert ignored(local_state, patterns), local_state

@@ -12,7 +12,10 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from theodolite.lifecycle import TERMINAL_STATUSES
+# The statuses a job never leaves (the server's lifecycle says the same; the client imports no
+# server code).
+TERMINAL_STATUSES = frozenset({"succeeded", "failed", "cancelled", "timed_out"})
+
 
 T = TypeVar("T")
 

@@ -1,4 +1,5 @@
-"""``theodolite stack up/down`` and ``theodolite db upgrade``: the local stack and the schema."""
+"""``theodolite stack up/down``: the local stack. Registered on the client's command line through
+the ``theodolite.cli`` entry point group."""
 
 from __future__ import annotations
 
@@ -10,7 +11,6 @@ import typer
 from theodolite.cli.common import console
 
 stack_app = typer.Typer(no_args_is_help=True, help="The local stack (no Docker needed).")
-db_app = typer.Typer(no_args_is_help=True, help="Database schema.")
 
 StateDir = Annotated[Path, typer.Option(help="Where the stack keeps its data, logs and pids.")]
 
@@ -40,13 +40,5 @@ def stack_down(state_dir: StateDir = Path(".stack")) -> None:
     down(StackConfig(state_dir=state_dir), say=lambda line: console.print(line))
 
 
-@db_app.command("upgrade")
-def db_upgrade(
-    url: Annotated[str, typer.Option(envvar="THEODOLITE_DB_URL")] = (
-        "postgresql+asyncpg://postgres@127.0.0.1:5432/theodolite"
-    ),
-) -> None:
-    """Apply every migration."""
-    from theodolite.db.migrate import upgrade
-
-    upgrade(url)
+def register(app: typer.Typer) -> None:
+    app.add_typer(stack_app, name="stack")

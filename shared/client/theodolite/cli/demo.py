@@ -1,8 +1,7 @@
-"""``theodolite demo`` (an example end to end) and ``theodolite run-graph`` (a graph, locally)."""
+"""``theodolite demo``: an example end to end against a running api."""
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -74,19 +73,3 @@ def demo(
             console.print(f"MLflow UI:  {final.mlflow_run_url}")
         console.print(f"Prefect UI: {prefect_url} (graph jobs: flow run job-{job.id})")
         raise typer.Exit(exit_code(final.status))
-
-
-def run_graph(
-    graph: Annotated[Path, typer.Argument(help="The graph.yaml to run.", exists=True)],
-    param: Params = [],  # noqa: B006
-    plugin: Annotated[
-        list[str],
-        typer.Option("--plugin", help="name=module: a plugin not installed as a package."),
-    ] = [],  # noqa: B006
-) -> None:
-    """Validate a task graph and run it as a Prefect flow."""
-    from theodolite.graphs.command import run_graph_file
-
-    if str(Path.cwd()) not in sys.path:
-        sys.path.insert(0, str(Path.cwd()))  # --plugin modules beside the graph
-    raise typer.Exit(run_graph_file(graph, parse_params(param), parse_params(plugin)))
