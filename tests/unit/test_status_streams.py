@@ -7,15 +7,15 @@ from datetime import UTC, datetime
 import pytest
 
 from theodolite.events import JobLog, JobProgress, make_event
-from theodolite_api.event_streams import (
+from theodolite_api.streams.job_stream import (
     _merge_progress,
     _Recheck,
     keyed_records,
     ready_progress,
 )
-from theodolite_api.live import LiveHub, LiveProgress, Subscription
+from theodolite_api.streams.live import LiveHub, LiveProgress, Subscription
 from theodolite_api.repositories.events import JobRecord, JobWatermark
-from theodolite_api.stream_ids import (
+from theodolite_api.streams.ids import (
     HOLE_TTL_S,
     START,
     BadEventId,

@@ -17,10 +17,10 @@ from theodolite.db.engine import create_engine, create_session_factory
 from theodolite.db.migrate import upgrade
 from theodolite.storage import ObjectStore
 from theodolite.web.errors import install_error_handlers
-from theodolite_api.event_consumer import JobEventConsumer
+from theodolite_api.consumers.job_events import JobEventConsumer
 from theodolite_api.mlflow_reader import MlflowReader
-from theodolite_api.outbox_relay import OutboxRelay
-from theodolite_api.reaper import JobReaper
+from theodolite_api.loops.outbox_relay import OutboxRelay
+from theodolite_api.loops.reaper import JobReaper
 from theodolite_api.registry_client import RegistryClient
 from theodolite_api.repositories import queues as queue_repo
 from theodolite_api.routes import (

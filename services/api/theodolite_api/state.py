@@ -11,7 +11,7 @@ from theodolite.archives import ArchiveLimits
 from theodolite.broker import Broker
 from theodolite.storage import ObjectStore
 from theodolite_api.mlflow_reader import MlflowReader
-from theodolite_api.outbox_relay import OutboxRelay
+from theodolite_api.loops.outbox_relay import OutboxRelay
 from theodolite_api.registry_client import RegistryClient
 from theodolite_api.settings import ApiSettings
 

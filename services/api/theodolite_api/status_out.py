@@ -13,8 +13,8 @@ import httpx
 from fastapi import Depends, Request
 
 from theodolite import topology
-from theodolite_api.event_streams import StreamSources
-from theodolite_api.live import LiveHub
+from theodolite_api.streams.job_stream import StreamSources
+from theodolite_api.streams.live import LiveHub
 from theodolite_api.state import AppState
 from theodolite_api.webhooks.dispatcher import WebhookDispatcher
 from theodolite_api.webhooks.sender import WebhookSender

@@ -30,7 +30,7 @@ from theodolite_api.schemas.sweeps import (
     SweepSummary,
 )
 from theodolite_api.settings import ApiSettings
-from theodolite_api.submission import submit_job
+from theodolite_api.jobs.submission import submit_job
 
 METRIC_READS_AT_ONCE = 8
 

@@ -13,10 +13,10 @@ from theodolite.db.tables import Experiment, Job
 from theodolite.problems import Problem
 from theodolite.web.errors import DomainError, NotFound
 from theodolite_api.deps import StateDep
-from theodolite_api.event_streams import StreamSources, experiment_stream, job_stream
+from theodolite_api.streams.job_stream import StreamSources, experiment_stream, job_stream
 from theodolite_api.schemas.events import SSE_DESCRIPTION
 from theodolite_api.status_out import StatusOutDep
-from theodolite_api.stream_ids import BadEventId, JobEventKey, parse_experiment_cursor
+from theodolite_api.streams.ids import BadEventId, JobEventKey, parse_experiment_cursor
 
 router = APIRouter(tags=["events"])
 

@@ -17,7 +17,7 @@ from theodolite.db.tables import Job
 from theodolite.lifecycle import JobStatus
 from theodolite.problems import Problem
 from theodolite.web.errors import InvalidSubmission, NotFound
-from theodolite_api.cancellation import request_cancel
+from theodolite_api.jobs.cancellation import request_cancel
 from theodolite_api.deps import SessionDep, StateDep
 from theodolite_api.repositories import jobs as job_repo
 from theodolite_api.schemas.common import Limit, Offset, Page
@@ -28,7 +28,7 @@ from theodolite_api.schemas.jobs import (
     JobPublic,
     MetricPublic,
 )
-from theodolite_api.submission import submit_job
+from theodolite_api.jobs.submission import submit_job
 from theodolite_api.views import job_public
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])

@@ -11,7 +11,7 @@ from theodolite.lifecycle import JobStatus, is_terminal
 from theodolite.web.errors import Conflict
 from theodolite_api.repositories import jobs as job_repo
 from theodolite_api.repositories import outbox as outbox_repo
-from theodolite_api.retries import ATTEMPT_FENCE
+from theodolite_api.jobs.retries import ATTEMPT_FENCE
 
 PRODUCER = "api"
 

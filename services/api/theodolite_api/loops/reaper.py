@@ -15,10 +15,10 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from theodolite.broker import Broker
 from theodolite.db.tables import EntryPointArchive, Experiment, Job, utcnow
 from theodolite.lifecycle import JobStatus
-from theodolite_api.outbox_relay import OutboxRelay
+from theodolite_api.loops.outbox_relay import OutboxRelay
 from theodolite_api.repositories import jobs as job_repo
-from theodolite_api.retries import ATTEMPT_FENCE, may_retry, requeue
-from theodolite_api.submission import enqueue_attempt
+from theodolite_api.jobs.retries import ATTEMPT_FENCE, may_retry, requeue
+from theodolite_api.jobs.submission import enqueue_attempt
 
 log = logging.getLogger(__name__)
 BATCH = 100

@@ -31,7 +31,7 @@ from theodolite.lifecycle import IllegalTransition, JobStatus, transition_path
 from theodolite_api.repositories import jobs as job_repo
 from theodolite_api.repositories import plugins as plugin_repo
 from theodolite_api.repositories import queues as queue_repo
-from theodolite_api.retries import may_retry, requeue
+from theodolite_api.jobs.retries import may_retry, requeue
 
 log = logging.getLogger(__name__)
 

@@ -24,12 +24,12 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from sse_starlette import ServerSentEvent
 
 from theodolite.lifecycle import JobStatus, is_terminal
-from theodolite_api.live import LiveHub, LiveProgress, Subscription
+from theodolite_api.streams.live import LiveHub, LiveProgress, Subscription
 from theodolite_api.repositories import events as events_repo
 from theodolite_api.repositories.events import JobRecord, JobWatermark
 from theodolite_api.schemas.events import EndEvent, LogEvent, ProgressEvent, StatusEvent
 from theodolite_api.settings import EventStreamSettings
-from theodolite_api.stream_ids import (
+from theodolite_api.streams.ids import (
     START,
     JobEventKey,
     TableCursor,

@@ -1,0 +1,1 @@
+"""Message consumers: what the api does with the events it hears."""

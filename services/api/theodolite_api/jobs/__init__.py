@@ -1,0 +1,1 @@
+"""Jobs: the state machine and the operations that move a job through it."""

@@ -1,0 +1,1 @@
+"""Periodic services: work the api does on an interval (PeriodicService)."""

@@ -1,0 +1,1 @@
+"""Server-sent event streams: live events fanned out per replica, replayed from the record."""
