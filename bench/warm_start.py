@@ -2,9 +2,9 @@
 
     .venv/bin/python bench/warm_start.py --runs 30
 
-Each run goes through the worker's own runner (``run_command``) with a script that imports
+Each run goes through the worker's own runner (``JobLauncher``) with a script that imports
 mlflow, sklearn, art and numpy and then prints the time: its first line after the imports, when
-the job's own work could begin. Measured from just before ``run_command`` is called ("start
+the job's own work could begin. Measured from just before ``JobLauncher.start`` is called ("start
 requested") to that line (``start_to_first_line_ms``); ``start_to_interpreter_ms`` is to the
 script's very first statement, before its imports (what the interpreter itself costs).
 ``warm`` runs start in a warm pool preloading the worker's default list (numpy, sklearn, torch
@@ -22,8 +22,12 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from stats import percentiles
+
+if TYPE_CHECKING:  # imported for real after the environment is set (Prefect reads it at import)
+    from theodolite_worker.warm_pool import WarmPool
 
 SCRIPT = """\
 import time; line_one = time.time()
@@ -32,8 +36,8 @@ print("times", line_one, time.time(), flush=True)
 """
 
 
-async def one_run(folder: Path, pool: object | None) -> tuple[float, float, bool]:
-    from theodolite_worker.execution import run_command
+async def one_run(folder: Path, pool: WarmPool | None) -> tuple[float, float, bool]:
+    from theodolite_worker.execution import ExecutionOptions, JobCommand, JobLauncher
 
     lines: list[str] = []
 
@@ -42,20 +46,15 @@ async def one_run(folder: Path, pool: object | None) -> tuple[float, float, bool
 
     env = dict(os.environ)
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-    requested = time.time()
-    result = await run_command(
-        "python job.py",
-        cwd=folder,
-        env=env,
-        timeout_s=120,
-        log_sink=sink,
-        log_file=folder / "out.log",
-        flush_interval_s=0.05,
-        batch_lines=200,
-        tail_lines=5,
-        kill_grace_s=1.0,
-        warm_pool=pool,  # type: ignore[arg-type]
+    launcher = JobLauncher(
+        ExecutionOptions(flush_interval_s=0.05, batch_lines=200, tail_lines=5, kill_grace_s=1.0),
+        warm_pool=pool,
     )
+    job = JobCommand(
+        "python job.py", cwd=folder, env=env, log_file=folder / "out.log", timeout_s=120
+    )
+    requested = time.time()
+    result = await (await launcher.start(job, log_sink=sink)).wait()
     times = [line for line in lines if line.startswith("times ")]
     if result.exit_code != 0 or not times:
         raise RuntimeError(f"the job failed ({result.exit_code}): {lines[-5:]}")
@@ -63,7 +62,7 @@ async def one_run(folder: Path, pool: object | None) -> tuple[float, float, bool
     return (line_one - requested) * 1000, (after_imports - requested) * 1000, result.warm
 
 
-async def measure(folder: Path, pool: object | None, runs: int) -> dict[str, object]:
+async def measure(folder: Path, pool: WarmPool | None, runs: int) -> dict[str, object]:
     await one_run(folder, pool)  # unmeasured: disk caches, first fork
     first_lines, imports = [], []
     for _ in range(runs):

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from theodolite.events import PROGRESS_LINE_PREFIX, JobProgress
-from theodolite_worker.execution import ExecutionResult, run_command
+from theodolite_worker.execution import ExecutionOptions, ExecutionResult, JobCommand, JobLauncher
 from theodolite_worker.warm_child import WarmCommand
 from theodolite_worker.warm_command import parse_warm_command
 from theodolite_worker.warm_pool import WarmPool
@@ -59,20 +59,19 @@ async def _run(
     async def progress(report: JobProgress) -> None:
         run.progress.append(report)
 
-    run.result = await run_command(
+    launcher = JobLauncher(
+        ExecutionOptions(flush_interval_s=0.05, batch_lines=50, tail_lines=5, kill_grace_s=1.0),
+        warm_pool=pool,
+    )
+    job = JobCommand(
         command,
         cwd=cwd,
         env={**os.environ, **(env or {})},
-        timeout_s=timeout_s,
-        log_sink=sink,
         log_file=cwd / "out.log",
-        flush_interval_s=0.05,
-        batch_lines=50,
-        tail_lines=5,
-        kill_grace_s=1.0,
-        progress_sink=progress,
-        warm_pool=pool,
+        timeout_s=timeout_s,
     )
+    execution = await launcher.start(job, log_sink=sink, progress_sink=progress)
+    run.result = await execution.wait()
     return run
 
 

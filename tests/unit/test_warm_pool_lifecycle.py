@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from theodolite_worker.execution import ExecutionResult, run_command
+from theodolite_worker.execution import ExecutionOptions, ExecutionResult, JobCommand, JobLauncher
 from theodolite_worker.warm_pool import WarmPool
 
 
@@ -22,19 +22,18 @@ async def _run(pool: WarmPool, tmp_path: Path) -> ExecutionResult:
     async def sink(lines: list[str]) -> None:
         assert lines == ["ran"]
 
-    return await run_command(
+    launcher = JobLauncher(
+        ExecutionOptions(flush_interval_s=0.05, batch_lines=10, tail_lines=3, kill_grace_s=1.0),
+        warm_pool=pool,
+    )
+    job = JobCommand(
         "python run.py",
         cwd=tmp_path,
         env=dict(os.environ),
-        timeout_s=30,
-        log_sink=sink,
         log_file=tmp_path / "out.log",
-        flush_interval_s=0.05,
-        batch_lines=10,
-        tail_lines=3,
-        kill_grace_s=1.0,
-        warm_pool=pool,
+        timeout_s=30,
     )
+    return await (await launcher.start(job, log_sink=sink)).wait()
 
 
 def _importable(folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -5,7 +5,7 @@ import os
 import time
 from pathlib import Path
 
-from theodolite_worker.execution import run_command
+from theodolite_worker.execution import ExecutionOptions, JobCommand, JobLauncher
 
 
 def _gone(pid: int) -> bool:
@@ -23,18 +23,17 @@ async def _run(command: str, tmp_path: Path, timeout_s: float | None = None) -> 
     async def sink(lines: list[str]) -> None:
         batches.append(lines)
 
-    result = await run_command(
+    launcher = JobLauncher(
+        ExecutionOptions(flush_interval_s=0.05, batch_lines=3, tail_lines=4, kill_grace_s=1.0)
+    )
+    job = JobCommand(
         command,
         cwd=tmp_path,
         env=dict(os.environ),
-        timeout_s=timeout_s,
-        log_sink=sink,
         log_file=tmp_path / "out.log",
-        flush_interval_s=0.05,
-        batch_lines=3,
-        tail_lines=4,
-        kill_grace_s=1.0,
+        timeout_s=timeout_s,
     )
+    result = await (await launcher.start(job, log_sink=sink)).wait()
     return result, batches
 
 

@@ -6,7 +6,13 @@ import os
 import time
 from pathlib import Path
 
-from theodolite_worker.execution import MAX_LINE_BYTES, ExecutionResult, run_command
+from theodolite_worker.execution import (
+    MAX_LINE_BYTES,
+    ExecutionOptions,
+    ExecutionResult,
+    JobCommand,
+    JobLauncher,
+)
 
 
 async def _run(command: str, tmp_path: Path, timeout_s: float | None = 30) -> tuple:
@@ -15,18 +21,17 @@ async def _run(command: str, tmp_path: Path, timeout_s: float | None = 30) -> tu
     async def sink(batch: list[str]) -> None:
         lines.extend(batch)
 
-    result: ExecutionResult = await run_command(
+    launcher = JobLauncher(
+        ExecutionOptions(flush_interval_s=0.05, batch_lines=10, tail_lines=3, kill_grace_s=1.0)
+    )
+    job = JobCommand(
         command,
         cwd=tmp_path,
         env=dict(os.environ),
-        timeout_s=timeout_s,
-        log_sink=sink,
         log_file=tmp_path / "out.log",
-        flush_interval_s=0.05,
-        batch_lines=10,
-        tail_lines=3,
-        kill_grace_s=1.0,
+        timeout_s=timeout_s,
     )
+    result: ExecutionResult = await (await launcher.start(job, log_sink=sink)).wait()
     return result, lines
 
 

@@ -1,8 +1,10 @@
 """Runs one entry point command in its own process group and streams its output.
 
-A job process starts either with ``bash -c`` in a new session (any command) or as a warm pool
-child (plain Python commands, see ``warm_pool``); both are supervised here the same way: output
-lines stream to a log sink, progress lines to a progress sink, and a timeout kills the group.
+``JobLauncher.start`` starts the command (in the warm pool when it can, else with ``bash -c``)
+and returns a ``JobExecution``: a handle with ``wait``, ``cancel`` and ``status``, like MLflow's
+``SubmittedRun``. While it runs, a background task supervises it the same way whichever way it
+started: output lines stream to a log sink in batches, progress lines to a progress sink, and a
+timeout or a cancel kills the whole process group.
 """
 
 from __future__ import annotations
@@ -10,23 +12,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import signal
 import time
-from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TextIO
 
 from pydantic import ValidationError
 
 from theodolite.events import PROGRESS_LINE_PREFIX, JobProgress
-from theodolite_worker.orphans import die_with_parent
-
-if TYPE_CHECKING:
-    from theodolite_worker.warm_pool import WarmPool
+from theodolite_worker.process import JobProcess, ProcessSpawner, start_bash
+from theodolite_worker.settings import WorkerSettings
 
 log = logging.getLogger(__name__)
 
@@ -39,68 +38,59 @@ LogSink = Callable[[list[str]], Awaitable[None]]
 ProgressSink = Callable[[JobProgress], Awaitable[None]]
 
 
+class ExecutionStatus(StrEnum):
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"  # exited with status 0
+    FAILED = "failed"  # any other exit, or its supervision failed
+    TIMED_OUT = "timed_out"
+    STOPPED = "stopped"  # ended by ``cancel`` (a user's cancel, a worker's shutdown)
+
+
 @dataclass
 class ExecutionResult:
     exit_code: int
     timed_out: bool
     log_tail: list[str]
     warm: bool = False
-    stopped: bool = False  # ended by ``stop`` (cancel, shutdown), not by itself
-
-
-class JobProcess(ABC):
-    """A started job: leader of its own process group, its stdout+stderr on ``stdout``."""
-
-    warm = False
-
-    def __init__(self, pid: int, stdout: asyncio.StreamReader) -> None:
-        self.pid = pid
-        self.stdout = stdout
+    stopped: bool = False  # ended by ``cancel`` (cancel, shutdown), not by itself
 
     @property
-    @abstractmethod
-    def returncode(self) -> int | None:
-        """The exit status (negative: killed by that signal), None while it runs."""
-
-    def kill_group(self, sig: signal.Signals) -> None:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.pid, sig)
-
-    @abstractmethod
-    async def close(self) -> None:
-        """Release what the parent holds for it (after it exited)."""
+    def status(self) -> ExecutionStatus:
+        if self.stopped:
+            return ExecutionStatus.STOPPED
+        if self.timed_out:
+            return ExecutionStatus.TIMED_OUT
+        return ExecutionStatus.SUCCEEDED if self.exit_code == 0 else ExecutionStatus.FAILED
 
 
-class _BashProcess(JobProcess):
-    def __init__(self, process: asyncio.subprocess.Process) -> None:
-        assert process.stdout is not None
-        super().__init__(process.pid, process.stdout)
-        self._process = process
+@dataclass(frozen=True)
+class ExecutionOptions:
+    """How output is batched and kept, and how long a stopped job may take to end."""
 
-    @property
-    def returncode(self) -> int | None:
-        return self._process.returncode
+    flush_interval_s: float = 0.25  # longest a log line waits to be sent
+    batch_lines: int = 200  # most lines in one log batch
+    tail_lines: int = 50  # lines the result keeps
+    kill_grace_s: float = 5.0  # SIGTERM to SIGKILL
 
-    async def close(self) -> None:
-        """Nothing to do: asyncio closes the pipe and reaps the process itself."""
+    @classmethod
+    def from_settings(cls, settings: WorkerSettings) -> ExecutionOptions:
+        return cls(
+            flush_interval_s=settings.log_flush_interval_s,
+            batch_lines=settings.log_batch_lines,
+            tail_lines=settings.log_tail_lines,
+            kill_grace_s=settings.kill_grace_s,
+        )
 
 
-async def start_bash(command: str, *, cwd: Path, env: dict[str, str]) -> JobProcess:
-    """``bash -c command`` in a new session (its own process group); stderr joins stdout."""
-    process = await asyncio.create_subprocess_exec(
-        "bash",
-        "-c",
-        command,
-        cwd=cwd,
-        env=env,
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-        start_new_session=True,
-        # bash execs a single simple command, which keeps this: the job dies with the worker.
-        preexec_fn=die_with_parent,
-    )
-    return _BashProcess(process)
+@dataclass(frozen=True)
+class JobCommand:
+    """What to run: the command (bash syntax), where, with what environment, for how long."""
+
+    command: str
+    cwd: Path
+    env: dict[str, str]
+    log_file: Path  # every log line is appended here too
+    timeout_s: float | None = None
 
 
 def parse_progress(line: str) -> JobProgress | None:
@@ -116,11 +106,11 @@ def parse_progress(line: str) -> JobProgress | None:
 class _Output:
     """Collects a job's lines: log lines to the file, tail and pending batch; progress apart."""
 
-    def __init__(self, log_file: Path, tail_lines: int, *, progress: bool) -> None:
+    def __init__(self, log_file: TextIO, tail_lines: int, *, progress: bool) -> None:
         self.pending: list[str | JobProgress] = []
         self.tail: deque[str] = deque(maxlen=tail_lines)
         self._progress = progress
-        self._file = log_file.open("a", encoding="utf-8")
+        self._file = log_file
 
     def add(self, raw: bytes) -> None:
         line = raw.decode(errors="replace").rstrip("\r")
@@ -135,9 +125,6 @@ class _Output:
         self.pending.append(line)
         self.tail.append(line)
         self._file.write(line + "\n")
-
-    def close(self) -> None:
-        self._file.close()
 
 
 async def _read_output(stream: asyncio.StreamReader, on_line: Callable[[bytes], None]) -> None:
@@ -160,142 +147,181 @@ async def _read_output(stream: asyncio.StreamReader, on_line: Callable[[bytes], 
 async def _terminate(process: JobProcess, kill_grace_s: float) -> None:
     process.kill_group(signal.SIGTERM)
     grace_end = time.monotonic() + kill_grace_s
-    # returncode has no event to wait on (see supervise): poll it.
+    # returncode has no event to wait on (see _supervise): poll it.
     while process.returncode is None and time.monotonic() < grace_end:  # noqa: ASYNC110
         await asyncio.sleep(0.05)
     process.kill_group(signal.SIGKILL)
 
 
-async def supervise(
-    process: JobProcess,
-    *,
-    timeout_s: float | None,
-    log_sink: LogSink,
-    log_file: Path,
-    flush_interval_s: float,
-    batch_lines: int,
-    tail_lines: int,
-    kill_grace_s: float,
-    progress_sink: ProgressSink | None = None,
-    stop: asyncio.Event | None = None,
-) -> ExecutionResult:
-    """Stream the job's output until it ended and its output closed; enforce the timeout, and
-    stop the job's whole process group when ``stop`` is set."""
-    try:
-        output = _Output(log_file, tail_lines, progress=progress_sink is not None)
-    except BaseException:
-        process.kill_group(signal.SIGKILL)
-        await process.close()
-        raise
-    reader = asyncio.create_task(_read_output(process.stdout, output.add))
-    deadline = None if timeout_s is None else time.monotonic() + timeout_s
-    timed_out = False
-    stopped = False
+class JobExecution:
+    """A started job, supervised in the background until it ended and its output closed."""
 
-    async def flush() -> None:
+    def __init__(
+        self,
+        process: JobProcess,
+        job: JobCommand,
+        options: ExecutionOptions,
+        *,
+        log_sink: LogSink,
+        progress_sink: ProgressSink | None = None,
+    ) -> None:
+        self.pid = process.pid
+        self.warm = process.warm
+        self._process = process
+        self._job = job
+        self._options = options
+        self._log_sink = log_sink
+        self._progress_sink = progress_sink
+        self._stop = asyncio.Event()
+        self._supervisor: asyncio.Task[ExecutionResult] | None = None
+
+    @classmethod
+    def supervise(
+        cls,
+        process: JobProcess,
+        job: JobCommand,
+        options: ExecutionOptions,
+        *,
+        log_sink: LogSink,
+        progress_sink: ProgressSink | None = None,
+    ) -> JobExecution:
+        """A handle on ``process``, supervised from now on by a task of the running loop."""
+        execution = cls(process, job, options, log_sink=log_sink, progress_sink=progress_sink)
+        execution._supervisor = asyncio.create_task(
+            execution._supervise(), name=f"job-process-{process.pid}"
+        )
+        return execution
+
+    def cancel(self) -> None:
+        """Stop the job: SIGTERM to its group, SIGKILL after the grace; ``wait`` says stopped."""
+        self._stop.set()
+
+    def status(self) -> ExecutionStatus:
+        assert self._supervisor is not None, "made by JobExecution.supervise"
+        if not self._supervisor.done():
+            return ExecutionStatus.RUNNING
+        if self._supervisor.cancelled() or self._supervisor.exception() is not None:
+            return ExecutionStatus.FAILED
+        return self._supervisor.result().status
+
+    async def wait(self) -> ExecutionResult:
+        """The result, once the job ended and all its output was sent."""
+        # Not shielded on purpose: cancelling the waiter cancels the supervision, which kills
+        # the group, so a job never outlives the code that waits for it.
+        assert self._supervisor is not None, "made by JobExecution.supervise"
+        return await self._supervisor
+
+    async def _flush(self, output: _Output) -> None:
         items, output.pending = output.pending, []
         while items:
-            if isinstance(items[0], JobProgress):
-                assert progress_sink is not None
-                await progress_sink(items.pop(0))
+            head = items[0]
+            if isinstance(head, JobProgress):
+                assert self._progress_sink is not None
+                del items[0]
+                await self._progress_sink(head)
                 continue
             count = 1
-            while count < min(len(items), batch_lines) and isinstance(items[count], str):
+            while count < min(len(items), self._options.batch_lines) and isinstance(
+                items[count], str
+            ):
                 count += 1
             batch = [item for item in items[:count] if isinstance(item, str)]
             del items[:count]
-            await log_sink(batch)
+            await self._log_sink(batch)
 
-    try:
-        # Poll returncode rather than await wait(): before Python 3.12, wait() also waits for the
-        # pipes to close, which a background child of the script can hold open forever.
-        exited_at: float | None = None
-        exit_polls = 0
-        while True:
-            if reader.done():
-                # Output closed: the exit follows at once, unless the script closed its stdout.
-                exit_polls += 1
-                await asyncio.sleep(EXIT_POLL_S if exit_polls < 100 else flush_interval_s)
-            else:
-                await asyncio.wait({reader}, timeout=flush_interval_s)
-            await flush()
-            returncode = process.returncode
-            if reader.done() and (returncode is not None or reader.exception() is not None):
-                break
-            now = time.monotonic()
-            if returncode is not None:
-                exited_at = now if exited_at is None else exited_at
-                if now - exited_at > ORPHAN_GRACE_S:
-                    # The script exited but something it started still holds its output open.
-                    process.kill_group(signal.SIGKILL)
-            elif stop is not None and stop.is_set() and not stopped:
-                stopped = True
-                await _terminate(process, kill_grace_s)
-                deadline = None
-            elif deadline is not None and now > deadline:
-                timed_out = True
-                await _terminate(process, kill_grace_s)
-                deadline = None
-        await reader
-        exit_code = process.returncode
-        assert exit_code is not None
-    finally:
-        # Children that outlived the main process would hold the job's resources: end them too.
-        process.kill_group(signal.SIGKILL)
-        if not reader.done():
-            reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await reader
-        output.close()
-        await process.close()
-    await flush()
-    return ExecutionResult(
-        exit_code=exit_code,
-        timed_out=timed_out,
-        log_tail=list(output.tail),
-        warm=process.warm,
-        stopped=stopped,
-    )
+    async def _supervise(self) -> ExecutionResult:
+        process, options = self._process, self._options
+        try:
+            log_file = self._job.log_file.open("a", encoding="utf-8")
+        except BaseException:
+            process.kill_group(signal.SIGKILL)
+            await process.close()
+            raise
+        with log_file:
+            output = _Output(log_file, options.tail_lines, progress=self._progress_sink is not None)
+            exit_code, timed_out, stopped = await self._watch(output)
+        await self._flush(output)
+        return ExecutionResult(
+            exit_code=exit_code,
+            timed_out=timed_out,
+            log_tail=list(output.tail),
+            warm=process.warm,
+            stopped=stopped,
+        )
+
+    async def _watch(self, output: _Output) -> tuple[int, bool, bool]:
+        """Stream output until the job ended; enforce the timeout and the stop request."""
+        process, options = self._process, self._options
+        reader = asyncio.create_task(_read_output(process.stdout, output.add))
+        timeout_s = self._job.timeout_s
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        timed_out = stopped = False
+        try:
+            # Poll returncode rather than await wait(): before Python 3.12, wait() also waits for
+            # the pipes to close, which a background child of the script can hold open forever.
+            exited_at: float | None = None
+            exit_polls = 0
+            while True:
+                if reader.done():
+                    # Output closed: the exit follows at once, unless the script closed stdout.
+                    exit_polls += 1
+                    await asyncio.sleep(
+                        EXIT_POLL_S if exit_polls < 100 else options.flush_interval_s
+                    )
+                else:
+                    await asyncio.wait({reader}, timeout=options.flush_interval_s)
+                await self._flush(output)
+                returncode = process.returncode
+                if reader.done() and (returncode is not None or reader.exception() is not None):
+                    break
+                now = time.monotonic()
+                if returncode is not None:
+                    exited_at = now if exited_at is None else exited_at
+                    if now - exited_at > ORPHAN_GRACE_S:
+                        # The script exited but something it started still holds its output.
+                        process.kill_group(signal.SIGKILL)
+                elif self._stop.is_set() and not stopped:
+                    stopped = True
+                    await _terminate(process, options.kill_grace_s)
+                    deadline = None
+                elif deadline is not None and now > deadline:
+                    timed_out = True
+                    await _terminate(process, options.kill_grace_s)
+                    deadline = None
+            await reader
+            exit_code = process.returncode
+            assert exit_code is not None
+        finally:
+            # Children that outlived the main process would hold the job's resources: end them.
+            process.kill_group(signal.SIGKILL)
+            if not reader.done():
+                reader.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await reader
+            await process.close()
+        return exit_code, timed_out, stopped
 
 
-async def run_command(
-    command: str,
-    *,
-    cwd: Path,
-    env: dict[str, str],
-    timeout_s: float | None,
-    log_sink: LogSink,
-    log_file: Path,
-    flush_interval_s: float,
-    batch_lines: int,
-    tail_lines: int,
-    kill_grace_s: float,
-    progress_sink: ProgressSink | None = None,
-    warm_pool: WarmPool | None = None,
-    stop: asyncio.Event | None = None,
-) -> ExecutionResult:
-    """Run ``command`` in its own process group and stream its output; stderr joins stdout.
+class JobLauncher:
+    """Starts job commands: plain Python ones in the warm pool when it is ready, else bash."""
 
-    Plain Python commands start in ``warm_pool`` when it is ready, anything else with bash.
-    Log lines reach ``log_sink`` in batches, at least every ``flush_interval_s``; progress lines
-    (``PROGRESS_LINE_PREFIX`` + a JSON ``JobProgress``) reach ``progress_sink`` instead, when one
-    is given. On timeout the whole group gets SIGTERM, then SIGKILL after ``kill_grace_s``.
-    """
-    process = None
-    if warm_pool is not None:
-        process = await warm_pool.spawn(command, cwd=cwd, env=env)
-    if process is None:
-        process = await start_bash(command, cwd=cwd, env=env)
-    log.info("job process %d started %s", process.pid, "warm" if process.warm else "cold")
-    return await supervise(
-        process,
-        timeout_s=timeout_s,
-        log_sink=log_sink,
-        log_file=log_file,
-        flush_interval_s=flush_interval_s,
-        batch_lines=batch_lines,
-        tail_lines=tail_lines,
-        kill_grace_s=kill_grace_s,
-        progress_sink=progress_sink,
-        stop=stop,
-    )
+    def __init__(self, options: ExecutionOptions, *, warm_pool: ProcessSpawner | None = None):
+        self.options = options
+        self._warm_pool = warm_pool
+
+    async def start(
+        self, job: JobCommand, *, log_sink: LogSink, progress_sink: ProgressSink | None = None
+    ) -> JobExecution:
+        """The job started in its own process group (stderr joins stdout), supervised."""
+        # Log lines reach ``log_sink`` in batches, at least every ``flush_interval_s``; progress
+        # lines (``PROGRESS_LINE_PREFIX`` + a JSON ``JobProgress``) reach ``progress_sink``
+        # instead when one is given, else they are log lines like any other.
+        process = None
+        if self._warm_pool is not None:
+            process = await self._warm_pool.spawn(job.command, cwd=job.cwd, env=job.env)
+        if process is None:
+            process = await start_bash(job.command, cwd=job.cwd, env=job.env)
+        log.info("job process %d started %s", process.pid, "warm" if process.warm else "cold")
+        return JobExecution.supervise(
+            process, job, self.options, log_sink=log_sink, progress_sink=progress_sink
+        )

@@ -9,7 +9,7 @@ import os
 import shutil
 import sys
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from theodolite.archives import ArchiveLimits, extract_archive
@@ -29,12 +29,18 @@ from theodolite.problems import ProblemsError
 from theodolite.sdk.protocol import PLUGINS_ENV, RESULT_FILE_ENV
 from theodolite.storage import IntegrityError, ObjectNotFound
 from theodolite_worker.archive_cache import ArchiveCache
-from theodolite_worker.execution import ExecutionResult, run_command
+from theodolite_worker.execution import (
+    ExecutionOptions,
+    ExecutionResult,
+    JobCommand,
+    JobExecution,
+    JobLauncher,
+)
 from theodolite_worker.job_events import JobEventPublisher
 from theodolite_worker.plugin_cache import PluginCache
+from theodolite_worker.process import ProcessSpawner
 from theodolite_worker.settings import WorkerSettings
 from theodolite_worker.tracking import JobRunTracker
-from theodolite_worker.warm_pool import WarmPool
 
 log = logging.getLogger(__name__)
 
@@ -45,15 +51,22 @@ class JobSetupError(Exception):
 
 @dataclass
 class JobControl:
-    """How the worker stops a running attempt: set ``stop`` after naming the reason."""
+    """How the worker stops a running attempt, whether or not its process has started yet."""
 
-    stop: asyncio.Event = field(default_factory=asyncio.Event)
-    reason: str | None = None  # "cancel" or "shutdown"
+    reason: str | None = None  # "cancel" or "shutdown": the first one asked
+    execution: JobExecution | None = None
 
     def request(self, reason: str) -> None:
         if self.reason is None:
             self.reason = reason
-        self.stop.set()
+        if self.execution is not None:
+            self.execution.cancel()
+
+    def attach(self, execution: JobExecution) -> None:
+        """The attempt's process has started: a stop asked while it was prepared applies now."""
+        self.execution = execution
+        if self.reason is not None:
+            execution.cancel()
 
 
 def job_environment(
@@ -95,11 +108,11 @@ class JobRunner:
         cache: ArchiveCache,
         tracker: JobRunTracker,
         plugins: PluginCache | None = None,
-        warm_pool: WarmPool | None = None,
+        warm_pool: ProcessSpawner | None = None,
     ) -> None:
         self._settings = settings
         self._plugins = plugins
-        self._warm_pool = warm_pool
+        self._launcher = JobLauncher(ExecutionOptions.from_settings(settings), warm_pool=warm_pool)
         self._cache = cache
         self._tracker = tracker
         self._limits = ArchiveLimits(**settings.archive_limits.model_dump())
@@ -167,21 +180,20 @@ class JobRunner:
             env[RESULT_FILE_ENV] = str(result_file)
             env[PLUGINS_ENV] = json.dumps(await self._plugin_folders(job))
 
-            result = await run_command(
-                command,
-                cwd=job_dir / "project",
-                env=env,
-                timeout_s=job.timeout_s,
+            execution = await self._launcher.start(
+                JobCommand(
+                    command,
+                    cwd=job_dir / "project",
+                    env=env,
+                    log_file=log_file,
+                    timeout_s=job.timeout_s,
+                ),
                 log_sink=send_lines,
                 progress_sink=send_progress,
-                log_file=log_file,
-                flush_interval_s=self._settings.log_flush_interval_s,
-                batch_lines=self._settings.log_batch_lines,
-                tail_lines=self._settings.log_tail_lines,
-                kill_grace_s=self._settings.kill_grace_s,
-                warm_pool=self._warm_pool,
-                stop=control.stop if control is not None else None,
             )
+            if control is not None:
+                control.attach(execution)
+            result = await execution.wait()
             if log_file.exists():
                 await self._tracker.log_artifact(run_id, log_file, "logs")
             await self._report(events, run_id, job, result, result_file, control)

@@ -16,7 +16,7 @@ import sys
 import threading
 import traceback
 from multiprocessing.connection import Connection
-from typing import Literal, NamedTuple, TextIO
+from typing import Literal, NamedTuple
 
 from theodolite_worker.orphans import die_with_parent
 
@@ -38,7 +38,7 @@ def probe(result: Connection, modules: list[str]) -> None:
     result.close()
 
 
-def _text_stream(fd: int, encoding: str, errors: str) -> TextIO:
+def _text_stream(fd: int, encoding: str, errors: str) -> io.TextIOWrapper:
     # Like ``python -u``: every write reaches the pipe at once, so stdout and stderr interleave
     # in the order they were written.
     raw = io.FileIO(fd, "w", closefd=False)
@@ -59,8 +59,14 @@ def _redirect_output(output: Connection) -> None:
         os.close(null)
     encoding = getattr(sys.__stdout__, "encoding", None) or "utf-8"
     _replaced_streams.extend((sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__))
-    sys.stdout = sys.__stdout__ = _text_stream(1, encoding, "strict")
-    sys.stderr = sys.__stderr__ = _text_stream(2, encoding, "backslashreplace")
+    stdout, stderr = (
+        _text_stream(1, encoding, "strict"),
+        _text_stream(2, encoding, "backslashreplace"),
+    )
+    # The originals too, as the job's own interpreter would have them; typeshed calls them Final,
+    # which holds for a process that keeps its streams, not for this fork.
+    sys.stdout = sys.__stdout__ = stdout  # type: ignore[misc]
+    sys.stderr = sys.__stderr__ = stderr  # type: ignore[misc]
 
 
 def _print_job_traceback(exc: BaseException) -> None:

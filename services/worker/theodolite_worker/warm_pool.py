@@ -10,6 +10,7 @@ spends importing mlflow, prefect, torch and art. Traps, measured (ARCHITECTURE.m
 - a module that fails to import is skipped silently: a probe child reports what was loaded.
 
 multiprocessing keeps one forkserver per process, so a process has at most one started pool.
+The forkserver imports this module too: what it defines must cost nothing to import.
 """
 
 from __future__ import annotations
@@ -24,13 +25,14 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from multiprocessing.connection import Connection
 from multiprocessing.context import ForkServerContext, ForkServerProcess
 from pathlib import Path
+from typing import Protocol, cast
 
 from theodolite_worker import warm_child
-from theodolite_worker.execution import JobProcess
+from theodolite_worker.process import JobProcess
 from theodolite_worker.settings import DEFAULT_WARM_PRELOAD
 from theodolite_worker.warm_child import WarmCommand
 from theodolite_worker.warm_command import parse_warm_command
@@ -127,9 +129,18 @@ class WarmProcess(JobProcess):
             await asyncio.sleep(0.01)
 
 
-def _server() -> multiprocessing.forkserver.ForkServer:
-    # multiprocessing has no public way to see or stop its forkserver.
-    return multiprocessing.forkserver._forkserver  # type: ignore[attr-defined]
+class _ForkServerInternals(Protocol):
+    """The private parts of multiprocessing's ``ForkServer`` used here (typeshed omits them)."""
+
+    _forkserver_pid: int | None
+
+    def _stop(self) -> None: ...
+
+
+def _server() -> _ForkServerInternals:
+    # multiprocessing has no public way to see or stop its forkserver: its private parts are
+    # the only handle on it.
+    return cast(_ForkServerInternals, multiprocessing.forkserver._forkserver)
 
 
 def _server_died() -> bool:
@@ -263,3 +274,19 @@ class WarmPool:
                     with contextlib.suppress(ProcessLookupError):
                         os.kill(server._forkserver_pid, signal.SIGTERM)
                 server._stop()
+
+
+@contextlib.asynccontextmanager
+async def running_warm_pool(preload: Sequence[str]) -> AsyncIterator[WarmPool]:
+    """A pool warming up in the background (jobs that come before it is warm run cold)."""
+    pool = WarmPool(preload)
+    # It takes the environment as it is now (Prefect reads its settings at import).
+    starting = asyncio.ensure_future(asyncio.to_thread(pool.start))
+    try:
+        yield pool
+    finally:
+        await asyncio.to_thread(pool.shutdown)
+        try:
+            await starting
+        except Exception:
+            log.warning("the warm pool failed to start", exc_info=True)
