@@ -14,13 +14,13 @@ from art.attacks.inference.membership_inference import MembershipInferenceBlackB
 from art.attacks.poisoning import PoisoningAttackBackdoor
 from art.attacks.poisoning.perturbations import add_pattern_bd
 from theodolite_attacks import tasks as attacks
-from theodolite_attacks._seeding import isolated
 from theodolite_defences import tasks as defences
 from theodolite_metrics import tasks as metrics
 from theodolite_models.tasks import art_classifier, build_cnn, train_cnn
 
 from tests.fixtures import library
 from tests.fixtures.library import Digits, seed_everything
+from theodolite.sdk import isolated
 
 # The shared fixtures (tests/fixtures/library.py), visible to pytest in this module.
 cnn, cnn_classifier, images = library.cnn, library.cnn_classifier, library.images

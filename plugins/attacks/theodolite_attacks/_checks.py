@@ -8,7 +8,7 @@ import numpy as np
 from art.estimators.classification.classifier import ClassGradientsMixin, ClassifierMixin
 from art.estimators.estimator import LossGradientsMixin
 
-from theodolite_attacks._seeding import isolated
+from theodolite.sdk import isolated
 
 NORMS: dict[str, float] = {"inf": np.inf, "1": 1.0, "2": 2.0}
 

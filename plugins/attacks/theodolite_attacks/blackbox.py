@@ -9,7 +9,7 @@ import numpy as np
 from art.attacks.evasion import HopSkipJump, SquareAttack
 from art.estimators.classification.classifier import ClassifierMixin
 
-from theodolite.sdk import task
+from theodolite.sdk import isolated, resolve_seed, seeded, task
 from theodolite_attacks._checks import (
     bad_input,
     check_classifier,
@@ -19,7 +19,6 @@ from theodolite_attacks._checks import (
     norm_value,
     predicted_labels,
 )
-from theodolite_attacks._seeding import isolated, resolve_seed, seeded
 
 
 @task

@@ -1,8 +1,8 @@
 """Evasion attacks through ART, unchanged: the plumbing must not change the science.
 
 Every task builds the ART attack with the given parameters and calls ``generate`` inside a
-seeded section (see ``_seeding``): a plain script that seeds numpy, random and torch with the same
-seed and makes the same call gets the same array."""
+seeded section (see ``theodolite.sdk.seeding``): a plain script that seeds numpy, random and
+torch with the same seed and makes the same call gets the same array."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from art.estimators.classification import SklearnClassifier
 from art.estimators.classification.classifier import ClassifierMixin
 from sklearn.base import BaseEstimator
 
-from theodolite.sdk import task
+from theodolite.sdk import isolated, resolve_seed, seeded, task
 from theodolite_attacks._checks import (
     bad_input,
     check_classifier,
@@ -29,7 +29,6 @@ from theodolite_attacks._checks import (
     check_positive_int,
     norm_value,
 )
-from theodolite_attacks._seeding import isolated, resolve_seed, seeded
 
 Norm = Literal["inf", "1", "2"]
 

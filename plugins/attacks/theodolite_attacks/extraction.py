@@ -9,9 +9,8 @@ from art.attacks.extraction import CopycatCNN
 from art.estimators.classification import PyTorchClassifier
 from art.estimators.classification.classifier import ClassifierMixin
 
-from theodolite.sdk import current, task
+from theodolite.sdk import current, resolve_seed, seeded, task
 from theodolite_attacks._checks import bad_input, check_classifier, check_inputs, check_positive_int
-from theodolite_attacks._seeding import resolve_seed, seeded
 
 
 @task

@@ -8,9 +8,8 @@ import numpy as np
 from art.attacks.inference.membership_inference import MembershipInferenceBlackBox
 from art.estimators.classification.classifier import ClassifierMixin
 
-from theodolite.sdk import task
+from theodolite.sdk import resolve_seed, seeded, task
 from theodolite_attacks._checks import bad_input, check_classifier, check_inputs, check_labels
-from theodolite_attacks._seeding import resolve_seed, seeded
 
 
 class MembershipScores(TypedDict):

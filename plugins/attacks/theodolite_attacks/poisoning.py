@@ -9,9 +9,8 @@ import numpy as np
 from art.attacks.poisoning import PoisoningAttackBackdoor
 from art.attacks.poisoning.perturbations import add_pattern_bd
 
-from theodolite.sdk import task
+from theodolite.sdk import resolve_seed, task
 from theodolite_attacks._checks import bad_input
-from theodolite_attacks._seeding import resolve_seed
 
 
 class Poisoned(TypedDict):

@@ -7,7 +7,7 @@ from typing import Literal, TypedDict
 import numpy as np
 from art.estimators.classification.classifier import ClassifierMixin
 
-from theodolite.sdk import current, task
+from theodolite.sdk import current, resolve_seed, task
 from theodolite_attacks._checks import (
     bad_input,
     check_classifier,
@@ -17,7 +17,6 @@ from theodolite_attacks._checks import (
     check_positive_int,
     predicted_labels,
 )
-from theodolite_attacks._seeding import resolve_seed
 from theodolite_attacks.evasion import run_fgm, run_pgd
 
 

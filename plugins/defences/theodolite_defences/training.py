@@ -12,9 +12,8 @@ from art.defences.trainer import AdversarialTrainer
 from art.estimators.classification import PyTorchClassifier
 from art.estimators.classification.classifier import ClassifierMixin
 
-from theodolite.sdk import current, task
+from theodolite.sdk import current, resolve_seed, seeded, task
 from theodolite_defences._checks import bad_input, check_classifier, check_data, clip_values
-from theodolite_defences._seeding import resolve_seed, seeded
 
 
 class Augmented(TypedDict):

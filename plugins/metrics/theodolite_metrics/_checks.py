@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 from art.estimators.classification.classifier import ClassifierMixin
 
-from theodolite_metrics._seeding import isolated
+from theodolite.sdk import isolated
 
 
 def bad_input(task: str, name: str, message: str) -> ValueError:

@@ -7,9 +7,8 @@ import torch
 from torch import nn
 from torch.nn import functional
 
-from theodolite.sdk import current, task
+from theodolite.sdk import current, resolve_seed, seeded, task
 from theodolite_models._checks import bad_input, check_positive, check_training_data
-from theodolite_models._seeding import resolve_seed, seeded
 from theodolite_models.nets import DigitsCNN, MLPNet
 
 

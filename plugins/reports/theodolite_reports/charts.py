@@ -7,9 +7,8 @@ import numpy as np
 from art.estimators.classification.classifier import ClassifierMixin
 from matplotlib.figure import Figure
 
-from theodolite.sdk import task
+from theodolite.sdk import isolated, task
 from theodolite_reports._figures import bad_input, new_figure
-from theodolite_reports._seeding import isolated
 
 
 def _labels(classifier: ClassifierMixin, x: np.ndarray) -> np.ndarray:

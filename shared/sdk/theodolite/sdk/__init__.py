@@ -10,10 +10,22 @@
 
 A task's contract is its signature: type hints, defaults and docstring become a JSON schema for
 its inputs and output; values with no JSON form (arrays, models) are named opaque types.
+Tasks that call into libraries drawing from process-wide generators (ART, PyTorch) run them in
+``seeded`` or ``isolated`` sections, which keep concurrent steps deterministic.
 """
 
 from theodolite.sdk.context import TaskContext, current
 from theodolite.sdk.schema import TaskSpec, task_spec
+from theodolite.sdk.seeding import isolated, resolve_seed, seeded
 from theodolite.sdk.task import task
 
-__all__ = ["TaskContext", "TaskSpec", "current", "task", "task_spec"]
+__all__ = [
+    "TaskContext",
+    "TaskSpec",
+    "current",
+    "isolated",
+    "resolve_seed",
+    "seeded",
+    "task",
+    "task_spec",
+]

@@ -8,7 +8,12 @@ the steps interleave), ``isolated`` only shields the others from its draws (pred
 Code that draws from those generators without the lock, which no built-in task does, can still
 get in between.
 
-(The same file is in each plugin that needs it: plugins import nothing from one another.)
+    from theodolite.sdk import isolated, resolve_seed, seeded
+
+    with seeded(resolve_seed("square", seed)):
+        adversarial = attack.generate(x)
+
+numpy and torch are looked up when a section starts, never imported by the SDK itself.
 """
 
 from __future__ import annotations
@@ -20,11 +25,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from typing import Any
 
-import numpy as np
+from theodolite.sdk.context import current
 
-from theodolite.sdk import current
-
-# One lock per process for every plugin, whichever of them is imported first.
+# One lock per process, kept on ``sys``: plugin versions published before the SDK had this
+# module carry a copy of it, and a worker may run one of those beside a newer plugin.
 LOCK: threading.RLock = vars(sys).setdefault("_theodolite_global_rng_lock", threading.RLock())
 
 MAX_SEED = 2**32 - 1
@@ -39,14 +43,24 @@ def resolve_seed(task: str, seed: int | None) -> int:
     return int(seed)
 
 
+def _numpy() -> Any:
+    # Imported here, not at the top: plugin authors install the SDK without numpy.
+    try:
+        import numpy
+    except ImportError:
+        return None
+    return numpy
+
+
 def _torch() -> Any:
     return sys.modules.get("torch")  # only a plugin that uses torch has imported it
 
 
 def seed_everything(seed: int) -> None:
-    """What a plain script does before calling ART: the fidelity tests do exactly this."""
+    """Seed Python's, numpy's and torch's global generators, as a plain script does."""
     random.seed(seed)
-    np.random.seed(seed)
+    if (numpy := _numpy()) is not None:
+        numpy.random.seed(seed)
     if (torch := _torch()) is not None:
         torch.manual_seed(seed)
 
@@ -62,12 +76,15 @@ def _forked_torch() -> Any:
 @contextmanager
 def isolated() -> Iterator[None]:
     """Hold the lock and leave the global generators as they were (for predictions)."""
+    numpy = _numpy()
     with LOCK, _forked_torch():
-        numpy_state, python_state = np.random.get_state(), random.getstate()
+        numpy_state = numpy.random.get_state() if numpy is not None else None
+        python_state = random.getstate()
         try:
             yield
         finally:
-            np.random.set_state(numpy_state)
+            if numpy is not None:
+                numpy.random.set_state(numpy_state)
             random.setstate(python_state)
 
 

@@ -1,0 +1,122 @@
+"""The SDK's seeding lock: seeded sections give a plain script's numbers, leave the global
+generators as they were, and stay deterministic when sections run in threads at once."""
+
+from __future__ import annotations
+
+import json
+import random
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+import torch
+
+from theodolite.sdk import isolated, resolve_seed, seeded
+from theodolite.sdk.context import TaskContext, activate, deactivate, step_seed
+from theodolite.sdk.seeding import LOCK, MAX_SEED, seed_everything
+
+
+def draws() -> tuple[float, float, float]:
+    """One number from each of Python's, numpy's and torch's global generators."""
+    return random.random(), float(np.random.rand()), float(torch.rand(1))
+
+
+@pytest.fixture
+def step_context() -> Iterator[TaskContext]:
+    context = TaskContext(step="attack", seed=7)
+    token = activate(context)
+    yield context
+    deactivate(token)
+
+
+def test_a_seeded_section_draws_what_a_plain_script_draws() -> None:
+    random.seed(3)
+    np.random.seed(3)
+    torch.manual_seed(3)
+    plain = draws()
+    with seeded(3):
+        assert draws() == plain
+
+
+def test_seed_everything_seeds_all_three_generators() -> None:
+    seed_everything(11)
+    first = draws()
+    seed_everything(11)
+    assert draws() == first
+
+
+@pytest.mark.parametrize("section", [lambda: seeded(5), isolated])
+def test_a_section_puts_the_generators_back(section) -> None:
+    seed_everything(1)
+    expected = draws()
+    seed_everything(1)
+    with section():
+        draws()
+        seed_everything(99)
+        draws()
+    assert draws() == expected
+
+
+def test_the_generators_are_put_back_when_the_section_raises() -> None:
+    seed_everything(2)
+    expected = draws()
+    seed_everything(2)
+    with pytest.raises(RuntimeError), seeded(8):
+        draws()
+        raise RuntimeError("the attack failed")
+    assert draws() == expected
+
+
+def test_seeded_sections_give_the_same_numbers_when_threads_run_them_at_once() -> None:
+    def section(seed: int) -> list[tuple[float, float, float]]:
+        with seeded(seed):
+            return [draws() for _ in range(50)]
+
+    alone = [section(seed) for seed in range(8)]
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        together = list(pool.map(section, range(8)))
+    assert together == alone
+
+
+def test_a_section_holds_the_process_wide_lock() -> None:
+    holder: list[bool] = []
+    with isolated():
+        # Another thread cannot take the lock while this section holds it.
+        thread = threading.Thread(target=lambda: holder.append(LOCK.acquire(blocking=False)))
+        thread.start()
+        thread.join()
+    assert holder == [False]
+    # Plugin versions published with their own copy of this module take the same lock.
+    assert LOCK is vars(sys)["_theodolite_global_rng_lock"]
+
+
+def test_without_a_seed_a_step_uses_its_own(step_context: TaskContext) -> None:
+    assert resolve_seed("square", None) == step_seed(7, "attack") == step_context.step_seed
+
+
+def test_a_given_seed_is_used_as_it_is() -> None:
+    assert resolve_seed("square", 0) == 0
+    assert resolve_seed("square", MAX_SEED) == MAX_SEED
+
+
+@pytest.mark.parametrize("seed", [-1, MAX_SEED + 1])
+def test_a_seed_out_of_range_is_refused_with_the_task_name(seed: int) -> None:
+    with pytest.raises(ValueError, match=r"square: input 'seed' must lie in \[0, 4294967295\]"):
+        resolve_seed("square", seed)
+
+
+def test_importing_the_sdk_imports_no_numpy_torch_or_other_project_code() -> None:
+    probe = (
+        "import json, sys, theodolite.sdk; "
+        "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in "
+        "('numpy', 'torch', 'art', 'sklearn') or m.startswith('theodolite') "
+        "and not m.startswith('theodolite.sdk') and m != 'theodolite')))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert json.loads(done.stdout) == []
