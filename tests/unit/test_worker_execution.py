@@ -5,7 +5,9 @@ import os
 import time
 from pathlib import Path
 
-from theodolite_worker.execution import ExecutionOptions, JobCommand, JobLauncher
+import pytest
+
+from theodolite_worker.execution import ExecutionOptions, ExecutionStatus, JobCommand, JobLauncher
 
 
 def _gone(pid: int) -> bool:
@@ -68,3 +70,77 @@ async def test_a_background_child_holding_stdout_does_not_hang_the_job(tmp_path:
     assert result.exit_code == 0
     assert time.monotonic() - started < 10
     assert [line for batch in batches for line in batch] == ["main done"]
+
+
+async def test_the_handle_says_running_then_stopped_after_a_cancel(tmp_path: Path) -> None:
+    marker = tmp_path / "child.pid"
+    first_line = asyncio.Event()
+
+    async def sink(lines: list[str]) -> None:
+        first_line.set()
+
+    launcher = JobLauncher(ExecutionOptions(flush_interval_s=0.05, kill_grace_s=1.0))
+    job = JobCommand(
+        f"sleep 60 & echo $! > {marker}; echo started; wait",
+        cwd=tmp_path,
+        env=dict(os.environ),
+        log_file=tmp_path / "out.log",
+    )
+    execution = await launcher.start(job, log_sink=sink)
+    await first_line.wait()
+    assert execution.status() is ExecutionStatus.RUNNING
+    assert not execution.warm and execution.pid > 0
+    execution.cancel()
+    result = await execution.wait()
+    assert (result.stopped, result.timed_out) == (True, False)
+    assert execution.status() is ExecutionStatus.STOPPED
+    await asyncio.sleep(0.2)
+    assert _gone(execution.pid) and _gone(int(marker.read_text()))
+
+
+@pytest.mark.parametrize(
+    ("command", "timeout_s", "status"),
+    [
+        ("true", None, ExecutionStatus.SUCCEEDED),
+        ("exit 3", None, ExecutionStatus.FAILED),
+        ("sleep 60", 0.5, ExecutionStatus.TIMED_OUT),
+    ],
+)
+async def test_the_handle_reports_how_the_job_ended(
+    tmp_path: Path, command: str, timeout_s: float | None, status: ExecutionStatus
+) -> None:
+    async def sink(lines: list[str]) -> None:
+        pass
+
+    launcher = JobLauncher(ExecutionOptions(flush_interval_s=0.05, kill_grace_s=1.0))
+    job = JobCommand(
+        command,
+        cwd=tmp_path,
+        env=dict(os.environ),
+        log_file=tmp_path / "out.log",
+        timeout_s=timeout_s,
+    )
+    execution = await launcher.start(job, log_sink=sink)
+    result = await execution.wait()
+    assert execution.status() is status is result.status
+
+
+async def test_cancelling_the_waiter_kills_the_job(tmp_path: Path) -> None:
+    started = asyncio.Event()
+
+    async def sink(lines: list[str]) -> None:
+        started.set()
+
+    launcher = JobLauncher(ExecutionOptions(flush_interval_s=0.05, kill_grace_s=1.0))
+    job = JobCommand(
+        "echo started; sleep 60", cwd=tmp_path, env=dict(os.environ), log_file=tmp_path / "out.log"
+    )
+    execution = await launcher.start(job, log_sink=sink)
+    waiter = asyncio.create_task(execution.wait())
+    await started.wait()
+    waiter.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiter
+    assert execution.status() is ExecutionStatus.FAILED  # no result: its supervision ended
+    await asyncio.sleep(0.2)
+    assert _gone(execution.pid)

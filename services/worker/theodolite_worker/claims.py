@@ -8,6 +8,8 @@ import logging
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from types import TracebackType
+from typing import Self
 
 import httpx
 
@@ -21,17 +23,38 @@ class Claim:
 
 
 class JobClaims:
-    def __init__(self, api_url: str, worker_id: str) -> None:
-        self._http = httpx.AsyncClient(base_url=api_url.rstrip("/"), timeout=10)
-        self._worker_id = worker_id
+    """The api's internal claim endpoint; an async context manager owning its HTTP client."""
 
-    async def close(self) -> None:
-        await self._http.aclose()
+    def __init__(
+        self, api_url: str, worker_id: str, *, transport: httpx.AsyncBaseTransport | None = None
+    ) -> None:
+        self._api_url = api_url.rstrip("/")
+        self._worker_id = worker_id
+        self._transport = transport  # tests answer in process
+        self._http: httpx.AsyncClient | None = None
+
+    async def __aenter__(self) -> Self:
+        self._http = httpx.AsyncClient(
+            base_url=self._api_url, timeout=10, transport=self._transport
+        )
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        http, self._http = self._http, None
+        if http is not None:
+            await http.aclose()
 
     async def claim(
         self, job_id: uuid.UUID, attempt: int, stopping: Callable[[], bool]
     ) -> Claim | None:
         """The api's answer; while it does not answer, ask again (None once stopping)."""
+        if self._http is None:
+            raise RuntimeError("JobClaims is used inside its async with block")
         delay = 0.5
         while not stopping():
             try:

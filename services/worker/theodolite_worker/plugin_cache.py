@@ -22,7 +22,6 @@ class PluginCache:
         self._bucket = bucket
         self._directory = directory
         self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
-        directory.mkdir(parents=True, exist_ok=True)
 
     async def ensure(self, wheel_key: str, wheel_sha256: str) -> Path:
         """The unpacked wheel's folder, fetched and verified once."""
@@ -39,6 +38,8 @@ class PluginCache:
     def _fetch(self, wheel_key: str, wheel_sha256: str, target: Path) -> None:
         wheel = target.with_name(f"{wheel_sha256}.whl")
         partial = target.with_name(f"{wheel_sha256}.partial")
+        # Made here, not in the constructor: building the worker touches no disk.
+        self._directory.mkdir(parents=True, exist_ok=True)
         self._store.download_verified(self._bucket, wheel_key, wheel_sha256, wheel)
         shutil.rmtree(partial, ignore_errors=True)
         with zipfile.ZipFile(wheel) as archive:
