@@ -1,0 +1,290 @@
+# Generated from openapi.json by shared/client/scripts/client_models.py: do not edit.
+# Regenerate with `make client-models` after a change to the api's schemas.
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+from uuid import UUID
+
+from pydantic import Field
+
+from theodolite.client._base import ApiModel
+
+
+class ArtifactPublic(ApiModel):
+    path: str
+    size_bytes: int = 0
+    download_url: str
+
+
+class DeadLetterPublic(ApiModel):
+    job_id: str | None = None
+    event_type: str | None = None
+    reason: str | None = None
+    deliveries: int | None = None
+
+
+class DeliveryAttemptPublic(ApiModel):
+    at: datetime
+    status_code: int | None = None
+    error: str | None = None
+    duration_ms: int = 0
+
+
+class DeliveryPublic(ApiModel):
+    id: UUID
+    webhook_id: str
+    subscription_id: UUID | None = None
+    job_id: UUID
+    url: str
+    event_type: str
+    status: str
+    attempts: int = 0
+    next_attempt_at: datetime | None = None
+    last_status_code: int | None = None
+    last_error: str | None = None
+    created_at: datetime
+    delivered_at: datetime | None = None
+    payload: dict[str, Any] = {}
+    attempt_log: list[DeliveryAttemptPublic] = Field([], validate_default=True)
+
+
+class ExperimentPublic(ApiModel):
+    id: UUID
+    name: str
+    description: str | None = None
+    mlflow_experiment_id: str
+    mlflow_url: str
+    created_at: datetime
+
+
+class JobStatus(StrEnum):
+    queued = "queued"
+    running = "running"
+    succeeded = "succeeded"
+    failed = "failed"
+    cancelled = "cancelled"
+    timed_out = "timed_out"
+    lost = "lost"
+
+
+class MetricPoint(ApiModel):
+    value: float
+    step: int = 0
+    timestamp: int = 0
+
+
+class MetricPublic(ApiModel):
+    key: str
+    latest: MetricPoint
+    history: list[MetricPoint] = Field([], validate_default=True)
+
+
+class MetricSummary(ApiModel):
+    mean: float
+    std: float
+    min: float
+    max: float
+    n: int = 0
+
+
+class ModelPublic(ApiModel):
+    name: str
+    description: str | None = None
+    latest_version: str | None = None
+    created_at_ms: int | None = None
+    mlflow_url: str
+
+
+class ModelVersionPublic(ApiModel):
+    name: str
+    version: str
+    uri: str
+    run_id: str | None = None
+    source: str | None = None
+    status: str | None = None
+    created_at_ms: int | None = None
+
+
+class ParameterPublic(ApiModel):
+    name: str
+    type: str
+    default: str | None = None
+    required: bool = False
+
+
+class Problem(ApiModel):
+    field: str
+    message: str
+
+
+class ProgressPublic(ApiModel):
+    fraction: float | None = None
+    message: str | None = None
+    step: str | None = None
+    at: datetime
+
+
+class QueuePublic(ApiModel):
+    name: str
+    description: str | None = None
+    live_workers: int = 0
+    waiting_jobs: int | None = None
+    waiting_for_worker: bool = False
+    created_at: datetime
+
+
+class SweepPointPublic(ApiModel):
+    """One child job: the swept values it ran with, its status and its chosen metrics."""
+
+    position: int = 0
+    values: dict[str, Any] = {}
+    repeat: int = 0
+    job_id: UUID
+    status: str
+    metrics: dict[str, float] = {}
+
+
+class SweepRowPublic(ApiModel):
+    """One combination of grid values, summarized over its seeds and repeats."""
+
+    values: dict[str, Any] = {}
+    jobs: int = 0
+    statuses: dict[str, int] = {}
+    metrics: dict[str, MetricSummary] = Field({}, validate_default=True)
+
+
+class SweepSummary(ApiModel):
+    id: UUID
+    experiment_id: UUID
+    entrypoint_id: UUID
+    entry_point: str
+    name: str | None = None
+    queue: str
+    params: dict[str, Any] = {}
+    grid: dict[str, list[Any]] = {}
+    seeds: list[Any] = []
+    seed_param: str
+    repeats: int = 0
+    metrics: list[str] = []
+    status: str
+    finished: bool = False
+    counts: dict[str, int] = {}
+    created_at: datetime
+
+
+class TaskPublic(ApiModel):
+    reference: str
+    plugin: str
+    version: str
+    description: str | None = None
+    retries: int = 0
+    inputs: dict[str, Any] = {}
+    output: dict[str, Any] = {}
+
+
+class TransitionPublic(ApiModel):
+    status: str
+    at: datetime
+    detail: str | None = None
+
+
+class WebhookPublic(ApiModel):
+    id: UUID
+    experiment_id: UUID
+    url: str
+    description: str | None = None
+    event_types: list[str] = []
+    enabled: bool = False
+    disabled_reason: str | None = None
+    consecutive_failures: int = 0
+    created_at: datetime
+    updated_at: datetime
+
+
+class EntryPointPublic(ApiModel):
+    name: str
+    command: str
+    parameters: list[ParameterPublic] = Field([], validate_default=True)
+
+
+class GraphPublic(ApiModel):
+    """graph.yaml of a graph entry point, checked against the tasks workers have now."""
+
+    valid: bool = False
+    problems: list[Problem] = Field([], validate_default=True)
+    spec: dict[str, Any] | None = None
+
+
+class JobPublic(ApiModel):
+    id: UUID
+    experiment_id: UUID
+    entrypoint_id: UUID
+    entry_point: str
+    params: dict[str, str] = {}
+    queue: str
+    timeout_s: int | None = None
+    status: str
+    plugin_versions: dict[str, Any] | None = None
+    history: list[TransitionPublic] = Field([], validate_default=True)
+    attempt: int = 0
+    worker_id: str | None = None
+    mlflow_run_id: str | None = None
+    mlflow_run_url: str | None = None
+    exit_code: int | None = None
+    error: str | None = None
+    max_retries: int = 0
+    retry_on_failure: bool = False
+    callback_url: str | None = None
+    progress: ProgressPublic | None = None
+    waiting_for_worker: bool = False
+    log_tail: list[str] = []
+    created_at: datetime
+    updated_at: datetime
+
+
+class QueueDetail(QueuePublic):
+    dead_letters: int | None = None
+    recent_dead_letters: list[DeadLetterPublic] = Field([], validate_default=True)
+
+
+class SweepPublic(SweepSummary):
+    points: list[SweepPointPublic] = Field([], validate_default=True)
+    table: list[SweepRowPublic] = Field([], validate_default=True)
+    figure_url: str | None = None
+
+
+class WebhookCreated(WebhookPublic):
+    """The new subscription and, this once only, its signing secret."""
+
+    secret: str
+
+
+class EntryPointArchivePublic(ApiModel):
+    id: UUID
+    sha256: str
+    filename: str | None = None
+    size_bytes: int = 0
+    archive_format: str
+    project_name: str | None = None
+    entry_points: list[EntryPointPublic] = Field([], validate_default=True)
+    graph: GraphPublic | None = None
+    created_at: datetime
+
+
+class EntryPointValidation(ApiModel):
+    """What an upload would say, without storing anything."""
+
+    valid: bool = False
+    problems: list[Problem] = Field([], validate_default=True)
+    sha256: str
+    entry_points: list[EntryPointPublic] = Field([], validate_default=True)
+    graph: GraphPublic | None = None
+
+
+class JobCreated(JobPublic):
+    """The submission's answer: the job, and once only, its callback's signing secret."""
+
+    webhook_secret: str | None = None
