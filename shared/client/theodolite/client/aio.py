@@ -1,8 +1,9 @@
-"""The asynchronous client (httpx.AsyncClient): the same methods as TheodoliteClient, awaited."""
+"""The asynchronous client (httpx.AsyncClient), and the one source of both clients:
+``sync.py`` is generated from this module by ``make client-sync``
+(shared/client/scripts/unasync_client.py), so the two always offer the same methods."""
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path, PurePosixPath
@@ -12,6 +13,7 @@ import httpx
 from pydantic import PrivateAttr
 
 from theodolite.client import calls
+from theodolite.client._io import asave, asleep
 from theodolite.client.calls import Call, Id
 from theodolite.client.errors import ApiError
 from theodolite.client.models import (
@@ -156,6 +158,14 @@ class AsyncTheodoliteClient:
         except ApiError as exc:
             if exc.status != 409:
                 raise
+        found = await self._find_experiment(name)
+        if found is None:
+            raise ApiError(404, {"detail": f"experiment {name!r} vanished"})
+        return found
+
+    async def _find_experiment(self, name: str) -> Experiment | None:
+        """The experiment of that name, if any (the api lists experiments, it has no lookup by
+        name); the command line resolves names with it too."""
         offset = 0
         while True:
             page = await self.list_experiments(limit=500, offset=offset)
@@ -164,7 +174,7 @@ class AsyncTheodoliteClient:
                     return experiment
             offset += len(page.data)
             if not page.data or offset >= page.count:
-                raise ApiError(404, {"detail": f"experiment {name!r} vanished"})
+                return None
 
     # --- entry points -------------------------------------------------------------------------
 
@@ -230,15 +240,7 @@ class AsyncTheodoliteClient:
                 raise ApiError.from_response(response)
             if to is None:
                 return await response.aread()
-            is_dir = await asyncio.to_thread(Path(to).is_dir)
-            target = Path(to) / PurePosixPath(path).name if is_dir else Path(to)
-            handle = await asyncio.to_thread(target.open, "wb")
-            try:
-                async for chunk in response.aiter_bytes():
-                    await asyncio.to_thread(handle.write, chunk)
-            finally:
-                await asyncio.to_thread(handle.close)
-            return target
+            return await asave(Path(to), PurePosixPath(path).name, response.aiter_bytes())
 
     def job_events(
         self, job_id: Id, *, last_event_id: str | None = None, timeout_s: float | None = None
@@ -295,7 +297,7 @@ class AsyncTheodoliteClient:
                             state.check_deadline()
             except httpx.TransportError:
                 pass  # dropped, timed out between pings, refused: reconnect
-            await asyncio.sleep(state.reconnect_delay())
+            await asleep(state.reconnect_delay())
 
     async def wait(
         self,
@@ -431,4 +433,4 @@ class AsyncTheodoliteClient:
                 return await self.get_sweep(sweep_id)
             if deadline is not None and time.monotonic() > deadline:
                 raise TimeoutError(f"sweep {sweep_id} still {sweep.status} after {timeout_s} s")
-            await asyncio.sleep(poll_s)
+            await asleep(poll_s)

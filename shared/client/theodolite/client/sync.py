@@ -1,4 +1,6 @@
-"""The synchronous client (httpx.Client)."""
+# Generated from aio.py by shared/client/scripts/unasync_client.py: do not edit.
+# Change aio.py, then regenerate with `make client-sync`.
+"""The synchronous client (httpx.Client): aio.py without the awaits."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ import httpx
 from pydantic import PrivateAttr
 
 from theodolite.client import calls
+from theodolite.client._io import save, sleep
 from theodolite.client.calls import Call, Id
 from theodolite.client.errors import ApiError
 from theodolite.client.models import (
@@ -153,6 +156,14 @@ class TheodoliteClient:
         except ApiError as exc:
             if exc.status != 409:
                 raise
+        found = self._find_experiment(name)
+        if found is None:
+            raise ApiError(404, {"detail": f"experiment {name!r} vanished"})
+        return found
+
+    def _find_experiment(self, name: str) -> Experiment | None:
+        """The experiment of that name, if any (the api lists experiments, it has no lookup by
+        name); the command line resolves names with it too."""
         offset = 0
         while True:
             page = self.list_experiments(limit=500, offset=offset)
@@ -161,7 +172,7 @@ class TheodoliteClient:
                     return experiment
             offset += len(page.data)
             if not page.data or offset >= page.count:
-                raise ApiError(404, {"detail": f"experiment {name!r} vanished"})
+                return None
 
     # --- entry points -------------------------------------------------------------------------
 
@@ -225,11 +236,7 @@ class TheodoliteClient:
                 raise ApiError.from_response(response)
             if to is None:
                 return response.read()
-            target = Path(to) / PurePosixPath(path).name if Path(to).is_dir() else Path(to)
-            with target.open("wb") as handle:
-                for chunk in response.iter_bytes():
-                    handle.write(chunk)
-            return target
+            return save(Path(to), PurePosixPath(path).name, response.iter_bytes())
 
     def job_events(
         self, job_id: Id, *, last_event_id: str | None = None, timeout_s: float | None = None
@@ -286,7 +293,7 @@ class TheodoliteClient:
                             state.check_deadline()
             except httpx.TransportError:
                 pass  # dropped, timed out between pings, refused: reconnect
-            time.sleep(state.reconnect_delay())
+            sleep(state.reconnect_delay())
 
     def wait(
         self,
@@ -420,4 +427,4 @@ class TheodoliteClient:
                 return self.get_sweep(sweep_id)
             if deadline is not None and time.monotonic() > deadline:
                 raise TimeoutError(f"sweep {sweep_id} still {sweep.status} after {timeout_s} s")
-            time.sleep(poll_s)
+            sleep(poll_s)
