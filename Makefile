@@ -62,3 +62,12 @@ typecheck: install
 
 bench: install
 	$(PY) bench/submit_latency.py --jobs 200 --burst 50
+
+## The client's generated modules: sync.py from aio.py (unasync), the wire models from the api's
+## OpenAPI document (datamodel-codegen). tests/unit/test_client_generated.py says when to run them.
+.PHONY: client-sync client-models
+client-sync: install
+	$(PY) shared/client/scripts/unasync_client.py
+
+client-models: install
+	$(PY) shared/client/scripts/client_models.py
