@@ -89,7 +89,9 @@ def _union_type(members: tuple[Any, ...]) -> ValueType:
         return single
     typed = [value_type(m) for m in others]
     if all(t.opaque is None for t in typed):
-        return ValueType(schema=TypeAdapter(typing.Union[tuple(members)]).json_schema())  # noqa: UP007
+        # A union built at runtime is a value to mypy, not a type form: typed as Any here.
+        union: Any = typing.Union[tuple(members)]  # noqa: UP007
+        return ValueType(json_schema=TypeAdapter(union).json_schema())
     names = [t.opaque or t.describe() for t in typed]
     return ValueType(
         opaque=" | ".join(names),
@@ -105,7 +107,7 @@ def _typeddict_type(hint: Any) -> ValueType:
         origin_bases = [_qualified(c) for c in getattr(hint, "__mro__", ()) if c is not object]
         return ValueType(opaque=_qualified(hint), opaque_bases=origin_bases)
     return ValueType(
-        schema={
+        json_schema={
             "type": "object",
             "title": hint.__name__,
             "properties": {name: f.json_schema or {} for name, f in fields.items()},
@@ -122,7 +124,7 @@ def value_type(hint: Any) -> ValueType:
     if typing.is_typeddict(hint):
         return _typeddict_type(hint)
     try:
-        return ValueType(schema=TypeAdapter(hint).json_schema())
+        return ValueType(json_schema=TypeAdapter(hint).json_schema())
     except (PydanticSchemaGenerationError, PydanticUserError, TypeError):
         origin = typing.get_origin(hint) or hint
         bases = [_qualified(c) for c in getattr(origin, "__mro__", ()) if c is not object]
