@@ -1,3 +1,6 @@
+import json
+import subprocess
+import sys
 from typing import TypedDict
 
 import numpy as np
@@ -86,3 +89,16 @@ def test_discovery_finds_installed_and_extra_plugins() -> None:
     assert catalogue.task("testing.slow_add") is not None
     assert functions["data.load_digits"].__name__ == "load_digits"
     assert "ModuleNotFoundError" in errors["broken"]
+
+
+def test_importing_the_sdk_imports_no_numpy_torch_or_other_project_code() -> None:
+    probe = (
+        "import json, sys, theodolite.sdk, theodolite.sdk.checks, theodolite.sdk.seeding; "
+        "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in "
+        "('numpy', 'torch', 'art', 'sklearn') or m.startswith('theodolite') "
+        "and not m.startswith('theodolite.sdk') and m != 'theodolite')))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert json.loads(done.stdout) == []

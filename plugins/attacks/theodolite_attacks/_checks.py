@@ -1,4 +1,5 @@
-"""Clear errors for bad input: each names the task and the input it concerns."""
+"""Checks of the attacks' inputs on top of the SDK's (``theodolite.sdk.checks``): ART
+classifiers with the gradients an attack needs, rows inside the clip range, eps in range."""
 
 from __future__ import annotations
 
@@ -8,13 +9,11 @@ import numpy as np
 from art.estimators.classification.classifier import ClassGradientsMixin, ClassifierMixin
 from art.estimators.estimator import LossGradientsMixin
 
-from theodolite.sdk import isolated
+from theodolite.sdk import checks, isolated
+from theodolite.sdk.checks import bad_input
 
 NORMS: dict[str, float] = {"inf": np.inf, "1": 1.0, "2": 2.0}
-
-
-def bad_input(task: str, name: str, message: str) -> ValueError:
-    return ValueError(f"{task}: input '{name}' {message}")
+ART_CLASSIFIER = "an ART classifier (models.art_classifier)"
 
 
 def check_classifier(
@@ -25,26 +24,20 @@ def check_classifier(
     class_gradients: bool = False,
     name: str = "classifier",
 ) -> ClassifierMixin:
-    if not isinstance(classifier, ClassifierMixin):
-        raise bad_input(
-            task,
-            name,
-            f"must be an ART classifier (models.art_classifier), got {type(classifier).__name__}",
-        )
-    if gradients and not isinstance(classifier, LossGradientsMixin):
-        raise bad_input(
-            task,
-            name,
-            f"({type(classifier).__name__}) gives no loss gradients: use a "
-            "differentiable model or a black-box attack (attacks.hop_skip_jump, attacks.square)",
-        )
-    if class_gradients and not isinstance(classifier, ClassGradientsMixin):
-        raise bad_input(
-            task,
-            name,
-            f"({type(classifier).__name__}) gives no class gradients: use a "
-            "differentiable model or a black-box attack (attacks.hop_skip_jump, attacks.square)",
-        )
+    """An ART classifier that gives the gradients the attack needs."""
+    checks.check_type(task, name, classifier, ClassifierMixin, ART_CLASSIFIER)
+    needs = (
+        (gradients, LossGradientsMixin, "loss"),
+        (class_gradients, ClassGradientsMixin, "class"),
+    )
+    for needed, mixin, kind in needs:
+        if needed and not isinstance(classifier, mixin):
+            raise bad_input(
+                task,
+                name,
+                f"({type(classifier).__name__}) gives no {kind} gradients: use a differentiable "
+                "model or a black-box attack (attacks.hop_skip_jump, attacks.square)",
+            )
     return classifier
 
 
@@ -57,17 +50,13 @@ def clip_range(classifier: ClassifierMixin) -> tuple[float, float]:
 
 def check_inputs(task: str, classifier: ClassifierMixin, x: Any, name: str = "x") -> np.ndarray:
     """Rows whose shape the classifier takes, inside its clip range."""
-    if not isinstance(x, np.ndarray) or x.ndim < 2 or len(x) == 0:
-        shape = getattr(x, "shape", type(x).__name__)
-        raise bad_input(task, name, f"must be a non-empty array of rows (N, ...), got {shape}")
-    expected = classifier.input_shape
-    if expected is not None and tuple(x.shape[1:]) != tuple(expected):
-        raise bad_input(
-            task,
-            name,
-            f"has rows of shape {list(x.shape[1:])}, but the classifier takes "
-            f"{list(expected)} (data.reshape changes the view)",
-        )
+    x = checks.check_rows(
+        task,
+        x,
+        name=name,
+        row_shape=classifier.input_shape,
+        hint="data.reshape changes the view",
+    )
     low, high = clip_range(classifier)
     if not np.all(np.isfinite(x)) or x.min() < low - 1e-6 or x.max() > high + 1e-6:
         raise bad_input(
@@ -80,15 +69,8 @@ def check_inputs(task: str, classifier: ClassifierMixin, x: Any, name: str = "x"
 
 
 def check_labels(task: str, x: np.ndarray, y: Any, nb_classes: int, name: str = "y") -> np.ndarray:
-    labels = np.asarray(y)
-    if labels.ndim != 1 or len(labels) != len(x):
-        raise bad_input(
-            task, name, f"must hold one label per row ({len(x)}), got shape {labels.shape}"
-        )
-    if not np.issubdtype(labels.dtype, np.integer):
-        if not np.all(np.equal(np.mod(labels, 1), 0)):
-            raise bad_input(task, name, "must hold whole-number class labels")
-        labels = labels.astype(np.int64)
+    """One whole-number label per row, each a class of the classifier."""
+    labels = checks.check_labels(task, x, y, name=name, whole=True)
     if len(labels) and (labels.min() < 0 or labels.max() >= nb_classes):
         raise bad_input(task, name, f"must hold labels in [0, {nb_classes - 1}]")
     return labels

@@ -10,8 +10,8 @@ from art.attacks.evasion import HopSkipJump, SquareAttack
 from art.estimators.classification.classifier import ClassifierMixin
 
 from theodolite.sdk import isolated, resolve_seed, seeded, task
+from theodolite.sdk.checks import bad_input
 from theodolite_attacks._checks import (
-    bad_input,
     check_classifier,
     check_eps,
     check_inputs,

@@ -10,7 +10,8 @@ from art.estimators.classification import PyTorchClassifier
 from art.estimators.classification.classifier import ClassifierMixin
 
 from theodolite.sdk import current, resolve_seed, seeded, task
-from theodolite_attacks._checks import bad_input, check_classifier, check_inputs, check_positive_int
+from theodolite.sdk.checks import bad_input
+from theodolite_attacks._checks import check_classifier, check_inputs, check_positive_int
 
 
 @task

@@ -9,7 +9,8 @@ from art.attacks.inference.membership_inference import MembershipInferenceBlackB
 from art.estimators.classification.classifier import ClassifierMixin
 
 from theodolite.sdk import resolve_seed, seeded, task
-from theodolite_attacks._checks import bad_input, check_classifier, check_inputs, check_labels
+from theodolite.sdk.checks import bad_input
+from theodolite_attacks._checks import check_classifier, check_inputs, check_labels
 
 
 class MembershipScores(TypedDict):

@@ -10,7 +10,7 @@ from art.attacks.poisoning import PoisoningAttackBackdoor
 from art.attacks.poisoning.perturbations import add_pattern_bd
 
 from theodolite.sdk import resolve_seed, task
-from theodolite_attacks._checks import bad_input
+from theodolite.sdk.checks import bad_input
 
 
 class Poisoned(TypedDict):

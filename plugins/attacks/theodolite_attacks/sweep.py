@@ -8,8 +8,8 @@ import numpy as np
 from art.estimators.classification.classifier import ClassifierMixin
 
 from theodolite.sdk import current, resolve_seed, task
+from theodolite.sdk.checks import bad_input
 from theodolite_attacks._checks import (
-    bad_input,
     check_classifier,
     check_eps,
     check_inputs,

@@ -1,12 +1,10 @@
-"""Clear errors for bad input: each names the task and the input it concerns."""
+"""Checks of the data tasks' inputs on top of the SDK's (``theodolite.sdk.checks``)."""
 
 from __future__ import annotations
 
 import numpy as np
 
-
-def bad_input(task: str, name: str, message: str) -> ValueError:
-    return ValueError(f"{task}: input '{name}' {message}")
+from theodolite.sdk.checks import bad_input
 
 
 def check_labelled(task: str, x: np.ndarray, y: np.ndarray, x_name: str = "x") -> None:

@@ -9,7 +9,8 @@ from sklearn.datasets import load_digits as sklearn_digits
 from sklearn.model_selection import train_test_split
 
 from theodolite.sdk import task
-from theodolite_data._checks import bad_input, check_labelled, check_size
+from theodolite.sdk.checks import bad_input
+from theodolite_data._checks import check_labelled, check_size
 
 IMAGE_SHAPE = [1, 8, 8]  # channels, height, width
 

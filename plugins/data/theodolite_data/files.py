@@ -10,7 +10,8 @@ import numpy as np
 from sklearn.model_selection import train_test_split
 
 from theodolite.sdk import task
-from theodolite_data._checks import bad_input, check_size
+from theodolite.sdk.checks import bad_input
+from theodolite_data._checks import check_size
 from theodolite_data.digits import Split
 
 TASK = "data.load_file"

@@ -1,4 +1,5 @@
-"""Clear errors for bad input: each names the task and the input it concerns."""
+"""Checks of the defences' inputs on top of the SDK's (``theodolite.sdk.checks``): ART
+classifiers, with clip values where a defence needs them, and labelled rows."""
 
 from __future__ import annotations
 
@@ -7,22 +8,18 @@ from typing import Any
 import numpy as np
 from art.estimators.classification.classifier import ClassifierMixin
 
-
-def bad_input(task: str, name: str, message: str) -> ValueError:
-    return ValueError(f"{task}: input '{name}' {message}")
+from theodolite.sdk import checks
+from theodolite.sdk.checks import bad_input
 
 
 def check_classifier(task: str, classifier: Any, name: str = "classifier") -> ClassifierMixin:
-    if not isinstance(classifier, ClassifierMixin):
-        raise bad_input(
-            task,
-            name,
-            f"must be an ART classifier (models.art_classifier), got {type(classifier).__name__}",
-        )
-    return classifier
+    """An ART classifier."""
+    expected = "an ART classifier (models.art_classifier)"
+    return checks.check_type(task, name, classifier, ClassifierMixin, expected)
 
 
 def clip_values(task: str, classifier: ClassifierMixin) -> tuple[float, float]:
+    """The classifier's clip range, which the defence needs."""
     if classifier.clip_values is None:
         raise bad_input(task, "classifier", "has no clip values: wrap it with clip_min/clip_max")
     low, high = classifier.clip_values
@@ -30,16 +27,6 @@ def clip_values(task: str, classifier: ClassifierMixin) -> tuple[float, float]:
 
 
 def check_data(task: str, x: Any, y: Any, row_shape: Any = None) -> tuple[np.ndarray, np.ndarray]:
-    if not isinstance(x, np.ndarray) or x.ndim < 2 or len(x) == 0:
-        shape = getattr(x, "shape", type(x).__name__)
-        raise bad_input(task, "x", f"must be a non-empty array of rows (N, ...), got {shape}")
-    labels = np.asarray(y)
-    if labels.ndim != 1 or len(labels) != len(x):
-        raise bad_input(task, "y", f"must hold one label per row ({len(x)}), got {labels.shape}")
-    if row_shape is not None and tuple(x.shape[1:]) != tuple(row_shape):
-        raise bad_input(
-            task,
-            "x",
-            f"has rows of shape {list(x.shape[1:])}, but the classifier takes {list(row_shape)}",
-        )
-    return x, labels
+    """Rows of ``row_shape`` (when given) and one label per row."""
+    rows = checks.check_rows(task, x, row_shape=row_shape)
+    return rows, checks.check_labels(task, rows, y)

@@ -13,7 +13,8 @@ from art.defences.preprocessor.preprocessor import Preprocessor
 from art.estimators.classification.classifier import ClassifierMixin
 
 from theodolite.sdk import task
-from theodolite_defences._checks import bad_input, check_classifier, clip_values
+from theodolite.sdk.checks import bad_input
+from theodolite_defences._checks import check_classifier, clip_values
 
 
 class KeepDtype(Preprocessor):

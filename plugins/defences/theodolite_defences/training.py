@@ -13,7 +13,8 @@ from art.estimators.classification import PyTorchClassifier
 from art.estimators.classification.classifier import ClassifierMixin
 
 from theodolite.sdk import current, resolve_seed, seeded, task
-from theodolite_defences._checks import bad_input, check_classifier, check_data, clip_values
+from theodolite.sdk.checks import bad_input
+from theodolite_defences._checks import check_classifier, check_data, clip_values
 
 
 class Augmented(TypedDict):

@@ -8,13 +8,8 @@ import numpy as np
 from art.estimators.classification.classifier import ClassifierMixin
 
 from theodolite.sdk import task
-from theodolite_metrics._checks import (
-    bad_input,
-    check_classifier,
-    check_labels,
-    check_rows,
-    predict,
-)
+from theodolite.sdk.checks import bad_input, check_labels, check_rows
+from theodolite_metrics._checks import check_classifier, predict
 
 # A feature counts as changed for L0 when it moved by more than this (float32 round-off).
 L0_TOLERANCE = 1e-6
@@ -48,8 +43,8 @@ def norms(x_clean: np.ndarray, x_adv: np.ndarray) -> Norms:
 
 
 def _pair(task: str, x_clean: np.ndarray, x_adv: np.ndarray) -> None:
-    check_rows(task, x_clean, "x_clean")
-    check_rows(task, x_adv, "x_adv")
+    check_rows(task, x_clean, name="x_clean")
+    check_rows(task, x_adv, name="x_adv")
     if x_adv.shape != x_clean.shape:
         raise bad_input(task, "x_adv", f"has shape {x_adv.shape}, x_clean {x_clean.shape}")
 
@@ -99,7 +94,7 @@ def robustness(
     name = "metrics.robustness"
     check_classifier(name, classifier)
     _pair(name, x_clean, x_adv)
-    check_rows(name, x_clean, "x_clean", classifier.input_shape)
+    check_rows(name, x_clean, name="x_clean", row_shape=classifier.input_shape)
     y = check_labels(name, x_clean, y)
     clean = predict(classifier, x_clean) == y
     robust = predict(classifier, x_adv) == y
@@ -132,7 +127,7 @@ def robust_accuracies(
     """
     name = "metrics.robust_accuracies"
     check_classifier(name, classifier)
-    x_clean = check_rows(name, x_clean, "x_clean", classifier.input_shape)
+    x_clean = check_rows(name, x_clean, name="x_clean", row_shape=classifier.input_shape)
     y = check_labels(name, x_clean, y)
     if not attacks:
         raise bad_input(name, "attacks", "is empty: name at least one attack's outputs")

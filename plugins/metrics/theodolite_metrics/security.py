@@ -9,13 +9,8 @@ from art.estimators.classification.classifier import ClassifierMixin
 from sklearn.metrics import roc_auc_score, roc_curve
 
 from theodolite.sdk import task
-from theodolite_metrics._checks import (
-    bad_input,
-    check_classifier,
-    check_labels,
-    check_rows,
-    predict,
-)
+from theodolite.sdk.checks import bad_input, check_labels, check_rows
+from theodolite_metrics._checks import check_classifier, predict
 
 
 class MembershipMetrics(TypedDict):
@@ -106,9 +101,11 @@ def backdoor(
     """
     name = "metrics.backdoor"
     check_classifier(name, classifier)
-    x_clean = check_rows(name, x_clean, "x_clean", classifier.input_shape)
-    x_triggered = check_rows(name, x_triggered, "x_triggered", classifier.input_shape)
-    y_clean = check_labels(name, x_clean, y_clean, "y_clean")
+    x_clean = check_rows(name, x_clean, name="x_clean", row_shape=classifier.input_shape)
+    x_triggered = check_rows(
+        name, x_triggered, name="x_triggered", row_shape=classifier.input_shape
+    )
+    y_clean = check_labels(name, x_clean, y_clean, name="y_clean")
     if not 0 <= target_label < classifier.nb_classes:
         raise bad_input(name, "target_label", f"must lie in [0, {classifier.nb_classes - 1}]")
     return {

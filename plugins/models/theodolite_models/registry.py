@@ -13,7 +13,7 @@ from sklearn.base import BaseEstimator
 from torch import nn
 
 from theodolite.sdk import current, task
-from theodolite_models._checks import bad_input
+from theodolite.sdk.checks import bad_input
 from theodolite_models.estimators import describe, to_art, unwrap
 
 # MLflow refuses / : . % " ' in model names.

@@ -10,7 +10,8 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.neural_network import MLPClassifier
 
 from theodolite.sdk import current, isolated, task
-from theodolite_models._checks import bad_input, check_positive, check_training_data
+from theodolite.sdk.checks import bad_input
+from theodolite_models._checks import check_positive, check_training_data
 
 
 def _flat(task_name: str, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -8,7 +8,8 @@ from torch import nn
 from torch.nn import functional
 
 from theodolite.sdk import current, resolve_seed, seeded, task
-from theodolite_models._checks import bad_input, check_positive, check_training_data
+from theodolite.sdk.checks import bad_input
+from theodolite_models._checks import check_positive, check_training_data
 from theodolite_models.nets import DigitsCNN, MLPNet
 
 

@@ -20,7 +20,3 @@ def png_bytes(figure: Any) -> bytes:
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
     return buffer.getvalue()
-
-
-def bad_input(task: str, name: str, message: str) -> ValueError:
-    return ValueError(f"{task}: input '{name}' {message}")

@@ -8,7 +8,8 @@ from art.estimators.classification.classifier import ClassifierMixin
 from matplotlib.figure import Figure
 
 from theodolite.sdk import isolated, task
-from theodolite_reports._figures import bad_input, new_figure
+from theodolite.sdk.checks import bad_input
+from theodolite_reports._figures import new_figure
 
 
 def _labels(classifier: ClassifierMixin, x: np.ndarray) -> np.ndarray:

@@ -10,7 +10,8 @@ from typing import Any
 from matplotlib.figure import Figure
 
 from theodolite.sdk import current, task
-from theodolite_reports._figures import bad_input, png_bytes
+from theodolite.sdk.checks import bad_input
+from theodolite_reports._figures import png_bytes
 
 STYLE = """
 body { font-family: system-ui, sans-serif; max-width: 60rem; margin: 2rem auto; color: #222; }
