@@ -124,6 +124,11 @@ class JobConsumer:
             )
             try:
                 await self._runner.run(job_id, attempt, job, events, self._state.controls[job_id])
+            except Exception:
+                # Acked already, so nothing is left to settle: the attempt's heartbeats stop with
+                # it, and the api finds it lost.
+                log.exception("job %s attempt %s: the worker could not finish it", job_id, attempt)
+                return
             finally:
                 del self._state.controls[job_id]
             log.info("job %s attempt %s: done", job_id, attempt)

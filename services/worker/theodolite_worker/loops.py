@@ -56,11 +56,10 @@ class Heartbeat(PeriodicService):
 
 
 class PluginAnnouncer(PeriodicService):
-    """Tells the api which plugins jobs here can use, so it validates graphs against them.
+    """Tells the api which plugins jobs here can use, so it validates graphs against them."""
 
-    Found once, in a subprocess (no plugin is imported into the worker), announced when it
-    starts and then now and then, so an api that lost it learns it again.
-    """
+    # Found once, in a subprocess (no plugin is imported into the worker); announced when the
+    # worker starts, then now and then, so an api that lost it learns it again.
 
     name = "plugin announcements"
 
