@@ -67,7 +67,7 @@ bench: install
 ## OpenAPI document (datamodel-codegen). tests/unit/test_client_generated.py says when to run them.
 .PHONY: client-sync client-models
 client-sync: install
-	$(PY) shared/client/scripts/unasync_client.py
+	$(PY) shared/client/scripts/generate_client.py sync
 
 client-models: install
-	$(PY) shared/client/scripts/client_models.py
+	$(PY) shared/client/scripts/generate_client.py models

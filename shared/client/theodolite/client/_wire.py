@@ -1,4 +1,4 @@
-# Generated from openapi.json by shared/client/scripts/client_models.py: do not edit.
+# Generated from openapi.json by shared/client/scripts/generate_client.py: do not edit.
 # Regenerate with `make client-models` after a change to the api's schemas.
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The asynchronous client (httpx.AsyncClient), and the one source of both clients:
 ``sync.py`` is generated from this module by ``make client-sync``
-(shared/client/scripts/unasync_client.py), so the two always offer the same methods."""
+(shared/client/scripts/generate_client.py), so the two always offer the same methods."""
 
 from __future__ import annotations
 

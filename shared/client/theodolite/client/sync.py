@@ -1,4 +1,4 @@
-# Generated from aio.py by shared/client/scripts/unasync_client.py: do not edit.
+# Generated from aio.py by shared/client/scripts/generate_client.py: do not edit.
 # Change aio.py, then regenerate with `make client-sync`.
 """The synchronous client (httpx.Client): aio.py without the awaits."""
 
