@@ -32,6 +32,13 @@ class Rejected(Exception):
         self.reason = reason
 
 
+class _CaseKeepingParser(configparser.ConfigParser):
+    """Keeps option names as written: entry point names are case-sensitive."""
+
+    def optionxform(self, optionstr: str) -> str:
+        return optionstr
+
+
 def _source_root(folder: Path) -> Path:
     if (folder / "pyproject.toml").exists():
         return folder
@@ -96,8 +103,7 @@ def _metadata(unpacked: Path) -> tuple[str, str, dict[str, str]]:
     entry_points: dict[str, str] = {}
     points_file = dist_infos[0] / "entry_points.txt"
     if points_file.exists():
-        parser = configparser.ConfigParser(delimiters=("=",))
-        parser.optionxform = str  # type: ignore[assignment,method-assign]
+        parser = _CaseKeepingParser(delimiters=("=",))
         parser.read_string(points_file.read_text())
         if parser.has_section(ENTRY_POINT_GROUP):
             entry_points = {k.strip(): v.strip() for k, v in parser.items(ENTRY_POINT_GROUP)}
