@@ -38,8 +38,9 @@ class Publisher:
     async def publish(
         self, session: AsyncSession, data: bytes, filename: str, source: str
     ) -> tuple[PluginVersion, bool]:
-        """The published version for these bytes and whether it is new. Raises
-        ValidationFailed or VersionConflict, having stored nothing."""
+        """The published version for these bytes and whether it is new; commits the new row."""
+        # Raises ValidationFailed or VersionConflict (domain errors: 422, 409) having stored
+        # nothing, so a caller maps them or, as the bucket reconciler does, records the reason.
         sha256 = hashlib.sha256(data).hexdigest()
         existing = await repository.get_by_sha256(session=session, sha256=sha256)
         if existing is not None:
