@@ -1,0 +1,111 @@
+"""The testbed's own services in the stack: the plugin registry (with the built-in plugins
+published to it), the api and the workers."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import httpx
+
+from theodolite.devstack.config import StackConfig
+from theodolite.devstack.database import ensure_database
+from theodolite.devstack.processes import StackError, start_process, start_server, wait_until
+
+
+def _start_service(
+    config: StackConfig, name: str, settings_prefix: str, port: int, url: str
+) -> None:
+    """One of the testbed's web services (``theodolite_<name>``) on its database and port."""
+    ensure_database(config, config.database)
+    start_server(
+        config,
+        name,
+        [config.python, "-m", f"theodolite_{name}"],
+        {
+            **config.service_env(),
+            f"{settings_prefix}_HOST": "127.0.0.1",
+            f"{settings_prefix}_PORT": str(port),
+        },
+        health_url=f"{url}/readyz",
+        timeout_s=60,
+    )
+
+
+def start_registry(config: StackConfig) -> None:
+    """The plugin registry."""
+    _start_service(
+        config, "registry", "THEODOLITE_REGISTRY", config.registry_port, config.registry_url
+    )
+
+
+def start_api(config: StackConfig) -> None:
+    """The api."""
+    _start_service(config, "api", "THEODOLITE_API", config.api_port, config.api_url)
+
+
+def publish_builtin_plugins(config: StackConfig, plugins_dir: Path = Path("plugins")) -> list[str]:
+    """Publish every plugin folder (idempotent: the same files give the same bytes)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from theodolite.client import pack_folder
+
+    def publish(folder: Path) -> str:
+        response = httpx.post(
+            f"{config.registry_url}/api/v1/plugins",
+            files={"archive": (f"{folder.name}.tar.gz", pack_folder(folder))},
+            timeout=300,
+        )
+        if response.status_code == 409:  # edited without a version bump: keep what is published
+            return f"{folder.name}: NOT published, {response.json()['detail']}"
+        if response.status_code >= 400:
+            raise StackError(f"publishing {folder} failed: {response.status_code} {response.text}")
+        body = response.json()
+        verb = "published" if response.status_code == 201 else "already published"
+        return f"{body['name']}=={body['version']} {verb}"
+
+    folders = sorted(p.parent for p in plugins_dir.glob("*/pyproject.toml"))
+    with ThreadPoolExecutor(max_workers=4) as pool:  # validation runs in parallel
+        return list(pool.map(publish, folders))
+
+
+def worker_name(queue: str, index: int = 0) -> str:
+    return f"worker-{queue}-{index}"
+
+
+def start_worker(
+    config: StackConfig,
+    queue: str,
+    index: int = 0,
+    wait: bool = True,
+    env: dict[str, str] | None = None,
+) -> str:
+    """A worker for ``queue``; with ``wait``, once the api counts it live."""
+    name = worker_name(queue, index)
+    start_process(
+        config,
+        name,
+        [config.python, "-m", "theodolite_worker"],
+        {
+            **config.service_env(),
+            "THEODOLITE_WORKER_QUEUE": queue,
+            "THEODOLITE_WORKER_WORKER_ID": f"{socket.gethostname()}-{name}",
+            "THEODOLITE_WORKER_WORK_DIR": str((config.state_dir / name).resolve()),
+            "THEODOLITE_WORKER_API_URL": config.api_url,
+            **(env or {}),
+        },
+    )
+    if wait:
+        wait_until(config, name, lambda: live_workers(config, queue) > 0, 60)
+    return name
+
+
+def live_workers(config: StackConfig, queue: str) -> int:
+    try:
+        response = httpx.get(f"{config.api_url}/api/v1/queues", timeout=2)
+    except httpx.HTTPError:
+        return 0
+    for entry in response.json().get("data", []):
+        if entry["name"] == queue:
+            return int(entry["live_workers"])
+    return 0
