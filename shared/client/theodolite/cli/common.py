@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Annotated, Any
 
 import typer
 from pydantic import BaseModel
 from rich.console import Console
+from rich.table import Table
 
 console = Console()
 # Progress and live displays go to stderr, so ``--json`` output on stdout stays clean.
@@ -56,6 +57,41 @@ def print_json(value: Any) -> None:
     print(json.dumps(value, indent=2, default=str))
 
 
+Cells = Callable[[Any], Sequence[object]]  # an item's values, one per column
+
+
+def table_of(rows: Iterable[Any], headers: Sequence[str], cells: Cells, title: str) -> Table:
+    """A table, one row per item: ``cells`` gives an item's values, None shown empty."""
+    table = Table(*headers, title=title)
+    for row in rows:
+        table.add_row(*("" if value is None else str(value) for value in cells(row)))
+    return table
+
+
+def print_result(value: Any, describe: Callable[[Any], object], *, as_json: bool) -> None:
+    """What a command prints of its answer: JSON with ``--json``, else ``describe(value)``."""
+    if as_json:
+        print_json(value)
+    else:
+        describe(value)
+
+
+def print_listing(
+    found: Any,
+    headers: Sequence[str],
+    cells: Cells,
+    *,
+    title: str,
+    as_json: bool,
+) -> None:
+    """What a listing command prints: JSON with ``--json``, else a table of the list (or of a
+    page's data)."""
+    rows = getattr(found, "data", found)
+    print_result(
+        found, lambda _: console.print(table_of(rows, headers, cells, title)), as_json=as_json
+    )
+
+
 def parse_params(pairs: list[str]) -> dict[str, str]:
     params = {}
     for pair in pairs:
@@ -80,13 +116,9 @@ def resolve_experiment(client: Any, name_or_id: str, *, create: bool = False) ->
         return client.get_experiment(name_or_id)
     if create:
         return client.ensure_experiment(name_or_id)
-    offset = 0
-    while True:
-        page = client.list_experiments(limit=500, offset=offset)
-        for experiment in page.data:
-            if experiment.name == name_or_id:
-                return experiment
-        offset += len(page.data)
-        if not page.data or offset >= page.count:
-            status_console.print(f"[red]no experiment {name_or_id!r}[/]")
-            raise typer.Exit(EXIT_API_ERROR)
+    # The command line is part of the client: it may use the lookup the client keeps private.
+    found = client._find_experiment(name_or_id)
+    if found is None:
+        status_console.print(f"[red]no experiment {name_or_id!r}[/]")
+        raise typer.Exit(EXIT_API_ERROR)
+    return found

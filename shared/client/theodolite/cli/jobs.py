@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
 from theodolite.cli.common import (
     DEFAULT_API_URL,
@@ -19,9 +18,11 @@ from theodolite.cli.common import (
     exit_code,
     is_uuid,
     parse_params,
-    print_json,
+    print_listing,
+    print_result,
     resolve_experiment,
     status_console,
+    table_of,
 )
 from theodolite.cli.follow import follow_job
 
@@ -94,16 +95,10 @@ def submit(
         if job.webhook_secret:
             status_console.print(f"callback signing secret (shown once): {job.webhook_secret}")
         if not wait:
-            if as_json:
-                print_json(job)
-            else:
-                console.print(str(job.id))
+            print_result(job, lambda j: console.print(str(j.id)), as_json=as_json)
             return
         final = follow_job(client, job, status_console, timeout_s=wait_timeout)
-        if as_json:
-            print_json(final)
-        else:
-            show_outcome(final)
+        print_result(final, show_outcome, as_json=as_json)
         raise typer.Exit(exit_code(final.status))
 
 
@@ -128,22 +123,20 @@ def list_jobs(
     with api_client(api_url) as client:
         experiment_id = resolve_experiment(client, experiment).id if experiment else None
         page = client.list_jobs(experiment_id=experiment_id, status=status, limit=limit)
-    if as_json:
-        print_json(page)
-        return
-    table = Table(title=f"jobs ({len(page.data)} of {page.count})")
-    for column in ("id", "status", "queue", "entry point", "attempt", "created"):
-        table.add_column(column)
-    for job in page.data:
-        table.add_row(
-            str(job.id),
+    print_listing(
+        page,
+        ("id", "status", "queue", "entry point", "attempt", "created"),
+        lambda job: (
+            job.id,
             job.status,
             job.queue,
             job.entry_point,
-            str(job.attempt),
+            job.attempt,
             f"{job.created_at:%Y-%m-%d %H:%M:%S}",
-        )
-    console.print(table)
+        ),
+        title=f"jobs ({len(page.data)} of {page.count})",
+        as_json=as_json,
+    )
 
 
 @jobs_app.command("show")
@@ -151,17 +144,23 @@ def show_job(job_id: JobId, as_json: AsJson = False, api_url: ApiUrl = DEFAULT_A
     """A job: parameters, history, MLflow run, log tail."""
     with api_client(api_url) as client:
         job = client.get_job(job_id)
-    if as_json:
-        print_json(job)
-        return
+    print_result(job, describe_job, as_json=as_json)
+
+
+def describe_job(job: Any) -> None:
+    """A job for a person: parameters, history, progress, error, MLflow run, log tail."""
     console.print(f"job [bold]{job.id}[/]  {job.status}  queue {job.queue}  attempt {job.attempt}")
     console.print(f"  entry point {job.entry_point} of {job.entrypoint_id}")
     for name, value in job.params.items():
         console.print(f"  {name} = {value}", highlight=False)
-    history = Table("status", "at", "detail", title="history")
-    for transition in job.history:
-        history.add_row(transition.status, f"{transition.at:%H:%M:%S.%f}"[:-3], transition.detail)
-    console.print(history)
+    console.print(
+        table_of(
+            job.history,
+            ("status", "at", "detail"),
+            lambda t: (t.status, f"{t.at:%H:%M:%S.%f}"[:-3], t.detail),
+            "history",
+        )
+    )
     if job.progress is not None:
         fraction = f"{job.progress.fraction:.0%}" if job.progress.fraction is not None else ""
         console.print(
@@ -209,10 +208,9 @@ def cancel_job(job_id: JobId, as_json: AsJson = False, api_url: ApiUrl = DEFAULT
     """Cancel a job: a queued one never starts, a running one is stopped."""
     with api_client(api_url) as client:
         job = client.cancel_job(job_id)
-    if as_json:
-        print_json(job)
-    else:
-        console.print(f"job {job.id}: {job.status} (cancel requested)")
+    print_result(
+        job, lambda j: console.print(f"job {j.id}: {j.status} (cancel requested)"), as_json=as_json
+    )
 
 
 @jobs_app.command("metrics")
@@ -220,18 +218,13 @@ def job_metrics(job_id: JobId, as_json: AsJson = False, api_url: ApiUrl = DEFAUL
     """Every metric of the job's MLflow run: latest value and how many steps."""
     with api_client(api_url) as client:
         metrics = client.metrics(job_id)
-    if as_json:
-        print_json(metrics)
-        return
-    table = Table("metric", "latest", "step", "points", title="metrics")
-    for metric in metrics:
-        table.add_row(
-            metric.key,
-            f"{metric.latest.value:.6g}",
-            str(metric.latest.step),
-            str(len(metric.history)),
-        )
-    console.print(table)
+    print_listing(
+        metrics,
+        ("metric", "latest", "step", "points"),
+        lambda m: (m.key, f"{m.latest.value:.6g}", m.latest.step, len(m.history)),
+        title="metrics",
+        as_json=as_json,
+    )
 
 
 @jobs_app.command("artifacts")
@@ -249,10 +242,10 @@ def job_artifacts(
             console.print(f"{download} -> {target}")
             return
         artifacts = client.artifacts(job_id)
-    if as_json:
-        print_json(artifacts)
-        return
-    table = Table("path", "bytes", "download", title="artifacts")
-    for artifact in artifacts:
-        table.add_row(artifact.path, str(artifact.size_bytes), artifact.download_url)
-    console.print(table)
+    print_listing(
+        artifacts,
+        ("path", "bytes", "download"),
+        lambda a: (a.path, a.size_bytes, a.download_url),
+        title="artifacts",
+        as_json=as_json,
+    )

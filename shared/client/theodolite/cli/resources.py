@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
 from theodolite.cli.common import (
     DEFAULT_API_URL,
@@ -14,7 +13,8 @@ from theodolite.cli.common import (
     AsJson,
     api_client,
     console,
-    print_json,
+    print_listing,
+    print_result,
     status_console,
 )
 
@@ -32,15 +32,13 @@ def list_experiments(
     """Experiments, newest first."""
     with api_client(api_url) as client:
         page = client.list_experiments(limit=limit)
-    if as_json:
-        print_json(page)
-        return
-    table = Table("id", "name", "description", "MLflow", title=f"experiments ({page.count})")
-    for experiment in page.data:
-        table.add_row(
-            str(experiment.id), experiment.name, experiment.description or "", experiment.mlflow_url
-        )
-    console.print(table)
+    print_listing(
+        page,
+        ("id", "name", "description", "MLflow"),
+        lambda e: (e.id, e.name, e.description, e.mlflow_url),
+        title=f"experiments ({page.count})",
+        as_json=as_json,
+    )
 
 
 @experiments_app.command("create")
@@ -53,10 +51,9 @@ def create_experiment(
     """Create an experiment (and its MLflow experiment)."""
     with api_client(api_url) as client:
         experiment = client.create_experiment(name, description)
-    if as_json:
-        print_json(experiment)
-    else:
-        console.print(f"experiment {experiment.name}: {experiment.id}")
+    print_result(
+        experiment, lambda e: console.print(f"experiment {e.name}: {e.id}"), as_json=as_json
+    )
 
 
 @entrypoints_app.command("push")
@@ -68,9 +65,11 @@ def push_entrypoint(
     """Upload an entry point (a folder is packed reproducibly: the same files, the same id)."""
     with api_client(api_url) as client:
         entrypoint = client.upload_entrypoint(source)
-    if as_json:
-        print_json(entrypoint)
-        return
+    print_result(entrypoint, describe_entrypoint, as_json=as_json)
+
+
+def describe_entrypoint(entrypoint: Any) -> None:
+    """An uploaded entry point: its declared entry points and any problem of its graph."""
     console.print(f"entry point {entrypoint.id} (sha256 {entrypoint.sha256[:12]})")
     for declared in entrypoint.entry_points:
         params = ", ".join(
@@ -88,18 +87,13 @@ def list_entrypoints(as_json: AsJson = False, api_url: ApiUrl = DEFAULT_API_URL)
     """Uploaded entry points, newest first."""
     with api_client(api_url) as client:
         page = client.list_entrypoints(limit=200)
-    if as_json:
-        print_json(page)
-        return
-    table = Table("id", "project", "entry points", "sha256", title=f"entry points ({page.count})")
-    for entrypoint in page.data:
-        table.add_row(
-            str(entrypoint.id),
-            entrypoint.project_name or "",
-            ", ".join(e.name for e in entrypoint.entry_points),
-            entrypoint.sha256[:12],
-        )
-    console.print(table)
+    print_listing(
+        page,
+        ("id", "project", "entry points", "sha256"),
+        lambda p: (p.id, p.project_name, ", ".join(e.name for e in p.entry_points), p.sha256[:12]),
+        title=f"entry points ({page.count})",
+        as_json=as_json,
+    )
 
 
 @plugins_app.command("push")
@@ -129,25 +123,28 @@ def plugins_list(as_json: AsJson = False, api_url: ApiUrl = DEFAULT_API_URL) -> 
     """Published plugins and their versions."""
     with api_client(api_url) as client:
         plugins = client.plugins()
-    if as_json:
-        print_json(plugins)
-        return
-    table = Table("plugin", "latest", "versions", title="plugins")
-    for plugin in plugins:
-        table.add_row(plugin.name, plugin.latest_version or "(yanked)", ", ".join(plugin.versions))
-    console.print(table)
+    print_listing(
+        plugins,
+        ("plugin", "latest", "versions"),
+        lambda p: (p.name, p.latest_version or "(yanked)", ", ".join(p.versions)),
+        title="plugins",
+        as_json=as_json,
+    )
 
 
 def queues(as_json: AsJson = False, api_url: ApiUrl = DEFAULT_API_URL) -> None:
     """Queues: live workers and waiting jobs."""
     with api_client(api_url) as client:
         found = client.queues()
-    if as_json:
-        print_json(found)
-        return
-    table = Table("queue", "live workers", "waiting jobs", "note", title="queues")
-    for queue in found:
-        note = "no live worker serves it" if queue.waiting_for_worker else ""
-        waiting = "?" if queue.waiting_jobs is None else str(queue.waiting_jobs)
-        table.add_row(queue.name, str(queue.live_workers), waiting, note)
-    console.print(table)
+    print_listing(
+        found,
+        ("queue", "live workers", "waiting jobs", "note"),
+        lambda q: (
+            q.name,
+            q.live_workers,
+            "?" if q.waiting_jobs is None else q.waiting_jobs,
+            "no live worker serves it" if q.waiting_for_worker else "",
+        ),
+        title="queues",
+        as_json=as_json,
+    )

@@ -17,7 +17,8 @@ from theodolite.cli.common import (
     api_client,
     console,
     parse_params,
-    print_json,
+    print_listing,
+    print_result,
     resolve_experiment,
     status_console,
 )
@@ -125,10 +126,7 @@ def submit_sweep(
                 status_console.print(f"  {current.status}: {counts}")
 
             sweep = client.wait_sweep(sweep.id, on_change=progress)
-    if as_json:
-        print_json(sweep)
-    else:
-        show_sweep(sweep)
+    print_result(sweep, show_sweep, as_json=as_json)
     if wait:
         raise typer.Exit(0 if sweep.status == "succeeded" else 1)
 
@@ -138,10 +136,7 @@ def show(sweep_id: SweepId, as_json: AsJson = False, api_url: ApiUrl = DEFAULT_A
     """The sweep's status and table (each metric's mean and spread per grid point)."""
     with api_client(api_url, timeout=300) as client:
         sweep = client.get_sweep(sweep_id)
-    if as_json:
-        print_json(sweep)
-    else:
-        show_sweep(sweep)
+    print_result(sweep, show_sweep, as_json=as_json)
 
 
 @sweeps_app.command("list")
@@ -154,16 +149,19 @@ def list_sweeps(
     with api_client(api_url) as client:
         experiment_id = resolve_experiment(client, experiment).id if experiment else None
         page = client.list_sweeps(experiment_id=experiment_id, limit=200)
-    if as_json:
-        print_json(page)
-        return
-    table = Table("id", "name", "status", "jobs", "grid", title=f"sweeps ({page.count})")
-    for sweep in page.data:
-        grid = "; ".join(f"{k}={','.join(map(str, v))}" for k, v in sweep.grid.items())
-        table.add_row(
-            str(sweep.id), sweep.name or "", sweep.status, str(sum(sweep.counts.values())), grid
-        )
-    console.print(table)
+    print_listing(
+        page,
+        ("id", "name", "status", "jobs", "grid"),
+        lambda sweep: (
+            sweep.id,
+            sweep.name,
+            sweep.status,
+            sum(sweep.counts.values()),
+            "; ".join(f"{k}={','.join(map(str, v))}" for k, v in sweep.grid.items()),
+        ),
+        title=f"sweeps ({page.count})",
+        as_json=as_json,
+    )
 
 
 @sweeps_app.command("figure")

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
 from theodolite.cli.common import (
     DEFAULT_API_URL,
@@ -13,7 +12,8 @@ from theodolite.cli.common import (
     AsJson,
     api_client,
     console,
-    print_json,
+    print_listing,
+    print_result,
     resolve_experiment,
 )
 
@@ -36,9 +36,11 @@ def add(
     with api_client(api_url) as client:
         exp = resolve_experiment(client, experiment)
         created = client.create_webhook(exp.id, url, event_types=event or None)
-    if as_json:
-        print_json(created)
-        return
+    print_result(created, describe_created, as_json=as_json)
+
+
+def describe_created(created: Any) -> None:
+    """A new subscription, with the signing secret the api shows this once."""
     console.print(f"webhook {created.id} -> {created.url}")
     console.print(f"  events: {', '.join(created.event_types)}")
     console.print(f"  secret (shown once): {created.secret}")
@@ -51,20 +53,19 @@ def list_webhooks(
     """The experiment's subscriptions."""
     with api_client(api_url) as client:
         found = client.webhooks(resolve_experiment(client, experiment).id)
-    if as_json:
-        print_json(found)
-        return
-    table = Table("id", "url", "events", "enabled", "failures", title="webhooks")
-    for hook in found:
-        enabled = "yes" if hook.enabled else f"no: {hook.disabled_reason}"
-        table.add_row(
-            str(hook.id),
+    print_listing(
+        found,
+        ("id", "url", "events", "enabled", "failures"),
+        lambda hook: (
+            hook.id,
             hook.url,
             ", ".join(hook.event_types),
-            enabled,
-            str(hook.consecutive_failures),
-        )
-    console.print(table)
+            "yes" if hook.enabled else f"no: {hook.disabled_reason}",
+            hook.consecutive_failures,
+        ),
+        title="webhooks",
+        as_json=as_json,
+    )
 
 
 @webhooks_app.command("deliveries")
@@ -78,13 +79,10 @@ def deliveries(
     """The subscription's delivery log, newest first."""
     with api_client(api_url) as client:
         page = client.deliveries(resolve_experiment(client, experiment).id, webhook_id, status)
-    if as_json:
-        print_json(page)
-        return
-    table = Table("id", "event", "status", "attempts", "last", title=f"deliveries ({page.count})")
-    for delivery in page.data:
-        last = delivery.last_error or (str(delivery.last_status_code or ""))
-        table.add_row(
-            str(delivery.id), delivery.event_type, delivery.status, str(delivery.attempts), last
-        )
-    console.print(table)
+    print_listing(
+        page,
+        ("id", "event", "status", "attempts", "last"),
+        lambda d: (d.id, d.event_type, d.status, d.attempts, d.last_error or d.last_status_code),
+        title=f"deliveries ({page.count})",
+        as_json=as_json,
+    )
