@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from pydantic import AliasChoices, Field, model_validator
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEVELOPMENT_S3_SECRET = "theodolite-dev-secret"
@@ -83,11 +83,14 @@ class ArchiveLimitSettings(BaseSettings):
 class CommonSettings(BaseSettings):
     """What every service shares; services subclass it and add their own fields."""
 
-    model_config = SettingsConfigDict(env_prefix="THEODOLITE_")
+    # Services subclass this with prefixes of their own: the environment keeps one variable name
+    # for all of them (a plain alias), and ``validate_by_name`` still takes ``environment=`` in
+    # code. (A bare ``ENVIRONMENT`` variable, which many hosts set, is not read.)
+    model_config = SettingsConfigDict(env_prefix="THEODOLITE_", validate_by_name=True)
 
     environment: Environment = Field(
         Environment.DEVELOPMENT,
-        validation_alias=AliasChoices("THEODOLITE_ENVIRONMENT", "environment"),
+        validation_alias="THEODOLITE_ENVIRONMENT",
         description="development allows the built-in development secrets.",
     )
     broker: BrokerSettings = Field(default_factory=BrokerSettings)

@@ -173,7 +173,14 @@ def run_graph(
         return TaskContext(step=step, seed=seed, job_id=job_id, mlflow_run_id=mlflow_run_id)
 
     prefect_tasks = {
+        # The decorator form: Prefect types no overload for a function and options in one call.
         name: prefect_task(
+            name=name,
+            retries=graph.steps[name].retries,
+            retry_delay_seconds=0,
+            cache_policy=NO_CACHE,
+            persist_result=False,
+        )(
             _step_callable(
                 name,
                 graph.steps[name],
@@ -181,12 +188,7 @@ def run_graph(
                 params,
                 records[name],
                 context,
-            ),
-            name=name,
-            retries=graph.steps[name].retries,
-            retry_delay_seconds=0,
-            cache_policy=NO_CACHE,
-            persist_result=False,
+            )
         )
         for name in order
     }

@@ -179,4 +179,4 @@ def plugins_used(graph: GraphSpec) -> set[str]:
 
 
 def pinned_versions(graph: GraphSpec) -> dict[str, str]:
-    return dict(pin.split("==", 1) for pin in graph.plugins)  # type: ignore[misc]
+    return dict(pin.split("==", 1) for pin in graph.plugins)

@@ -114,7 +114,9 @@ class _Checker:
         """The referenced value's type; None when unknown (already reported); True when any."""
         if reference.name in self.graph.parameters and reference.field is None:
             parameter: ParameterSpec = self.graph.parameters[reference.name]
-            return ValueType(schema={"type": _PARAMETER_JSON_TYPES.get(parameter.type, "string")})
+            return ValueType(
+                json_schema={"type": _PARAMETER_JSON_TYPES.get(parameter.type, "string")}
+            )
         if reference.name not in self.graph.steps:
             self.add(where, f"{reference} refers to no parameter or step")
             return None
