@@ -18,28 +18,17 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
+# IncomingMessage lives with the brokers; handlers written for this module import it from here.
+from theodolite.broker import IncomingMessage
 from theodolite.events import Envelope, UndecodableEvent, decode_event
 
 log = logging.getLogger(__name__)
 
 P = TypeVar("P", bound=BaseModel)
-
-
-class IncomingMessage(Protocol):
-    """What a consumer needs of a delivered message (aio-pika's and the in-memory broker's)."""
-
-    body: bytes
-    message_id: str | None
-
-    async def ack(self, multiple: bool = False) -> None: ...
-
-    async def nack(self, multiple: bool = False, requeue: bool = True) -> None: ...
-
-    async def reject(self, requeue: bool = False) -> None: ...
 
 
 class Outcome(StrEnum):
