@@ -14,7 +14,6 @@ from typing import Any, cast
 import pytest
 
 from theodolite import topology
-from theodolite.broker import Broker
 from theodolite.events import (
     Envelope,
     JobCancel,
@@ -109,7 +108,7 @@ async def rig() -> AsyncIterator[Rig]:
     async with RecordingBroker() as broker:
         state, claims, runner = WorkerState(), FakeClaims(), FakeRunner(broker)
         jobs = JobConsumer(
-            broker=cast(Broker, broker),
+            broker=broker,
             queue=QUEUE,
             slots=1,
             worker_id="worker-1",
@@ -235,9 +234,7 @@ class FakePlugins:
 async def test_control_broadcasts_cancel_running_jobs_and_prefetch_plugins() -> None:
     async with InMemoryBroker() as broker:
         state, plugins = WorkerState(), FakePlugins()
-        control = ControlConsumer(
-            broker=cast(Broker, broker), state=state, plugins=cast(PluginCache, plugins)
-        )
+        control = ControlConsumer(broker=broker, state=state, plugins=cast(PluginCache, plugins))
         await control.subscribe()
         await control.subscribe()  # a retried start-up subscribes once
         own = [q for q in broker.queues.values() if q.bindings]

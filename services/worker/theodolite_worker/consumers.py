@@ -7,15 +7,8 @@ import asyncio
 import logging
 
 from theodolite import topology
-from theodolite.broker import Broker, Consumption
-from theodolite.consumers import (
-    Consumer,
-    Delivery,
-    IncomingMessage,
-    Outcome,
-    Reject,
-    Requeue,
-)
+from theodolite.broker import ConsumptionHandle, IncomingMessage, MessageBroker
+from theodolite.consumers import Consumer, Delivery, Outcome, Reject, Requeue
 from theodolite.events import Envelope, JobCancel, JobSubmitted, PluginPublished
 from theodolite_worker.claims import JobClaims
 from theodolite_worker.job_events import JobEventPublisher
@@ -36,7 +29,7 @@ class JobConsumer:
     def __init__(
         self,
         *,
-        broker: Broker,
+        broker: MessageBroker,
         queue: str,
         slots: int,
         worker_id: str,
@@ -55,7 +48,7 @@ class JobConsumer:
         # themselves bound how many jobs run here at once.
         self._slots = asyncio.Semaphore(slots)
         self._running: set[asyncio.Task[object]] = set()  # handlers of messages in hand
-        self._consumption: Consumption | None = None
+        self._consumption: ConsumptionHandle | None = None
         # A failure before the claim was answered is the api's or the network's: retry later.
         self._consumer = Consumer(topology.job_queue_name(queue), on_error=Outcome.RETRY_LATER)
         self._consumer.register(JobSubmitted, self._on_job_submitted)
@@ -137,7 +130,7 @@ class JobConsumer:
 class ControlConsumer:
     """Control broadcasts: cancel an attempt running here; prefetch each published plugin."""
 
-    def __init__(self, *, broker: Broker, state: WorkerState, plugins: PluginCache) -> None:
+    def __init__(self, *, broker: MessageBroker, state: WorkerState, plugins: PluginCache) -> None:
         self._broker = broker
         self._state = state
         self._plugins = plugins

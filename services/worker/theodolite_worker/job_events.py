@@ -15,7 +15,7 @@ from tenacity import (
 )
 
 from theodolite import topology
-from theodolite.broker import Broker
+from theodolite.broker import MessageBroker
 from theodolite.events import make_event
 
 log = logging.getLogger(__name__)
@@ -25,7 +25,9 @@ PUBLISH_RETRY_S = 600.0
 
 
 class JobEventPublisher:
-    def __init__(self, *, broker: Broker, job_id: uuid.UUID, attempt: int, producer: str) -> None:
+    def __init__(
+        self, *, broker: MessageBroker, job_id: uuid.UUID, attempt: int, producer: str
+    ) -> None:
         self._broker = broker
         self._job_id = job_id
         self._attempt = attempt

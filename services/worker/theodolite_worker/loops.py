@@ -7,7 +7,7 @@ import os
 import socket
 
 from theodolite import topology
-from theodolite.broker import Broker
+from theodolite.broker import MessageBroker
 from theodolite.events import WorkerHeartbeat, WorkerPlugins, make_event
 from theodolite.periodic import PeriodicService
 from theodolite_worker.plugins import installed_plugins
@@ -22,7 +22,9 @@ class Heartbeat(PeriodicService):
 
     name = "heartbeat"
 
-    def __init__(self, *, broker: Broker, settings: WorkerSettings, state: WorkerState) -> None:
+    def __init__(
+        self, *, broker: MessageBroker, settings: WorkerSettings, state: WorkerState
+    ) -> None:
         super().__init__(interval_s=settings.heartbeat_interval_s)
         self._broker = broker
         self._settings = settings
@@ -63,7 +65,7 @@ class PluginAnnouncer(PeriodicService):
 
     name = "plugin announcements"
 
-    def __init__(self, *, broker: Broker, settings: WorkerSettings) -> None:
+    def __init__(self, *, broker: MessageBroker, settings: WorkerSettings) -> None:
         super().__init__(interval_s=settings.plugin_announce_interval_s)
         self._broker = broker
         self._settings = settings
