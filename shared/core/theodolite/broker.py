@@ -86,6 +86,16 @@ class ConsumptionHandle(Closable, Protocol):
     async def stop(self) -> None: ...
 
 
+@dataclass(frozen=True)
+class OutgoingMessage:
+    exchange: str
+    routing_key: str
+    body: bytes
+    message_id: str
+    message_type: str
+    mandatory: bool = True
+
+
 class MessageBroker(Protocol):
     """The broker as the services use it: an async context manager owning the connection."""
 
@@ -135,6 +145,12 @@ class MessageBroker(Protocol):
         mandatory: bool = True,
     ) -> None:
         """Publish bytes encoded already (the outbox relay's stored envelopes)."""
+        await self.send(
+            OutgoingMessage(exchange, routing_key, body, message_id, message_type, mandatory)
+        )
+
+    async def send(self, message: OutgoingMessage) -> None:
+        """Publish one message: the primitive each broker implements."""
         ...
 
     async def consume(
@@ -274,28 +290,19 @@ class Broker(MessageBroker):
             arguments=cast(FieldTable, topology.quorum_queue_arguments(name, self._delivery_limit)),
         )
 
-    async def publish_raw(
-        self,
-        exchange: str,
-        routing_key: str,
-        body: bytes,
-        *,
-        message_id: str,
-        message_type: str,
-        mandatory: bool = True,
-    ) -> None:
+    async def send(self, message: OutgoingMessage) -> None:
         channel = await self._publish_channel_or_raise()
-        target = await channel.get_exchange(exchange, ensure=False)
+        target = await channel.get_exchange(message.exchange, ensure=False)
         await target.publish(
             aio_pika.Message(
-                body,
+                message.body,
                 content_type="application/json",
                 delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-                message_id=message_id,
-                type=message_type,
+                message_id=message.message_id,
+                type=message.message_type,
             ),
-            routing_key=routing_key,
-            mandatory=mandatory,
+            routing_key=message.routing_key,
+            mandatory=message.mandatory,
         )
 
     async def consume(

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Self
 
 from theodolite import topology
-from theodolite.broker import DeclaredQueue, MessageBroker
+from theodolite.broker import DeclaredQueue, MessageBroker, OutgoingMessage
 
 if TYPE_CHECKING:
     from theodolite.broker import Broker
@@ -178,34 +178,38 @@ class InMemoryBroker(MessageBroker):
         self._queue(dead, delivery_limit=None, dead=None)
         return self._queue(name, delivery_limit=self._delivery_limit, dead=dead)
 
-    async def publish_raw(
-        self,
-        exchange: str,
-        routing_key: str,
-        body: bytes,
-        *,
-        message_id: str,
-        message_type: str,
-        mandatory: bool = True,
-    ) -> None:
+    async def send(self, message: OutgoingMessage) -> None:
         if not self._connected:
             raise RuntimeError("Broker is not connected")
-        direct = exchange == topology.JOBS_EXCHANGE.name
+        direct = message.exchange == topology.JOBS_EXCHANGE.name
         targets = [
             queue
             for queue in self.queues.values()
             if any(
-                bound_exchange == exchange
-                and (key == routing_key if direct else topic_matches(key, routing_key))
+                bound_exchange == message.exchange
+                and (
+                    key == message.routing_key
+                    if direct
+                    else topic_matches(key, message.routing_key)
+                )
                 for bound_exchange, key in queue.bindings
             )
         ]
-        message = MemoryMessage(body, message_id, message_type, routing_key, exchange)
-        self.published.append(message)
-        if not targets and mandatory:
-            raise Unroutable(f"no queue takes {routing_key!r} on {exchange}")
+        self.published.append(self._delivered(message))
+        if not targets and message.mandatory:
+            raise Unroutable(f"no queue takes {message.routing_key!r} on {message.exchange}")
         for queue in targets:
-            queue.put(MemoryMessage(body, message_id, message_type, routing_key, exchange))
+            queue.put(self._delivered(message))
+
+    @staticmethod
+    def _delivered(message: OutgoingMessage) -> MemoryMessage:
+        return MemoryMessage(
+            message.body,
+            message.message_id,
+            message.message_type,
+            message.routing_key,
+            message.exchange,
+        )
 
     async def consume(
         self, queue: DeclaredQueue | str, handler: Handler, *, prefetch: int
