@@ -124,37 +124,77 @@ def inspect_archive(data: bytes, limits: ArchiveLimits) -> ArchiveContents:
         raise _error("not a tar.gz, tar or zip archive") from exc
 
 
+@dataclass(frozen=True)
+class _Member:
+    """One member of a tar or zip archive: what the checks need of it."""
+
+    name: str
+    size: int = 0
+    link: str | None = None  # the target, for a symbolic or hard link
+    hard_link: bool = False
+    directory: bool = False
+    regular: bool = True
+
+
+# A symbolic link's target, read from a zip member's content: longer than any path can be.
+_LINK_TARGET_MAX = 4096
+
+
 def _inspect_tar(tar_bytes: bytes, limits: ArchiveLimits) -> ArchiveContents:
-    problems: list[Problem] = []
-    contents = ArchiveContents(format="tar", _tar_bytes=tar_bytes)
-    total = 0
     with tarfile.open(fileobj=io.BytesIO(tar_bytes), mode="r:") as archive:
         members = archive.getmembers()
-    if not members:
+    found = (
+        _Member(
+            member.name,
+            member.size,
+            link=member.linkname if member.issym() or member.islnk() else None,
+            hard_link=member.islnk(),
+            directory=member.isdir(),
+            regular=member.isreg(),
+        )
+        for member in members
+    )
+    return _checked(
+        ArchiveContents(format="tar", _tar_bytes=tar_bytes), len(members), found, limits
+    )
+
+
+def _inspect_zip(data: bytes, limits: ArchiveLimits) -> ArchiveContents:
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(data))
+    except zipfile.BadZipFile as exc:
+        raise _error(f"not a readable zip file: {exc}") from exc
+    with archive:
+        infos = archive.infolist()
+        found = (_zip_member(archive, info) for info in infos)
+        return _checked(ArchiveContents(format="zip", _zip_bytes=data), len(infos), found, limits)
+
+
+def _zip_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> _Member:
+    if stat.S_ISLNK(info.external_attr >> 16):
+        # Read bounded: the content is the target, and a compressed one could be a bomb.
+        with archive.open(info) as content:
+            target = content.read(_LINK_TARGET_MAX).decode(errors="replace")
+        return _Member(info.filename, link=target)
+    return _Member(info.filename, info.file_size, directory=info.is_dir())
+
+
+def _checked(
+    contents: ArchiveContents, count: int, members: Iterator[_Member], limits: ArchiveLimits
+) -> ArchiveContents:
+    """Check every member (``count`` of them) and list the regular files in ``contents``."""
+    if not count:
         raise _error("archive is empty")
-    if len(members) > limits.max_members:
-        raise _error(f"archive has {len(members)} members; the limit is {limits.max_members}")
+    if count > limits.max_members:
+        raise _error(f"archive has {count} members; the limit is {limits.max_members}")
+    problems: list[Problem] = []
+    total = 0
     for member in members:
-        if (problem := _path_problem(member.name)) is not None:
+        if (problem := _member_problem(member)) is not None:
             problems.append(Problem(field="archive", message=problem))
             continue
-        if member.issym() or member.islnk():
-            if _link_escapes(member.name, member.linkname, hard=member.islnk()):
-                problems.append(
-                    Problem(
-                        field="archive",
-                        message=f"link {member.name!r} points outside the archive "
-                        f"({member.linkname!r})",
-                    )
-                )
-            continue
-        if member.isdir():
-            continue
-        if not member.isreg():
-            problems.append(
-                Problem(field="archive", message=f"member {member.name!r} is not a regular file")
-            )
-            continue
+        if member.link is not None or member.directory:
+            continue  # links are checked, never extracted; folders come with their files
         total += member.size
         name = _normalise(member.name)
         contents.files[name] = member.size
@@ -172,53 +212,16 @@ def _inspect_tar(tar_bytes: bytes, limits: ArchiveLimits) -> ArchiveContents:
     return contents
 
 
-def _inspect_zip(data: bytes, limits: ArchiveLimits) -> ArchiveContents:
-    problems: list[Problem] = []
-    contents = ArchiveContents(format="zip", _zip_bytes=data)
-    try:
-        archive = zipfile.ZipFile(io.BytesIO(data))
-    except zipfile.BadZipFile as exc:
-        raise _error(f"not a readable zip file: {exc}") from exc
-    with archive:
-        infos = archive.infolist()
-        if not infos:
-            raise _error("archive is empty")
-        if len(infos) > limits.max_members:
-            raise _error(f"archive has {len(infos)} members; the limit is {limits.max_members}")
-        total = 0
-        for info in infos:
-            if (problem := _path_problem(info.filename)) is not None:
-                problems.append(Problem(field="archive", message=problem))
-                continue
-            mode = info.external_attr >> 16
-            if stat.S_ISLNK(mode):
-                target = archive.read(info).decode(errors="replace")
-                if _link_escapes(info.filename, target, hard=False):
-                    problems.append(
-                        Problem(
-                            field="archive",
-                            message=f"link {info.filename!r} points outside the archive "
-                            f"({target!r})",
-                        )
-                    )
-                continue
-            if info.is_dir():
-                continue
-            total += info.file_size
-            name = _normalise(info.filename)
-            contents.files[name] = info.file_size
-            contents._names[name] = info.filename
-    if total > limits.max_unpacked_bytes:
-        problems.append(
-            Problem(
-                field="archive",
-                message=f"archive unpacks to {total} bytes; the limit is "
-                f"{limits.max_unpacked_bytes}",
-            )
-        )
-    if problems:
-        raise ProblemsError("invalid archive", problems)
-    return contents
+def _member_problem(member: _Member) -> str | None:
+    if (problem := _path_problem(member.name)) is not None:
+        return problem
+    if member.link is not None:
+        if _link_escapes(member.name, member.link, hard=member.hard_link):
+            return f"link {member.name!r} points outside the archive ({member.link!r})"
+        return None
+    if not member.directory and not member.regular:
+        return f"member {member.name!r} is not a regular file"
+    return None
 
 
 def extract_archive(data: bytes, destination: Path, limits: ArchiveLimits) -> None:
