@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -17,8 +17,20 @@ PROBLEM_JSON = "application/problem+json"
 
 
 class DomainError(Exception):
-    status_code = 400
-    title = "Bad request"
+    """An error to answer as problem+json: its ``status_code`` and ``title`` are class keywords
+    (``class Gone(DomainError, status_code=410, title="Gone")``) or class attributes."""
+
+    status_code: ClassVar[int] = 400
+    title: ClassVar[str] = "Bad request"
+
+    def __init_subclass__(
+        cls, *, status_code: int | None = None, title: str | None = None, **kwargs: Any
+    ) -> None:
+        super().__init_subclass__(**kwargs)
+        if status_code is not None:
+            cls.status_code = status_code
+        if title is not None:
+            cls.title = title
 
     def __init__(self, detail: str, problems: list[Problem] | None = None) -> None:
         super().__init__(detail)
@@ -26,34 +38,28 @@ class DomainError(Exception):
         self.problems = problems or []
 
 
-class NotFound(DomainError):
-    status_code = 404
-    title = "Not found"
+class NotFound(DomainError, status_code=404, title="Not found"):
+    """No such thing, or none the caller may see."""
 
 
-class Conflict(DomainError):
-    status_code = 409
-    title = "Conflict"
+class Conflict(DomainError, status_code=409, title="Conflict"):
+    """The request clashes with what exists (a name taken, a state that forbids it)."""
 
 
-class InvalidSubmission(DomainError):
-    status_code = 422
-    title = "Invalid submission"
+class InvalidSubmission(DomainError, status_code=422, title="Invalid submission"):
+    """A job or sweep whose parameters or graph do not check."""
 
 
-class InvalidArchive(DomainError):
-    status_code = 422
-    title = "Invalid archive"
+class InvalidArchive(DomainError, status_code=422, title="Invalid archive"):
+    """An uploaded archive that is unsafe or unreadable."""
 
 
-class PayloadTooLarge(DomainError):
-    status_code = 413
-    title = "Payload too large"
+class PayloadTooLarge(DomainError, status_code=413, title="Payload too large"):
+    """A body over its limit."""
 
 
-class DependencyUnavailable(DomainError):
-    status_code = 503
-    title = "Service unavailable"
+class DependencyUnavailable(DomainError, status_code=503, title="Service unavailable"):
+    """A service the answer needs (the database, MLflow, the registry) does not answer."""
 
 
 def problem_response(
@@ -101,16 +107,14 @@ def install_error_handlers(app: FastAPI) -> None:
         if isinstance(exc, (OperationalError, InterfaceError, SATimeoutError)) or isinstance(
             getattr(exc, "orig", None), OSError
         ):
-            return problem_response(
-                503, "Service unavailable", "the database does not answer; retry shortly", request
+            return await _domain(
+                request, DependencyUnavailable("the database does not answer; retry shortly")
             )
         raise exc
 
     @app.exception_handler(OSError)
     async def _connection(request: Request, exc: OSError) -> JSONResponse:
-        return problem_response(
-            503, "Service unavailable", f"a dependency does not answer: {exc}", request
-        )
+        return await _domain(request, DependencyUnavailable(f"a dependency does not answer: {exc}"))
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
