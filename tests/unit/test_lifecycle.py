@@ -5,7 +5,6 @@ from theodolite.lifecycle import (
     IllegalTransition,
     JobStatus,
     check_transition,
-    transition_path,
 )
 
 
@@ -27,14 +26,14 @@ def test_a_job_cannot_succeed_without_running_directly() -> None:
         check_transition(JobStatus.QUEUED, JobStatus.SUCCEEDED)
 
 
-def test_out_of_order_terminal_event_implies_running() -> None:
-    assert transition_path(JobStatus.QUEUED, JobStatus.SUCCEEDED) == [
-        JobStatus.RUNNING,
-        JobStatus.SUCCEEDED,
-    ]
-    assert transition_path(JobStatus.QUEUED, JobStatus.RUNNING) == [JobStatus.RUNNING]
+@pytest.mark.parametrize("outcome", [JobStatus.SUCCEEDED, JobStatus.TIMED_OUT, JobStatus.LOST])
+def test_only_a_claimed_job_runs_and_ends_by_its_worker(outcome: JobStatus) -> None:
+    # The claim is the one way to running; what only a running job can report needs it first.
     with pytest.raises(IllegalTransition):
-        transition_path(JobStatus.SUCCEEDED, JobStatus.RUNNING)
+        check_transition(JobStatus.QUEUED, outcome)
+    check_transition(JobStatus.RUNNING, outcome)
+    with pytest.raises(IllegalTransition):
+        check_transition(JobStatus.SUCCEEDED, JobStatus.RUNNING)
 
 
 def test_lost_jobs_are_requeued_or_failed() -> None:

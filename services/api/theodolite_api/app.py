@@ -18,9 +18,9 @@ from theodolite.db.migrate import upgrade
 from theodolite.storage import ObjectStore
 from theodolite.web.errors import install_error_handlers
 from theodolite_api.consumers.job_events import JobEventConsumer
-from theodolite_api.mlflow_reader import MlflowReader
 from theodolite_api.loops.outbox_relay import OutboxRelay
 from theodolite_api.loops.reaper import JobReaper
+from theodolite_api.mlflow_reader import MlflowReader
 from theodolite_api.registry_client import RegistryClient
 from theodolite_api.repositories import queues as queue_repo
 from theodolite_api.routes import (
@@ -52,11 +52,6 @@ async def _declare_topology(state: AppState) -> None:
     async with state.sessions() as session:
         for queue in await queue_repo.all_queues(session=session):
             await state.broker.declare_job_queue(queue.name)
-
-
-def _start_task(coro: object, name: str, tasks: list[asyncio.Task[None]]) -> None:
-    task: asyncio.Task[None] = asyncio.create_task(coro, name=name)  # type: ignore[arg-type]
-    tasks.append(task)
 
 
 @asynccontextmanager
@@ -96,29 +91,28 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             archive_limits=ArchiveLimits(**settings.archive_limits.model_dump()),
         )
         await _declare_topology(state)
-        consumer = JobEventConsumer(sessions=sessions)
+        # Loops first, consumers after: a consumer's commit wakes the relay.
+        await stack.enter_async_context(state.relay)
+        await stack.enter_async_context(
+            JobReaper(
+                sessions=sessions,
+                relay=state.relay,
+                broker=broker,
+                lost_after_s=settings.lost_after_s,
+                interval_s=settings.reaper_interval_s,
+            )
+        )
+        job_events = JobEventConsumer(sessions=sessions, on_transition=state.relay.wake)
         # One at a time: a job's events must be applied in order (a later one makes earlier
         # ones look stale). Competing replicas each take their share.
-        await broker.consume(topology.API_EVENTS_QUEUE, consumer.on_message, prefetch=1)
-        tasks: list[asyncio.Task[None]] = []
-        _start_task(state.relay.run(), "outbox-relay", tasks)
-        reaper = JobReaper(
-            sessions=sessions,
-            relay=state.relay,
-            broker=broker,
-            lost_after_s=settings.lost_after_s,
-            interval_s=settings.reaper_interval_s,
+        consumption = await broker.consume(
+            topology.API_EVENTS_QUEUE, job_events.consumer, prefetch=1
         )
-        _start_task(reaper.run(), "job-reaper", tasks)
+        stack.push_async_callback(consumption.close)
         # Server-sent event fan-out and webhook delivery (stopped before the broker closes).
         app.state.status_out = await stack.enter_async_context(status_out(state))
         app.state.core = state
-        try:
-            yield
-        finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+        yield
 
 
 def create_app(settings: ApiSettings | None = None) -> FastAPI:

@@ -53,19 +53,3 @@ def check_transition(current: JobStatus, target: JobStatus) -> None:
     """Raise IllegalTransition unless ``current -> target`` is allowed."""
     if target not in ALLOWED_TRANSITIONS[current]:
         raise IllegalTransition(current, target)
-
-
-def transition_path(current: JobStatus, target: JobStatus) -> list[JobStatus]:
-    """The statuses to record to reach ``target``: direct, or through ``running``.
-
-    Events from one job can reach an api replica out of order (competing consumers); a terminal
-    event seen before ``job.started`` still implies the job ran.
-    """
-    if target in ALLOWED_TRANSITIONS[current]:
-        return [target]
-    if (
-        JobStatus.RUNNING in ALLOWED_TRANSITIONS[current]
-        and target in ALLOWED_TRANSITIONS[JobStatus.RUNNING]
-    ):
-        return [JobStatus.RUNNING, target]
-    raise IllegalTransition(current, target)

@@ -21,16 +21,23 @@ DEAD_LETTER_EXCHANGE = ExchangeSpec("theodolite.dead-letter", ExchangeType.DIREC
 
 ALL_EXCHANGES = (JOBS_EXCHANGE, EVENTS_EXCHANGE, CONTROL_EXCHANGE, DEAD_LETTER_EXCHANGE)
 
-# The api's durable event queue: competing consumers across api replicas.
+# Routing keys on the topic exchanges (besides each event type's own, e.g. ``job.log``).
+STATUS_CHANGED_ROUTING_KEY = "job.status_changed"  # events: the api recorded a transition
+JOB_CANCEL_ROUTING_KEY = "job.cancel"  # control: stop this job wherever it runs
+
+# The api's durable event queue: competing consumers across api replicas. It hears the api's own
+# status_changed too (``job.#``) and leaves it alone.
 API_EVENTS_QUEUE = "events.api"
 API_EVENTS_BINDINGS = ("job.#", "worker.#")
 API_EVENTS_DEAD_QUEUE = "events.api.dead"
 
-# Status out. Webhook deliveries: a durable queue of their own, competing consumers across api
-# replicas; ``job.cancel`` (control) announces a cancel that may end a queued job at once.
+# Every worker's own auto-delete queue on ``theodolite.control``.
+WORKER_CONTROL_BINDINGS = ("plugin.*", JOB_CANCEL_ROUTING_KEY)
+
+# Status out. Webhook deliveries: a durable queue of its own, competing consumers across api
+# replicas, fed by the api's status changes and the workers' log and progress events.
 WEBHOOK_EVENTS_QUEUE = "events.webhooks"
-WEBHOOK_EVENTS_BINDINGS = ("job.#",)
-WEBHOOK_CONTROL_BINDINGS = ("job.cancel",)
+WEBHOOK_EVENTS_BINDINGS = (STATUS_CHANGED_ROUTING_KEY, "job.log", "job.progress")
 # Server-sent events: each api replica's own exclusive, auto-delete queue (fan-out).
 LIVE_EVENTS_BINDINGS = ("job.#",)
 

@@ -1,16 +1,20 @@
-"""Consumes job and worker events: records every transition and log line, drops stale and
-duplicate events by their per-job ``(attempt, seq)``."""
+"""Consumes the workers' job and worker events (``events.api``): records every transition and log
+line, drops stale and duplicate events by their per-job ``(attempt, seq)``.
+
+Status changes go through ``jobs.transitions`` (which announces them as ``job.status_changed``);
+this consumer hears its own announcements too (``job.#``) and leaves them alone.
+"""
 
 from __future__ import annotations
 
-import asyncio
 import logging
+from collections.abc import Callable
 
-from aio_pika.abc import AbstractIncomingMessage
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from theodolite.consumers import Consumer, Delivery
 from theodolite.db.tables import Job, utcnow
 from theodolite.events import (
     Envelope,
@@ -20,83 +24,135 @@ from theodolite.events import (
     JobProgress,
     JobReleased,
     JobStarted,
+    JobStatusChanged,
     JobSucceeded,
     JobTimedOut,
-    UndecodableEvent,
     WorkerHeartbeat,
     WorkerPlugins,
-    decode_event,
 )
-from theodolite.lifecycle import IllegalTransition, JobStatus, transition_path
+from theodolite.lifecycle import IllegalTransition, JobStatus
+from theodolite_api.jobs import transitions
+from theodolite_api.jobs.retries import may_retry, requeue
 from theodolite_api.repositories import jobs as job_repo
 from theodolite_api.repositories import plugins as plugin_repo
 from theodolite_api.repositories import queues as queue_repo
-from theodolite_api.jobs.retries import may_retry, requeue
 
 log = logging.getLogger(__name__)
 
 RETRY_DELAY_S = 1.0
 
-
-class JobEventConsumer:
-    def __init__(self, *, sessions: async_sessionmaker[AsyncSession]) -> None:
-        self._sessions = sessions
-
-    async def on_message(self, message: AbstractIncomingMessage) -> None:
-        try:
-            envelope, payload = decode_event(message.body)
-        except UndecodableEvent as exc:
-            log.error("dead-lettering undecodable event %s: %s", message.message_id, exc)
-            await message.reject(requeue=False)
-            return
-        try:
-            await self.apply(envelope, payload)
-        except Exception:
-            log.exception("could not apply %s %s; will retry", envelope.type, envelope.id)
-            await asyncio.sleep(RETRY_DELAY_S)
-            # Requeue counts a delivery: a message that always fails ends in the dead-letter
-            # queue after the delivery limit instead of looping.
-            await message.nack(requeue=True)
-            return
-        await message.ack()
-
-    async def apply(self, envelope: Envelope, payload: BaseModel) -> None:
-        async with self._sessions() as session:
-            if isinstance(payload, WorkerHeartbeat):
-                await queue_repo.record_heartbeat(
-                    session=session, heartbeat=payload, at=envelope.occurred_at
-                )
-                await job_repo.record_job_heartbeats(
-                    session=session,
-                    worker_id=payload.worker_id,
-                    job_ids=payload.running_jobs,
-                    at=envelope.occurred_at,
-                )
-            elif isinstance(payload, WorkerPlugins):
-                await plugin_repo.record_announcement(
-                    session=session, announcement=payload, at=envelope.occurred_at
-                )
-            elif envelope.job_id is not None:
-                job = await job_repo.get(session=session, job_id=envelope.job_id, for_update=True)
-                if job is None:
-                    log.warning(
-                        "event %s for unknown job %s dropped", envelope.type, envelope.job_id
-                    )
-                    return
-                if (envelope.attempt, envelope.seq) <= (job.attempt, job.last_seq):
-                    log.debug("stale %s for job %s dropped", envelope.type, job.id)
-                    return
-                await _apply_job_event(session, job, envelope, payload)
-            await session.commit()
-
-
 TARGET_STATUS: dict[type[BaseModel], JobStatus] = {
-    JobStarted: JobStatus.RUNNING,
     JobSucceeded: JobStatus.SUCCEEDED,
     JobFailed: JobStatus.FAILED,
     JobCancelled: JobStatus.CANCELLED,
     JobTimedOut: JobStatus.TIMED_OUT,
 }
+JOB_EVENTS: tuple[type[BaseModel], ...] = (
+    JobStarted,
+    JobLog,
+    JobProgress,
+    JobReleased,
+    *TARGET_STATUS,
+)
+
+
+class JobEventConsumer:
+    """The handlers; ``consumer`` is what the broker is given. ``on_transition`` is called after
+    a commit that changed a job's status (its ``job.status_changed`` waits in the outbox)."""
+
+    def __init__(
+        self,
+        *,
+        sessions: async_sessionmaker[AsyncSession],
+        on_transition: Callable[[], None] = lambda: None,
+    ) -> None:
+        self._sessions = sessions
+        self._on_transition = on_transition
+        # A failure to apply is transient (the database restarting): retried, and after the
+        # delivery limit the message ends in events.api.dead.
+        self.consumer = Consumer("api events", retry_delay_s=RETRY_DELAY_S)
+        self.consumer.register(WorkerHeartbeat, self.on_heartbeat)
+        self.consumer.register(WorkerPlugins, self.on_plugins)
+        self.consumer.register(JobStatusChanged, self.on_own_status_changed)
+        for payload_type in JOB_EVENTS:
+            self.consumer.register(payload_type, self.on_job_event)
+
+    async def on_heartbeat(
+        self, envelope: Envelope, payload: WorkerHeartbeat, delivery: Delivery
+    ) -> None:
+        async with self._sessions() as session:
+            await queue_repo.record_heartbeat(
+                session=session, heartbeat=payload, at=envelope.occurred_at
+            )
+            await job_repo.record_job_heartbeats(
+                session=session,
+                worker_id=payload.worker_id,
+                job_ids=payload.running_jobs,
+                at=envelope.occurred_at,
+            )
+            await session.commit()
+
+    async def on_plugins(
+        self, envelope: Envelope, payload: WorkerPlugins, delivery: Delivery
+    ) -> None:
+        async with self._sessions() as session:
+            await plugin_repo.record_announcement(
+                session=session, announcement=payload, at=envelope.occurred_at
+            )
+            await session.commit()
+
+    async def on_own_status_changed(
+        self, envelope: Envelope, payload: JobStatusChanged, delivery: Delivery
+    ) -> None:
+        """The api's own announcement (recorded already, when it was written): nothing to do."""
+
+    async def on_job_event(
+        self, envelope: Envelope, payload: BaseModel, delivery: Delivery
+    ) -> None:
+        if envelope.job_id is None:
+            log.warning("%s %s without a job id dropped", envelope.type, envelope.id)
+            return
+        async with self._sessions() as session:
+            job = await job_repo.get(session=session, job_id=envelope.job_id, for_update=True)
+            if job is None:
+                log.warning("event %s for unknown job %s dropped", envelope.type, envelope.job_id)
+                return
+            if (envelope.attempt, envelope.seq) <= (job.attempt, job.last_seq):
+                if not await _late_log_line(session, job, envelope, payload):
+                    log.debug("stale %s for job %s dropped", envelope.type, job.id)
+                    return
+                await session.commit()
+                return
+            status_before = job.status
+            await _apply_job_event(session, job, envelope, payload)
+            changed = job.status != status_before
+            await session.commit()
+        if changed:
+            self._on_transition()
+
+
+async def _late_log_line(
+    session: AsyncSession, job: Job, envelope: Envelope, payload: BaseModel
+) -> bool:
+    """Record a log chunk that comes after a later event of its own attempt (competing
+    replicas may apply one job's events out of order). Only while that attempt is the job's
+    and the api has not taken it over (fenced), and only once per ``(attempt, seq)``."""
+    if not isinstance(payload, JobLog) or not payload.lines:
+        return False
+    if envelope.attempt != job.attempt or job.last_seq >= transitions.ATTEMPT_FENCE:
+        return False
+    if await job_repo.has_log_chunk(
+        session=session, job_id=job.id, attempt=envelope.attempt, seq=envelope.seq
+    ):
+        return False
+    job_repo.add_log_chunk(
+        session=session,
+        job_id=job.id,
+        attempt=envelope.attempt,
+        seq=envelope.seq,
+        lines=payload.lines,
+    )
+    return True
 
 
 async def _apply_job_event(
@@ -117,8 +173,9 @@ async def _apply_job_event(
                 lines=payload.lines,
             )
         return
-    if isinstance(payload, JobStarted) and job.status == JobStatus.RUNNING.value:
-        # Claimed already (the claim recorded the transition): only the run is new.
+    if isinstance(payload, JobStarted):
+        # The claim made the attempt running (before the worker sent anything): only the run
+        # is new.
         job.worker_id = payload.worker_id
         job.mlflow_run_id = payload.mlflow_run_id
         return
@@ -127,32 +184,25 @@ async def _apply_job_event(
     target = TARGET_STATUS.get(type(payload))
     if target is None:
         return
+    detail = _outcome_detail(job, payload)
     try:
-        path = transition_path(JobStatus(job.status), target)
-    except IllegalTransition as exc:
-        log.warning("job %s: %s (event %s dropped)", job.id, exc, envelope.id)
-        return
-    detail = _record_outcome(job, payload)
-    for status in path:
-        job_repo.add_transition(
+        await transitions.change_status(
             session=session,
-            job_id=job.id,
-            status=status.value,
+            job=job,
+            to=target,
             at=envelope.occurred_at,
-            detail=detail if status is target else None,
+            reason=detail,
             attempt=envelope.attempt,
             seq=envelope.seq,
         )
-    job.status = target.value
+    except IllegalTransition as exc:
+        log.warning("job %s: %s (event %s dropped)", job.id, exc, envelope.id)
 
 
-def _record_outcome(job: Job, payload: BaseModel) -> str | None:
+def _outcome_detail(job: Job, payload: BaseModel) -> str | None:
     """Copy what the event says onto the job; the transition's detail."""
     run_id = getattr(payload, "mlflow_run_id", None)
     job.mlflow_run_id = run_id or job.mlflow_run_id
-    if isinstance(payload, JobStarted):
-        job.worker_id = payload.worker_id
-        return f"worker {payload.worker_id}"
     if isinstance(payload, JobSucceeded):
         job.exit_code = payload.exit_code
         return None

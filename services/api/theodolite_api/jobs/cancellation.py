@@ -9,9 +9,8 @@ from theodolite.db.tables import Job, utcnow
 from theodolite.events import JobCancel, make_event
 from theodolite.lifecycle import JobStatus, is_terminal
 from theodolite.web.errors import Conflict
-from theodolite_api.repositories import jobs as job_repo
+from theodolite_api.jobs import transitions
 from theodolite_api.repositories import outbox as outbox_repo
-from theodolite_api.jobs.retries import ATTEMPT_FENCE
 
 PRODUCER = "api"
 
@@ -30,20 +29,19 @@ async def request_cancel(*, session: AsyncSession, job: Job) -> None:
         session=session,
         envelope=make_event(JobCancel(), producer=PRODUCER, job_id=job.id, attempt=job.attempt),
         exchange=topology.CONTROL_EXCHANGE.name,
-        routing_key="job.cancel",
+        routing_key=topology.JOB_CANCEL_ROUTING_KEY,
     )
     if status is JobStatus.RUNNING:
         return
-    job.last_seq = ATTEMPT_FENCE  # late events of this attempt are stale from now on
-    job_repo.add_transition(
+    attempt, seq = transitions.api_key(job)  # late events of this attempt are stale from now on
+    await transitions.change_status(
         session=session,
-        job_id=job.id,
-        status=JobStatus.CANCELLED.value,
+        job=job,
+        to=JobStatus.CANCELLED,
         at=now,
-        detail="cancelled by request before it ran",
-        attempt=job.attempt,
-        seq=ATTEMPT_FENCE,
+        reason="cancelled by request before it ran",
+        attempt=attempt,
+        seq=seq,
     )
-    job.status = JobStatus.CANCELLED.value
     job.next_attempt_at = None
     job.error = "cancelled by request"

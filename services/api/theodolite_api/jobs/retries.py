@@ -12,11 +12,8 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from theodolite.db.tables import Job, JobTransition
 from theodolite.lifecycle import JobStatus
-from theodolite_api.repositories import jobs as job_repo
+from theodolite_api.jobs import transitions
 
-# The api takes an attempt over (lost, cancelled while queued...): it records its own
-# transitions at seq numbers no worker reaches, so late events of that attempt are stale.
-ATTEMPT_FENCE = 1_000_000_000
 RETRY_DETAIL = "retry"
 HANDBACK_DETAIL = "handed back"
 
@@ -56,16 +53,15 @@ async def requeue(
     prefix = (
         f"{RETRY_DETAIL} {retry_number}/{job.max_retries}" if counts_as_retry else HANDBACK_DETAIL
     )
-    job_repo.add_transition(
+    await transitions.change_status(
         session=session,
-        job_id=job.id,
-        status=JobStatus.QUEUED.value,
+        job=job,
+        to=JobStatus.QUEUED,
         at=now,
-        detail=f"{prefix} in {delay:.1f} s: {reason}",
+        reason=f"{prefix} in {delay:.1f} s: {reason}",
         attempt=attempt,
         seq=seq,
     )
-    job.status = JobStatus.QUEUED.value
     job.worker_id = None
     job.next_attempt_at = now + timedelta(seconds=delay)
 

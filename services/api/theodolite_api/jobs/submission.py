@@ -1,5 +1,5 @@
-"""Job submission: validate everything, then write the job, its first transition and its
-``job.submitted`` event in one transaction (the outbox)."""
+"""Job submission: validate everything, then write the job, its first transition (with its
+``job.status_changed``) and its ``job.submitted`` event in one transaction (the outbox)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from theodolite.problems import Problem, ProblemsError
 from theodolite.web.errors import InvalidSubmission
 from theodolite_api.callbacks import callback_url_problems, new_webhook_secret
 from theodolite_api.graph_checks import check_graph
+from theodolite_api.jobs import transitions
 from theodolite_api.registry_client import RegistryClient
 from theodolite_api.repositories import entrypoints as entrypoint_repo
 from theodolite_api.repositories import experiments as experiment_repo
@@ -93,15 +94,7 @@ async def submit_job(
         updated_at=now,
     )
     await job_repo.add(session=session, job=job)
-    job_repo.add_transition(
-        session=session,
-        job_id=job.id,
-        status=JobStatus.QUEUED.value,
-        at=now,
-        detail=None,
-        attempt=1,
-        seq=0,
-    )
+    await transitions.record_submission(session=session, job=job, at=now)
     enqueue_attempt(session=session, job=job, experiment=experiment, archive=archive)
     return job
 

@@ -7,7 +7,6 @@ confirm, so a crash between the two can publish twice, never zero times; consume
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 from sqlalchemy.ext.asyncio import async_sessionmaker
@@ -16,6 +15,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from theodolite import topology
 from theodolite.broker import Broker
 from theodolite.db.tables import utcnow
+from theodolite.periodic import PeriodicService
 from theodolite_api.repositories import outbox as outbox_repo
 
 log = logging.getLogger(__name__)
@@ -23,7 +23,11 @@ log = logging.getLogger(__name__)
 BATCH = 100
 
 
-class OutboxRelay:
+class OutboxRelay(PeriodicService):
+    """``wake()`` after a commit that added outbox rows: they go out now, not at the next poll."""
+
+    name = "outbox relay"
+
     def __init__(
         self,
         *,
@@ -31,32 +35,13 @@ class OutboxRelay:
         broker: Broker,
         poll_interval_s: float,
     ) -> None:
+        super().__init__(interval_s=poll_interval_s)
         self._sessions = sessions
         self._broker = broker
-        self._poll_interval_s = poll_interval_s
-        self._wakeup = asyncio.Event()
 
-    def notify(self) -> None:
-        """Something was committed: publish it now rather than at the next poll."""
-        self._wakeup.set()
-
-    async def run(self) -> None:
-        while True:
-            try:
-                published = await self.publish_pending()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("outbox relay failed; retrying")
-                published = 0
-                await asyncio.sleep(self._poll_interval_s)
-            if published == BATCH:
-                continue  # more may be waiting
-            try:
-                await asyncio.wait_for(self._wakeup.wait(), timeout=self._poll_interval_s)
-            except TimeoutError:
-                pass
-            self._wakeup.clear()
+    async def run_once(self) -> None:
+        while await self.publish_pending() == BATCH:
+            pass  # more may be waiting
 
     async def publish_pending(self) -> int:
         async with self._sessions() as session:

@@ -4,9 +4,8 @@ keep them from doing the same job twice."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import col, select
@@ -15,16 +14,19 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from theodolite.broker import Broker
 from theodolite.db.tables import EntryPointArchive, Experiment, Job, utcnow
 from theodolite.lifecycle import JobStatus
-from theodolite_api.loops.outbox_relay import OutboxRelay
-from theodolite_api.repositories import jobs as job_repo
-from theodolite_api.jobs.retries import ATTEMPT_FENCE, may_retry, requeue
+from theodolite.periodic import PeriodicService
+from theodolite_api.jobs import transitions
+from theodolite_api.jobs.retries import may_retry, requeue
 from theodolite_api.jobs.submission import enqueue_attempt
+from theodolite_api.loops.outbox_relay import OutboxRelay
 
 log = logging.getLogger(__name__)
 BATCH = 100
 
 
-class JobReaper:
+class JobReaper(PeriodicService):
+    name = "job reaper"
+
     def __init__(
         self,
         *,
@@ -34,23 +36,16 @@ class JobReaper:
         lost_after_s: float,
         interval_s: float,
     ) -> None:
+        super().__init__(interval_s=interval_s)
         self._sessions = sessions
         self._relay = relay
         self._broker = broker
         self._lost_after = timedelta(seconds=lost_after_s)
-        self._interval_s = interval_s
 
-    async def run(self) -> None:
-        while True:
-            try:
-                await self.find_lost_jobs()
-                if await self.publish_due_attempts():
-                    self._relay.notify()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.warning("job reaper round failed", exc_info=True)
-            await asyncio.sleep(self._interval_s)
+    async def run_once(self) -> None:
+        lost = await self.find_lost_jobs()
+        if await self.publish_due_attempts() or lost:
+            self._relay.wake()
 
     async def find_lost_jobs(self) -> int:
         # Missing heartbeats only mean a lost worker if they could have reached us: not while
@@ -70,51 +65,51 @@ class JobReaper:
             )
             lost = list(rows)
             for job in lost:
-                # Fence the attempt: events its worker may still send (it was only slow, or cut
-                # off) are older than anything recorded from now on, so they are dropped.
-                job.last_seq = ATTEMPT_FENCE
-                reason = (
-                    f"worker {job.worker_id} stopped heartbeating it "
-                    f"(last heard {job.last_heartbeat_at:%H:%M:%S})"
-                )
-                job_repo.add_transition(
-                    session=session,
-                    job_id=job.id,
-                    status=JobStatus.LOST.value,
-                    at=now,
-                    detail=reason,
-                    attempt=job.attempt,
-                    seq=job.last_seq + 1,
-                )
-                job.last_seq += 1
-                if await may_retry(session=session, job=job):
-                    await requeue(
-                        session=session,
-                        job=job,
-                        now=now,
-                        reason=reason,
-                        counts_as_retry=True,
-                        attempt=job.attempt,
-                        seq=job.last_seq + 1,
-                    )
-                    job.last_seq += 1
-                else:
-                    job_repo.add_transition(
-                        session=session,
-                        job_id=job.id,
-                        status=JobStatus.FAILED.value,
-                        at=now,
-                        detail=f"lost, no retries left: {reason}",
-                        attempt=job.attempt,
-                        seq=job.last_seq + 1,
-                    )
-                    job.last_seq += 1
-                    job.status = JobStatus.FAILED.value
-                    job.error = f"lost: {reason}; no retries left (max_retries={job.max_retries})"
-                job.updated_at = now
-                log.warning("job %s lost: %s", job.id, reason)
+                await self._give_up_attempt(session, job, now)
             await session.commit()
             return len(lost)
+
+    async def _give_up_attempt(self, session: AsyncSession, job: Job, now: datetime) -> None:
+        """``lost``, then ``queued`` again while retries remain, else ``failed``. The keys fence
+        the attempt: events its worker may still send (it was only slow, or cut off) are older
+        than anything recorded from now on, so they are dropped."""
+        reason = (
+            f"worker {job.worker_id} stopped heartbeating it "
+            f"(last heard {job.last_heartbeat_at:%H:%M:%S})"
+        )
+        attempt, seq = transitions.api_key(job)
+        await transitions.change_status(
+            session=session,
+            job=job,
+            to=JobStatus.LOST,
+            at=now,
+            reason=reason,
+            attempt=attempt,
+            seq=seq,
+        )
+        attempt, seq = transitions.api_key(job)
+        if await may_retry(session=session, job=job):
+            await requeue(
+                session=session,
+                job=job,
+                now=now,
+                reason=reason,
+                counts_as_retry=True,
+                attempt=attempt,
+                seq=seq,
+            )
+        else:
+            await transitions.change_status(
+                session=session,
+                job=job,
+                to=JobStatus.FAILED,
+                at=now,
+                reason=f"lost, no retries left: {reason}",
+                attempt=attempt,
+                seq=seq,
+            )
+            job.error = f"lost: {reason}; no retries left (max_retries={job.max_retries})"
+        log.warning("job %s lost: %s", job.id, reason)
 
     async def publish_due_attempts(self) -> int:
         now = utcnow()

@@ -25,21 +25,6 @@ async def add(*, session: AsyncSession, job: Job) -> Job:
     return job
 
 
-def add_transition(
-    *,
-    session: AsyncSession,
-    job_id: uuid.UUID,
-    status: str,
-    at: datetime,
-    detail: str | None,
-    attempt: int,
-    seq: int,
-) -> None:
-    session.add(
-        JobTransition(job_id=job_id, status=status, at=at, detail=detail, attempt=attempt, seq=seq)
-    )
-
-
 async def history(*, session: AsyncSession, job_id: uuid.UUID) -> list[JobTransition]:
     rows = await session.exec(
         select(JobTransition)
@@ -81,6 +66,17 @@ def add_log_chunk(
             job_id=job_id, attempt=attempt, seq=seq, lines="\n".join(lines), line_count=len(lines)
         )
     )
+
+
+async def has_log_chunk(
+    *, session: AsyncSession, job_id: uuid.UUID, attempt: int, seq: int
+) -> bool:
+    rows = await session.exec(
+        select(JobLogChunk.id).where(
+            JobLogChunk.job_id == job_id, JobLogChunk.attempt == attempt, JobLogChunk.seq == seq
+        )
+    )
+    return rows.first() is not None
 
 
 async def log_lines(*, session: AsyncSession, job_id: uuid.UUID) -> list[str]:

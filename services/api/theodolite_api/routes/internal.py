@@ -8,10 +8,8 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
-from theodolite.db.tables import utcnow
-from theodolite.lifecycle import JobStatus
-from theodolite_api.deps import SessionDep
-from theodolite_api.repositories import jobs as job_repo
+from theodolite_api.deps import SessionDep, StateDep
+from theodolite_api.jobs.claims import claim_attempt
 
 router = APIRouter(prefix="/internal", include_in_schema=False)
 
@@ -22,35 +20,18 @@ class ClaimRequest(BaseModel):
 
 
 @router.post("/jobs/{job_id}/claim")
-async def claim_job(job_id: uuid.UUID, body: ClaimRequest, session: SessionDep) -> JSONResponse:
+async def claim_job(
+    job_id: uuid.UUID, body: ClaimRequest, session: SessionDep, state: StateDep
+) -> JSONResponse:
     """A worker asks to run an attempt. The one arbiter of who runs what: an attempt runs at
     most once at a time, a cancelled or stale one never starts."""
-    job = await job_repo.get(session=session, job_id=job_id, for_update=True)
-    if job is None:
-        return JSONResponse({"claimed": False, "reason": "no such job"}, status_code=404)
-    if job.attempt != body.attempt or job.next_attempt_at is not None:
-        reason = f"attempt {body.attempt} is stale (current attempt {job.attempt})"
-        return JSONResponse({"claimed": False, "reason": reason}, status_code=409)
-    if job.status == JobStatus.RUNNING.value and job.worker_id == body.worker_id:
-        return JSONResponse({"claimed": True, "attempt": job.attempt})  # asked again
-    if job.status != JobStatus.QUEUED.value:
-        where = f" on {job.worker_id}" if job.worker_id else ""
-        return JSONResponse(
-            {"claimed": False, "reason": f"the job is {job.status}{where}"}, status_code=409
-        )
-    now = utcnow()
-    job_repo.add_transition(
-        session=session,
-        job_id=job.id,
-        status=JobStatus.RUNNING.value,
-        at=now,
-        detail=f"worker {body.worker_id}",
-        attempt=job.attempt,
-        seq=0,
+    answer = await claim_attempt(
+        session=session, job_id=job_id, attempt=body.attempt, worker_id=body.worker_id
     )
-    job.status = JobStatus.RUNNING.value
-    job.worker_id = body.worker_id
-    job.last_heartbeat_at = now
-    job.updated_at = now
+    if not answer.claimed:
+        return JSONResponse(
+            {"claimed": False, "reason": answer.reason}, status_code=answer.http_status
+        )
     await session.commit()
-    return JSONResponse({"claimed": True, "attempt": job.attempt})
+    state.relay.wake()  # the job.status_changed of ``running`` goes out now
+    return JSONResponse({"claimed": True, "attempt": answer.attempt})

@@ -17,8 +17,9 @@ from theodolite.db.tables import Job
 from theodolite.lifecycle import JobStatus
 from theodolite.problems import Problem
 from theodolite.web.errors import InvalidSubmission, NotFound
-from theodolite_api.jobs.cancellation import request_cancel
 from theodolite_api.deps import SessionDep, StateDep
+from theodolite_api.jobs.cancellation import request_cancel
+from theodolite_api.jobs.submission import submit_job
 from theodolite_api.repositories import jobs as job_repo
 from theodolite_api.schemas.common import Limit, Offset, Page
 from theodolite_api.schemas.jobs import (
@@ -28,7 +29,6 @@ from theodolite_api.schemas.jobs import (
     JobPublic,
     MetricPublic,
 )
-from theodolite_api.jobs.submission import submit_job
 from theodolite_api.views import job_public
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
@@ -77,7 +77,7 @@ async def create_job(
             job = await _replayed(session, idempotency_key, request_sha256)
             if job is None:
                 raise
-        state.relay.notify()
+        state.relay.wake()
     public = await job_public(job, session=session, mlflow=state.mlflow, settings=state.settings)
     return JobCreated(**public.model_dump(), webhook_secret=job.webhook_secret)
 
@@ -139,7 +139,7 @@ async def cancel_job(job_id: uuid.UUID, session: SessionDep, state: StateDep) ->
         raise NotFound(f"no job {job_id}")
     await request_cancel(session=session, job=job)
     await session.commit()
-    state.relay.notify()
+    state.relay.wake()
     return await job_public(job, session=session, mlflow=state.mlflow, settings=state.settings)
 
 

@@ -64,7 +64,7 @@ async def create_sweep(
         session=session, request=body, settings=state.settings, registry=state.registry
     )
     await session.commit()
-    state.relay.notify()
+    state.relay.wake()
     return await _public(sweep, session, state, request, with_metrics=False)
 
 
