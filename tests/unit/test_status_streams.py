@@ -1,20 +1,11 @@
 """Event ids, cursors and the ordering rules of the server-sent event streams."""
 
-import time
 import uuid
 from datetime import UTC, datetime
 
 import pytest
 
 from theodolite.events import JobLog, JobProgress, make_event
-from theodolite_api.streams.job_stream import (
-    _merge_progress,
-    _Recheck,
-    keyed_records,
-    ready_progress,
-)
-from theodolite_api.streams.live import LiveHub, LiveProgress, Subscription
-from theodolite_api.repositories.events import JobRecord, JobWatermark
 from theodolite_api.streams.ids import (
     HOLE_TTL_S,
     START,
@@ -23,26 +14,42 @@ from theodolite_api.streams.ids import (
     TableCursor,
     parse_experiment_cursor,
 )
+from theodolite_api.streams.live import LiveHub
+from theodolite_api.streams.ordering import (
+    JobOrder,
+    LogItem,
+    ProgressItem,
+    StatusItem,
+    chained,
+)
 
 JOB = uuid.uuid4()
 OTHER = uuid.uuid4()
-EXPERIMENT = uuid.uuid4()
 AT = datetime(2026, 1, 1, tzinfo=UTC)
 
 
-def _status(row_id: int, attempt: int, seq: int, status: str, job: uuid.UUID = JOB) -> JobRecord:
-    return JobRecord("status", row_id, job, attempt, seq, status=status, at=AT)
+def _status(
+    tid: int, attempt: int, seq: int, status: str, before: str | None, job: uuid.UUID = JOB
+) -> StatusItem:
+    return StatusItem(job, attempt, seq, tid, before, status, AT)
 
 
-def _log(row_id: int, attempt: int, seq: int, job: uuid.UUID = JOB) -> JobRecord:
-    return JobRecord("log", row_id, job, attempt, seq, lines=(f"line {seq}",))
+def _log(attempt: int, seq: int, job: uuid.UUID = JOB) -> LogItem:
+    return LogItem(job, attempt, seq, (f"line {seq}",))
 
 
-def _progress(attempt: int, seq: int, job: uuid.UUID = JOB, age_s: float = 0.0) -> LiveProgress:
+def _progress(attempt: int, seq: int, job: uuid.UUID = JOB) -> ProgressItem:
     envelope = make_event(
         JobProgress(fraction=0.5), producer="t", job_id=job, attempt=attempt, seq=seq
     )
-    return LiveProgress(envelope, JobProgress(fraction=0.5), time.monotonic() - age_s)
+    return ProgressItem(envelope, JobProgress(fraction=0.5))
+
+
+def _given(order: JobOrder) -> list[tuple[str, str]]:
+    return [
+        (str(key), item.status if isinstance(item, StatusItem) else type(item).__name__)
+        for key, item in order.ready()
+    ]
 
 
 def test_job_event_ids_round_trip_and_order() -> None:
@@ -58,43 +65,83 @@ def test_job_event_ids_round_trip_and_order() -> None:
 
 def test_records_sharing_an_event_get_places() -> None:
     # The submission's queued and the claim's running share (1, 0); logs have their own seq.
-    records = [
-        _log(9, 1, 2),
-        _status(2, 1, 0, "running"),
-        _status(1, 1, 0, "queued"),
-        _status(5, 1, 3, "succeeded"),
-    ]
-    keyed = keyed_records(records)
-    assert [(str(k), r.status or "log") for k, r in keyed] == [
+    order = JobOrder()
+    for item in chained(
+        [
+            _status(1, 1, 0, "queued", None),
+            _status(2, 1, 0, "running", None),
+            _status(5, 1, 3, "succeeded", None),
+        ]
+    ):
+        order.add(item)
+    order.add(_log(1, 2))
+    assert _given(order) == [
         ("1.0", "queued"),
         ("1.0.1", "running"),
-        ("1.2", "log"),
+        ("1.2", "LogItem"),
         ("1.3", "succeeded"),
     ]
 
 
-def test_progress_waits_for_what_came_before_it() -> None:
-    mark = {JOB: JobWatermark(JOB, EXPERIMENT, "running", 1, 4)}
-    ready, waiting = ready_progress(
-        [_progress(1, 3), _progress(1, 5), _progress(1, 6, age_s=60), _progress(1, 2)],
-        mark,
-        after=JobEventKey(1, 2),
-    )
-    assert [p.envelope.seq for p in ready] == [3]  # recorded up to 4
-    assert [p.envelope.seq for p in waiting] == [5]  # not yet: wait, but not forever
-    assert ready_progress([_progress(1, 3, job=OTHER)], mark, None) == ([], [])
+def test_live_events_from_two_publishers_are_put_in_the_record_order() -> None:
+    order = JobOrder()
+    order.add(_status(1, 1, 0, "queued", None))
+    assert _given(order) == [("1.0", "queued")]
+    # The worker's events overtake the relay's announcement of the claim: they wait for it.
+    order.add(_log(1, 2))
+    order.add(_progress(1, 3))
+    assert _given(order) == []
+    order.add(_status(2, 1, 0, "running", "queued"))
+    assert _given(order) == [("1.0.1", "running"), ("1.2", "LogItem"), ("1.3", "ProgressItem")]
+    # A transition waits for the one before it (two relays may publish out of order).
+    order.add(_status(9, 2, 0, "running", "queued"))
+    order.add(_status(7, 1, 5, "queued", "running"))
+    assert _given(order) == [("1.5", "queued"), ("2.0", "running")]
+    assert order.status == "running" and order.waiting == 0
 
 
-def test_progress_is_placed_before_the_next_record_of_its_job() -> None:
-    records = [_status(1, 1, 2, "running"), _log(7, 1, 4, job=OTHER), _log(8, 1, 5)]
-    merged = _merge_progress(records, [_progress(1, 3)])
-    assert [type(item).__name__ for item in merged] == [
-        "JobRecord",
-        "JobRecord",
-        "LiveProgress",
-        "JobRecord",
-    ]
-    assert _merge_progress(records[:1], [_progress(1, 3)])[-1].envelope.seq == 3  # type: ignore[union-attr]
+def test_repeats_and_what_the_client_had_are_not_given_again() -> None:
+    order = JobOrder(after=JobEventKey.parse("1.2"))
+    for item in chained([_status(1, 1, 0, "queued", None), _status(2, 1, 0, "running", None)]):
+        order.add(item)
+    order.add(_log(1, 2))
+    order.add(_log(1, 4))
+    assert _given(order) == [("1.4", "LogItem")]  # the rest the client had (Last-Event-ID)
+    order.add(_status(2, 1, 0, "running", "queued"))  # announced again: a repeat
+    order.add(_log(1, 4))
+    order.add(_log(1, 3))  # came after a later one: passed already
+    assert _given(order) == []
+    assert order.waiting == 0
+
+
+def test_a_replay_page_gives_nothing_past_its_end() -> None:
+    order = JobOrder()
+    for item in chained([_status(1, 1, 0, "queued", None), _status(2, 1, 0, "running", None)]):
+        order.add(item)
+    order.add(_log(1, 1))
+    order.add(_log(1, 9))  # heard live; chunks between are not read yet
+    assert [str(k) for k, _ in order.ready(upto=(1, 1))] == ["1.0", "1.0.1", "1.1"]
+    order.add(_log(1, 5))
+    assert [str(k) for k, _ in order.ready()] == ["1.5", "1.9"]
+
+
+def test_progress_of_an_attempt_given_up_is_dropped() -> None:
+    order = JobOrder()
+    for item in chained(
+        [
+            _status(1, 1, 0, "queued", None),
+            _status(2, 1, 0, "running", None),
+            _status(3, 1, 1_000_000_000, "lost", None),
+            _status(4, 1, 1_000_000_001, "queued", None),
+        ]
+    ):
+        order.add(item)
+    order.ready()
+    order.add(_progress(1, 7))  # its worker was thought lost, and is late
+    order.add(_progress(2, 2))  # the next attempt, before its claim was announced
+    assert _given(order) == []
+    order.add(_status(5, 2, 0, "running", "queued"))
+    assert _given(order) == [("2.0", "running"), ("2.2", "ProgressItem")]
 
 
 def test_table_cursor_remembers_ids_in_flight() -> None:
@@ -121,33 +168,24 @@ def test_a_table_cursor_keeps_its_size_bounded() -> None:
 
 
 def test_hub_wakes_only_the_streams_that_care() -> None:
-    hub = LiveHub(broker=None)  # type: ignore[arg-type]
+    hub = LiveHub(broker=None)
     with hub.subscribe(job_id=JOB) as mine, hub.subscribe(job_id=None) as everything:
-        everything.ignored_jobs.add(OTHER)
         hub.publish(
             make_event(JobLog(lines=["x"]), producer="t", job_id=OTHER, attempt=1, seq=1),
             JobLog(lines=["x"]),
         )
-        assert not mine.wake.is_set() and not everything.wake.is_set()
+        assert not mine.wake.is_set() and everything.wake.is_set()
         progress = JobProgress(fraction=0.1)
         hub.publish(make_event(progress, producer="t", job_id=JOB, attempt=1, seq=2), progress)
-        assert mine.wake.is_set() and everything.wake.is_set()
-        assert [p.envelope.seq for p in mine.take_progress()] == [2]
-        assert mine.unrecorded({JOB: (1, 1)})  # heard (1, 2), recorded up to (1, 1)
-        assert not mine.unrecorded({JOB: (1, 2)})
+        assert mine.wake.is_set()
+        assert [envelope.seq for envelope, _ in mine.take()] == [2]
+        assert [envelope.seq for envelope, _ in everything.take()] == [1, 2]
         assert hub.subscriptions == 2
     assert hub.subscriptions == 0
 
 
-def test_unrecorded_gives_up_after_a_while() -> None:
-    inbox = Subscription(job_id=JOB)
-    inbox.live_keys[JOB] = ((1, 9), time.monotonic() - 60)
-    assert not inbox.unrecorded({JOB: (1, 1)})
-
-
-def test_rechecks_come_soon_then_less_often() -> None:
-    recheck = _Recheck(poll_interval_s=1.0)
-    delays = [recheck.delay(behind=True) for _ in range(6)]
-    assert delays[0] < 0.05 and delays == sorted(delays) and delays[-1] <= 0.25
-    assert recheck.delay(behind=False) == 1.0
-    assert recheck.delay(behind=True) < 0.05
+def test_a_reconnected_live_queue_makes_every_stream_read_again() -> None:
+    hub = LiveHub(broker=None)
+    with hub.subscribe(job_id=JOB) as mine:
+        hub._on_reconnect()
+        assert mine.wake.is_set() and mine.take_resync() and not mine.take_resync()

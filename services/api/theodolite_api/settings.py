@@ -13,13 +13,16 @@ class EventStreamSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="THEODOLITE_EVENTS_")
 
-    poll_interval_s: float = Field(
-        1.0,
-        description="How often an open stream also reads the database, for what no live event "
-        "announced (transitions the api itself records, a broker reconnect).",
-    )
     ping_s: float = Field(15.0, description="Keep-alive comment interval of an idle stream.")
-    batch: int = Field(500, description="Most records one database read of a stream returns.")
+    batch: int = Field(
+        500, description="Most records one database read of a stream's replay returns."
+    )
+    backlog: int = Field(
+        64,
+        ge=1,
+        description="Log events each job keeps in a replica's memory for streams that connect "
+        "while the api is still recording them.",
+    )
 
 
 class WebhookSettings(BaseSettings):
@@ -41,11 +44,6 @@ class WebhookSettings(BaseSettings):
     retry_max_delay_s: float = Field(3600.0, gt=0, description="Longest delay between attempts.")
     disable_after_failures: int = Field(
         15, ge=1, description="Failed attempts in a row that disable a subscription."
-    )
-    scan_interval_s: float = Field(
-        1.0,
-        description="How often jobs are checked for transitions no event announced (submission, "
-        "cancel before start, lost jobs).",
     )
     poll_interval_s: float = Field(
         1.0, description="How often due deliveries are looked for when nothing woke the sender."

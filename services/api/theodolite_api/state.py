@@ -10,8 +10,8 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from theodolite.archives import ArchiveLimits
 from theodolite.broker import Broker
 from theodolite.storage import ObjectStore
-from theodolite_api.mlflow_reader import MlflowReader
 from theodolite_api.loops.outbox_relay import OutboxRelay
+from theodolite_api.mlflow_reader import MlflowReader
 from theodolite_api.registry_client import RegistryClient
 from theodolite_api.settings import ApiSettings
 

@@ -3,7 +3,6 @@ the webhook dispatcher on its durable queue and the webhook sender."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
@@ -13,9 +12,9 @@ import httpx
 from fastapi import Depends, Request
 
 from theodolite import topology
+from theodolite_api.state import AppState
 from theodolite_api.streams.job_stream import StreamSources
 from theodolite_api.streams.live import LiveHub
-from theodolite_api.state import AppState
 from theodolite_api.webhooks.dispatcher import WebhookDispatcher
 from theodolite_api.webhooks.sender import WebhookSender
 
@@ -35,7 +34,7 @@ async def status_out(state: AppState) -> AsyncIterator[StatusOut]:
     """Start everything; stop it on exit."""
     settings = state.settings
     async with AsyncExitStack() as stack:
-        hub = LiveHub(state.broker)
+        hub = LiveHub(state.broker, backlog=settings.events.backlog)
         await hub.start()
         stack.push_async_callback(hub.close)
         http = await stack.enter_async_context(
@@ -54,29 +53,19 @@ async def status_out(state: AppState) -> AsyncIterator[StatusOut]:
         queue = await state.broker.declare_quorum_queue(topology.WEBHOOK_EVENTS_QUEUE)
         for pattern in topology.WEBHOOK_EVENTS_BINDINGS:
             await queue.bind(topology.EVENTS_EXCHANGE.name, routing_key=pattern)
-        for pattern in topology.WEBHOOK_CONTROL_BINDINGS:
-            await queue.bind(topology.CONTROL_EXCHANGE.name, routing_key=pattern)
-        channel = await state.broker.consume(
-            topology.WEBHOOK_EVENTS_QUEUE, dispatcher.on_message, prefetch=16
+        await stack.enter_async_context(sender)
+        consumption = await state.broker.consume(
+            topology.WEBHOOK_EVENTS_QUEUE, dispatcher.consumer, prefetch=16
         )
-        stack.push_async_callback(channel.close)
-        tasks = [
-            asyncio.create_task(sender.run(), name="webhook-sender"),
-            asyncio.create_task(dispatcher.run_scans(), name="webhook-scan"),
-        ]
-        try:
-            yield StatusOut(
-                hub=hub,
-                stream_sources=StreamSources(
-                    sessions=state.sessions, hub=hub, settings=settings.events
-                ),
-                dispatcher=dispatcher,
-                sender=sender,
-            )
-        finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+        stack.push_async_callback(consumption.close)
+        yield StatusOut(
+            hub=hub,
+            stream_sources=StreamSources(
+                sessions=state.sessions, hub=hub, settings=settings.events
+            ),
+            dispatcher=dispatcher,
+            sender=sender,
+        )
 
 
 def get_status_out(request: Request) -> StatusOut:

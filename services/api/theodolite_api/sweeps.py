@@ -18,6 +18,7 @@ from theodolite.db.tables import Job, utcnow
 from theodolite.lifecycle import JobStatus, is_terminal
 from theodolite.problems import Problem
 from theodolite.web.errors import InvalidSubmission
+from theodolite_api.jobs.submission import submit_job
 from theodolite_api.mlflow_reader import MlflowReader
 from theodolite_api.registry_client import RegistryClient
 from theodolite_api.repositories import sweeps as sweep_repo
@@ -30,7 +31,6 @@ from theodolite_api.schemas.sweeps import (
     SweepSummary,
 )
 from theodolite_api.settings import ApiSettings
-from theodolite_api.jobs.submission import submit_job
 
 METRIC_READS_AT_ONCE = 8
 
@@ -89,7 +89,8 @@ def expand(request: SweepCreate) -> list[Point]:
     points: list[Point] = []
     for combination in itertools.product(*(request.grid[n] for n in names)):
         values = dict(zip(names, combination, strict=True))
-        for seed in request.seeds or [None]:
+        seeds: list[int | None] = list(request.seeds) or [None]
+        for seed in seeds:
             with_seed = values if seed is None else {**values, request.seed_param: seed}
             for repeat in range(request.repeats):
                 points.append(Point(values=with_seed, repeat=repeat))

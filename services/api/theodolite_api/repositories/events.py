@@ -1,123 +1,100 @@
-"""What the event streams replay: a job's recorded transitions and log chunks, in the order the
-api recorded them."""
+"""What the event streams replay: a job's recorded transitions and log chunks, and an
+experiment's transitions, in the order the api recorded them. Read once when a stream connects
+(or resumes, or its live queue reconnected), never on a timer."""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Literal
 
 from sqlalchemy import func, or_, tuple_
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from theodolite.db.tables import Job, JobLogChunk, JobTransition
+from theodolite.lifecycle import TERMINAL_STATUSES, JobStatus
+from theodolite_api.streams.ids import JobEventKey
+from theodolite_api.streams.ordering import JobState, LogItem, StatusItem
 
 
-@dataclass(frozen=True)
-class JobRecord:
-    """A recorded transition (``status``) or log chunk (``log``) of one job."""
-
-    kind: Literal["status", "log"]
-    row_id: int
-    job_id: uuid.UUID
-    attempt: int
-    seq: int
-    status: str | None = None
-    at: datetime | None = None
-    detail: str | None = None
-    lines: tuple[str, ...] = ()
-
-    @property
-    def order(self) -> tuple[int, int, int, int]:
-        """Within one job: by (attempt, seq), transitions before log chunks, then by row."""
-        return (self.attempt, self.seq, 0 if self.kind == "status" else 1, self.row_id)
-
-
-@dataclass(frozen=True)
-class JobWatermark:
-    """A job's status and the ``(attempt, seq)`` up to which its events are recorded."""
-
-    job_id: uuid.UUID
-    experiment_id: uuid.UUID
-    status: str
-    attempt: int
-    last_seq: int
-
-
-def _transition(row: JobTransition) -> JobRecord:
+def _transition(row: JobTransition) -> StatusItem:
     assert row.id is not None
-    return JobRecord(
-        kind="status",
-        row_id=row.id,
+    return StatusItem(
         job_id=row.job_id,
         attempt=row.attempt,
         seq=row.seq,
+        transition_id=row.id,
+        from_status=None,  # the record does not keep it (see ordering.chained)
         status=row.status,
         at=row.at,
         detail=row.detail,
     )
 
 
-def _log_chunk(row: JobLogChunk) -> JobRecord:
-    assert row.id is not None
-    return JobRecord(
-        kind="log",
-        row_id=row.id,
-        job_id=row.job_id,
-        attempt=row.attempt,
-        seq=row.seq,
-        lines=tuple(row.lines.split("\n")),
-    )
-
-
-async def watermarks(
-    *, session: AsyncSession, job_ids: Sequence[uuid.UUID]
-) -> dict[uuid.UUID, JobWatermark]:
-    if not job_ids:
-        return {}
+async def job_transitions(*, session: AsyncSession, job_id: uuid.UUID) -> list[StatusItem]:
+    """Every transition of the job, in the order it was recorded."""
     rows = await session.exec(
-        select(Job.id, Job.experiment_id, Job.status, Job.attempt, Job.last_seq).where(
-            col(Job.id).in_(list(job_ids))
-        )
+        select(JobTransition)
+        .where(JobTransition.job_id == job_id)
+        .order_by(col(JobTransition.attempt), col(JobTransition.seq), col(JobTransition.id))
     )
-    return {row[0]: JobWatermark(*row) for row in rows}
+    return [_transition(row) for row in rows]
 
 
-async def job_records_from(
+async def log_chunks_after(
     *, session: AsyncSession, job_id: uuid.UUID, attempt: int, seq: int, limit: int
-) -> tuple[list[JobRecord], bool]:
-    """The job's records from ``(attempt, seq)`` on (inclusive), in order; and whether more
-    may follow (a table gave ``limit`` rows: only records before the cut are complete)."""
-    tables = (
-        (JobTransition, _transition),
-        (JobLogChunk, _log_chunk),
-    )
-    found: list[JobRecord] = []
-    cut: tuple[int, int] | None = None
-    for table, convert in tables:
-        rows = list(
-            await session.exec(
-                select(table)
-                .where(
-                    col(table.job_id) == job_id,
-                    tuple_(col(table.attempt), col(table.seq)) >= tuple_(attempt, seq),
-                )
-                .order_by(col(table.attempt), col(table.seq), col(table.id))
-                .limit(limit)
-            )
+) -> list[LogItem]:
+    """The job's log chunks after ``(attempt, seq)``, in order, at most ``limit``."""
+    rows = await session.exec(
+        select(JobLogChunk)
+        .where(
+            col(JobLogChunk.job_id) == job_id,
+            tuple_(col(JobLogChunk.attempt), col(JobLogChunk.seq)) > tuple_(attempt, seq),
         )
-        found.extend(convert(row) for row in rows)
-        if len(rows) == limit:
-            # The last (attempt, seq) of this table may be incomplete: keep what is before it.
-            last = (rows[-1].attempt, rows[-1].seq)
-            cut = last if cut is None else min(cut, last)
-    found.sort(key=lambda r: r.order)
-    if cut is not None:
-        found = [r for r in found if (r.attempt, r.seq) < cut]
-    return found, cut is not None
+        .order_by(col(JobLogChunk.attempt), col(JobLogChunk.seq), col(JobLogChunk.id))
+        .limit(limit)
+    )
+    return [
+        LogItem(
+            job_id=row.job_id,
+            attempt=row.attempt,
+            seq=row.seq,
+            lines=tuple(row.lines.split("\n")),
+        )
+        for row in rows
+    ]
+
+
+async def open_job_states(
+    *, session: AsyncSession, experiment_id: uuid.UUID
+) -> dict[uuid.UUID, JobState]:
+    """Where each unfinished job of the experiment stands: its last transition."""
+    open_jobs = (
+        select(col(Job.id))
+        .where(
+            col(Job.experiment_id) == experiment_id,
+            col(Job.status).not_in([s.value for s in TERMINAL_STATUSES]),
+        )
+        .scalar_subquery()
+    )
+    last_ids = (
+        select(func.max(JobTransition.id))
+        .where(col(JobTransition.job_id).in_(open_jobs))
+        .group_by(col(JobTransition.job_id))
+        .scalar_subquery()
+    )
+    rows = await session.exec(select(JobTransition).where(col(JobTransition.id).in_(last_ids)))
+    states: dict[uuid.UUID, JobState] = {}
+    for row in rows:
+        assert row.id is not None
+        running = row.status == JobStatus.RUNNING.value
+        states[row.job_id] = JobState(
+            status=row.status,
+            transition_id=row.id,
+            started_attempt=row.attempt if running else 0,
+            status_key=JobEventKey(row.attempt, row.seq),
+        )
+    return states
 
 
 @dataclass
@@ -125,7 +102,7 @@ class TransitionRead:
     """New transitions: every visible id read (all experiments), and this experiment's rows."""
 
     visible_ids: set[int]
-    records: list[JobRecord]
+    records: list[StatusItem]
     other_jobs: set[uuid.UUID]  # jobs of other experiments seen in the read
     full: bool  # the read hit its limit: more may be waiting
 
@@ -157,12 +134,12 @@ async def experiment_transitions(
     )
     if upto is not None:
         query = query.where(col(Job.experiment_id) == experiment_id)
-    ids = list(await session.exec(query))
+    ids: list[tuple[int, uuid.UUID, uuid.UUID]] = list(await session.exec(query))  # type: ignore[arg-type]
     mine = [row_id for row_id, _, experiment in ids if experiment == experiment_id]
-    records: list[JobRecord] = []
+    records: list[StatusItem] = []
     if mine:
         rows = await session.exec(select(JobTransition).where(col(JobTransition.id).in_(mine)))
-        records = sorted((_transition(row) for row in rows), key=lambda r: r.row_id)
+        records = sorted((_transition(row) for row in rows), key=lambda r: r.transition_id)
     return TransitionRead(
         visible_ids={row_id for row_id, _, _ in ids},
         records=records,
@@ -173,8 +150,8 @@ async def experiment_transitions(
 
 async def transition_ids_near_top(*, session: AsyncSession, window: int) -> tuple[int, set[int]]:
     """The highest transition id and every visible id of the ``window`` ids up to it."""
-    top = (await session.exec(select(func.coalesce(func.max(JobTransition.id), 0)))).one()
+    top = int((await session.exec(select(func.coalesce(func.max(JobTransition.id), 0)))).one() or 0)
     rows = await session.exec(
         select(col(JobTransition.id)).where(col(JobTransition.id) > top - window)
     )
-    return int(top), set(rows)
+    return top, {row_id for row_id in rows if row_id is not None}

@@ -5,17 +5,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, tuple_
+from sqlalchemy import func
 from sqlalchemy.dialects.postgresql import insert
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from theodolite.db.status_tables import (
-    WebhookAttempt,
-    WebhookDelivery,
-    WebhookJobCursor,
-    WebhookSubscription,
-)
+from theodolite.db.status_tables import WebhookAttempt, WebhookDelivery, WebhookSubscription
 from theodolite.db.tables import Job, JobTransition
 
 # --- subscriptions ---------------------------------------------------------------------------
@@ -24,7 +19,7 @@ from theodolite.db.tables import Job, JobTransition
 async def start_from_now(*, session: AsyncSession, subscription: WebhookSubscription) -> None:
     """Transitions recorded until now are not the subscription's to get."""
     top = (await session.exec(select(func.coalesce(func.max(JobTransition.id), 0)))).one()
-    subscription.after_transition_id = int(top)
+    subscription.after_transition_id = int(top or 0)
 
 
 async def add_subscription(
@@ -182,7 +177,7 @@ async def claim_due(
         )
         .order_by(col(WebhookDelivery.next_attempt_at))
         .limit(limit * 4)
-        .with_for_update(of=WebhookDelivery, skip_locked=True)  # type: ignore[arg-type]
+        .with_for_update(of=WebhookDelivery, skip_locked=True)
     )
     if busy_urls:
         query = query.where(col(WebhookDelivery.url).not_in(sorted(busy_urls)))
@@ -197,60 +192,3 @@ async def claim_due(
         delivery.next_attempt_at = lease_until
         taken.append(DueDelivery(id=delivery.id, url=delivery.url, body=delivery.body, secret=key))
     return taken
-
-
-# --- job cursors -------------------------------------------------------------------------------
-
-
-async def lock_cursor(*, session: AsyncSession, job_id: uuid.UUID) -> WebhookJobCursor:
-    await session.exec(
-        insert(WebhookJobCursor).values(job_id=job_id).on_conflict_do_nothing()  # type: ignore[call-overload]
-    )
-    cursor = await session.get(
-        WebhookJobCursor, job_id, with_for_update=True, populate_existing=True
-    )
-    assert cursor is not None
-    return cursor
-
-
-async def transitions_after(
-    *, session: AsyncSession, cursor: WebhookJobCursor
-) -> list[JobTransition]:
-    rows = await session.exec(
-        select(JobTransition)
-        .where(
-            col(JobTransition.job_id) == cursor.job_id,
-            tuple_(col(JobTransition.attempt), col(JobTransition.seq), col(JobTransition.id))
-            > tuple_(cursor.attempt, cursor.seq, cursor.transition_id),
-        )
-        .order_by(col(JobTransition.attempt), col(JobTransition.seq), col(JobTransition.id))
-    )
-    return list(rows)
-
-
-async def jobs_behind(*, session: AsyncSession, window: int, limit: int) -> list[uuid.UUID]:
-    """Jobs with an endpoint (a subscription of their experiment, or a callback) whose recent
-    transitions (the last ``window`` ids) are not all turned into deliveries yet."""
-    top = (await session.exec(select(func.coalesce(func.max(JobTransition.id), 0)))).one()
-    subscribed = select(WebhookSubscription.experiment_id).where(col(WebhookSubscription.enabled))
-    rows = await session.exec(
-        select(JobTransition.job_id)
-        .join(Job, col(Job.id) == col(JobTransition.job_id))
-        .outerjoin(WebhookJobCursor, col(WebhookJobCursor.job_id) == col(JobTransition.job_id))
-        .where(
-            col(JobTransition.id) > top - window,
-            col(Job.callback_url).is_not(None) | col(Job.experiment_id).in_(subscribed),
-            col(WebhookJobCursor.job_id).is_(None)
-            | (
-                tuple_(col(JobTransition.attempt), col(JobTransition.seq), col(JobTransition.id))
-                > tuple_(
-                    col(WebhookJobCursor.attempt),
-                    col(WebhookJobCursor.seq),
-                    col(WebhookJobCursor.transition_id),
-                )
-            ),
-        )
-        .distinct()
-        .limit(limit)
-    )
-    return list(rows)

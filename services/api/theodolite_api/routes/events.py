@@ -3,20 +3,22 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator
 from typing import Annotated
 
 import anyio
 from fastapi import APIRouter, Header, Query
-from sse_starlette import EventSourceResponse
+from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from theodolite.db.tables import Experiment, Job
 from theodolite.problems import Problem
 from theodolite.web.errors import DomainError, NotFound
 from theodolite_api.deps import StateDep
-from theodolite_api.streams.job_stream import StreamSources, experiment_stream, job_stream
 from theodolite_api.schemas.events import SSE_DESCRIPTION
 from theodolite_api.status_out import StatusOutDep
+from theodolite_api.streams.experiment_stream import experiment_stream
 from theodolite_api.streams.ids import BadEventId, JobEventKey, parse_experiment_cursor
+from theodolite_api.streams.job_stream import StreamSources, job_stream
 
 router = APIRouter(tags=["events"])
 
@@ -34,10 +36,18 @@ STREAM_RESPONSES: dict[int | str, dict[str, object]] = {
 }
 
 
-def _shutdown(stop: anyio.Event, sources: StreamSources) -> dict[str, object]:
-    """On server shutdown the stream is told, and ends by itself within a poll interval (a
-    complete response: the client reconnects to another replica with its Last-Event-ID)."""
-    return {"shutdown_event": stop, "shutdown_grace_period": sources.settings.poll_interval_s + 0.5}
+# A stream told of shutdown ends at once (it waits on the event): this is only a bound.
+SHUTDOWN_GRACE_S = 1.0
+
+
+def _response(
+    stream: AsyncIterator[ServerSentEvent], stop: anyio.Event, ping_s: float
+) -> EventSourceResponse:
+    """On server shutdown the stream is told, and ends by itself (a complete response: the
+    client reconnects to another replica with its Last-Event-ID)."""
+    return EventSourceResponse(
+        stream, ping=ping_s, shutdown_event=stop, shutdown_grace_period=SHUTDOWN_GRACE_S
+    )
 
 
 def _bad_id(exc: BadEventId) -> DomainError:
@@ -63,11 +73,8 @@ async def stream_job_events(
         if await session.get(Job, job_id) is None:
             raise NotFound(f"no job {job_id}")
     stop = anyio.Event()
-    return EventSourceResponse(
-        job_stream(status_out.stream_sources, job_id, after, stop),
-        ping=status_out.stream_sources.settings.ping_s,
-        **_shutdown(stop, status_out.stream_sources),
-    )
+    sources = status_out.stream_sources
+    return _response(job_stream(sources, job_id, after, stop), stop, sources.settings.ping_s)
 
 
 @router.get(
@@ -97,8 +104,5 @@ async def stream_experiment_events(
             raise NotFound(f"no experiment {experiment_id}")
     sources: StreamSources = status_out.stream_sources
     stop = anyio.Event()
-    return EventSourceResponse(
-        experiment_stream(sources, experiment_id, cursor, from_now=from_now, stop=stop),
-        ping=sources.settings.ping_s,
-        **_shutdown(stop, sources),
-    )
+    stream = experiment_stream(sources, experiment_id, cursor, from_now=from_now, stop=stop)
+    return _response(stream, stop, sources.settings.ping_s)

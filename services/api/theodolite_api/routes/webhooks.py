@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from typing import Literal
+from typing import Any, Literal
 
 from fastapi import APIRouter, Response, status
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -34,7 +34,9 @@ from theodolite_api.webhooks.sender import webhook_id
 router = APIRouter(tags=["webhooks"])
 
 DeliveryStatus = Literal["pending", "delivered", "failed"]
-NOT_FOUND = {404: {"description": "No such experiment, subscription or delivery"}}
+NOT_FOUND: dict[int | str, dict[str, Any]] = {
+    404: {"description": "No such experiment, subscription or delivery"}
+}
 
 
 def _problems(url: str | None, event_types: list[str] | None, settings: ApiSettings) -> None:

@@ -1,19 +1,18 @@
 """Event ids of the server-sent event streams, and how a client's ``Last-Event-ID`` resumes one.
 
 A job's stream is ordered by the job's own ``(attempt, seq)``: every recorded transition and log
-chunk carries the ``(attempt, seq)`` of the event that caused it, and the api records them in that
-order. One event can record more than one transition (``queued`` and ``running`` share
-``(1, 0)``; a terminal event seen before ``job.started`` records ``running`` too), so the id is
+chunk carries the ``(attempt, seq)`` of the event that caused it. Two transitions can share one
+(``queued`` at submission and ``running`` at the claim are both ``(1, 0)``), so the id is
 ``<attempt>.<seq>`` for the first record of an ``(attempt, seq)`` and ``<attempt>.<seq>.<n>`` for
 the n-th after it.
 
 An experiment's stream interleaves many jobs, so no job's key orders it. Its id is a cursor over
 the identity column of the transitions table, ``T<last>[-<id>@<epoch>,...]``: the highest row id
 taken into account, and the ids below it that were not visible yet (a transaction still in flight
-took them), each with the time it was first missed. Such rows show up in a later read when their
-transaction commits; an id still missing after ``HOLE_TTL_S`` belonged to a transaction that
-rolled back. A job's rows commit one transaction after the other, so a late row never comes
-after a later row of the same job.
+took them, or their announcement had not come), each with the time it was first missed. Such a
+row comes live when its transaction commits (every replica hears every experiment's
+``job.status_changed``), or in the replay of a client resuming with the id; an id still missing
+after ``HOLE_TTL_S`` belonged to a transaction that rolled back.
 """
 
 from __future__ import annotations

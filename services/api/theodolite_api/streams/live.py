@@ -1,107 +1,107 @@
-"""This replica's live view of job events: its own exclusive queue on ``theodolite.events``
-(every replica gets every event), fanned out in memory to the event streams open here.
+"""This replica's live view of job events: its own exclusive queue on ``theodolite.events`` (every
+replica gets every event), fanned out in memory to the event streams open here.
 
-A live event wakes the streams that care; they read what was recorded from the database, so the
-live queue decides when a stream looks, never what it shows. Progress is the exception: the job
-row keeps only the latest, so progress events travel from here to the streams as they are.
+A stream hears the api's ``job.status_changed`` (what the api recorded) and the workers'
+``job.log`` and ``job.progress`` (what a job printed and reported). The hub keeps each job's last
+log events for a while: the api records a log event moments after this queue hears it, so a
+stream that connects in between finds it here rather than in the database.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import time
 import uuid
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
-
-from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
+from typing import Any
 
 from theodolite import topology
-from theodolite.broker import Broker
-from theodolite.events import Envelope, JobProgress, UndecodableEvent, decode_event
+from theodolite.consumers import Consumer, Delivery
+from theodolite.events import Envelope, JobLog, JobProgress, JobStatusChanged
 
 log = logging.getLogger(__name__)
 
-PROGRESS_BACKLOG = 256
-# How long a stream keeps looking again soon for a live event the database does not show yet.
-RECORD_PATIENCE_S = 5.0
+LiveEvent = tuple[Envelope, JobStatusChanged | JobLog | JobProgress]
 
-
-@dataclass(frozen=True)
-class LiveProgress:
-    envelope: Envelope
-    payload: JobProgress
-    received: float  # time.monotonic()
+DEFAULT_BACKLOG = 64
+BACKLOG_JOBS = 512
+# A stream further behind than this lost events: it reads the record again (``resync``).
+INBOX_LIMIT = 10_000
 
 
 class Subscription:
-    """One open stream's inbox: a wake-up flag and the progress events not shown yet."""
+    """One open stream's inbox: the live events not taken yet, and a wake-up flag."""
 
     def __init__(self, job_id: uuid.UUID | None) -> None:
         self.job_id = job_id
         self.wake = asyncio.Event()
-        self.progress: deque[LiveProgress] = deque(maxlen=PROGRESS_BACKLOG)
-        # Jobs known to be of no interest (another experiment's): they wake nobody here.
-        self.ignored_jobs: set[uuid.UUID] = set()
-        # The newest (attempt, seq) heard live per job, and when: the event reaches this replica
-        # about when the api records it, so a read may come a moment too early.
-        self.live_keys: dict[uuid.UUID, tuple[tuple[int, int], float]] = {}
+        self._events: deque[LiveEvent] = deque()
+        # Events may have been missed (the live queue reconnected, or the inbox overflowed):
+        # the stream reads what was recorded again before it goes on.
+        self.resync = False
 
-    def offer(self, envelope: Envelope, payload: object) -> None:
-        if envelope.job_id is None or envelope.job_id in self.ignored_jobs:
-            return
-        now = time.monotonic()
-        if isinstance(payload, JobProgress):
-            self.progress.append(LiveProgress(envelope, payload, now))
-        key = (envelope.attempt, envelope.seq)
-        known = self.live_keys.get(envelope.job_id)
-        if known is None or key > known[0]:
-            self.live_keys[envelope.job_id] = (key, now)
+    def offer(self, event: LiveEvent) -> None:
+        if len(self._events) >= INBOX_LIMIT:
+            self._events.clear()
+            self.resync = True
+        self._events.append(event)
         self.wake.set()
 
-    def unrecorded(self, recorded: dict[uuid.UUID, tuple[int, int]]) -> bool:
-        """Whether an event heard live is not in the database yet (``recorded``: how far each
-        job's events are recorded; a job missing from it is forgotten)."""
-        now = time.monotonic()
-        waiting = False
-        for job_id, (key, heard) in list(self.live_keys.items()):
-            upto = recorded.get(job_id)
-            if upto is None or upto >= key or now - heard > RECORD_PATIENCE_S:
-                del self.live_keys[job_id]
-            else:
-                waiting = True
-        return waiting
-
-    def take_progress(self) -> list[LiveProgress]:
-        taken = list(self.progress)
-        self.progress.clear()
+    def take(self) -> list[LiveEvent]:
+        self.wake.clear()
+        taken = list(self._events)
+        self._events.clear()
         return taken
+
+    def take_resync(self) -> bool:
+        resync, self.resync = self.resync, False
+        return resync
 
 
 class LiveHub:
-    def __init__(self, broker: Broker) -> None:
+    def __init__(self, broker: Any, *, backlog: int = DEFAULT_BACKLOG) -> None:
         self._broker = broker
-        self._channel: AbstractChannel | None = None
+        self._backlog_size = backlog
+        self._consumption: Any = None
         self._by_job: dict[uuid.UUID, set[Subscription]] = {}
         self._all_jobs: set[Subscription] = set()
+        self._backlogs: OrderedDict[uuid.UUID, deque[LiveEvent]] = OrderedDict()
+        # Nothing to retry or dead-letter on a replica's own live queue: a handler cannot fail.
+        self.consumer = Consumer("live events", ignore_unhandled=True)
+        self.consumer.register(JobStatusChanged, self._on_event)
+        self.consumer.register(JobLog, self._on_event)
+        self.consumer.register(JobProgress, self._on_event)
 
     async def start(self) -> None:
-        self._channel = await self._broker.consume_broadcasts(
-            topology.EVENTS_EXCHANGE.name, list(topology.LIVE_EVENTS_BINDINGS), self._on_message
+        self._consumption = await self._broker.consume_broadcasts(
+            topology.EVENTS_EXCHANGE.name, list(topology.LIVE_EVENTS_BINDINGS), self.consumer
         )
+        connection = getattr(self._broker, "connection", None)
+        if connection is not None:
+            # Events published while the queue was gone never reach it: streams read again.
+            connection.reconnect_callbacks.add(self._on_reconnect)
 
     async def close(self) -> None:
-        if self._channel is not None and not self._channel.is_closed:
-            await self._channel.close()
-        self._channel = None
+        if self._consumption is not None and not self._consumption.is_closed:
+            await self._consumption.close()
+        self._consumption = None
+
+    def _on_reconnect(self, *_: object) -> None:
+        log.info("live queue reconnected: %d streams read their records again", self.subscriptions)
+        for subscription in (*self._all_jobs, *(s for g in self._by_job.values() for s in g)):
+            subscription.resync = True
+            subscription.wake.set()
 
     @contextmanager
     def subscribe(self, *, job_id: uuid.UUID | None) -> Iterator[Subscription]:
-        """Live events of one job, or of every job (``job_id=None``) while in the block."""
+        """Live events of one job (starting with its recent log events), or of every job
+        (``job_id=None``), while in the block."""
         subscription = Subscription(job_id)
+        if job_id is not None:
+            for event in self._backlogs.get(job_id, ()):
+                subscription.offer(event)
         group = self._all_jobs if job_id is None else self._by_job.setdefault(job_id, set())
         group.add(subscription)
         try:
@@ -115,18 +115,27 @@ class LiveHub:
     def subscriptions(self) -> int:
         return len(self._all_jobs) + sum(len(group) for group in self._by_job.values())
 
-    async def _on_message(self, message: AbstractIncomingMessage) -> None:
-        try:
-            envelope, payload = decode_event(message.body)
-        except UndecodableEvent as exc:
-            log.debug("live queue: undecodable event skipped: %s", exc)
-        else:
-            self.publish(envelope, payload)
-        await message.ack()
+    async def _on_event(
+        self, envelope: Envelope, payload: JobStatusChanged | JobLog | JobProgress, _: Delivery
+    ) -> None:
+        self.publish(envelope, payload)
 
-    def publish(self, envelope: Envelope, payload: object) -> None:
+    def publish(self, envelope: Envelope, payload: JobStatusChanged | JobLog | JobProgress) -> None:
         """Hand one event to the streams that care."""
         if envelope.job_id is None:
             return
+        event: LiveEvent = (envelope, payload)
+        if isinstance(payload, JobLog):
+            self._remember(envelope.job_id, event)
         for subscription in (*self._by_job.get(envelope.job_id, ()), *self._all_jobs):
-            subscription.offer(envelope, payload)
+            subscription.offer(event)
+
+    def _remember(self, job_id: uuid.UUID, event: LiveEvent) -> None:
+        backlog = self._backlogs.get(job_id)
+        if backlog is None:
+            backlog = self._backlogs[job_id] = deque(maxlen=self._backlog_size)
+            while len(self._backlogs) > BACKLOG_JOBS:
+                self._backlogs.popitem(last=False)
+        else:
+            self._backlogs.move_to_end(job_id)
+        backlog.append(event)

@@ -22,6 +22,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from theodolite.db.status_tables import WebhookAttempt, WebhookSubscription
 from theodolite.db.tables import utcnow
+from theodolite.periodic import PeriodicService
 from theodolite_api.repositories import webhooks as webhook_repo
 from theodolite_api.repositories.webhooks import DueDelivery
 from theodolite_api.settings import WebhookSettings
@@ -66,7 +67,12 @@ def is_retryable(status_code: int | None) -> bool:
     return status_code is None or status_code == 429 or status_code >= 500
 
 
-class WebhookSender:
+class WebhookSender(PeriodicService):
+    """Claims due deliveries every ``poll_interval_s`` (retries come due on their own), or at
+    once when woken (``notify``: new or re-enabled deliveries, a request finished)."""
+
+    name = "webhook sender"
+
     def __init__(
         self,
         *,
@@ -74,44 +80,32 @@ class WebhookSender:
         http: httpx.AsyncClient,
         settings: WebhookSettings,
     ) -> None:
+        super().__init__(interval_s=settings.poll_interval_s)
         self._sessions = sessions
         self._http = http
         self._settings = settings
-        self._wake = asyncio.Event()
         self._in_flight: dict[str, int] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
     def notify(self) -> None:
         """New or re-enabled deliveries: look now rather than at the next poll."""
-        self._wake.set()
+        self.wake()
 
-    async def run(self) -> None:
-        try:
-            while True:
-                self._wake.clear()
-                free = self._settings.concurrency - len(self._tasks)
-                claimed: list[DueDelivery] = []
-                if free > 0:
-                    try:
-                        claimed = await self._claim(free)
-                    except asyncio.CancelledError:
-                        raise
-                    except Exception:
-                        log.warning("webhook sender could not claim deliveries", exc_info=True)
-                for delivery in claimed:
-                    self._start(delivery)
-                if claimed and len(claimed) == free:
-                    continue  # more may be due
-                try:
-                    await asyncio.wait_for(
-                        self._wake.wait(), timeout=self._settings.poll_interval_s
-                    )
-                except TimeoutError:
-                    pass
-        finally:
-            for task in self._tasks:
-                task.cancel()
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+    async def run_once(self) -> None:
+        while True:
+            free = self._settings.concurrency - len(self._tasks)
+            if free <= 0:
+                return
+            claimed = await self._claim(free)
+            for delivery in claimed:
+                self._start(delivery)
+            if len(claimed) < free:
+                return  # nothing more is due now
+
+    async def teardown(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
 
     async def _claim(self, free: int) -> list[DueDelivery]:
         now = utcnow()
@@ -146,7 +140,7 @@ class WebhookSender:
                 self._in_flight[delivery.url] = left
             else:
                 self._in_flight.pop(delivery.url, None)
-            self._wake.set()
+            self.wake()
 
         task.add_done_callback(done)
 

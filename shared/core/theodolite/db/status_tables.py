@@ -83,18 +83,6 @@ class WebhookAttempt(SQLModel, table=True):
     duration_ms: int
 
 
-class WebhookJobCursor(SQLModel, table=True):
-    """How far a job's recorded transitions have been turned into deliveries."""
-
-    __tablename__ = "webhook_job_cursors"
-
-    job_id: uuid.UUID = Field(foreign_key="jobs.id", primary_key=True)
-    attempt: int = 0
-    seq: int = -1
-    transition_id: int = Field(default=0, sa_type=BigInteger)
-    updated_at: datetime = _timestamp()
-
-
 class Sweep(SQLModel, table=True):
     """A parameter grid (x seeds x repeats) submitted as one child job per point."""
 

@@ -1,0 +1,242 @@
+"""The api's consumers on the typed adapter, fed through the in-memory broker: the job event
+consumer (with its database), the webhook dispatcher and the live hub."""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from tests.unit.api_database import new_job, sessions
+from theodolite import topology
+from theodolite.db.status_tables import WebhookDelivery, WebhookSubscription
+from theodolite.db.tables import Job, JobLogChunk, JobTransition, utcnow
+from theodolite.events import (
+    Envelope,
+    JobLog,
+    JobProgress,
+    JobStarted,
+    JobStatusChanged,
+    JobSucceeded,
+    make_event,
+)
+from theodolite.memory_broker import InMemoryBroker
+from theodolite_api.consumers.job_events import JobEventConsumer
+from theodolite_api.jobs import transitions
+from theodolite_api.jobs.claims import claim_attempt
+from theodolite_api.settings import WebhookSettings
+from theodolite_api.streams.live import LiveHub
+from theodolite_api.webhooks.dispatcher import WebhookDispatcher
+
+__all__ = ["sessions"]
+
+EVENTS = topology.EVENTS_EXCHANGE.name
+
+
+async def _broker(queue: str, bindings: tuple[str, ...], handler: object) -> InMemoryBroker:
+    broker = await InMemoryBroker(job_delivery_limit=2).__aenter__()
+    declared = await broker.declare_quorum_queue(queue)
+    for key in bindings:
+        await declared.bind(EVENTS, key)
+    await broker.consume(queue, handler, prefetch=1)  # type: ignore[arg-type]
+    return broker
+
+
+async def _claimed_job(sessions: async_sessionmaker[AsyncSession]) -> uuid.UUID:
+    async with sessions() as session:
+        job = await new_job(session)
+        await transitions.record_submission(session=session, job=job, at=utcnow())
+        await session.commit()
+        job_id = job.id
+    async with sessions() as session:
+        assert (
+            await claim_attempt(session=session, job_id=job_id, attempt=1, worker_id="w")
+        ).claimed
+        await session.commit()
+    return job_id
+
+
+def _worker_event(job_id: uuid.UUID, seq: int, payload: object, attempt: int = 1) -> Envelope:
+    return make_event(payload, producer="w", job_id=job_id, attempt=attempt, seq=seq)  # type: ignore[arg-type]
+
+
+async def test_job_events_are_applied_once_in_order_and_own_announcements_left_alone(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    job_id = await _claimed_job(sessions)
+    woken: list[int] = []
+    consumer = JobEventConsumer(sessions=sessions, on_transition=lambda: woken.append(1))
+    broker = await _broker(
+        topology.API_EVENTS_QUEUE, topology.API_EVENTS_BINDINGS, consumer.consumer
+    )
+    events = [
+        _worker_event(job_id, 1, JobStarted(worker_id="w", mlflow_run_id="run-1")),
+        _worker_event(job_id, 2, JobLog(lines=["a", "b"])),
+        _worker_event(job_id, 4, JobProgress(fraction=0.5)),
+        _worker_event(job_id, 3, JobLog(lines=["late"])),  # after a later one: still recorded
+        _worker_event(job_id, 2, JobLog(lines=["a", "b"])),  # a repeat: dropped
+        _worker_event(job_id, 5, JobSucceeded(mlflow_run_id="run-1")),
+    ]
+    for event in events:
+        await broker.publish(EVENTS, event.type.value, event)
+    # Its own announcement comes back on job.#: acked, and nothing else happens.
+    own = make_event(
+        JobStatusChanged(
+            experiment_id=uuid.uuid4(),
+            transition_id=1,
+            from_status=None,
+            to_status="queued",
+            at=utcnow(),
+        ),
+        producer="api",
+        job_id=job_id,
+        attempt=1,
+    )
+    await broker.publish(EVENTS, topology.STATUS_CHANGED_ROUTING_KEY, own)
+    await broker.drain()
+    await broker.__aexit__(None, None, None)
+
+    dead = broker.queues[topology.dead_letter_queue_name(topology.API_EVENTS_QUEUE)]
+    assert dead.message_count == 0
+    async with sessions() as session:
+        job = await session.get(Job, job_id)
+        assert job is not None
+        assert (job.status, job.mlflow_run_id, job.last_seq) == ("succeeded", "run-1", 5)
+        history = list(
+            await session.exec(
+                select(JobTransition)
+                .where(JobTransition.job_id == job_id)
+                .order_by(col(JobTransition.id))
+            )
+        )
+        chunks = list(
+            await session.exec(
+                select(JobLogChunk)
+                .where(JobLogChunk.job_id == job_id)
+                .order_by(col(JobLogChunk.seq))
+            )
+        )
+    # job.started carries the run id only: the claim made the attempt running.
+    assert [(t.status, t.seq) for t in history] == [("queued", 0), ("running", 0), ("succeeded", 5)]
+    assert [(c.seq, c.lines) for c in chunks] == [(2, "a\nb"), (3, "late")]
+    assert woken == [1]  # the relay is woken after the commit that changed the status
+
+
+async def test_events_of_a_fenced_attempt_are_stale(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    job_id = await _claimed_job(sessions)
+    async with sessions() as session:
+        job = await session.get(Job, job_id, with_for_update=True)
+        assert job is not None
+        attempt, seq = transitions.api_key(job)
+        await transitions.change_status(
+            session=session,
+            job=job,
+            to=transitions.JobStatus.LOST,
+            at=utcnow(),
+            reason="lost",
+            attempt=attempt,
+            seq=seq,
+        )
+        await session.commit()
+    consumer = JobEventConsumer(sessions=sessions)
+    broker = await _broker(topology.API_EVENTS_QUEUE, ("job.#",), consumer.consumer)
+    for event in (
+        _worker_event(job_id, 7, JobLog(lines=["from a worker thought lost"])),
+        _worker_event(job_id, 8, JobSucceeded(mlflow_run_id="r")),
+    ):
+        await broker.publish(EVENTS, event.type.value, event)
+    await broker.drain()
+    await broker.__aexit__(None, None, None)
+    async with sessions() as session:
+        job = await session.get(Job, job_id)
+        assert job is not None and job.status == "lost"
+        assert list(await session.exec(select(JobLogChunk))) == []
+
+
+async def test_webhook_deliveries_come_from_the_announcement_once_per_transition(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    async with sessions() as session:
+        job = await new_job(session, callback_url="http://example.com/cb", webhook_secret="whsec_x")
+        subscription = WebhookSubscription(
+            experiment_id=job.experiment_id,
+            url="http://example.com/hook",
+            secret="whsec_y",
+            event_types=["job.queued", "job.log"],
+            after_transition_id=0,
+        )
+        session.add(subscription)
+        transition = await transitions.record_submission(session=session, job=job, at=utcnow())
+        await session.commit()
+        job_id, experiment_id = job.id, job.experiment_id
+    woken: list[int] = []
+    dispatcher = WebhookDispatcher(
+        sessions=sessions, settings=WebhookSettings(), on_new_deliveries=lambda: woken.append(1)
+    )
+    broker = await _broker(
+        topology.WEBHOOK_EVENTS_QUEUE, topology.WEBHOOK_EVENTS_BINDINGS, dispatcher.consumer
+    )
+    assert transition.id is not None
+    announced = make_event(
+        JobStatusChanged(
+            experiment_id=experiment_id,
+            transition_id=transition.id,
+            from_status=None,
+            to_status="queued",
+            at=transition.at,
+        ),
+        producer="api",
+        job_id=job_id,
+        attempt=1,
+    )
+    for _ in range(2):  # published twice (the relay crashed before marking it): one delivery
+        await broker.publish(EVENTS, topology.STATUS_CHANGED_ROUTING_KEY, announced)
+    log_event = _worker_event(job_id, 2, JobLog(lines=["x"]))
+    await broker.publish(EVENTS, "job.log", log_event)
+    started = _worker_event(job_id, 1, JobStarted(worker_id="w", mlflow_run_id="r"))
+    await broker.publish(EVENTS, "job.started", started, mandatory=False)  # not bound
+    await broker.drain()
+    await broker.__aexit__(None, None, None)
+    async with sessions() as session:
+        deliveries = list(await session.exec(select(WebhookDelivery)))
+    by_url = sorted((d.url, d.event_type) for d in deliveries)
+    assert by_url == [
+        ("http://example.com/cb", "job.queued"),
+        ("http://example.com/hook", "job.log"),
+        ("http://example.com/hook", "job.queued"),
+    ]
+    assert woken == [1, 1]
+    dead = broker.queues[topology.dead_letter_queue_name(topology.WEBHOOK_EVENTS_QUEUE)]
+    assert dead.message_count == 0
+
+
+async def test_the_live_hub_fans_out_and_keeps_recent_log_events() -> None:
+    broker = await InMemoryBroker().__aenter__()
+    await broker.declare_quorum_queue("events.other")  # something else on the exchange
+    hub = LiveHub(broker, backlog=2)
+    await hub.start()
+    job, other = uuid.uuid4(), uuid.uuid4()
+    with hub.subscribe(job_id=job) as mine, hub.subscribe(job_id=None) as everything:
+        for seq in (1, 2, 3):
+            event = _worker_event(job, seq, JobLog(lines=[str(seq)]))
+            await broker.publish(EVENTS, "job.log", event)
+        await broker.publish(EVENTS, "job.progress", _worker_event(other, 1, JobProgress()))
+        await broker.publish(
+            EVENTS,
+            "job.started",
+            _worker_event(job, 4, JobStarted(worker_id="w", mlflow_run_id="r")),
+        )
+        await broker.drain()
+        assert mine.wake.is_set()
+        assert [e.seq for e, _ in mine.take()] == [1, 2, 3]
+        assert [e.seq for e, _ in everything.take()] == [1, 2, 3, 1]
+        assert not mine.wake.is_set() and hub.subscriptions == 2
+    with hub.subscribe(job_id=job) as late:
+        # A stream connecting now finds the last log events the api may not have recorded yet.
+        assert [e.seq for e, _ in late.take()] == [2, 3]
+    assert hub.subscriptions == 0
+    await hub.close()
