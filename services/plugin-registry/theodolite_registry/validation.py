@@ -19,11 +19,8 @@ from theodolite.problems import Problem
 from theodolite.web.errors import DomainError
 
 
-class ValidationFailed(DomainError):
+class ValidationFailed(DomainError, status_code=422, title="Invalid plugin"):
     """The candidate is no usable plugin; ``kind`` says which check failed."""
-
-    status_code = 422
-    title = "Invalid plugin"
 
     def __init__(self, kind: str, reason: str) -> None:
         super().__init__(reason, [Problem(field=f"archive ({kind})", message=reason)])
