@@ -25,7 +25,7 @@ from theodolite.events import (
 )
 from theodolite.memory_broker import InMemoryBroker, MemoryMessage
 from theodolite_worker.claims import Claim, JobClaims
-from theodolite_worker.consumers import CONTROL_BINDINGS, ControlConsumer, JobConsumer
+from theodolite_worker.consumers import ControlConsumer, JobConsumer
 from theodolite_worker.job_events import JobEventPublisher
 from theodolite_worker.jobs import JobControl, JobRunner
 from theodolite_worker.plugin_cache import PluginCache
@@ -239,14 +239,16 @@ async def test_control_broadcasts_cancel_running_jobs_and_prefetch_plugins() -> 
         await control.subscribe()  # a retried start-up subscribes once
         own = [q for q in broker.queues.values() if q.bindings]
         assert len(own) == 1
-        assert {key for _, key in own[0].bindings} == set(CONTROL_BINDINGS)
+        assert {key for _, key in own[0].bindings} == set(topology.WORKER_CONTROL_BINDINGS)
 
         running, elsewhere = uuid.uuid4(), uuid.uuid4()
         state.controls[running] = JobControl()
         exchange = topology.CONTROL_EXCHANGE.name
         for job_id in (running, elsewhere):
             await broker.publish(
-                exchange, "job.cancel", make_event(JobCancel(), producer="api", job_id=job_id)
+                exchange,
+                topology.JOB_CANCEL_ROUTING_KEY,
+                make_event(JobCancel(), producer="api", job_id=job_id),
             )
         published = PluginPublished(
             name="p", version="1", sha256="a" * 64, wheel_key="p-1.whl", wheel_sha256="b" * 64
@@ -256,7 +258,11 @@ async def test_control_broadcasts_cancel_running_jobs_and_prefetch_plugins() -> 
             exchange, "plugin.yanked", make_event(PluginYanked(name="p", version="0"), producer="r")
         )
         await broker.publish_raw(
-            exchange, "job.cancel", b"garbage", message_id="junk", message_type="?"
+            exchange,
+            topology.JOB_CANCEL_ROUTING_KEY,
+            b"garbage",
+            message_id="junk",
+            message_type="?",
         )
         await broker.drain()
         await _until(lambda: plugins.fetched != [])  # the prefetch runs in a task of its own

@@ -18,10 +18,6 @@ from theodolite_worker.state import WorkerState
 
 log = logging.getLogger(__name__)
 
-# What a worker hears on the control exchange: plugin.published (and the other plugin events,
-# which it acks unread) and job.cancel. To move to ``topology.WORKER_CONTROL_BINDINGS``.
-CONTROL_BINDINGS = ("plugin.*", "job.cancel")
-
 
 class JobConsumer:
     """``jobs.<queue>``: each submitted attempt is claimed from the api, acked, then run."""
@@ -146,7 +142,9 @@ class ControlConsumer:
         """This worker's own queue on the control exchange (once, however often retried)."""
         if not self._subscribed:
             await self._broker.consume_broadcasts(
-                topology.CONTROL_EXCHANGE.name, list(CONTROL_BINDINGS), self._consumer
+                topology.CONTROL_EXCHANGE.name,
+                list(topology.WORKER_CONTROL_BINDINGS),
+                self._consumer,
             )
             self._subscribed = True
 
