@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel
 
 # IncomingMessage lives with the brokers; handlers written for this module import it from here.
-from theodolite.broker import IncomingMessage
+from theodolite.broker import IncomingMessage as IncomingMessage
 from theodolite.events import Envelope, UndecodableEvent, decode_event
 
 log = logging.getLogger(__name__)

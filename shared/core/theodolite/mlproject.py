@@ -205,7 +205,13 @@ def render_command(entry_point: EntryPointSpec, values: dict[str, str], project_
     return entry_point.command.format(**substituted)
 
 
-PYTHON_TYPES: dict[str, type] = {"float": float, "int": int, "string": str, "path": str, "uri": str}
+PYTHON_TYPES: dict[str, type[float | int | str]] = {
+    "float": float,
+    "int": int,
+    "string": str,
+    "path": str,
+    "uri": str,
+}
 
 
 def typed_value(declared: str, text: str) -> float | int | str:

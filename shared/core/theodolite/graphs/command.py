@@ -15,7 +15,7 @@ from theodolite.graphs.spec import GraphSpec, parse_graph
 from theodolite.graphs.validate import validate_graph
 from theodolite.mlproject import EntryPointSpec, resolve_parameters, typed_value
 from theodolite.problems import ProblemsError
-from theodolite.sdk.discovery import discover_installed
+from theodolite.sdk.discovery import TaskFunctions, discover_installed
 from theodolite.sdk.protocol import PLUGINS_ENV, RESULT_FILE_ENV
 
 
@@ -41,7 +41,7 @@ def _write_result(run: GraphRun | None, failure: str | None, step: StepRecord | 
     Path(target).write_text(json.dumps(body))
 
 
-def load_graph(path: Path, plugins: dict[str, str]) -> tuple[GraphSpec, dict]:
+def load_graph(path: Path, plugins: dict[str, str]) -> tuple[GraphSpec, TaskFunctions]:
     graph = parse_graph(path.read_text())
     folder = str(path.resolve().parent)
     if folder not in sys.path:
