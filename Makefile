@@ -53,7 +53,7 @@ lint: install
 	$(VENV)/bin/ruff check $(LINTED)
 	$(VENV)/bin/ruff format --check $(LINTED)
 	$(VENV)/bin/mypy $(TYPED)
-	PYTHONPATH=$(SHARED_ROOTS) $(VENV)/bin/lint-imports
+	PYTHONPATH=$(SHARED_ROOTS) $(VENV)/bin/lint-imports --no-logo
 
 .PHONY: typecheck
 ## mypy alone (the slow step of `make lint`).
