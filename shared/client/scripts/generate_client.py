@@ -209,8 +209,9 @@ def _fields(schema: dict[str, Any]) -> dict[str, Any]:
 
 
 def _base_of(name: str, schemas: dict[str, dict[str, Any]]) -> str | None:
-    """The largest other schema whose fields the schema begins with, unchanged (FastAPI writes a
-    subclass's schema out in full: ``JobCreated`` holds every field of ``JobPublic``)."""
+    """The largest other schema whose fields the schema begins with, unchanged."""
+    # FastAPI writes a subclass's schema out in full (JobCreated holds every field of JobPublic):
+    # deriving it again keeps the client's classes related as the api's are.
     fields = list(_fields(schemas[name]).items())
     bases = [
         other
@@ -234,8 +235,8 @@ def _extending(schema: dict[str, Any], base: str, base_schema: dict[str, Any]) -
 
 
 def client_document(document: dict[str, Any]) -> dict[str, Any]:
-    """The answer schemas and the enums, as the client reads them; request bodies are built by
-    ``calls.py``, and ``Page_*`` are read by the client's generic ``Page``."""
+    """The answer schemas and the enums, as the client reads them."""
+    # Request bodies are built by calls.py; Page_* are read by the client's one generic Page.
     schemas = document["components"]["schemas"]
     kept = {
         name: _as_the_client_reads(schema)

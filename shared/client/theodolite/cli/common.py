@@ -84,9 +84,8 @@ def print_listing(
     title: str,
     as_json: bool,
 ) -> None:
-    """What a listing command prints: JSON with ``--json``, else a table of the list (or of a
-    page's data)."""
-    rows = getattr(found, "data", found)
+    """What a listing command prints: JSON with ``--json``, else a table of its items."""
+    rows = getattr(found, "data", found)  # a page's items, or the list itself
     print_result(
         found, lambda _: console.print(table_of(rows, headers, cells, title)), as_json=as_json
     )

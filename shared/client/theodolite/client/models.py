@@ -108,13 +108,12 @@ class JobData(_wire.JobCreated):
         return self.status in TERMINAL_STATUSES
 
 
-class JobEvent(ApiModel):
-    """One server-sent event: ``event`` is status, log, progress or end.
+# The api's event schemas (StatusEvent, LogEvent, ProgressEvent, EndEvent) are not in its OpenAPI
+# document, which describes the stream as text: JobEvent is their union, written here.
 
-    The api's event schemas (StatusEvent, LogEvent, ProgressEvent, EndEvent) are not in its
-    OpenAPI document, which describes the stream as text; this is their union, every field
-    optional but ``event``.
-    """
+
+class JobEvent(ApiModel):
+    """One server-sent event: ``event`` is status, log, progress or end."""
 
     id: str | None = None
     event: str

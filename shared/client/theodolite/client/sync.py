@@ -162,8 +162,8 @@ class TheodoliteClient:
         return found
 
     def _find_experiment(self, name: str) -> Experiment | None:
-        """The experiment of that name, if any (the api lists experiments, it has no lookup by
-        name); the command line resolves names with it too."""
+        """The experiment of that name, if any; the command line resolves names with it too."""
+        # The api has no lookup by name: page through the list.
         offset = 0
         while True:
             page = self.list_experiments(limit=500, offset=offset)
