@@ -7,9 +7,12 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import sys
 from pathlib import Path
 from types import ModuleType
 from typing import Any
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 GENERATOR = ROOT / "shared" / "client" / "scripts" / "generate_client.py"
@@ -72,3 +75,55 @@ def test_the_wire_models_are_generated_from_the_committed_document(tmp_path: Pat
         "theodolite/client/_wire.py is not what openapi.json generates (never edit it by hand): "
         f"run `{generator.REGENERATE_MODELS}`"
     )
+
+
+def _answer(schema: str) -> dict[str, Any]:
+    content = {"application/json": {"schema": {"$ref": f"#/components/schemas/{schema}"}}}
+    return {"get": {"responses": {"200": {"description": "OK", "content": content}}}}
+
+
+def test_answers_are_read_leniently_and_derived_as_the_api_derives_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    thing = {
+        "id": {"type": "string", "format": "uuid"},
+        "note": {"anyOf": [{"type": "string"}, {"type": "null"}]},
+        "tags": {"type": "array", "items": {"type": "string"}},
+        "runs": {"type": "integer"},
+        "score": {"type": "number"},
+    }
+    document = {
+        "openapi": "3.1.0",
+        "info": {"title": "t", "version": "1"},
+        "paths": {"/things": _answer("Thing"), "/things/new": _answer("ThingCreated")},
+        "components": {
+            "schemas": {
+                "Thing": {"type": "object", "properties": thing, "required": list(thing)},
+                "ThingCreated": {
+                    "type": "object",
+                    "properties": {**thing, "secret": {"type": "string"}},
+                    "required": [*thing, "secret"],
+                },
+                "ThingCreate": {"type": "object", "properties": {"note": {"type": "string"}}},
+            }
+        },
+    }
+    wire = tmp_path / "wire_example.py"
+    wire.write_text(_generator().wire_source(document))
+    spec = importlib.util.spec_from_file_location("wire_example", wire)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "wire_example", module)  # pydantic resolves names there
+    spec.loader.exec_module(module)
+
+    created = module.ThingCreated.model_validate(
+        {"id": "8d4e0a52-3a8e-4f0e-9d7c-2b1f6f0c9a11", "score": 0.5, "secret": "s", "new": 1}
+    )
+    assert isinstance(created, module.Thing)  # FastAPI flattened the subclass: derived again
+    assert (created.note, created.tags, created.runs) == (
+        None,
+        [],
+        0,
+    )  # empty values may be missing
+    assert created.model_extra == {"new": 1} and created["score"] == 0.5  # the client's ApiModel
+    assert not hasattr(module, "ThingCreate")  # request bodies are calls.py's
