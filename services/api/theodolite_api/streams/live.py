@@ -96,8 +96,8 @@ class LiveHub:
 
     @contextmanager
     def subscribe(self, *, job_id: uuid.UUID | None) -> Iterator[Subscription]:
-        """Live events of one job (starting with its recent log events), or of every job
-        (``job_id=None``), while in the block."""
+        """Live events of one job (starting with its recent log events), or the status changes
+        and progress of every job (``job_id=None``), while in the block."""
         subscription = Subscription(job_id)
         if job_id is not None:
             for event in self._backlogs.get(job_id, ()):
@@ -125,9 +125,12 @@ class LiveHub:
         if envelope.job_id is None:
             return
         event: LiveEvent = (envelope, payload)
+        for subscription in self._by_job.get(envelope.job_id, ()):
+            subscription.offer(event)
         if isinstance(payload, JobLog):
             self._remember(envelope.job_id, event)
-        for subscription in (*self._by_job.get(envelope.job_id, ()), *self._all_jobs):
+            return  # log lines are on each job's own stream, not an experiment's
+        for subscription in self._all_jobs:
             subscription.offer(event)
 
     def _remember(self, job_id: uuid.UUID, event: LiveEvent) -> None:
