@@ -75,6 +75,16 @@ class MemoryMessage:
         self._queue.settled(self, how)
 
 
+def _takes(queue: MemoryQueue, message: OutgoingMessage) -> bool:
+    """Whether one of the queue's bindings routes the message (the jobs exchange is direct)."""
+    direct = message.exchange == topology.JOBS_EXCHANGE.name
+    key = message.routing_key
+    return any(
+        exchange == message.exchange and (bound == key if direct else topic_matches(bound, key))
+        for exchange, bound in queue.bindings
+    )
+
+
 @dataclass
 class _Subscriber:
     handler: Handler
@@ -181,20 +191,7 @@ class InMemoryBroker(MessageBroker):
     async def send(self, message: OutgoingMessage) -> None:
         if not self._connected:
             raise RuntimeError("Broker is not connected")
-        direct = message.exchange == topology.JOBS_EXCHANGE.name
-        targets = [
-            queue
-            for queue in self.queues.values()
-            if any(
-                bound_exchange == message.exchange
-                and (
-                    key == message.routing_key
-                    if direct
-                    else topic_matches(key, message.routing_key)
-                )
-                for bound_exchange, key in queue.bindings
-            )
-        ]
+        targets = [queue for queue in self.queues.values() if _takes(queue, message)]
         self.published.append(self._delivered(message))
         if not targets and message.mandatory:
             raise Unroutable(f"no queue takes {message.routing_key!r} on {message.exchange}")
@@ -203,6 +200,7 @@ class InMemoryBroker(MessageBroker):
 
     @staticmethod
     def _delivered(message: OutgoingMessage) -> MemoryMessage:
+        """A copy per queue (and one for ``published``): each is settled on its own."""
         return MemoryMessage(
             message.body,
             message.message_id,
