@@ -5,6 +5,7 @@ library, nor any server code of the project."""
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import venv
@@ -15,6 +16,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 SERVER_LIBRARIES = ["asyncpg", "sqlalchemy", "sqlmodel", "aio_pika", "minio", "alembic"]
 SERVER_MODULES = ["theodolite.broker", "theodolite.db", "theodolite.events", "theodolite.lifecycle"]
+
+_LOCAL_STATE = shutil.ignore_patterns("build", "*.egg-info", "__pycache__")
 
 PROBE = """
 import importlib, importlib.util, json, sys
@@ -32,9 +35,11 @@ def _fresh_install(tmp_path: Path, folder: str) -> Path:
     env_dir = tmp_path / "venv"
     venv.EnvBuilder(with_pip=True).create(env_dir)
     python = env_dir / "bin" / "python"
+    # A copy, as a user's checkout would be: pip's build leaves nothing in the repository.
+    source = shutil.copytree(ROOT / folder, tmp_path / "source", ignore=_LOCAL_STATE)
     subprocess.run(
         [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check",
-         str(ROOT / folder)],
+         str(source)],
         check=True, capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     return python
