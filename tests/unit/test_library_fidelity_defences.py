@@ -80,28 +80,14 @@ def test_library_adversarial_training_matches_art(cnn, images: Digits) -> None:
     x, y = images.x_train[:256], images.y_train[:256]
     start = copy.deepcopy(cnn)
     classifier = art_classifier(copy.deepcopy(start), learning_rate=1e-3)
+    pgd = {"eps": 0.1, "eps_step": 0.05, "max_iter": 3}
     ours = defences.adversarial_training(
-        classifier,
-        x,
-        y,
-        eps=0.1,
-        eps_step=0.05,
-        max_iter=3,
-        ratio=0.5,
-        epochs=2,
-        batch_size=64,
-        seed=8,
+        classifier, x, y, ratio=0.5, epochs=2, batch_size=64, seed=8, **pgd
     )
     module = copy.deepcopy(start)
     direct = plain_art(module, optimizer=torch.optim.Adam(module.parameters(), lr=1e-3))
     attack = ProjectedGradientDescent(
-        direct,
-        eps=0.1,
-        eps_step=0.05,
-        max_iter=3,
-        num_random_init=1,
-        batch_size=64,
-        verbose=False,
+        direct, num_random_init=1, batch_size=64, verbose=False, **pgd
     )
     seed_everything(8)
     AdversarialTrainer(direct, attacks=attack, ratio=0.5).fit(x, y, nb_epochs=2, batch_size=64)

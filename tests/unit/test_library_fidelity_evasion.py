@@ -18,7 +18,7 @@ from theodolite_attacks import tasks as attacks
 from theodolite_attacks.blackbox import hop_skip_jump_starts
 
 from tests.fixtures import library
-from tests.fixtures.library import Digits, plain_art, seed_everything
+from tests.fixtures.library import Digits, plain_art, plain_attack, seed_everything
 from theodolite.sdk.context import TaskContext
 
 # The shared fixtures (tests/fixtures/library.py), visible to pytest in this module.
@@ -34,27 +34,20 @@ def test_library_fgm_matches_art(cnn, cnn_classifier, images: Digits) -> None:
     x = images.x_test[:100]
     for norm, eps, value in (("inf", 0.1, np.inf), ("2", 0.8, 2)):
         ours = attacks.fgm(cnn_classifier, x, eps=eps, norm=norm, seed=5)
-        seed_everything(5)
-        direct = FastGradientMethod(plain_art(cnn), norm=value, eps=eps, batch_size=128).generate(x)
+        direct = plain_attack(
+            FastGradientMethod, cnn, x, seed=5, norm=value, eps=eps, batch_size=128
+        )
         assert np.array_equal(ours, direct)
 
 
 def test_library_pgd_matches_art_with_random_starts(cnn, cnn_classifier, images: Digits) -> None:
     x, y = images.x_test[:100], images.y_test[:100]
-    ours = attacks.pgd(
-        cnn_classifier, x, eps=0.1, eps_step=0.02, max_iter=10, num_random_init=2, y=y, seed=11
+    options = {"eps": 0.1, "eps_step": 0.02, "max_iter": 10, "num_random_init": 2}
+    ours = attacks.pgd(cnn_classifier, x, y=y, seed=11, **options)
+    art_defaults = {"norm": np.inf, "batch_size": 128}
+    direct = plain_attack(
+        ProjectedGradientDescent, cnn, x, y=y, seed=11, verbose=False, **art_defaults, **options
     )
-    seed_everything(11)
-    direct = ProjectedGradientDescent(
-        plain_art(cnn),
-        norm=np.inf,
-        eps=0.1,
-        eps_step=0.02,
-        max_iter=10,
-        num_random_init=2,
-        batch_size=128,
-        verbose=False,
-    ).generate(x, y=y)
     assert np.array_equal(ours, direct)
     assert accuracy(cnn_classifier, ours, y) == accuracy(plain_art(cnn), direct, y)
     assert np.abs(ours - x).max() <= 0.1 + 1e-6
@@ -74,30 +67,20 @@ def test_library_pgd_without_a_seed_uses_the_steps_seed(
 
 def test_library_carlini_wagner_l2_matches_art(cnn, cnn_classifier, images: Digits) -> None:
     x = images.x_test[:40]
-    ours = attacks.carlini_wagner_l2(
-        cnn_classifier, x, binary_search_steps=2, max_iter=5, batch_size=40, seed=2
-    )
-    seed_everything(2)
-    direct = CarliniL2Method(
-        plain_art(cnn),
-        confidence=0.0,
-        learning_rate=0.01,
-        binary_search_steps=2,
-        max_iter=5,
-        initial_const=0.01,
-        batch_size=40,
-        verbose=False,
-    ).generate(x)
+    options = {"binary_search_steps": 2, "max_iter": 5, "batch_size": 40}
+    ours = attacks.carlini_wagner_l2(cnn_classifier, x, seed=2, **options)
+    art_defaults = {"confidence": 0.0, "learning_rate": 0.01, "initial_const": 0.01}
+    direct = plain_attack(CarliniL2Method, cnn, x, seed=2, verbose=False, **art_defaults, **options)
     assert np.array_equal(ours, direct)
 
 
 def test_library_deepfool_matches_art(cnn, cnn_classifier, images: Digits) -> None:
     x = images.x_test[:40]
-    ours = attacks.deepfool(cnn_classifier, x, max_iter=10, batch_size=40, seed=2)
-    seed_everything(2)
-    direct = DeepFool(
-        plain_art(cnn), max_iter=10, epsilon=1e-6, nb_grads=10, batch_size=40, verbose=False
-    ).generate(x)
+    options = {"max_iter": 10, "batch_size": 40}
+    ours = attacks.deepfool(cnn_classifier, x, seed=2, **options)
+    direct = plain_attack(
+        DeepFool, cnn, x, seed=2, epsilon=1e-6, nb_grads=10, verbose=False, **options
+    )
     assert np.array_equal(ours, direct)
 
 
@@ -122,18 +105,10 @@ def test_library_hop_skip_jump_matches_art_from_the_same_starts(
 
 def test_library_square_matches_art(cnn, cnn_classifier, images: Digits) -> None:
     x = images.x_test[:40]
-    ours = attacks.square(cnn_classifier, x, eps=0.2, max_iter=20, seed=9)
-    seed_everything(9)
-    direct = SquareAttack(
-        plain_art(cnn),
-        norm=np.inf,
-        eps=0.2,
-        max_iter=20,
-        p_init=0.8,
-        nb_restarts=1,
-        batch_size=128,
-        verbose=False,
-    ).generate(x)
+    options = {"eps": 0.2, "max_iter": 20}
+    ours = attacks.square(cnn_classifier, x, seed=9, **options)
+    art_defaults = {"norm": np.inf, "p_init": 0.8, "nb_restarts": 1, "batch_size": 128}
+    direct = plain_attack(SquareAttack, cnn, x, seed=9, verbose=False, **art_defaults, **options)
     assert np.array_equal(ours, direct)
 
 
@@ -144,10 +119,10 @@ def test_library_robustness_sweep_is_pgd_and_fgsm_at_each_eps(
     sweep = attacks.robustness_sweep(cnn_classifier, x, y, eps=[0.0, 0.1], max_iter=5, seed=1)
     for eps in (0.0, 0.1):
         if eps:
-            seed_everything(1)
-            direct = ProjectedGradientDescent(
-                plain_art(cnn), eps=eps, eps_step=eps / 4, max_iter=5, verbose=False
-            ).generate(x, y=y)
+            steps = {"eps": eps, "eps_step": eps / 4, "max_iter": 5}
+            direct = plain_attack(
+                ProjectedGradientDescent, cnn, x, y=y, seed=1, verbose=False, **steps
+            )
         else:
             direct = x
         assert sweep["accuracy"][f"{eps:g}"] == accuracy(plain_art(cnn), direct, y)

@@ -12,7 +12,8 @@ from theodolite_models import tasks as models
 
 from tests.fixtures import library
 from tests.fixtures.library import Digits
-from theodolite.sdk.context import TaskContext, activate, deactivate
+from tests.fixtures.tasks import running_as
+from theodolite.sdk.context import TaskContext
 
 # The shared fixtures (tests/fixtures/library.py), visible to pytest in this module.
 cnn, cnn_classifier, lr_classifier = library.cnn, library.cnn_classifier, library.lr_classifier
@@ -43,11 +44,8 @@ def test_library_art_classifier_follows_the_jobs_device(
 
 
 def _roundtrip(classifier, x: np.ndarray, context: TaskContext, **log: object) -> dict:
-    token = activate(context)
-    try:
+    with running_as(context):
         reference = models.log_model(classifier, **log)  # type: ignore[arg-type]
-    finally:
-        deactivate(token)
     uri = reference["registry_uri"] or reference["uri"]
     loaded = models.load_model(uri)
     assert np.array_equal(loaded.predict(x), classifier.predict(x))

@@ -11,7 +11,8 @@ from theodolite_reports import tasks as reports
 
 from tests.fixtures import library
 from tests.fixtures.library import Digits
-from theodolite.sdk.context import TaskContext, activate, deactivate
+from tests.fixtures.tasks import running_as
+from theodolite.sdk.context import TaskContext
 
 # The shared fixtures (tests/fixtures/library.py), visible to pytest in this module.
 cnn_classifier, images = library.cnn_classifier, library.images
@@ -36,8 +37,7 @@ def test_library_figures(cnn_classifier, images: Digits) -> None:
 
 
 def test_library_html_report_has_the_tables_and_figures() -> None:
-    token = activate(TaskContext(step="report", seed=5, job_id="job-1"))
-    try:
+    with running_as(TaskContext(step="report", seed=5, job_id="job-1")):
         page = reports.html_report(
             "Robustness <of> digits",
             summary="what it shows",
@@ -51,8 +51,6 @@ def test_library_html_report_has_the_tables_and_figures() -> None:
             },
             figures={"a curve": reports.curves({"CNN": {"0": 0.9, "0.1": 0.5}})},
         )
-    finally:
-        deactivate(token)
     assert page.startswith("<!doctype html>") and "Robustness &lt;of&gt; digits" in page
     assert "job job-1, seed 5" in page
     assert "<th>0.1</th>" in page and "<td>0.6</td>" in page and "<td>0.61</td>" in page

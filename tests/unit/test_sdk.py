@@ -7,8 +7,9 @@ import numpy as np
 from sklearn.base import BaseEstimator
 from sklearn.linear_model import LogisticRegression
 
+from tests.fixtures.tasks import running_as
 from theodolite.sdk import current, task, task_spec
-from theodolite.sdk.context import TaskContext, activate, deactivate, step_seed
+from theodolite.sdk.context import TaskContext, step_seed
 from theodolite.sdk.discovery import discover_installed
 
 
@@ -60,23 +61,17 @@ def test_opaque_types_carry_their_bases_and_unions_what_they_accept() -> None:
 
 def test_context_outside_a_graph_and_per_step_seeds() -> None:
     assert current().step == "local"
-    token = activate(TaskContext(step="train", seed=7))
-    try:
+    with running_as(TaskContext(step="train", seed=7)):
         assert current().step_seed == step_seed(7, "train")
         first = current().rng().random(3)
         assert np.array_equal(first, current().rng().random(3))
         assert current().device == "cpu"
-    finally:
-        deactivate(token)
     assert step_seed(7, "train") != step_seed(7, "attack")
 
 
 def test_progress_is_a_structured_stdout_line(capsys) -> None:
-    token = activate(TaskContext(step="fit", seed=0))
-    try:
+    with running_as(TaskContext(step="fit", seed=0)):
         current().progress(1.5, "almost")
-    finally:
-        deactivate(token)
     line = capsys.readouterr().out
     assert line == '::theodolite-progress:: {"fraction": 1.0, "message": "almost", "step": "fit"}\n'
 

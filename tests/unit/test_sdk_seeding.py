@@ -6,29 +6,21 @@ from __future__ import annotations
 import random
 import sys
 import threading
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
 import torch
 
+from tests.fixtures.tasks import running_as
 from theodolite.sdk import isolated, resolve_seed, seeded
-from theodolite.sdk.context import TaskContext, activate, deactivate, step_seed
+from theodolite.sdk.context import TaskContext, step_seed
 from theodolite.sdk.seeding import LOCK, MAX_SEED, seed_everything
 
 
 def draws() -> tuple[float, float, float]:
     """One number from each of Python's, numpy's and torch's global generators."""
     return random.random(), float(np.random.rand()), float(torch.rand(1))
-
-
-@pytest.fixture
-def step_context() -> Iterator[TaskContext]:
-    context = TaskContext(step="attack", seed=7)
-    token = activate(context)
-    yield context
-    deactivate(token)
 
 
 def test_a_seeded_section_draws_what_a_plain_script_draws() -> None:
@@ -92,8 +84,9 @@ def test_a_section_holds_the_process_wide_lock() -> None:
     assert LOCK is vars(sys)["_theodolite_global_rng_lock"]
 
 
-def test_without_a_seed_a_step_uses_its_own(step_context: TaskContext) -> None:
-    assert resolve_seed("square", None) == step_seed(7, "attack") == step_context.step_seed
+def test_without_a_seed_a_step_uses_its_own() -> None:
+    with running_as(TaskContext(step="attack", seed=7)) as context:
+        assert resolve_seed("square", None) == step_seed(7, "attack") == context.step_seed
 
 
 def test_a_given_seed_is_used_as_it_is() -> None:
