@@ -37,6 +37,16 @@ def _labels(task_name: str, classifier: ClassifierMixin, x: np.ndarray, y: np.nd
     return None if y is None else check_labels(task_name, x, y, classifier.nb_classes)
 
 
+def _gradient_attack_inputs(
+    task_name: str, classifier: ClassifierMixin, x: np.ndarray, eps: float, norm: Norm
+) -> tuple[np.ndarray, float, float]:
+    """The checked rows, eps and norm of an attack that follows the loss gradient."""
+    check_classifier(task_name, classifier, gradients=True)
+    x = check_inputs(task_name, classifier, x)
+    p = norm_value(task_name, norm)
+    return x, check_eps(task_name, classifier, x, eps, p), p
+
+
 def run_fgm(
     classifier: ClassifierMixin,
     x: np.ndarray,
@@ -128,19 +138,11 @@ def fgm(
         seed: seed of the global generators ART draws from (default: the step's seed)
     """
     name = "attacks.fgm"
-    check_classifier(name, classifier, gradients=True)
-    x = check_inputs(name, classifier, x)
-    p = norm_value(name, norm)
-    eps = check_eps(name, classifier, x, eps, p)
+    x, eps, p = _gradient_attack_inputs(name, classifier, x, eps, norm)
     check_positive_int(name, "batch_size", batch_size)
+    labels = _labels(name, classifier, x, y)
     return run_fgm(
-        classifier,
-        x,
-        _labels(name, classifier, x, y),
-        eps=eps,
-        norm=p,
-        batch_size=batch_size,
-        seed=resolve_seed(name, seed),
+        classifier, x, labels, eps=eps, norm=p, batch_size=batch_size, seed=resolve_seed(name, seed)
     )
 
 
@@ -172,10 +174,7 @@ def pgd(
         seed: seed of the random starts (default: the step's seed)
     """
     name = "attacks.pgd"
-    check_classifier(name, classifier, gradients=True)
-    x = check_inputs(name, classifier, x)
-    p = norm_value(name, norm)
-    eps = check_eps(name, classifier, x, eps, p)
+    x, eps, p = _gradient_attack_inputs(name, classifier, x, eps, norm)
     step = eps / 4 if eps_step is None else float(eps_step)
     if eps > 0 and not 0.0 < step <= eps:
         raise bad_input(name, "eps_step", f"must lie in (0, eps={eps:g}], got {eps_step}")

@@ -54,8 +54,14 @@ def with_preprocessor(classifier: ClassifierMixin, preprocessor: Preprocessor) -
     return defended
 
 
+def _check_within(task: str, name: str, value: int, low: int, high: int) -> None:
+    if not low <= value <= high:
+        raise bad_input(task, name, f"must lie in [{low}, {high}], got {value}")
+
+
 def _image_layout(task: str, classifier: ClassifierMixin) -> bool:
-    """Whether the classifier's images put channels first; refuse inputs that are not images."""
+    """Whether the classifier's images put channels first; refuse one that takes no images."""
+    check_classifier(task, classifier)
     shape = classifier.input_shape
     if shape is None or len(shape) != 3:
         raise bad_input(
@@ -78,8 +84,7 @@ def feature_squeezing(classifier: ClassifierMixin, bit_depth: int = 4) -> Classi
     """
     name = "defences.feature_squeezing"
     check_classifier(name, classifier)
-    if not 1 <= bit_depth <= 64:
-        raise bad_input(name, "bit_depth", f"must lie in [1, 64], got {bit_depth}")
+    _check_within(name, "bit_depth", bit_depth, 1, 64)
     squeeze = FeatureSqueezing(clip_values=clip_values(name, classifier), bit_depth=bit_depth)
     return with_preprocessor(classifier, squeeze)
 
@@ -93,10 +98,8 @@ def spatial_smoothing(classifier: ClassifierMixin, window_size: int = 3) -> Clas
         window_size: side of the median filter's window, in [1, 5]
     """
     name = "defences.spatial_smoothing"
-    check_classifier(name, classifier)
     channels_first = _image_layout(name, classifier)
-    if not 1 <= window_size <= 5:
-        raise bad_input(name, "window_size", f"must lie in [1, 5], got {window_size}")
+    _check_within(name, "window_size", window_size, 1, 5)
     smooth = SpatialSmoothing(
         window_size=window_size,
         channels_first=channels_first,
@@ -115,10 +118,8 @@ def jpeg_compression(classifier: ClassifierMixin, quality: int = 50) -> Classifi
         quality: JPEG quality, in [1, 95]
     """
     name = "defences.jpeg_compression"
-    check_classifier(name, classifier)
     channels_first = _image_layout(name, classifier)
-    if not 1 <= quality <= 95:
-        raise bad_input(name, "quality", f"must lie in [1, 95], got {quality}")
+    _check_within(name, "quality", quality, 1, 95)
     compress = JpegCompression(
         clip_values=clip_values(name, classifier),
         quality=quality,

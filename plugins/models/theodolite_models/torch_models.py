@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 from torch import nn
@@ -13,22 +15,26 @@ from theodolite_models._checks import check_positive, check_training_data
 from theodolite_models.nets import DigitsCNN, MLPNet
 
 
+@dataclass(frozen=True)
+class Training:
+    """How a network is trained: Adam on cross-entropy in mini-batches."""
+
+    epochs: int
+    batch_size: int
+    learning_rate: float
+    weight_decay: float
+
+
 def fit_module(
-    module: nn.Module,
-    x: np.ndarray,
-    y: np.ndarray,
-    *,
-    epochs: int,
-    batch_size: int,
-    learning_rate: float,
-    weight_decay: float,
-    seed: int,
-    device: str,
+    module: nn.Module, x: np.ndarray, y: np.ndarray, training: Training, *, seed: int, device: str
 ) -> nn.Module:
     """Adam on cross-entropy, batches in a seeded order; progress after every epoch."""
+    epochs, batch_size = training.epochs, training.batch_size
     generator = torch.Generator().manual_seed(seed)
     module.to(device)
-    optimizer = torch.optim.Adam(module.parameters(), lr=learning_rate, weight_decay=weight_decay)
+    optimizer = torch.optim.Adam(
+        module.parameters(), lr=training.learning_rate, weight_decay=training.weight_decay
+    )
     inputs = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
     labels = torch.from_numpy(np.asarray(y, dtype=np.int64))
     for epoch in range(epochs):
@@ -53,13 +59,21 @@ def fit_module(
 
 def _check_training(
     task_name: str, epochs: int, batch_size: int, learning_rate: float, weight_decay: float
-) -> None:
+) -> Training:
     if epochs < 0:
         raise bad_input(task_name, "epochs", f"must be >= 0, got {epochs}")
     if batch_size < 1:
         raise bad_input(task_name, "batch_size", f"must be >= 1, got {batch_size}")
     check_positive(task_name, "learning_rate", learning_rate)
     check_positive(task_name, "weight_decay", weight_decay, allow_zero=True)
+    return Training(epochs, batch_size, learning_rate, weight_decay)
+
+
+def _check_mlp(task_name: str, hidden: list[int], dropout: float) -> None:
+    if not 0.0 <= dropout < 1.0:
+        raise bad_input(task_name, "dropout", f"must lie in [0, 1), got {dropout}")
+    if not hidden or min(hidden) < 1:
+        raise bad_input(task_name, "hidden", f"must be widths >= 1, got {hidden}")
 
 
 def _classes(task_name: str, y: np.ndarray, nb_classes: int | None) -> int:
@@ -131,10 +145,7 @@ def build_torch_mlp(
     task_name = "models.build_torch_mlp"
     if not input_shape or min(input_shape) < 1:
         raise bad_input(task_name, "input_shape", f"must be positive sizes, got {input_shape}")
-    if not 0.0 <= dropout < 1.0:
-        raise bad_input(task_name, "dropout", f"must lie in [0, 1), got {dropout}")
-    if not hidden or min(hidden) < 1:
-        raise bad_input(task_name, "hidden", f"must be widths >= 1, got {hidden}")
+    _check_mlp(task_name, hidden, dropout)
     with seeded(resolve_seed(task_name, seed)):
         return MLPNet(tuple(input_shape), nb_classes, tuple(hidden), dropout).eval()
 
@@ -169,22 +180,12 @@ def train_cnn(
     task_name = "models.train_cnn"
     x, y = check_training_data(task_name, x, y)
     shape = _image_shape(task_name, "x", x.shape[1:])
-    _check_training(task_name, epochs, batch_size, learning_rate, weight_decay)
+    training = _check_training(task_name, epochs, batch_size, learning_rate, weight_decay)
     classes = _classes(task_name, y, nb_classes)
     seed = resolve_seed(task_name, seed)
     with seeded(seed):
         module = DigitsCNN(shape, classes, channels, hidden)
-        return fit_module(
-            module,
-            x,
-            y,
-            epochs=epochs,
-            batch_size=batch_size,
-            learning_rate=learning_rate,
-            weight_decay=weight_decay,
-            seed=seed,
-            device=current().device,
-        )
+        return fit_module(module, x, y, training, seed=seed, device=current().device)
 
 
 @task
@@ -216,23 +217,10 @@ def train_torch_mlp(
     """
     task_name = "models.train_torch_mlp"
     x, y = check_training_data(task_name, x, y)
-    _check_training(task_name, epochs, batch_size, learning_rate, weight_decay)
-    if not 0.0 <= dropout < 1.0:
-        raise bad_input(task_name, "dropout", f"must lie in [0, 1), got {dropout}")
-    if not hidden or min(hidden) < 1:
-        raise bad_input(task_name, "hidden", f"must be widths >= 1, got {hidden}")
+    training = _check_training(task_name, epochs, batch_size, learning_rate, weight_decay)
+    _check_mlp(task_name, hidden, dropout)
     classes = _classes(task_name, y, nb_classes)
     seed = resolve_seed(task_name, seed)
     with seeded(seed):
         module = MLPNet(tuple(x.shape[1:]), classes, tuple(hidden), dropout)
-        return fit_module(
-            module,
-            x,
-            y,
-            epochs=epochs,
-            batch_size=batch_size,
-            learning_rate=learning_rate,
-            weight_decay=weight_decay,
-            seed=seed,
-            device=current().device,
-        )
+        return fit_module(module, x, y, training, seed=seed, device=current().device)
