@@ -83,6 +83,11 @@ def _create_buckets(config: StackConfig) -> None:
                 time.sleep(0.5)
 
 
+def _listening(config: StackConfig, program: str, *command: str, port: int) -> list[str]:
+    """``<program> <command> --host 127.0.0.1 --port <port>``, as MLflow and Prefect take it."""
+    return [executable(config, program), *command, "--host", "127.0.0.1", "--port", str(port)]
+
+
 def start_mlflow(config: StackConfig) -> None:
     """The MLflow tracking server, its runs in PostgreSQL and its artifacts in S3."""
     ensure_database(config, config.mlflow_database)
@@ -90,12 +95,7 @@ def start_mlflow(config: StackConfig) -> None:
         config,
         "mlflow",
         [
-            executable(config, "mlflow"),
-            "server",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(config.mlflow_port),
+            *_listening(config, "mlflow", "server", port=config.mlflow_port),
             "--workers",
             "1",
             "--backend-store-uri",
@@ -121,15 +121,7 @@ def start_prefect(config: StackConfig) -> None:
     start_server(
         config,
         "prefect",
-        [
-            executable(config, "prefect"),
-            "server",
-            "start",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(config.prefect_port),
-        ],
+        _listening(config, "prefect", "server", "start", port=config.prefect_port),
         {
             **TELEMETRY_OFF,
             "PREFECT_HOME": str((config.state_dir / "prefect-server").resolve()),
