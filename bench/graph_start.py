@@ -10,10 +10,8 @@ that time minus the job's recorded ``running`` transition (the worker's job.star
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import sys
-import tarfile
 import tempfile
 import time
 from datetime import datetime
@@ -22,8 +20,12 @@ from pathlib import Path
 import httpx
 from stats import percentiles
 
-from theodolite.client import TheodoliteClient
-from theodolite.devstack import (
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from tests.fixtures.archives import make_tar, mlproject  # noqa: E402
+from theodolite.client import TheodoliteClient  # noqa: E402
+from theodolite.devstack import (  # noqa: E402
     down_isolated,
     isolated_config,
     start_worker,
@@ -48,28 +50,11 @@ steps:
 outputs:
   first_step_started: {from: $first, kind: metric}
 """
-MLPROJECT = """\
-name: graph-start
-entry_points:
-  main:
-    parameters: {n: {type: int, default: 0}}
-    command: "theodolite run-graph graph.yaml -P n={n}"
-"""
+MLPROJECT = mlproject("graph-start", "theodolite run-graph graph.yaml -P n={n}", n=("int", 0))
 
 
 def archive() -> bytes:
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
-        for name, text in {
-            "MLproject": MLPROJECT,
-            "graph.yaml": GRAPH,
-            "bench_tasks.py": TASKS,
-        }.items():
-            data = text.encode()
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return buffer.getvalue()
+    return make_tar({"MLproject": MLPROJECT, "graph.yaml": GRAPH, "bench_tasks.py": TASKS})
 
 
 def measure(client: TheodoliteClient, http: httpx.Client, body: dict, jobs: int) -> list[float]:

@@ -16,11 +16,9 @@ step alone (``step.attack.duration_s``), the plain script's process wall time an
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import subprocess
 import sys
-import tarfile
 import tempfile
 import time
 from datetime import datetime
@@ -29,21 +27,21 @@ from typing import Any
 
 import httpx
 
-from theodolite.devstack import down_isolated, isolated_config, up_isolated
-
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from tests.fixtures.archives import make_tar, mlproject  # noqa: E402
+from theodolite.client import pack_folder  # noqa: E402
+from theodolite.devstack import down_isolated, isolated_config, up_isolated  # noqa: E402
+
 EXAMPLES = ["evasion-curve", "defences", "backdoor-poisoning", "membership-inference",
             "model-extraction", "adversarial-training"]  # fmt: skip
 TERMINAL = {"succeeded", "failed", "cancelled", "timed_out"}
 PGD = {"eps": 0.1, "eps_step": 0.025, "max_iter": 20}
 
-MLPROJECT = """\
-name: library-pgd
-entry_points:
-  main:
-    parameters: {seed: {type: int, default: 0}}
-    command: "theodolite run-graph graph.yaml -P seed={seed}"
-"""
+MLPROJECT = mlproject(
+    "library-pgd", "theodolite run-graph graph.yaml -P seed={seed}", seed=("int", 0)
+)
 GRAPH = f"""\
 name: library-pgd
 parameters: {{seed: {{type: int, default: 0}}}}
@@ -89,19 +87,8 @@ print(json.dumps({{"robust_accuracy": robust, "attack_s": attack_s,
 """
 
 
-def tar(files: dict[str, bytes]) -> bytes:
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
-        for name, data in sorted(files.items()):
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            archive.addfile(info, io.BytesIO(data))
-    return buffer.getvalue()
-
-
 def example(name: str) -> bytes:
-    folder = REPO / "examples" / name
-    return tar({p.name: p.read_bytes() for p in folder.iterdir() if p.is_file()})
+    return pack_folder(REPO / "examples" / name)
 
 
 def at(job: dict[str, Any], status: str) -> datetime:
@@ -182,7 +169,7 @@ def main() -> None:
                     assert time.monotonic() < deadline, "the worker never announced its plugins"
                     time.sleep(0.5)
                 experiment = http.post("/experiments", json={"name": "bench-library"}).json()["id"]
-                archive = tar({"MLproject": MLPROJECT.encode(), "graph.yaml": GRAPH.encode()})
+                archive = make_tar({"MLproject": MLPROJECT, "graph.yaml": GRAPH})
                 run_job(http, experiment, archive)  # the first job warms the worker's caches
                 jobs = [run_job(http, experiment, archive) for _ in range(args.repeats)]
                 plain = [plain_script() for _ in range(args.repeats)]
