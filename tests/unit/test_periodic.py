@@ -6,6 +6,7 @@ import asyncio
 
 import pytest
 
+from tests.unit.waiting import eventually
 from theodolite.periodic import PeriodicService
 
 
@@ -26,10 +27,10 @@ class Counting(PeriodicService):
 async def test_a_failed_round_is_survived_and_wake_starts_the_next_one() -> None:
     service = Counting(interval_s=3600, fail_first=True)
     async with service:
-        await asyncio.sleep(0.01)
+        await eventually(lambda: service.rounds == 1)
         assert service.calls == 1 and service.failed_rounds == 1
         service.wake()
-        await asyncio.sleep(0.01)
+        await eventually(lambda: service.rounds == 2)
         assert service.calls == 2
     assert not service.running
 
@@ -37,7 +38,7 @@ async def test_a_failed_round_is_survived_and_wake_starts_the_next_one() -> None
 async def test_rounds_repeat_on_the_interval_and_stop_ends_them() -> None:
     service = Counting(interval_s=0.01)
     await service.start()
-    await asyncio.sleep(0.1)
+    await eventually(lambda: service.calls >= 3)
     await service.stop()
     calls = service.calls
     assert calls >= 3

@@ -3,7 +3,6 @@ invalid ones recorded as rejected and not tried again until their bytes change."
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -12,7 +11,8 @@ from typing import Any, cast
 from theodolite_registry.loops.bucket_reconciler import BucketReconciler
 from theodolite_registry.publishing import ValidationFailed, VersionConflict
 
-from theodolite.db.tables import PluginDrop, PluginVersion
+from tests.unit.waiting import eventually
+from theodolite.db.registry_tables import PluginDrop, PluginVersion
 from theodolite.periodic import PeriodicService
 
 
@@ -135,10 +135,10 @@ async def test_it_runs_as_a_periodic_service_and_survives_a_failed_listing() -> 
     assert isinstance(reconciler, PeriodicService)
 
     async with reconciler:
-        await asyncio.sleep(0.01)
+        await eventually(lambda: reconciler.rounds >= 1)
         assert reconciler.failed_rounds == 1 and not publisher.published
         store.fail_listing = False
         reconciler.wake()
-        await asyncio.sleep(0.01)
+        await eventually(lambda: "good.whl" in sessions.drops)
         assert sessions.drops["good.whl"].status == "published"
     assert not reconciler.running

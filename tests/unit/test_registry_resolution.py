@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from theodolite_registry.resolution import catalogue, resolve
 from theodolite_registry.schemas.plugins import ResolveRequest
 
-from theodolite.db.tables import PluginVersion
+from theodolite.db.registry_tables import PluginVersion
 
 
 def _row(name: str, version: str, status: str = "published") -> PluginVersion:

@@ -2,7 +2,7 @@ from datetime import UTC, datetime
 
 from theodolite_registry.repositories.plugins import latest, version_key
 
-from theodolite.db.tables import PluginVersion
+from theodolite.db.registry_tables import PluginVersion
 from theodolite.graphs.spec import parse_graph, pinned_versions, plugins_used
 
 

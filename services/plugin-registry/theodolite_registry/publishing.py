@@ -12,7 +12,8 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from theodolite import topology
 from theodolite.broker import Broker
-from theodolite.db.tables import PluginVersion, utcnow
+from theodolite.db.registry_tables import PluginVersion
+from theodolite.db.tables import utcnow
 from theodolite.events import PluginPublished, PluginYanked, make_event
 from theodolite.storage import ObjectStore
 from theodolite.web.errors import Conflict

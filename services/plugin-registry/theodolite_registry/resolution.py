@@ -5,7 +5,7 @@ Pure functions of the catalogue rows, so the rules are tested without a database
 
 from __future__ import annotations
 
-from theodolite.db.tables import PluginVersion
+from theodolite.db.registry_tables import PluginVersion
 from theodolite.problems import Problem
 from theodolite_registry.repositories.plugins import latest
 from theodolite_registry.schemas.plugins import ResolvedPlugin, ResolveRequest, ResolveResponse

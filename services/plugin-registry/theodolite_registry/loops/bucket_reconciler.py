@@ -12,7 +12,8 @@ from pathlib import PurePosixPath
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from theodolite.db.tables import PluginDrop, utcnow
+from theodolite.db.registry_tables import PluginDrop
+from theodolite.db.tables import utcnow
 from theodolite.periodic import PeriodicService
 from theodolite.storage import ObjectStore
 from theodolite_registry.publishing import Publisher, ValidationFailed, VersionConflict

@@ -7,7 +7,7 @@ from packaging.version import InvalidVersion, Version
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from theodolite.db.tables import PluginDrop, PluginVersion
+from theodolite.db.registry_tables import PluginDrop, PluginVersion
 
 
 def version_key(version: str) -> tuple[int, Version | str]:

@@ -9,7 +9,7 @@ from fastapi import APIRouter, File, Response, UploadFile, status
 from fastapi.responses import StreamingResponse
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from theodolite.db.tables import PluginVersion
+from theodolite.db.registry_tables import PluginVersion
 from theodolite.web.errors import NotFound, PayloadTooLarge
 from theodolite_registry.deps import PublisherDep, SessionDep, SettingsDep, StoreDep
 from theodolite_registry.repositories import plugins as repository

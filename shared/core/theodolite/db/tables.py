@@ -1,4 +1,6 @@
-"""Table models. Each table has one owning service (see ARCHITECTURE.md); the api owns these."""
+"""The api's table models: experiments, entry points, queues, workers, jobs and their history, the
+outbox, announced plugins. Each table has one owning service: the api's status-out tables are in
+``status_tables``, the plugin registry's in ``registry_tables``."""
 
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def _timestamp(**kwargs: Any) -> Any:
+def timestamp_field(**kwargs: Any) -> Any:
     return Field(default_factory=utcnow, sa_type=DateTime(timezone=True), **kwargs)
 
 
@@ -25,7 +27,7 @@ class Experiment(SQLModel, table=True):
     name: str = Field(unique=True, index=True)
     description: str | None = None
     mlflow_experiment_id: str
-    created_at: datetime = _timestamp()
+    created_at: datetime = timestamp_field()
 
 
 class EntryPointArchive(SQLModel, table=True):
@@ -43,7 +45,7 @@ class EntryPointArchive(SQLModel, table=True):
     # {entry point name: {"command": ..., "parameters": {name: {"type", "default"}}}}; JSON, not
     # JSONB, because JSON keeps the declaration order that users see.
     entry_points: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
-    created_at: datetime = _timestamp()
+    created_at: datetime = timestamp_field()
 
 
 class Queue(SQLModel, table=True):
@@ -51,7 +53,7 @@ class Queue(SQLModel, table=True):
 
     name: str = Field(primary_key=True)
     description: str | None = None
-    created_at: datetime = _timestamp()
+    created_at: datetime = timestamp_field()
 
 
 class Worker(SQLModel, table=True):
@@ -104,8 +106,8 @@ class Job(SQLModel, table=True):
     # Status out: a per-job callback (Standard Webhooks), its whsec_ secret shown once.
     callback_url: str | None = Field(default=None, sa_type=Text)
     webhook_secret: str | None = None
-    created_at: datetime = _timestamp(index=True)
-    updated_at: datetime = _timestamp()
+    created_at: datetime = timestamp_field(index=True)
+    updated_at: datetime = timestamp_field()
 
 
 class JobTransition(SQLModel, table=True):
@@ -143,7 +145,7 @@ class OutboxMessage(SQLModel, table=True):
     exchange: str
     routing_key: str
     body: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
-    created_at: datetime = _timestamp()
+    created_at: datetime = timestamp_field()
     published_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True), index=True)
 
 
@@ -159,38 +161,3 @@ class AnnouncedPlugin(SQLModel, table=True):
     worker_id: str
     queue: str
     announced_at: datetime = Field(sa_type=DateTime(timezone=True))
-
-
-class PluginVersion(SQLModel, table=True):
-    """A published plugin version (owned by the plugin registry). Immutable once published:
-    only ``status`` moves, from published to yanked."""
-
-    __tablename__ = "plugin_versions"
-
-    name: str = Field(primary_key=True)
-    version: str = Field(primary_key=True)
-    sha256: str = Field(index=True)  # of the archive as uploaded
-    archive_key: str
-    wheel_key: str  # what workers install: the uploaded wheel, or one built from the source
-    wheel_sha256: str
-    module: str
-    tasks: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
-    status: str = "published"  # published | yanked
-    source: str  # "upload" or "bucket:<key>"
-    published_at: datetime = _timestamp()
-    yanked_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
-
-
-class PluginDrop(SQLModel, table=True):
-    """An archive found in the plugin bucket (owned by the plugin registry): published, or
-    rejected with its reason and not retried until its bytes (etag) change."""
-
-    __tablename__ = "plugin_drops"
-
-    key: str = Field(primary_key=True)
-    etag: str
-    status: str  # published | rejected
-    reason: str | None = Field(default=None, sa_type=Text)
-    name: str | None = None
-    version: str | None = None
-    seen_at: datetime = _timestamp()

@@ -10,7 +10,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlmodel import SQLModel
 
-from theodolite.db import status_tables, tables  # noqa: F401  (registers the table models)
+from theodolite.db import registry_tables, status_tables, tables  # noqa: F401  (registers the table models)
 
 target_metadata = SQLModel.metadata
 
