@@ -8,9 +8,8 @@ from theodolite.db.status_tables import Sweep, SweepJob
 from theodolite.db.tables import Job
 from theodolite.problems import Problem
 from theodolite_api.schemas.sweeps import SweepCreate
-from theodolite_api.svg_chart import ChartPoint, Series, line_chart, nice_ticks
-from theodolite_api.sweep_figure import default_x, render
-from theodolite_api.sweeps import (
+from theodolite_api.sweeps.figure import default_x, render
+from theodolite_api.sweeps.operations import (
     Point,
     _point_problem,
     expand,
@@ -19,6 +18,7 @@ from theodolite_api.sweeps import (
     points_and_table,
     sweep_status,
 )
+from theodolite_api.sweeps.svg_chart import ChartPoint, Series, line_chart, nice_ticks
 
 SVG = "{http://www.w3.org/2000/svg}"
 

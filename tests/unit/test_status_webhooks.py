@@ -8,8 +8,8 @@ import pytest
 from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
-from theodolite_api.callbacks import new_webhook_secret
 from theodolite_api.settings import WebhookSettings
+from theodolite_api.webhooks.callback_urls import new_webhook_secret
 from theodolite_api.webhooks.sender import is_retryable, retry_after_s, retry_delay_s, webhook_id
 from theodolite_api.webhooks.signing import signature, signed_headers
 

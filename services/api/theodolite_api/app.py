@@ -17,11 +17,12 @@ from theodolite.db.engine import create_engine, create_session_factory
 from theodolite.db.migrate import upgrade
 from theodolite.storage import ObjectStore
 from theodolite.web.errors import install_error_handlers
+from theodolite_api.clients.mlflow import MlflowReader
+from theodolite_api.clients.registry import RegistryClient
 from theodolite_api.consumers.job_events import JobEventConsumer
 from theodolite_api.loops.outbox_relay import OutboxRelay
 from theodolite_api.loops.reaper import JobReaper
-from theodolite_api.mlflow_reader import MlflowReader
-from theodolite_api.registry_client import RegistryClient
+from theodolite_api.notifications import notifications
 from theodolite_api.repositories import queues as queue_repo
 from theodolite_api.routes import (
     entrypoints,
@@ -39,7 +40,6 @@ from theodolite_api.routes import (
 )
 from theodolite_api.settings import ApiSettings
 from theodolite_api.state import AppState
-from theodolite_api.status_out import status_out
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +110,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         )
         stack.push_async_callback(consumption.close)
         # Server-sent event fan-out and webhook delivery (stopped before the broker closes).
-        app.state.status_out = await stack.enter_async_context(status_out(state))
+        app.state.notifications = await stack.enter_async_context(notifications(state))
         app.state.core = state
         yield
 
@@ -128,6 +128,6 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     app.include_router(internal.router)
     for module in (experiments, entrypoints, queues, jobs, tasks, plugins, models):
         app.include_router(module.router, prefix="/api/v1")
-    for module in (events, webhooks, sweeps):  # status out
+    for module in (events, webhooks, sweeps):  # notifications: event streams, webhooks, sweeps
         app.include_router(module.router, prefix="/api/v1")
     return app

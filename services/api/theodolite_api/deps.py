@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from theodolite_api.notifications import Notifications
 from theodolite_api.settings import ApiSettings
 from theodolite_api.state import AppState
 
@@ -31,3 +32,11 @@ def get_settings(state: StateDep) -> ApiSettings:
 
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
 SettingsDep = Annotated[ApiSettings, Depends(get_settings)]
+
+
+def get_notifications(request: Request) -> Notifications:
+    found: Notifications = request.app.state.notifications
+    return found
+
+
+NotificationsDep = Annotated[Notifications, Depends(get_notifications)]

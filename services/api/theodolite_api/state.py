@@ -10,9 +10,9 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from theodolite.archives import ArchiveLimits
 from theodolite.broker import Broker
 from theodolite.storage import ObjectStore
+from theodolite_api.clients.mlflow import MlflowReader
+from theodolite_api.clients.registry import RegistryClient
 from theodolite_api.loops.outbox_relay import OutboxRelay
-from theodolite_api.mlflow_reader import MlflowReader
-from theodolite_api.registry_client import RegistryClient
 from theodolite_api.settings import ApiSettings
 
 

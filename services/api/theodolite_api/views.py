@@ -10,9 +10,9 @@ from theodolite.db.tables import EntryPointArchive, Experiment, Job, utcnow
 from theodolite.lifecycle import JobStatus
 from theodolite.problems import Problem
 from theodolite.web.errors import DependencyUnavailable
-from theodolite_api.graph_checks import check_graph
-from theodolite_api.mlflow_reader import MlflowReader
-from theodolite_api.registry_client import RegistryClient
+from theodolite_api.clients.mlflow import MlflowReader
+from theodolite_api.clients.registry import RegistryClient
+from theodolite_api.entrypoints.graph_checks import check_graph
 from theodolite_api.repositories import experiments as experiment_repo
 from theodolite_api.repositories import jobs as job_repo
 from theodolite_api.repositories import queues as queue_repo

@@ -12,10 +12,9 @@ from theodolite.lifecycle import JobStatus
 from theodolite.mlproject import EntryPointSpec, resolve_parameters
 from theodolite.problems import Problem, ProblemsError
 from theodolite.web.errors import InvalidSubmission
-from theodolite_api.callbacks import callback_url_problems, new_webhook_secret
-from theodolite_api.graph_checks import check_graph
+from theodolite_api.clients.registry import RegistryClient
+from theodolite_api.entrypoints.graph_checks import check_graph
 from theodolite_api.jobs import transitions
-from theodolite_api.registry_client import RegistryClient
 from theodolite_api.repositories import entrypoints as entrypoint_repo
 from theodolite_api.repositories import experiments as experiment_repo
 from theodolite_api.repositories import jobs as job_repo
@@ -23,6 +22,7 @@ from theodolite_api.repositories import outbox as outbox_repo
 from theodolite_api.repositories import queues as queue_repo
 from theodolite_api.schemas.jobs import JobCreate
 from theodolite_api.settings import ApiSettings
+from theodolite_api.webhooks.callback_urls import callback_url_problems, new_webhook_secret
 
 PRODUCER = "api"
 

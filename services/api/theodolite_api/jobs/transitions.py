@@ -2,8 +2,8 @@
 
 Every change is checked against ``theodolite.lifecycle``, written as a row of the job's history
 (``job_transitions``), set on the job, and announced as ``job.status_changed`` in the outbox, all
-in the caller's transaction: status out (webhooks, streams) hears of exactly the transitions that
-committed, and of each one once per publish. The caller holds the job's row lock (``FOR UPDATE``)
+in the caller's transaction: the notifications (webhooks, event streams) hear of exactly the
+transitions that committed, and of each one once per publish. The caller holds the job's row lock (``FOR UPDATE``)
 or created the job, so one job's transitions commit one after the other and their ids grow in
 that order. Nothing here commits.
 """

@@ -12,10 +12,10 @@ from fastapi.responses import StreamingResponse
 from theodolite.storage import entrypoint_archive_key
 from theodolite.web.errors import InvalidArchive, NotFound, PayloadTooLarge
 from theodolite_api.deps import SessionDep, StateDep
+from theodolite_api.entrypoints.uploads import describe_archive, store_entrypoint_archive
 from theodolite_api.repositories import entrypoints as entrypoint_repo
 from theodolite_api.schemas.common import Limit, Offset, Page
 from theodolite_api.schemas.entrypoints import EntryPointArchivePublic, EntryPointValidation
-from theodolite_api.uploads import describe_archive, store_entrypoint_archive
 from theodolite_api.views import entry_points_public, entrypoint_public, graph_public
 
 router = APIRouter(prefix="/entrypoints", tags=["entrypoints"])

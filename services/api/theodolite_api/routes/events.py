@@ -13,9 +13,8 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 from theodolite.db.tables import Experiment, Job
 from theodolite.problems import Problem
 from theodolite.web.errors import DomainError, NotFound
-from theodolite_api.deps import StateDep
+from theodolite_api.deps import NotificationsDep, StateDep
 from theodolite_api.schemas.events import SSE_DESCRIPTION
-from theodolite_api.status_out import StatusOutDep
 from theodolite_api.streams.experiment_stream import experiment_stream
 from theodolite_api.streams.ids import BadEventId, JobEventKey, parse_experiment_cursor
 from theodolite_api.streams.job_stream import StreamSources, job_stream
@@ -58,7 +57,7 @@ def _bad_id(exc: BadEventId) -> DomainError:
 async def stream_job_events(
     job_id: uuid.UUID,
     state: StateDep,
-    status_out: StatusOutDep,
+    notifications: NotificationsDep,
     last_event_id_header: LastEventIdHeader = None,
     last_event_id: LastEventIdQuery = None,
 ) -> EventSourceResponse:
@@ -73,7 +72,7 @@ async def stream_job_events(
         if await session.get(Job, job_id) is None:
             raise NotFound(f"no job {job_id}")
     stop = anyio.Event()
-    sources = status_out.stream_sources
+    sources = notifications.stream_sources
     return _response(job_stream(sources, job_id, after, stop), stop, sources.settings.ping_s)
 
 
@@ -85,7 +84,7 @@ async def stream_job_events(
 async def stream_experiment_events(
     experiment_id: uuid.UUID,
     state: StateDep,
-    status_out: StatusOutDep,
+    notifications: NotificationsDep,
     last_event_id_header: LastEventIdHeader = None,
     last_event_id: LastEventIdQuery = None,
     from_now: Annotated[
@@ -102,7 +101,7 @@ async def stream_experiment_events(
     async with state.sessions() as session:
         if await session.get(Experiment, experiment_id) is None:
             raise NotFound(f"no experiment {experiment_id}")
-    sources: StreamSources = status_out.stream_sources
+    sources: StreamSources = notifications.stream_sources
     stop = anyio.Event()
     stream = experiment_stream(sources, experiment_id, cursor, from_now=from_now, stop=stop)
     return _response(stream, stop, sources.settings.ping_s)

@@ -11,13 +11,13 @@ from fastapi import APIRouter, Query, Request, Response, status
 from theodolite.db.status_tables import Sweep
 from theodolite.problems import Problem
 from theodolite.web.errors import Conflict, InvalidSubmission, NotFound
-from theodolite_api import sweep_figure
-from theodolite_api import sweeps as sweep_service
 from theodolite_api.deps import SessionDep, StateDep
 from theodolite_api.repositories import sweeps as sweep_repo
 from theodolite_api.schemas.common import Limit, Offset, Page
 from theodolite_api.schemas.sweeps import SweepCreate, SweepPublic, SweepSummary
 from theodolite_api.state import AppState
+from theodolite_api.sweeps import figure as sweep_figure
+from theodolite_api.sweeps import operations as sweep_service
 
 router = APIRouter(prefix="/sweeps", tags=["sweeps"])
 

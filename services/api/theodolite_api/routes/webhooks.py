@@ -14,8 +14,7 @@ from theodolite.db.status_tables import WebhookDelivery, WebhookSubscription
 from theodolite.db.tables import Experiment, Job, utcnow
 from theodolite.problems import Problem
 from theodolite.web.errors import Conflict, InvalidSubmission, NotFound
-from theodolite_api.callbacks import callback_url_problems, new_webhook_secret
-from theodolite_api.deps import SessionDep, SettingsDep
+from theodolite_api.deps import NotificationsDep, SessionDep, SettingsDep
 from theodolite_api.repositories import webhooks as webhook_repo
 from theodolite_api.schemas.common import Limit, Offset, Page
 from theodolite_api.schemas.webhooks import (
@@ -28,7 +27,7 @@ from theodolite_api.schemas.webhooks import (
     WebhookUpdate,
 )
 from theodolite_api.settings import ApiSettings
-from theodolite_api.status_out import StatusOutDep
+from theodolite_api.webhooks.callback_urls import callback_url_problems, new_webhook_secret
 from theodolite_api.webhooks.sender import webhook_id
 
 router = APIRouter(tags=["webhooks"])
@@ -155,7 +154,7 @@ async def update_webhook(
     body: WebhookUpdate,
     session: SessionDep,
     settings: SettingsDep,
-    status_out: StatusOutDep,
+    notifications: NotificationsDep,
 ) -> WebhookPublic:
     """Change the URL or event types; ``enabled: true`` re-enables a disabled subscription."""
     subscription = await _subscription_or_404(session, experiment_id, webhook)
@@ -178,7 +177,7 @@ async def update_webhook(
             subscription.disabled_reason = "disabled by request"
     subscription.updated_at = utcnow()
     await session.commit()
-    status_out.sender.notify()  # pending deliveries of a re-enabled subscription go now
+    notifications.sender.notify()  # pending deliveries of a re-enabled subscription go now
     return _public(subscription)
 
 
@@ -273,7 +272,7 @@ async def redeliver(
     delivery: uuid.UUID,
     session: SessionDep,
     settings: SettingsDep,
-    status_out: StatusOutDep,
+    notifications: NotificationsDep,
 ) -> DeliveryPublic:
     """Send a delivery again, now (same webhook-id, a fresh timestamp and signature), with
     retries as for a new one."""
@@ -282,7 +281,7 @@ async def redeliver(
         raise Conflict(f"webhook {webhook} is disabled ({subscription.disabled_reason}); enable it")
     found = await _delivery_or_404(session, subscription.id, None, delivery, for_update=True)
     await _redeliver(session, found, settings)
-    status_out.sender.notify()
+    notifications.sender.notify()
     return (await _deliveries_public(session, [found]))[0]
 
 
@@ -325,11 +324,11 @@ async def redeliver_callback(
     delivery: uuid.UUID,
     session: SessionDep,
     settings: SettingsDep,
-    status_out: StatusOutDep,
+    notifications: NotificationsDep,
 ) -> DeliveryPublic:
     """Send a delivery to the job's callback again, now."""
     await _job_or_404(session, job_id)
     found = await _delivery_or_404(session, None, job_id, delivery, for_update=True)
     await _redeliver(session, found, settings)
-    status_out.sender.notify()
+    notifications.sender.notify()
     return (await _deliveries_public(session, [found]))[0]

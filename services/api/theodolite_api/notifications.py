@@ -1,15 +1,14 @@
-"""Status out, as the lifespan starts it: this replica's live event queue (server-sent events),
-the webhook dispatcher on its durable queue and the webhook sender."""
+"""Notifications: how the api tells the outside what happened to jobs. As the lifespan starts
+them: this replica's live hub (server-sent event streams), the webhook dispatcher on its durable
+queue and the webhook sender."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
-from typing import Annotated
 
 import httpx
-from fastapi import Depends, Request
 
 from theodolite import topology
 from theodolite_api.state import AppState
@@ -22,7 +21,7 @@ USER_AGENT = "Theodolite-Webhooks/0.1 (+https://www.standardwebhooks.com)"
 
 
 @dataclass
-class StatusOut:
+class Notifications:
     hub: LiveHub
     stream_sources: StreamSources
     dispatcher: WebhookDispatcher
@@ -30,7 +29,7 @@ class StatusOut:
 
 
 @asynccontextmanager
-async def status_out(state: AppState) -> AsyncIterator[StatusOut]:
+async def notifications(state: AppState) -> AsyncIterator[Notifications]:
     """Start everything; stop it on exit."""
     settings = state.settings
     async with AsyncExitStack() as stack:
@@ -58,7 +57,7 @@ async def status_out(state: AppState) -> AsyncIterator[StatusOut]:
             topology.WEBHOOK_EVENTS_QUEUE, dispatcher.consumer, prefetch=16
         )
         stack.push_async_callback(consumption.close)
-        yield StatusOut(
+        yield Notifications(
             hub=hub,
             stream_sources=StreamSources(
                 sessions=state.sessions, hub=hub, settings=settings.events
@@ -66,11 +65,3 @@ async def status_out(state: AppState) -> AsyncIterator[StatusOut]:
             dispatcher=dispatcher,
             sender=sender,
         )
-
-
-def get_status_out(request: Request) -> StatusOut:
-    found: StatusOut = request.app.state.status_out
-    return found
-
-
-StatusOutDep = Annotated[StatusOut, Depends(get_status_out)]

@@ -13,7 +13,7 @@ from theodolite.graphs.spec import parse_graph, pinned_versions, plugins_used
 from theodolite.graphs.validate import validate_graph
 from theodolite.problems import Problem, ProblemsError
 from theodolite.sdk.discovery import PluginSpec
-from theodolite_api.registry_client import RegistryClient
+from theodolite_api.clients.registry import RegistryClient
 from theodolite_api.repositories import plugins as plugin_repo
 
 

@@ -10,7 +10,7 @@ from theodolite.db.status_tables import Sweep
 from theodolite.problems import Problem
 from theodolite.web.errors import InvalidSubmission
 from theodolite_api.schemas.sweeps import SweepPointPublic
-from theodolite_api.svg_chart import ChartPoint, Series, line_chart
+from theodolite_api.sweeps.svg_chart import ChartPoint, Series, line_chart
 
 
 def swept_names(sweep: Sweep) -> list[str]:

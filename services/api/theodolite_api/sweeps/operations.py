@@ -18,9 +18,9 @@ from theodolite.db.tables import Job, utcnow
 from theodolite.lifecycle import JobStatus, is_terminal
 from theodolite.problems import Problem
 from theodolite.web.errors import InvalidSubmission
+from theodolite_api.clients.mlflow import MlflowReader
+from theodolite_api.clients.registry import RegistryClient
 from theodolite_api.jobs.submission import submit_job
-from theodolite_api.mlflow_reader import MlflowReader
-from theodolite_api.registry_client import RegistryClient
 from theodolite_api.repositories import sweeps as sweep_repo
 from theodolite_api.schemas.jobs import JobCreate
 from theodolite_api.schemas.sweeps import (

@@ -1,0 +1,1 @@
+"""Entry point archives: safe unpacking and checks at upload, graph checks against the tasks."""

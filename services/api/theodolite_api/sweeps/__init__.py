@@ -1,0 +1,1 @@
+"""Parameter sweeps: submitting a grid as child jobs, summarising them, drawing the figure."""
