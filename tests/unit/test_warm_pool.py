@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.fixtures.processes import process_gone, shell_job
 from theodolite.events import PROGRESS_LINE_PREFIX, JobProgress
-from theodolite_worker.execution import ExecutionOptions, ExecutionResult, JobCommand, JobLauncher
+from theodolite_worker.execution import ExecutionOptions, ExecutionResult, JobLauncher
 from theodolite_worker.warm_child import WarmCommand
 from theodolite_worker.warm_command import parse_warm_command
 from theodolite_worker.warm_pool import WarmPool
@@ -25,15 +26,6 @@ def pool() -> Iterator[WarmPool]:
     assert pool.start()
     yield pool
     pool.shutdown()
-
-
-def _gone(pid: int) -> bool:
-    """No such process, or only a zombie waiting for its parent."""
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().split()[2] == "Z"
-    except FileNotFoundError:
-        return True
 
 
 @dataclass
@@ -63,13 +55,7 @@ async def _run(
         ExecutionOptions(flush_interval_s=0.05, batch_lines=50, tail_lines=5, kill_grace_s=1.0),
         warm_pool=pool,
     )
-    job = JobCommand(
-        command,
-        cwd=cwd,
-        env={**os.environ, **(env or {})},
-        log_file=cwd / "out.log",
-        timeout_s=timeout_s,
-    )
+    job = shell_job(command, cwd, env=env, timeout_s=timeout_s)
     execution = await launcher.start(job, log_sink=sink, progress_sink=progress)
     run.result = await execution.wait()
     return run
@@ -229,7 +215,7 @@ async def test_a_timeout_kills_the_group_and_the_pool_serves_the_next_job(
     assert run.lines == ["started"]
     assert time.monotonic() - started < 10
     await asyncio.sleep(0.2)
-    assert _gone(int(marker.read_text()))
+    assert process_gone(int(marker.read_text()))
 
     _script(tmp_path, "next.py", "print('next job')\n")
     run = await _run("python next.py", tmp_path, pool)

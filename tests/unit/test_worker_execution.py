@@ -1,42 +1,18 @@
 """The worker's process runner, on real subprocesses."""
 
 import asyncio
-import os
 import time
 from pathlib import Path
 
 import pytest
 
-from theodolite_worker.execution import ExecutionOptions, ExecutionStatus, JobCommand, JobLauncher
-
-
-def _gone(pid: int) -> bool:
-    """No such process, or only a zombie waiting for its parent."""
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().split()[2] == "Z"
-    except FileNotFoundError:
-        return True
+from tests.fixtures.processes import ignore_lines, process_gone, run_batched, shell_job
+from theodolite_worker.execution import ExecutionOptions, ExecutionStatus, JobLauncher
 
 
 async def _run(command: str, tmp_path: Path, timeout_s: float | None = None) -> tuple:
-    batches: list[list[str]] = []
-
-    async def sink(lines: list[str]) -> None:
-        batches.append(lines)
-
-    launcher = JobLauncher(
-        ExecutionOptions(flush_interval_s=0.05, batch_lines=3, tail_lines=4, kill_grace_s=1.0)
-    )
-    job = JobCommand(
-        command,
-        cwd=tmp_path,
-        env=dict(os.environ),
-        log_file=tmp_path / "out.log",
-        timeout_s=timeout_s,
-    )
-    result = await (await launcher.start(job, log_sink=sink)).wait()
-    return result, batches
+    options = ExecutionOptions(flush_interval_s=0.05, batch_lines=3, tail_lines=4, kill_grace_s=1.0)
+    return await run_batched(command, tmp_path, options, timeout_s=timeout_s)
 
 
 async def test_output_is_streamed_in_bounded_batches_with_a_tail(tmp_path: Path) -> None:
@@ -61,7 +37,7 @@ async def test_timeout_kills_the_whole_process_group(tmp_path: Path) -> None:
     assert result.timed_out
     assert time.monotonic() - started < 10
     await asyncio.sleep(0.2)
-    assert _gone(int(marker.read_text()))
+    assert process_gone(int(marker.read_text()))
 
 
 async def test_a_background_child_holding_stdout_does_not_hang_the_job(tmp_path: Path) -> None:
@@ -80,12 +56,7 @@ async def test_the_handle_says_running_then_stopped_after_a_cancel(tmp_path: Pat
         first_line.set()
 
     launcher = JobLauncher(ExecutionOptions(flush_interval_s=0.05, kill_grace_s=1.0))
-    job = JobCommand(
-        f"sleep 60 & echo $! > {marker}; echo started; wait",
-        cwd=tmp_path,
-        env=dict(os.environ),
-        log_file=tmp_path / "out.log",
-    )
+    job = shell_job(f"sleep 60 & echo $! > {marker}; echo started; wait", tmp_path)
     execution = await launcher.start(job, log_sink=sink)
     await first_line.wait()
     assert execution.status() is ExecutionStatus.RUNNING
@@ -95,7 +66,7 @@ async def test_the_handle_says_running_then_stopped_after_a_cancel(tmp_path: Pat
     assert (result.stopped, result.timed_out) == (True, False)
     assert execution.status() is ExecutionStatus.STOPPED
     await asyncio.sleep(0.2)
-    assert _gone(execution.pid) and _gone(int(marker.read_text()))
+    assert process_gone(execution.pid) and process_gone(int(marker.read_text()))
 
 
 @pytest.mark.parametrize(
@@ -109,18 +80,10 @@ async def test_the_handle_says_running_then_stopped_after_a_cancel(tmp_path: Pat
 async def test_the_handle_reports_how_the_job_ended(
     tmp_path: Path, command: str, timeout_s: float | None, status: ExecutionStatus
 ) -> None:
-    async def sink(lines: list[str]) -> None:
-        pass
-
     launcher = JobLauncher(ExecutionOptions(flush_interval_s=0.05, kill_grace_s=1.0))
-    job = JobCommand(
-        command,
-        cwd=tmp_path,
-        env=dict(os.environ),
-        log_file=tmp_path / "out.log",
-        timeout_s=timeout_s,
+    execution = await launcher.start(
+        shell_job(command, tmp_path, timeout_s=timeout_s), log_sink=ignore_lines
     )
-    execution = await launcher.start(job, log_sink=sink)
     result = await execution.wait()
     assert execution.status() is status is result.status
 
@@ -132,9 +95,7 @@ async def test_cancelling_the_waiter_kills_the_job(tmp_path: Path) -> None:
         started.set()
 
     launcher = JobLauncher(ExecutionOptions(flush_interval_s=0.05, kill_grace_s=1.0))
-    job = JobCommand(
-        "echo started; sleep 60", cwd=tmp_path, env=dict(os.environ), log_file=tmp_path / "out.log"
-    )
+    job = shell_job("echo started; sleep 60", tmp_path)
     execution = await launcher.start(job, log_sink=sink)
     waiter = asyncio.create_task(execution.wait())
     await started.wait()
@@ -143,4 +104,4 @@ async def test_cancelling_the_waiter_kills_the_job(tmp_path: Path) -> None:
         await waiter
     assert execution.status() is ExecutionStatus.FAILED  # no result: its supervision ended
     await asyncio.sleep(0.2)
-    assert _gone(execution.pid)
+    assert process_gone(execution.pid)

@@ -2,37 +2,22 @@
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 
+from tests.fixtures.processes import run_batched
 from theodolite_worker.execution import (
     MAX_LINE_BYTES,
     ExecutionOptions,
-    ExecutionResult,
-    JobCommand,
-    JobLauncher,
 )
 
 
 async def _run(command: str, tmp_path: Path, timeout_s: float | None = 30) -> tuple:
-    lines: list[str] = []
-
-    async def sink(batch: list[str]) -> None:
-        lines.extend(batch)
-
-    launcher = JobLauncher(
-        ExecutionOptions(flush_interval_s=0.05, batch_lines=10, tail_lines=3, kill_grace_s=1.0)
+    options = ExecutionOptions(
+        flush_interval_s=0.05, batch_lines=10, tail_lines=3, kill_grace_s=1.0
     )
-    job = JobCommand(
-        command,
-        cwd=tmp_path,
-        env=dict(os.environ),
-        log_file=tmp_path / "out.log",
-        timeout_s=timeout_s,
-    )
-    result: ExecutionResult = await (await launcher.start(job, log_sink=sink)).wait()
-    return result, lines
+    result, batches = await run_batched(command, tmp_path, options, timeout_s=timeout_s)
+    return result, [line for batch in batches for line in batch]
 
 
 async def test_a_line_longer_than_the_limit_is_cut_not_fatal(tmp_path: Path) -> None:
