@@ -13,10 +13,9 @@ from fastapi import FastAPI
 from theodolite import topology
 from theodolite.archives import ArchiveLimits
 from theodolite.broker import Broker
-from theodolite.db.engine import create_engine, create_session_factory
-from theodolite.db.migrate import upgrade
 from theodolite.storage import ObjectStore
 from theodolite.web.errors import install_error_handlers
+from theodolite.web.lifespan import open_database
 from theodolite_api.clients.mlflow import MlflowReader
 from theodolite_api.clients.registry import RegistryClient
 from theodolite_api.consumers.job_events import JobEventConsumer
@@ -58,11 +57,9 @@ async def _declare_topology(state: AppState) -> None:
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: ApiSettings = app.state.settings
     async with AsyncExitStack() as stack:
-        if settings.migrate_on_start:
-            await asyncio.to_thread(upgrade, settings.db.url)
-        engine = create_engine(settings.db)
-        stack.push_async_callback(engine.dispose)
-        sessions = create_session_factory(engine)
+        engine, sessions = await open_database(
+            stack, settings.db, migrate=settings.migrate_on_start
+        )
         broker = await stack.enter_async_context(
             Broker(
                 settings.broker.url,

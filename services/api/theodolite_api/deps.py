@@ -1,13 +1,12 @@
-"""Request dependencies as ``Annotated`` aliases."""
+"""Request dependencies as ``Annotated`` aliases (``SessionDep`` is every service's)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import Depends, Request
-from sqlmodel.ext.asyncio.session import AsyncSession
 
+from theodolite.web.deps import SessionDep as SessionDep  # routes import it from here
 from theodolite_api.notifications import Notifications
 from theodolite_api.settings import ApiSettings
 from theodolite_api.state import AppState
@@ -21,16 +20,10 @@ def get_state(request: Request) -> AppState:
 StateDep = Annotated[AppState, Depends(get_state)]
 
 
-async def get_session(state: StateDep) -> AsyncIterator[AsyncSession]:
-    async with state.sessions() as session:
-        yield session
-
-
 def get_settings(state: StateDep) -> ApiSettings:
     return state.settings
 
 
-SessionDep = Annotated[AsyncSession, Depends(get_session)]
 SettingsDep = Annotated[ApiSettings, Depends(get_settings)]
 
 

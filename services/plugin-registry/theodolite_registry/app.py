@@ -10,10 +10,9 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from fastapi import FastAPI
 
 from theodolite.broker import Broker
-from theodolite.db.engine import create_engine, create_session_factory
-from theodolite.db.migrate import upgrade
 from theodolite.storage import ObjectStore
 from theodolite.web.errors import install_error_handlers
+from theodolite.web.lifespan import open_database
 from theodolite_registry.loops.bucket_reconciler import BucketReconciler
 from theodolite_registry.publishing import Publisher
 from theodolite_registry.routes import health, internal, plugins
@@ -25,11 +24,9 @@ from theodolite_registry.state import RegistryState
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: RegistrySettings = app.state.settings
     async with AsyncExitStack() as stack:
-        if settings.migrate_on_start:
-            await asyncio.to_thread(upgrade, settings.db.url)
-        engine = create_engine(settings.db)
-        stack.push_async_callback(engine.dispose)
-        sessions = create_session_factory(engine)
+        engine, sessions = await open_database(
+            stack, settings.db, migrate=settings.migrate_on_start
+        )
         broker = await stack.enter_async_context(
             Broker(settings.broker.url, client_name="theodolite-plugin-registry")
         )

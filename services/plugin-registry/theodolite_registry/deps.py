@@ -1,14 +1,13 @@
-"""Request dependencies as ``Annotated`` aliases."""
+"""Request dependencies as ``Annotated`` aliases (``SessionDep`` is every service's)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import Depends, Request
-from sqlmodel.ext.asyncio.session import AsyncSession
 
 from theodolite.storage import ObjectStore
+from theodolite.web.deps import SessionDep as SessionDep  # routes import it from here
 from theodolite_registry.publishing import Publisher
 from theodolite_registry.settings import RegistrySettings
 from theodolite_registry.state import RegistryState
@@ -20,11 +19,6 @@ def get_state(request: Request) -> RegistryState:
 
 
 StateDep = Annotated[RegistryState, Depends(get_state)]
-
-
-async def get_session(state: StateDep) -> AsyncIterator[AsyncSession]:
-    async with state.sessions() as session:
-        yield session
 
 
 def get_settings(state: StateDep) -> RegistrySettings:
@@ -39,7 +33,6 @@ def get_store(state: StateDep) -> ObjectStore:
     return state.store
 
 
-SessionDep = Annotated[AsyncSession, Depends(get_session)]
 SettingsDep = Annotated[RegistrySettings, Depends(get_settings)]
 PublisherDep = Annotated[Publisher, Depends(get_publisher)]
 StoreDep = Annotated[ObjectStore, Depends(get_store)]
