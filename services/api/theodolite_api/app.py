@@ -12,10 +12,9 @@ from fastapi import FastAPI
 
 from theodolite import topology
 from theodolite.archives import ArchiveLimits
-from theodolite.broker import Broker
 from theodolite.storage import ObjectStore
 from theodolite.web.errors import install_error_handlers
-from theodolite.web.lifespan import open_database
+from theodolite.web.lifespan import open_broker, open_database
 from theodolite_api.clients.mlflow import MlflowReader
 from theodolite_api.clients.registry import RegistryClient
 from theodolite_api.consumers.job_events import JobEventConsumer
@@ -60,13 +59,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine, sessions = await open_database(
             stack, settings.db, migrate=settings.migrate_on_start
         )
-        broker = await stack.enter_async_context(
-            Broker(
-                settings.broker.url,
-                client_name="theodolite-api",
-                job_delivery_limit=settings.broker.job_delivery_limit,
-            )
-        )
+        broker = await open_broker(stack, settings.broker, client_name="theodolite-api")
         http = await stack.enter_async_context(
             httpx.AsyncClient(timeout=settings.mlflow.request_timeout_s)
         )

@@ -9,10 +9,9 @@ from contextlib import AsyncExitStack, asynccontextmanager
 
 from fastapi import FastAPI
 
-from theodolite.broker import Broker
 from theodolite.storage import ObjectStore
 from theodolite.web.errors import install_error_handlers
-from theodolite.web.lifespan import open_database
+from theodolite.web.lifespan import open_broker, open_database
 from theodolite_registry.loops.bucket_reconciler import BucketReconciler
 from theodolite_registry.publishing import Publisher
 from theodolite_registry.routes import health, internal, plugins
@@ -27,9 +26,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine, sessions = await open_database(
             stack, settings.db, migrate=settings.migrate_on_start
         )
-        broker = await stack.enter_async_context(
-            Broker(settings.broker.url, client_name="theodolite-plugin-registry")
-        )
+        # The registry declares no job queues: the delivery limit its broker is given is moot.
+        broker = await open_broker(stack, settings.broker, client_name="theodolite-plugin-registry")
         store = ObjectStore(settings.storage)
         await asyncio.to_thread(store.ensure_bucket, settings.storage.plugin_bucket)
         publisher = Publisher(settings=settings, store=store, broker=broker)

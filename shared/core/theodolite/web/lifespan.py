@@ -1,4 +1,4 @@
-"""What every service's lifespan opens first: the database, migrated when asked."""
+"""What every service's lifespan opens first: the database (migrated when asked) and the broker."""
 
 from __future__ import annotations
 
@@ -8,9 +8,10 @@ from contextlib import AsyncExitStack
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from theodolite.broker import Broker
 from theodolite.db.engine import create_engine, create_session_factory
 from theodolite.db.migrate import upgrade
-from theodolite.settings import DatabaseSettings
+from theodolite.settings import BrokerSettings, DatabaseSettings
 
 
 async def open_database(
@@ -23,3 +24,10 @@ async def open_database(
     engine = create_engine(db)
     stack.push_async_callback(engine.dispose)
     return engine, create_session_factory(engine)
+
+
+async def open_broker(stack: AsyncExitStack, broker: BrokerSettings, *, client_name: str) -> Broker:
+    """A connected broker, closed when ``stack`` closes."""
+    return await stack.enter_async_context(
+        Broker(broker.url, client_name=client_name, job_delivery_limit=broker.job_delivery_limit)
+    )
