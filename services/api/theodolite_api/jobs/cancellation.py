@@ -33,15 +33,13 @@ async def request_cancel(*, session: AsyncSession, job: Job) -> None:
     )
     if status is JobStatus.RUNNING:
         return
-    attempt, seq = transitions.api_key(job)  # late events of this attempt are stale from now on
-    await transitions.change_status(
+    # At a fenced key: late events of this attempt are stale from now on.
+    await transitions.api_change(
         session=session,
         job=job,
         to=JobStatus.CANCELLED,
         at=now,
         reason="cancelled by request before it ran",
-        attempt=attempt,
-        seq=seq,
     )
     job.next_attempt_at = None
     job.error = "cancelled by request"

@@ -3,9 +3,9 @@
 Every change is checked against ``theodolite.lifecycle``, written as a row of the job's history
 (``job_transitions``), set on the job, and announced as ``job.status_changed`` in the outbox, all
 in the caller's transaction: the notifications (webhooks, event streams) hear of exactly the
-transitions that committed, and of each one once per publish. The caller holds the job's row lock (``FOR UPDATE``)
-or created the job, so one job's transitions commit one after the other and their ids grow in
-that order. Nothing here commits.
+transitions that committed, and of each one once per publish. The caller holds the job's row lock
+(``FOR UPDATE``) or created the job, so one job's transitions commit one after the other and their
+ids grow in that order. Nothing here commits.
 """
 
 from __future__ import annotations
@@ -38,16 +38,15 @@ async def record_submission(
     *, session: AsyncSession, job: Job, at: datetime, reason: str | None = None
 ) -> JobTransition:
     """The first transition of a new job: ``queued`` at ``(1, 0)``, with no status before it."""
-    return await _record(
-        session=session,
-        job=job,
-        from_status=None,
-        to=JobStatus.QUEUED,
+    row = JobTransition(
+        job_id=job.id,
+        status=JobStatus.QUEUED.value,
         at=at,
-        reason=reason,
+        detail=reason,
         attempt=job.attempt,
         seq=0,
     )
+    return await _record(session=session, job=job, from_status=None, transition=row)
 
 
 async def change_status(
@@ -64,50 +63,43 @@ async def change_status(
     ``(attempt, seq)`` of what caused it."""
     current = JobStatus(job.status)
     check_transition(current, to)
-    return await _record(
-        session=session,
-        job=job,
-        from_status=current,
-        to=to,
-        at=at,
-        reason=reason,
-        attempt=attempt,
-        seq=seq,
+    row = JobTransition(
+        job_id=job.id, status=to.value, at=at, detail=reason, attempt=attempt, seq=seq
+    )
+    return await _record(session=session, job=job, from_status=current, transition=row)
+
+
+async def api_change(
+    *, session: AsyncSession, job: Job, to: JobStatus, at: datetime, reason: str
+) -> JobTransition:
+    """``change_status`` for a transition the api itself decides, at a fresh ``api_key``."""
+    attempt, seq = api_key(job)
+    return await change_status(
+        session=session, job=job, to=to, at=at, reason=reason, attempt=attempt, seq=seq
     )
 
 
 async def _record(
-    *,
-    session: AsyncSession,
-    job: Job,
-    from_status: JobStatus | None,
-    to: JobStatus,
-    at: datetime,
-    reason: str | None,
-    attempt: int,
-    seq: int,
+    *, session: AsyncSession, job: Job, from_status: JobStatus | None, transition: JobTransition
 ) -> JobTransition:
-    transition = JobTransition(
-        job_id=job.id, status=to.value, at=at, detail=reason, attempt=attempt, seq=seq
-    )
     session.add(transition)
     await session.flush()  # the event names the row: its id is needed now
     assert transition.id is not None
-    job.status = to.value
-    job.updated_at = at
+    job.status = transition.status
+    job.updated_at = transition.at
     event = make_event(
         JobStatusChanged(
             experiment_id=job.experiment_id,
             transition_id=transition.id,
             from_status=None if from_status is None else from_status.value,
-            to_status=to.value,
-            at=at,
-            reason=reason,
+            to_status=transition.status,
+            at=transition.at,
+            reason=transition.detail,
         ),
         producer=PRODUCER,
         job_id=job.id,
-        attempt=attempt,
-        seq=seq,
+        attempt=transition.attempt,
+        seq=transition.seq,
     )
     outbox_repo.add(
         session=session,

@@ -77,18 +77,11 @@ class JobReaper(PeriodicService):
             f"worker {job.worker_id} stopped heartbeating it "
             f"(last heard {job.last_heartbeat_at:%H:%M:%S})"
         )
-        attempt, seq = transitions.api_key(job)
-        await transitions.change_status(
-            session=session,
-            job=job,
-            to=JobStatus.LOST,
-            at=now,
-            reason=reason,
-            attempt=attempt,
-            seq=seq,
+        await transitions.api_change(
+            session=session, job=job, to=JobStatus.LOST, at=now, reason=reason
         )
-        attempt, seq = transitions.api_key(job)
         if await may_retry(session=session, job=job):
+            attempt, seq = transitions.api_key(job)
             await requeue(
                 session=session,
                 job=job,
@@ -99,14 +92,12 @@ class JobReaper(PeriodicService):
                 seq=seq,
             )
         else:
-            await transitions.change_status(
+            await transitions.api_change(
                 session=session,
                 job=job,
                 to=JobStatus.FAILED,
                 at=now,
                 reason=f"lost, no retries left: {reason}",
-                attempt=attempt,
-                seq=seq,
             )
             job.error = f"lost: {reason}; no retries left (max_retries={job.max_retries})"
         log.warning("job %s lost: %s", job.id, reason)
