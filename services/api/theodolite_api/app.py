@@ -76,7 +76,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             relay=OutboxRelay(
                 sessions=sessions,
                 broker=broker,
-                poll_interval_s=settings.outbox_poll_interval_s,
+                interval_s=settings.outbox_poll_interval_s,
             ),
             archive_limits=ArchiveLimits(**settings.archive_limits.model_dump()),
         )

@@ -9,35 +9,18 @@ from __future__ import annotations
 
 import logging
 
-from sqlalchemy.ext.asyncio import async_sessionmaker
-from sqlmodel.ext.asyncio.session import AsyncSession
-
 from theodolite import topology
-from theodolite.broker import Broker
 from theodolite.db.tables import utcnow
-from theodolite.periodic import PeriodicService
+from theodolite_api.loops.base import BATCH, DatabaseLoop
 from theodolite_api.repositories import outbox as outbox_repo
 
 log = logging.getLogger(__name__)
 
-BATCH = 100
 
-
-class OutboxRelay(PeriodicService):
+class OutboxRelay(DatabaseLoop):
     """``wake()`` after a commit that added outbox rows: they go out now, not at the next poll."""
 
     name = "outbox relay"
-
-    def __init__(
-        self,
-        *,
-        sessions: async_sessionmaker[AsyncSession],
-        broker: Broker,
-        poll_interval_s: float,
-    ) -> None:
-        super().__init__(interval_s=poll_interval_s)
-        self._sessions = sessions
-        self._broker = broker
 
     async def run_once(self) -> None:
         while await self.publish_pending() == BATCH:

@@ -8,23 +8,31 @@ import logging
 from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from theodolite.broker import Broker
 from theodolite.db.tables import EntryPointArchive, Experiment, Job, utcnow
 from theodolite.lifecycle import JobStatus
-from theodolite.periodic import PeriodicService
 from theodolite_api.jobs import transitions
 from theodolite_api.jobs.retries import may_retry, requeue
 from theodolite_api.jobs.submission import enqueue_attempt
+from theodolite_api.loops.base import BATCH, DatabaseLoop
 from theodolite_api.loops.outbox_relay import OutboxRelay
 
 log = logging.getLogger(__name__)
-BATCH = 100
 
 
-class JobReaper(PeriodicService):
+async def _lock_batch(session: AsyncSession, *where: ColumnElement[bool]) -> list[Job]:
+    """Up to ``BATCH`` jobs matching ``where``, locked; rows another replica holds are skipped."""
+    rows = await session.exec(
+        select(Job).where(*where).limit(BATCH).with_for_update(skip_locked=True)
+    )
+    return list(rows)
+
+
+class JobReaper(DatabaseLoop):
     name = "job reaper"
 
     def __init__(
@@ -36,10 +44,8 @@ class JobReaper(PeriodicService):
         lost_after_s: float,
         interval_s: float,
     ) -> None:
-        super().__init__(interval_s=interval_s)
-        self._sessions = sessions
+        super().__init__(sessions=sessions, broker=broker, interval_s=interval_s)
         self._relay = relay
-        self._broker = broker
         self._lost_after = timedelta(seconds=lost_after_s)
 
     async def run_once(self) -> None:
@@ -54,16 +60,11 @@ class JobReaper(PeriodicService):
             return 0
         now = utcnow()
         async with self._sessions() as session:
-            rows = await session.exec(
-                select(Job)
-                .where(
-                    col(Job.status) == JobStatus.RUNNING.value,
-                    col(Job.last_heartbeat_at) < now - self._lost_after,
-                )
-                .limit(BATCH)
-                .with_for_update(skip_locked=True)
+            lost = await _lock_batch(
+                session,
+                col(Job.status) == JobStatus.RUNNING.value,
+                col(Job.last_heartbeat_at) < now - self._lost_after,
             )
-            lost = list(rows)
             for job in lost:
                 await self._give_up_attempt(session, job, now)
             await session.commit()
@@ -105,16 +106,11 @@ class JobReaper(PeriodicService):
     async def publish_due_attempts(self) -> int:
         now = utcnow()
         async with self._sessions() as session:
-            rows = await session.exec(
-                select(Job)
-                .where(
-                    col(Job.status) == JobStatus.QUEUED.value,
-                    col(Job.next_attempt_at) <= now,
-                )
-                .limit(BATCH)
-                .with_for_update(skip_locked=True)
+            due = await _lock_batch(
+                session,
+                col(Job.status) == JobStatus.QUEUED.value,
+                col(Job.next_attempt_at) <= now,
             )
-            due = list(rows)
             for job in due:
                 experiment = await session.get(Experiment, job.experiment_id)
                 archive = await session.get(EntryPointArchive, job.entrypoint_id)
