@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from tests.unit.api_database import new_job, sessions
+from tests.fixtures.database import claimed_job, move, new_job, sessions
 from theodolite import topology
 from theodolite.db.status_tables import WebhookDelivery, WebhookSubscription
 from theodolite.db.tables import Job, JobLogChunk, JobTransition, utcnow
@@ -25,7 +25,6 @@ from theodolite.events import (
 from theodolite.memory_broker import InMemoryBroker
 from theodolite_api.consumers.job_events import JobEventConsumer
 from theodolite_api.jobs import transitions
-from theodolite_api.jobs.claims import claim_attempt
 from theodolite_api.settings import WebhookSettings
 from theodolite_api.streams.live import LiveHub
 from theodolite_api.webhooks.dispatcher import WebhookDispatcher
@@ -44,20 +43,6 @@ async def _broker(queue: str, bindings: tuple[str, ...], handler: object) -> InM
     return broker
 
 
-async def _claimed_job(sessions: async_sessionmaker[AsyncSession]) -> uuid.UUID:
-    async with sessions() as session:
-        job = await new_job(session)
-        await transitions.record_submission(session=session, job=job, at=utcnow())
-        await session.commit()
-        job_id = job.id
-    async with sessions() as session:
-        assert (
-            await claim_attempt(session=session, job_id=job_id, attempt=1, worker_id="w")
-        ).claimed
-        await session.commit()
-    return job_id
-
-
 def _worker_event(job_id: uuid.UUID, seq: int, payload: object, attempt: int = 1) -> Envelope:
     return make_event(payload, producer="w", job_id=job_id, attempt=attempt, seq=seq)  # type: ignore[arg-type]
 
@@ -65,7 +50,7 @@ def _worker_event(job_id: uuid.UUID, seq: int, payload: object, attempt: int = 1
 async def test_job_events_are_applied_once_in_order_and_own_announcements_left_alone(
     sessions: async_sessionmaker[AsyncSession],
 ) -> None:
-    job_id = await _claimed_job(sessions)
+    job_id = await claimed_job(sessions)
     woken: list[int] = []
     consumer = JobEventConsumer(sessions=sessions, on_transition=lambda: woken.append(1))
     broker = await _broker(
@@ -127,19 +112,13 @@ async def test_job_events_are_applied_once_in_order_and_own_announcements_left_a
 async def test_events_of_a_fenced_attempt_are_stale(
     sessions: async_sessionmaker[AsyncSession],
 ) -> None:
-    job_id = await _claimed_job(sessions)
+    job_id = await claimed_job(sessions)
     async with sessions() as session:
         job = await session.get(Job, job_id, with_for_update=True)
         assert job is not None
         attempt, seq = transitions.api_key(job)
-        await transitions.change_status(
-            session=session,
-            job=job,
-            to=transitions.JobStatus.LOST,
-            at=utcnow(),
-            reason="lost",
-            attempt=attempt,
-            seq=seq,
+        await move(
+            session, job, transitions.JobStatus.LOST, seq=seq, reason="lost", attempt=attempt
         )
         await session.commit()
     consumer = JobEventConsumer(sessions=sessions)

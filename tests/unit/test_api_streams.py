@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from tests.unit.api_database import new_job, sessions
+from tests.fixtures.database import move, move_and_commit, new_job, sessions
 from theodolite.db.tables import Job, JobTransition, utcnow
 from theodolite.events import JobLog, JobProgress, JobStatusChanged, make_event
 from theodolite.lifecycle import JobStatus
@@ -56,9 +56,7 @@ async def _next(stream: AsyncIterator[object], count: int) -> list[tuple[str, st
 async def _running_job(session: AsyncSession) -> tuple[Job, list[JobTransition]]:
     job = await new_job(session)
     queued = await transitions.record_submission(session=session, job=job, at=utcnow())
-    running = await transitions.change_status(
-        session=session, job=job, to=JobStatus.RUNNING, at=utcnow(), reason="w", attempt=1, seq=0
-    )
+    running = await move(session, job, JobStatus.RUNNING, seq=0, reason="w")
     job_repo.add_log_chunk(session=session, job_id=job.id, attempt=1, seq=2, lines=["a", "b"])
     job.last_seq = 2
     await session.commit()
@@ -85,19 +83,7 @@ async def test_a_job_stream_replays_then_follows_live_events_to_the_end(
     _worker(hub, job, 3, JobLog(lines=["c"]))
     _worker(hub, job, 4, JobProgress(fraction=1.0))
     _worker(hub, job, 3, JobLog(lines=["c"]))
-    async with sessions() as session:
-        locked = await session.get(Job, job.id, with_for_update=True)
-        assert locked is not None
-        ended = await transitions.change_status(
-            session=session,
-            job=locked,
-            to=JobStatus.SUCCEEDED,
-            at=utcnow(),
-            reason=None,
-            attempt=1,
-            seq=5,
-        )
-        await session.commit()
+    ended = await move_and_commit(sessions, job.id, JobStatus.SUCCEEDED, seq=5)
     _announce(hub, job, ended, "running")
     live = await _next(stream, 4)
     assert [(kind, event_id) for kind, event_id, _ in live] == [
@@ -131,19 +117,7 @@ async def test_an_experiment_stream_resumes_and_takes_live_transitions_once(
     _announce(hub, job, recorded[1], "queued")  # replayed already: not again
     _worker(hub, other, 3, JobProgress(fraction=0.2))  # not this experiment's
     _worker(hub, job, 3, JobProgress(fraction=0.5))
-    async with sessions() as session:
-        locked = await session.get(Job, job.id, with_for_update=True)
-        assert locked is not None
-        ended = await transitions.change_status(
-            session=session,
-            job=locked,
-            to=JobStatus.FAILED,
-            at=utcnow(),
-            reason="exit 1",
-            attempt=1,
-            seq=4,
-        )
-        await session.commit()
+    ended = await move_and_commit(sessions, job.id, JobStatus.FAILED, seq=4, reason="exit 1")
     _announce(hub, job, ended, "running")
     live = await _next(stream, 2)
     assert [(kind, data.get("status"), data.get("fraction")) for kind, _, data in live] == [

@@ -8,7 +8,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from tests.unit.api_database import new_job, sessions
+from tests.fixtures.database import move, new_job, sessions, submitted_job
 from theodolite import topology
 from theodolite.db.tables import JobTransition, OutboxMessage, utcnow
 from theodolite.events import EventType, JobStatusChanged, decode_event
@@ -41,15 +41,7 @@ async def test_each_transition_is_recorded_set_and_announced_in_one_transaction(
     async with sessions() as session:
         job = await new_job(session)
         submitted = await transitions.record_submission(session=session, job=job, at=utcnow())
-        running = await transitions.change_status(
-            session=session,
-            job=job,
-            to=JobStatus.RUNNING,
-            at=utcnow(),
-            reason="worker w",
-            attempt=1,
-            seq=0,
-        )
+        running = await move(session, job, JobStatus.RUNNING, seq=0, reason="worker w")
         assert job.status == "running"
         await session.commit()
     async with sessions() as session:
@@ -77,15 +69,7 @@ async def test_an_illegal_move_changes_and_announces_nothing(
     async with sessions() as session:
         job = await new_job(session)
         with pytest.raises(IllegalTransition, match="from queued to succeeded"):
-            await transitions.change_status(
-                session=session,
-                job=job,
-                to=JobStatus.SUCCEEDED,
-                at=utcnow(),
-                reason=None,
-                attempt=1,
-                seq=3,
-            )
+            await move(session, job, JobStatus.SUCCEEDED, seq=3)
         assert job.status == "queued"
         assert await _announcements(session) == []
         assert list(await session.exec(select(JobTransition))) == []
@@ -107,11 +91,7 @@ async def test_the_api_fences_an_attempt_it_takes_over(
 async def test_cancel_before_start_then_the_claim_is_refused(
     sessions: async_sessionmaker[AsyncSession],
 ) -> None:
-    async with sessions() as session:
-        job = await new_job(session)
-        await transitions.record_submission(session=session, job=job, at=utcnow())
-        await session.commit()
-        job_id = job.id
+    job_id = await submitted_job(sessions)
     async with sessions() as session:
         locked = await job_repo.get(session=session, job_id=job_id, for_update=True)
         assert locked is not None
@@ -139,11 +119,7 @@ async def test_cancel_before_start_then_the_claim_is_refused(
 async def test_the_claim_is_the_one_place_an_attempt_becomes_running(
     sessions: async_sessionmaker[AsyncSession],
 ) -> None:
-    async with sessions() as session:
-        job = await new_job(session)
-        await transitions.record_submission(session=session, job=job, at=utcnow())
-        await session.commit()
-        job_id = job.id
+    job_id = await submitted_job(sessions)
     async with sessions() as session:
         answer = await claim_attempt(session=session, job_id=job_id, attempt=1, worker_id="w1")
         assert answer.claimed and answer.attempt == 1
