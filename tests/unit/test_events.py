@@ -2,10 +2,10 @@ import uuid
 
 import pytest
 
+from tests.fixtures.events import job_submitted
 from theodolite.events import (
     EventType,
     JobFailed,
-    JobSubmitted,
     UndecodableEvent,
     decode_event,
     make_event,
@@ -14,14 +14,8 @@ from theodolite.events import (
 
 def test_event_round_trip_keeps_type_order_and_payload() -> None:
     job_id = uuid.uuid4()
-    payload = JobSubmitted(
-        experiment_id=uuid.uuid4(),
-        mlflow_experiment_id="3",
-        entrypoint_id=uuid.uuid4(),
-        archive_sha256="ab" * 32,
-        entry_point="main",
-        params={"eps": "0.1"},
-        queue="cpu",
+    payload = job_submitted(
+        mlflow_experiment_id="3", archive_sha256="ab" * 32, params={"eps": "0.1"}
     )
     event = make_event(payload, producer="api", job_id=job_id, attempt=1, seq=0)
     envelope, decoded = decode_event(event.to_bytes())

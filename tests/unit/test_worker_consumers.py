@@ -13,6 +13,7 @@ from typing import Any, cast
 
 import pytest
 
+from tests.fixtures.events import job_submitted_event
 from theodolite import topology
 from theodolite.events import (
     Envelope,
@@ -123,17 +124,8 @@ async def rig() -> AsyncIterator[Rig]:
 
 
 def _job(job_id: uuid.UUID | None = None) -> Envelope:
-    """A job.submitted envelope, as the api's outbox relay publishes it."""
-    payload = JobSubmitted(
-        experiment_id=uuid.uuid4(),
-        mlflow_experiment_id="1",
-        entrypoint_id=uuid.uuid4(),
-        archive_sha256="0" * 64,
-        entry_point="main",
-        params={},
-        queue=QUEUE,
-    )
-    return make_event(payload, producer="api", job_id=job_id or uuid.uuid4(), attempt=1)
+    """A job.submitted envelope for the queue the rig's consumer reads."""
+    return job_submitted_event(job_id, queue=QUEUE)
 
 
 async def _until(condition: Callable[[], bool]) -> None:

@@ -12,6 +12,7 @@ import pytest
 from pydantic import BaseModel
 
 from tests.fixtures.archives import make_tar
+from tests.fixtures.events import job_submitted
 from theodolite.events import (
     PROGRESS_LINE_PREFIX,
     JobLog,
@@ -92,16 +93,7 @@ async def test_progress_lines_are_published_as_progress_events(
         warm_pool=pool,
     )
     events = FakeEvents()
-    job = JobSubmitted(
-        experiment_id=uuid.uuid4(),
-        mlflow_experiment_id="1",
-        entrypoint_id=uuid.uuid4(),
-        archive_sha256="0" * 64,
-        entry_point="main",
-        params={},
-        queue="cpu",
-        timeout_s=60,
-    )
+    job = job_submitted(timeout_s=60)
 
     await runner.run(uuid.uuid4(), 1, job, events)  # type: ignore[arg-type]
 
