@@ -13,7 +13,7 @@ import aio_pika
 import httpx
 import pytest
 
-from tests.fixtures.archives import make_tar
+from tests.fixtures.archives import make_tar, mlproject
 from tests.fixtures.stack import Stack
 from tests.integration.helpers import (
     create_experiment,
@@ -41,16 +41,13 @@ while time.time() < deadline:
 print("finished", flush=True)
 sys.exit(code)
 """
-MLPROJECT = """\
-name: sleeper
-entry_points:
-  main:
-    parameters:
-      seconds: {type: float, default: 1}
-      code: {type: int, default: 0}
-      fail_first: {type: string, default: "no"}
-    command: "python sleeper.py {seconds} {code} {fail_first}"
-"""
+MLPROJECT = mlproject(
+    "sleeper",
+    "python sleeper.py {seconds} {code} {fail_first}",
+    seconds=("float", 1),
+    code=("int", 0),
+    fail_first=("string", "no"),
+)
 
 
 @pytest.fixture(scope="module")

@@ -14,19 +14,13 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.fixtures.archives import make_tar
+from tests.fixtures.archives import make_tar, mlproject
 from tests.fixtures.stack import Stack
 from tests.integration.helpers import TERMINAL, create_experiment, submit, upload_ok, wait_for_end
 
-SLOW_PROJECT = """\
-name: slow
-entry_points:
-  main:
-    parameters:
-      lines: {type: int, default: 12}
-      pause: {type: float, default: 0.25}
-    command: "python slow.py {lines} {pause}"
-"""
+SLOW_PROJECT = mlproject(
+    "slow", "python slow.py {lines} {pause}", lines=("int", 12), pause=("float", 0.25)
+)
 SLOW_SCRIPT = """\
 import json, sys, time
 lines, pause = int(sys.argv[1]), float(sys.argv[2])
