@@ -25,21 +25,35 @@ def _wait_finished(api: httpx.Client, sweep_id: str, timeout_s: float = 240) -> 
         time.sleep(0.5)
 
 
+def _hello(
+    api: httpx.Client, example_archive: Callable[[str], bytes]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A new experiment and the hello example uploaded."""
+    return create_experiment(api), upload_ok(api, example_archive("hello"))
+
+
+def _post_sweep(
+    api: httpx.Client, experiment: dict[str, Any], entrypoint: dict[str, Any], **body: Any
+) -> httpx.Response:
+    """Ask for a sweep of ``entrypoint`` in ``experiment``; ``body`` is the rest of the request."""
+    return api.post(
+        "/sweeps",
+        json={"experiment_id": experiment["id"], "entrypoint_id": entrypoint["id"], **body},
+    )
+
+
 def test_a_grid_of_six_points_ends_with_its_table_and_figure(
     api: httpx.Client, example_archive: Callable[[str], bytes]
 ) -> None:
-    experiment = create_experiment(api)
-    entrypoint = upload_ok(api, example_archive("hello"))
-    response = api.post(
-        "/sweeps",
-        json={
-            "experiment_id": experiment["id"],
-            "entrypoint_id": entrypoint["id"],
-            "name": "hello-grid",
-            "params": {"greeting": "sweep"},
-            "grid": {"count": [2, 3, 4], "scale": [1.0, 2.5]},
-            "metrics": ["hello_score"],
-        },
+    experiment, entrypoint = _hello(api, example_archive)
+    response = _post_sweep(
+        api,
+        experiment,
+        entrypoint,
+        name="hello-grid",
+        params={"greeting": "sweep"},
+        grid={"count": [2, 3, 4], "scale": [1.0, 2.5]},
+        metrics=["hello_score"],
     )
     assert response.status_code == 202, response.text
     created = response.json()
@@ -85,17 +99,14 @@ def test_a_grid_of_six_points_ends_with_its_table_and_figure(
 def test_a_bad_grid_or_point_creates_nothing_and_names_every_problem(
     api: httpx.Client, example_archive: Callable[[str], bytes]
 ) -> None:
-    experiment = create_experiment(api)
-    entrypoint = upload_ok(api, example_archive("hello"))
-    response = api.post(
-        "/sweeps",
-        json={
-            "experiment_id": experiment["id"],
-            "entrypoint_id": entrypoint["id"],
-            "params": {"scale": "big"},
-            "grid": {"count": [2, "many", 4], "colour": ["red"]},
-            "seeds": [1, 1],
-        },
+    experiment, entrypoint = _hello(api, example_archive)
+    response = _post_sweep(
+        api,
+        experiment,
+        entrypoint,
+        params={"scale": "big"},
+        grid={"count": [2, "many", 4], "colour": ["red"]},
+        seeds=[1, 1],
     )
     assert response.status_code == 422, response.text
     problems = {p["field"]: p["message"] for p in response.json()["problems"]}
@@ -110,24 +121,15 @@ def test_a_bad_grid_or_point_creates_nothing_and_names_every_problem(
     assert api.get("/jobs", params={"experiment_id": experiment["id"]}).json()["count"] == 0
     assert api.get("/sweeps", params={"experiment_id": experiment["id"]}).json()["count"] == 0
 
-    empty = api.post(
-        "/sweeps",
-        json={
-            "experiment_id": experiment["id"],
-            "entrypoint_id": entrypoint["id"],
-            "grid": {"count": []},
-        },
-    )
+    empty = _post_sweep(api, experiment, entrypoint, grid={"count": []})
     assert empty.status_code == 422
     assert {p["field"] for p in empty.json()["problems"]} == {"grid.count"}
 
-    too_big = api.post(
-        "/sweeps",
-        json={
-            "experiment_id": experiment["id"],
-            "entrypoint_id": entrypoint["id"],
-            "grid": {"count": list(range(30)), "scale": [float(i) for i in range(30)]},
-        },
+    too_big = _post_sweep(
+        api,
+        experiment,
+        entrypoint,
+        grid={"count": list(range(30)), "scale": [float(i) for i in range(30)]},
     )
     assert too_big.status_code == 422
     assert "at most 500" in too_big.json()["problems"][0]["message"]
