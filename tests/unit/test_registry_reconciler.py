@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
 from typing import Any, cast
 
 from theodolite_registry.loops.bucket_reconciler import BucketReconciler
 from theodolite_registry.publishing import ValidationFailed, VersionConflict
 
+from tests.fixtures.registry import plugin_version
 from tests.unit.waiting import eventually
 from theodolite.db.registry_tables import PluginDrop, PluginVersion
 from theodolite.periodic import PeriodicService
@@ -56,18 +56,7 @@ class FakeSessions:
 
 
 def _version(name: str, version: str) -> PluginVersion:
-    return PluginVersion(
-        name=name,
-        version=version,
-        sha256="0" * 64,
-        archive_key="a",
-        wheel_key="w",
-        wheel_sha256="1" * 64,
-        module="m",
-        tasks={},
-        source="bucket",
-        published_at=datetime.now(UTC),
-    )
+    return plugin_version(name, version, source="bucket")
 
 
 class FakePublisher:

@@ -2,27 +2,21 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 from theodolite_registry.resolution import catalogue, resolve
 from theodolite_registry.schemas.plugins import ResolveRequest
 
+from tests.fixtures.registry import plugin_version
 from theodolite.db.registry_tables import PluginVersion
 
 
 def _row(name: str, version: str, status: str = "published") -> PluginVersion:
-    return PluginVersion(
-        name=name,
-        version=version,
-        sha256="0" * 64,
-        archive_key="a",
+    return plugin_version(
+        name,
+        version,
         wheel_key=f"wheels/{name}-{version}.whl",
-        wheel_sha256="1" * 64,
         module=name,
         tasks={"t": {}},
         status=status,
-        source="upload",
-        published_at=datetime.now(UTC),
     )
 
 

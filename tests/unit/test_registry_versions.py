@@ -1,25 +1,12 @@
-from datetime import UTC, datetime
-
 from theodolite_registry.repositories.plugins import latest, version_key
 
+from tests.fixtures.registry import plugin_version
 from theodolite.db.registry_tables import PluginVersion
 from theodolite.graphs.spec import parse_graph, pinned_versions, plugins_used
 
 
 def _row(name: str, version: str, status: str = "published") -> PluginVersion:
-    return PluginVersion(
-        name=name,
-        version=version,
-        sha256="0" * 64,
-        archive_key="a",
-        wheel_key="w",
-        wheel_sha256="1" * 64,
-        module="m",
-        tasks={},
-        status=status,
-        source="upload",
-        published_at=datetime.now(UTC),
-    )
+    return plugin_version(name, version, status=status)
 
 
 def test_latest_is_the_highest_published_version_not_the_newest_string() -> None:
