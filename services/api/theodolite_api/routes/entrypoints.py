@@ -10,7 +10,7 @@ from fastapi import APIRouter, File, Response, UploadFile, status
 from fastapi.responses import StreamingResponse
 
 from theodolite.storage import entrypoint_archive_key
-from theodolite.web.errors import InvalidArchive, NotFound, PayloadTooLarge
+from theodolite.web.errors import InvalidArchive, PayloadTooLarge, found_or_404
 from theodolite_api.deps import SessionDep, StateDep
 from theodolite_api.entrypoints.uploads import describe_archive, store_entrypoint_archive
 from theodolite_api.repositories import entrypoints as entrypoint_repo
@@ -106,9 +106,10 @@ async def get_entrypoint(
     entrypoint_id: uuid.UUID, session: SessionDep, state: StateDep
 ) -> EntryPointArchivePublic:
     """One entry point archive with its declared entry points and parameters."""
-    row = await entrypoint_repo.get(session=session, entrypoint_id=entrypoint_id)
-    if row is None:
-        raise NotFound(f"no entry point {entrypoint_id}")
+    row = found_or_404(
+        await entrypoint_repo.get(session=session, entrypoint_id=entrypoint_id),
+        f"no entry point {entrypoint_id}",
+    )
     return await entrypoint_public(row, session=session, registry=state.registry)
 
 
@@ -121,9 +122,10 @@ async def download_entrypoint_archive(
     entrypoint_id: uuid.UUID, session: SessionDep, state: StateDep
 ) -> StreamingResponse:
     """The archive's bytes, as uploaded."""
-    row = await entrypoint_repo.get(session=session, entrypoint_id=entrypoint_id)
-    if row is None:
-        raise NotFound(f"no entry point {entrypoint_id}")
+    row = found_or_404(
+        await entrypoint_repo.get(session=session, entrypoint_id=entrypoint_id),
+        f"no entry point {entrypoint_id}",
+    )
     chunks: Iterator[bytes] = state.store.iter_chunks(
         state.settings.storage.entrypoint_bucket, entrypoint_archive_key(row.sha256)
     )

@@ -6,7 +6,7 @@ from fastapi import APIRouter, status
 from sqlalchemy.exc import IntegrityError
 
 from theodolite.db.tables import Experiment
-from theodolite.web.errors import Conflict, NotFound
+from theodolite.web.errors import Conflict, found_or_404
 from theodolite_api.deps import SessionDep, StateDep
 from theodolite_api.repositories import experiments as experiment_repo
 from theodolite_api.schemas.common import Limit, Offset, Page
@@ -51,7 +51,8 @@ async def get_experiment(
     experiment_id: uuid.UUID, session: SessionDep, state: StateDep
 ) -> ExperimentPublic:
     """One experiment."""
-    experiment = await experiment_repo.get(session=session, experiment_id=experiment_id)
-    if experiment is None:
-        raise NotFound(f"no experiment {experiment_id}")
+    experiment = found_or_404(
+        await experiment_repo.get(session=session, experiment_id=experiment_id),
+        f"no experiment {experiment_id}",
+    )
     return experiment_public(experiment, state.mlflow)

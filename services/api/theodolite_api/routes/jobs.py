@@ -16,7 +16,7 @@ from starlette.background import BackgroundTask
 from theodolite.db.tables import Job
 from theodolite.lifecycle import JobStatus
 from theodolite.problems import Problem
-from theodolite.web.errors import InvalidSubmission, NotFound
+from theodolite.web.errors import InvalidSubmission, NotFound, found_or_404
 from theodolite_api.deps import SessionDep, StateDep
 from theodolite_api.jobs.cancellation import request_cancel
 from theodolite_api.jobs.submission import submit_job
@@ -35,10 +35,7 @@ router = APIRouter(prefix="/jobs", tags=["jobs"])
 
 
 async def _job_or_404(session: AsyncSession, job_id: uuid.UUID) -> Job:
-    job = await job_repo.get(session=session, job_id=job_id)
-    if job is None:
-        raise NotFound(f"no job {job_id}")
-    return job
+    return found_or_404(await job_repo.get(session=session, job_id=job_id), f"no job {job_id}")
 
 
 @router.post(
@@ -134,9 +131,9 @@ async def get_job(job_id: uuid.UUID, session: SessionDep, state: StateDep) -> Jo
 async def cancel_job(job_id: uuid.UUID, session: SessionDep, state: StateDep) -> JobPublic:
     """Cancel a job in any state before its end: a queued job never starts; a running one is
     stopped (its processes terminated, then killed) and ends cancelled within seconds."""
-    job = await job_repo.get(session=session, job_id=job_id, for_update=True)
-    if job is None:
-        raise NotFound(f"no job {job_id}")
+    job = found_or_404(
+        await job_repo.get(session=session, job_id=job_id, for_update=True), f"no job {job_id}"
+    )
     await request_cancel(session=session, job=job)
     await session.commit()
     state.relay.wake()

@@ -9,7 +9,7 @@ from sqlalchemy.exc import IntegrityError
 
 from theodolite import topology
 from theodolite.db.tables import Queue, utcnow
-from theodolite.web.errors import Conflict, NotFound
+from theodolite.web.errors import Conflict, found_or_404
 from theodolite_api.deps import SessionDep, StateDep
 from theodolite_api.repositories import queues as queue_repo
 from theodolite_api.schemas.common import Page
@@ -79,9 +79,7 @@ def _dead_letter(message: Any) -> DeadLetterPublic:
 async def get_queue(name: str, session: SessionDep, state: StateDep) -> QueueDetail:
     """One queue: live workers, waiting jobs, and its dead-letter queue (count and the most
     recent messages with the broker's reason)."""
-    queue = await queue_repo.get(session=session, name=name)
-    if queue is None:
-        raise NotFound(f"no queue {name!r}")
+    queue = found_or_404(await queue_repo.get(session=session, name=name), f"no queue {name!r}")
     broker_queue = topology.job_queue_name(name)
     live = (await _live(session, state)).get(name, 0)
     dead_queue = topology.dead_letter_queue_name(broker_queue)

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Query, Request, Response, status
 
 from theodolite.db.status_tables import Sweep
 from theodolite.problems import Problem
-from theodolite.web.errors import Conflict, InvalidSubmission, NotFound
+from theodolite.web.errors import Conflict, InvalidSubmission, found_or_404
 from theodolite_api.deps import SessionDep, StateDep
 from theodolite_api.repositories import sweeps as sweep_repo
 from theodolite_api.schemas.common import Limit, Offset, Page
@@ -25,10 +25,9 @@ SVG = "image/svg+xml"
 
 
 async def _sweep_or_404(session: SessionDep, sweep_id: uuid.UUID) -> Sweep:
-    sweep = await sweep_repo.get(session=session, sweep_id=sweep_id)
-    if sweep is None:
-        raise NotFound(f"no sweep {sweep_id}")
-    return sweep
+    return found_or_404(
+        await sweep_repo.get(session=session, sweep_id=sweep_id), f"no sweep {sweep_id}"
+    )
 
 
 async def _public(

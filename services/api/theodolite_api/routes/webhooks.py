@@ -13,7 +13,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from theodolite.db.status_tables import WebhookDelivery, WebhookSubscription
 from theodolite.db.tables import Experiment, Job, utcnow
 from theodolite.problems import Problem
-from theodolite.web.errors import Conflict, InvalidSubmission, NotFound
+from theodolite.web.errors import Conflict, InvalidSubmission, NotFound, found_or_404
 from theodolite_api.deps import NotificationsDep, SessionDep, SettingsDep
 from theodolite_api.repositories import webhooks as webhook_repo
 from theodolite_api.schemas.common import Limit, Offset, Page
@@ -67,12 +67,12 @@ async def _subscription_or_404(
     session: AsyncSession, experiment_id: uuid.UUID, webhook: uuid.UUID
 ) -> WebhookSubscription:
     await _experiment_or_404(session, experiment_id)
-    found = await webhook_repo.get_subscription(
-        session=session, experiment_id=experiment_id, subscription_id=webhook
+    return found_or_404(
+        await webhook_repo.get_subscription(
+            session=session, experiment_id=experiment_id, subscription_id=webhook
+        ),
+        f"no webhook {webhook} in experiment {experiment_id}",
     )
-    if found is None:
-        raise NotFound(f"no webhook {webhook} in experiment {experiment_id}")
-    return found
 
 
 def _public(subscription: WebhookSubscription) -> WebhookPublic:
@@ -286,10 +286,7 @@ async def redeliver(
 
 
 async def _job_or_404(session: AsyncSession, job_id: uuid.UUID) -> Job:
-    job = await session.get(Job, job_id)
-    if job is None:
-        raise NotFound(f"no job {job_id}")
-    return job
+    return found_or_404(await session.get(Job, job_id), f"no job {job_id}")
 
 
 @router.get("/jobs/{job_id}/callback/deliveries", tags=["jobs"], responses=NOT_FOUND)

@@ -10,7 +10,7 @@ from fastapi.responses import StreamingResponse
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from theodolite.db.registry_tables import PluginVersion
-from theodolite.web.errors import NotFound, PayloadTooLarge
+from theodolite.web.errors import NotFound, PayloadTooLarge, found_or_404
 from theodolite_registry.deps import PublisherDep, SessionDep, SettingsDep, StoreDep
 from theodolite_registry.repositories import plugins as repository
 from theodolite_registry.schemas.plugins import (
@@ -30,10 +30,10 @@ def _public(row: PluginVersion) -> PluginVersionPublic:
 
 
 async def _version_or_404(session: AsyncSession, name: str, version: str) -> PluginVersion:
-    row = await repository.get(session=session, name=name, version=version)
-    if row is None:
-        raise NotFound(f"no plugin {name}=={version}")
-    return row
+    return found_or_404(
+        await repository.get(session=session, name=name, version=version),
+        f"no plugin {name}=={version}",
+    )
 
 
 @router.post(

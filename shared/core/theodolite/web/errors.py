@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -14,6 +14,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from theodolite.problems import Problem, ProblemsError
 
 PROBLEM_JSON = "application/problem+json"
+
+T = TypeVar("T")
 
 
 class DomainError(Exception):
@@ -40,6 +42,13 @@ class DomainError(Exception):
 
 class NotFound(DomainError, status_code=404, title="Not found"):
     """No such thing, or none the caller may see."""
+
+
+def found_or_404(value: T | None, detail: str) -> T:
+    """``value``, or ``NotFound(detail)`` when a lookup found nothing."""
+    if value is None:
+        raise NotFound(detail)
+    return value
 
 
 class Conflict(DomainError, status_code=409, title="Conflict"):
