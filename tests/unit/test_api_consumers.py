@@ -174,6 +174,18 @@ async def test_webhook_deliveries_come_from_the_announcement_once_per_transition
     )
     for _ in range(2):  # published twice (the relay crashed before marking it): one delivery
         await broker.publish(EVENTS, topology.STATUS_CHANGED_ROUTING_KEY, announced)
+    # Forged by someone with broker access: a transition never recorded, and a recorded one
+    # announced with another status. Neither reaches a receiver.
+    payload = announced.typed_payload()
+    assert isinstance(payload, JobStatusChanged)
+    for forged in (
+        payload.model_copy(
+            update={"transition_id": transition.id + 1000, "to_status": "succeeded"}
+        ),
+        payload.model_copy(update={"to_status": "succeeded"}),
+    ):
+        forged_event = make_event(forged, producer="api", job_id=job_id, attempt=1, seq=5)
+        await broker.publish(EVENTS, topology.STATUS_CHANGED_ROUTING_KEY, forged_event)
     log_event = _worker_event(job_id, 2, JobLog(lines=["x"]))
     await broker.publish(EVENTS, "job.log", log_event)
     started = _worker_event(job_id, 1, JobStarted(worker_id="w", mlflow_run_id="r"))

@@ -117,22 +117,22 @@ class WebhookDispatcher:
         """Deliveries for one recorded transition; the number created."""
         if envelope.job_id is None:
             return 0
-        transition = JobTransition(
-            id=payload.transition_id,
-            job_id=envelope.job_id,
-            status=payload.to_status,
-            at=payload.at,
-            detail=payload.reason,
-            attempt=envelope.attempt,
-            seq=envelope.seq,
-        )
         event_type = status_event_type(payload.to_status)
         async with self._sessions() as session:
             job = await session.get(Job, envelope.job_id)
-            if job is None:
+            # Sent as recorded, never as announced: anyone who can publish on the broker could
+            # announce a transition, but only the api's commit writes the row it names.
+            transition = await session.get(JobTransition, payload.transition_id)
+            if (
+                job is None
+                or transition is None
+                or transition.job_id != job.id
+                or transition.status != payload.to_status
+            ):
+                log.warning("status change %s names no recorded transition: dropped", envelope.id)
                 return 0
             subscriptions = await webhook_repo.enabled_subscriptions(
-                session=session, experiment_id=payload.experiment_id
+                session=session, experiment_id=job.experiment_id
             )
             body = status_body(job, transition)
             deliveries = [
