@@ -5,6 +5,7 @@ control broadcasts cancel running attempts and prefetch plugins."""
 from __future__ import annotations
 
 import asyncio
+import inspect
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -19,7 +20,6 @@ from theodolite.events import (
     Envelope,
     JobCancel,
     JobLog,
-    JobSubmitted,
     PluginPublished,
     PluginYanked,
     make_event,
@@ -27,7 +27,6 @@ from theodolite.events import (
 from theodolite.memory_broker import InMemoryBroker, MemoryMessage
 from theodolite_worker.claims import Claim, JobClaims
 from theodolite_worker.consumers import ControlConsumer, JobConsumer
-from theodolite_worker.job_events import JobEventPublisher
 from theodolite_worker.jobs import JobControl, JobRunner
 from theodolite_worker.plugin_cache import PluginCache
 from theodolite_worker.state import WorkerState
@@ -79,17 +78,13 @@ class FakeRunner:
     settled_at_start: list[str | None] = field(default_factory=list)
     controls: list[JobControl] = field(default_factory=list)
 
-    async def run(
-        self,
-        job_id: uuid.UUID,
-        attempt: int,
-        job: JobSubmitted,
-        events: JobEventPublisher,
-        control: JobControl | None = None,
-    ) -> None:
-        self.ran.append(job_id)
+    async def run(self, *args: Any, **kwargs: Any) -> None:
+        """Called as ``JobRunner.run`` is: the arguments are bound by that method's signature."""
+        call = inspect.signature(JobRunner.run).bind(self, *args, **kwargs).arguments
+        self.ran.append(call["job_id"])
         self.settled_at_start.append(self.broker.delivered[-1].settled)
-        assert control is not None
+        control = call.get("control")
+        assert isinstance(control, JobControl)
         self.controls.append(control)
         self.started.set()
         await self.release.wait()
