@@ -8,7 +8,6 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from theodolite import topology
 from theodolite.db.tables import EntryPointArchive, Experiment, Job, utcnow
 from theodolite.events import JobSubmitted, PluginPin, make_event
-from theodolite.lifecycle import JobStatus
 from theodolite.mlproject import EntryPointSpec, resolve_parameters
 from theodolite.problems import Problem, ProblemsError
 from theodolite.web.errors import InvalidSubmission
@@ -17,7 +16,6 @@ from theodolite_api.entrypoints.graph_checks import check_graph
 from theodolite_api.jobs import transitions
 from theodolite_api.repositories import entrypoints as entrypoint_repo
 from theodolite_api.repositories import experiments as experiment_repo
-from theodolite_api.repositories import jobs as job_repo
 from theodolite_api.repositories import outbox as outbox_repo
 from theodolite_api.repositories import queues as queue_repo
 from theodolite_api.schemas.jobs import JobCreate
@@ -87,13 +85,9 @@ async def submit_job(
         retry_backoff_s=request.retry_backoff_s,
         callback_url=request.callback_url,
         webhook_secret=new_webhook_secret() if request.callback_url else None,
-        status=JobStatus.QUEUED.value,
-        attempt=1,
-        last_seq=0,
         created_at=now,
         updated_at=now,
     )
-    await job_repo.add(session=session, job=job)
     await transitions.record_submission(session=session, job=job, at=now)
     enqueue_attempt(session=session, job=job, experiment=experiment, archive=archive)
     return job

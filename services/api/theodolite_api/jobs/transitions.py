@@ -18,6 +18,7 @@ from theodolite import topology
 from theodolite.db.tables import Job, JobTransition
 from theodolite.events import JobStatusChanged, make_event
 from theodolite.lifecycle import JobStatus, check_transition
+from theodolite_api.repositories import jobs as job_repo
 from theodolite_api.repositories import outbox as outbox_repo
 
 PRODUCER = "api"
@@ -37,10 +38,15 @@ def api_key(job: Job) -> tuple[int, int]:
 async def record_submission(
     *, session: AsyncSession, job: Job, at: datetime, reason: str | None = None
 ) -> JobTransition:
-    """The first transition of a new job: ``queued`` at ``(1, 0)``, with no status before it."""
+    """A new job enters the machine: its row is added ``queued`` at attempt 1, with its first
+    transition at ``(1, 0)`` and no status before it."""
+    job.status = JobStatus.QUEUED.value
+    job.attempt = 1
+    job.last_seq = 0
+    await job_repo.add(session=session, job=job)  # flushed: the transition refers to its row
     row = JobTransition(
         job_id=job.id,
-        status=JobStatus.QUEUED.value,
+        status=job.status,
         at=at,
         detail=reason,
         attempt=job.attempt,

@@ -80,7 +80,8 @@ class Job(SQLModel, table=True):
     params: dict[str, str] = Field(sa_column=Column(JSON, nullable=False))
     queue: str = Field(foreign_key="queues.name")
     timeout_s: int | None = None
-    status: str = Field(index=True)
+    # Written only by the api's jobs/transitions.py; record_submission sets the first status.
+    status: str = Field(default="", index=True)
     attempt: int = 0
     last_seq: int = -1
     worker_id: str | None = None
