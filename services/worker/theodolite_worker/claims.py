@@ -8,7 +8,6 @@ import logging
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from types import TracebackType
 from typing import Self
 
 import httpx
@@ -39,12 +38,7 @@ class JobClaims:
         )
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, *exc_info: object) -> None:
         http, self._http = self._http, None
         if http is not None:
             await http.aclose()

@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from theodolite.archives import ArchiveLimits, inspect_archive
+from theodolite.archives import ArchiveContents, ArchiveLimits, inspect_archive
 from theodolite.db.tables import EntryPointArchive
 from theodolite.graphs.spec import GRAPH_FILENAME
 from theodolite.mlproject import MLPROJECT_FILENAME, parse_mlproject
@@ -42,13 +42,7 @@ def describe_archive(data: bytes, limits: ArchiveLimits) -> ArchiveDescription:
             "the archive has no MLproject file at its root",
             [Problem(field="archive", message="no MLproject file at the archive's root")],
         )
-    try:
-        text = contents.read(MLPROJECT_FILENAME).decode()
-    except UnicodeDecodeError as exc:
-        raise InvalidArchive(
-            "MLproject is not UTF-8 text",
-            [Problem(field="MLproject", message="not UTF-8 text")],
-        ) from exc
+    text = _text(contents, MLPROJECT_FILENAME, field="MLproject")
     try:
         project = parse_mlproject(text)
     except ProblemsError as exc:
@@ -56,14 +50,17 @@ def describe_archive(data: bytes, limits: ArchiveLimits) -> ArchiveDescription:
     entry_points = {name: spec.model_dump() for name, spec in project.entry_points.items()}
     graph_text = None
     if GRAPH_FILENAME in contents.files:
-        try:
-            graph_text = contents.read(GRAPH_FILENAME).decode()
-        except UnicodeDecodeError as exc:
-            raise InvalidArchive(
-                "graph.yaml is not UTF-8 text",
-                [Problem(field="graph", message="not UTF-8 text")],
-            ) from exc
+        graph_text = _text(contents, GRAPH_FILENAME, field="graph")
     return ArchiveDescription(contents.format, project.name, entry_points, graph_text)
+
+
+def _text(contents: ArchiveContents, name: str, *, field: str) -> str:
+    try:
+        return contents.read(name).decode()
+    except UnicodeDecodeError as exc:
+        raise InvalidArchive(
+            f"{name} is not UTF-8 text", [Problem(field=field, message="not UTF-8 text")]
+        ) from exc
 
 
 async def store_entrypoint_archive(

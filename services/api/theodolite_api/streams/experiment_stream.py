@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import AsyncIterator
+from dataclasses import replace
 
 from sse_starlette import ServerSentEvent
 
@@ -61,21 +62,8 @@ class _Position:
     def replayed(self, record: StatusItem) -> None:
         order = self.orders.setdefault(record.job_id, JobOrder())
         if record.transition_id > order.state.transition_id:
-            order.add(_with_from(record, order.state.status))
+            order.add(replace(record, from_status=order.state.status))
             order.ready()
-
-
-def _with_from(record: StatusItem, from_status: str | None) -> StatusItem:
-    return StatusItem(
-        job_id=record.job_id,
-        attempt=record.attempt,
-        seq=record.seq,
-        transition_id=record.transition_id,
-        from_status=from_status,
-        status=record.status,
-        at=record.at,
-        detail=record.detail,
-    )
 
 
 async def _replay(

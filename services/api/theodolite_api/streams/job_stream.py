@@ -58,21 +58,11 @@ def sse(kind: str, data: Any, event_id: str | None) -> ServerSentEvent:
 
 
 def item_event(item: Item, event_id: str | None) -> ServerSentEvent:
+    # The stream items carry every field their events show, under the same names.
     if isinstance(item, StatusItem):
-        status = StatusEvent(
-            job_id=item.job_id,
-            attempt=item.attempt,
-            seq=item.seq,
-            status=item.status,
-            at=item.at,
-            detail=item.detail,
-        )
-        return sse("status", status, event_id)
+        return sse("status", StatusEvent.model_validate(item, from_attributes=True), event_id)
     if isinstance(item, LogItem):
-        logged = LogEvent(
-            job_id=item.job_id, attempt=item.attempt, seq=item.seq, lines=list(item.lines)
-        )
-        return sse("log", logged, event_id)
+        return sse("log", LogEvent.model_validate(item, from_attributes=True), event_id)
     progress = ProgressEvent(
         job_id=item.envelope.job_id,  # type: ignore[arg-type]
         attempt=item.attempt,

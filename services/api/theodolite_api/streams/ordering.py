@@ -21,7 +21,7 @@ for the n-th transition after it with the same key (the submission's ``queued`` 
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from theodolite.events import Envelope, JobProgress
@@ -162,17 +162,6 @@ def chained(items: list[StatusItem]) -> list[StatusItem]:
     chain: list[StatusItem] = []
     previous: str | None = None
     for item in items:
-        chain.append(
-            StatusItem(
-                job_id=item.job_id,
-                attempt=item.attempt,
-                seq=item.seq,
-                transition_id=item.transition_id,
-                from_status=previous,
-                status=item.status,
-                at=item.at,
-                detail=item.detail,
-            )
-        )
+        chain.append(replace(item, from_status=previous))
         previous = item.status
     return chain
