@@ -7,12 +7,13 @@ import asyncio
 import json
 from collections.abc import AsyncIterator
 
+import pytest
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from tests.fixtures.database import move, move_and_commit, new_job, sessions
+from tests.fixtures.database import announcements, move, move_and_commit, new_job, sessions
 from theodolite.db.tables import Job, JobTransition, utcnow
-from theodolite.events import JobLog, JobProgress, JobStatusChanged, make_event
+from theodolite.events import JobLog, JobProgress, decode_event, make_event
 from theodolite.lifecycle import JobStatus
 from theodolite_api.jobs import transitions
 from theodolite_api.repositories import jobs as job_repo
@@ -25,19 +26,16 @@ from theodolite_api.streams.live import LiveHub
 __all__ = ["sessions"]
 
 
-def _announce(hub: LiveHub, job: Job, transition: JobTransition, before: str | None) -> None:
-    assert transition.id is not None
-    payload = JobStatusChanged(
-        experiment_id=job.experiment_id,
-        transition_id=transition.id,
-        from_status=before,
-        to_status=transition.status,
-        at=transition.at,
-        reason=transition.detail,
-    )
-    envelope = make_event(
-        payload, producer="api", job_id=job.id, attempt=transition.attempt, seq=transition.seq
-    )
+async def _announce(
+    hub: LiveHub, sessions: async_sessionmaker[AsyncSession], transition: JobTransition
+) -> None:
+    """What the outbox relay publishes for ``transition``: the event the api recorded with it."""
+    async with sessions() as session:
+        recorded = await announcements(session)
+    found = [(row, payload) for row, payload in recorded if payload.transition_id == transition.id]
+    assert len(found) == 1, f"transition {transition.id} announced {len(found)} times"
+    ((row, payload),) = found
+    envelope, _ = decode_event(row.body)
     hub.publish(envelope, payload)
 
 
@@ -53,23 +51,34 @@ async def _next(stream: AsyncIterator[object], count: int) -> list[tuple[str, st
     return got
 
 
-async def _running_job(session: AsyncSession) -> tuple[Job, list[JobTransition]]:
-    job = await new_job(session)
-    queued = await transitions.record_submission(session=session, job=job, at=utcnow())
-    running = await move(session, job, JobStatus.RUNNING, seq=0, reason="w")
-    job_repo.add_log_chunk(session=session, job_id=job.id, attempt=1, seq=2, lines=["a", "b"])
-    job.last_seq = 2
-    await session.commit()
+async def _running_job(
+    sessions: async_sessionmaker[AsyncSession],
+) -> tuple[Job, list[JobTransition]]:
+    """In a session of its own: a job submitted, running and with two log lines, committed."""
+    async with sessions() as session:
+        job = await new_job(session)
+        queued = await transitions.record_submission(session=session, job=job, at=utcnow())
+        running = await move(session, job, JobStatus.RUNNING, seq=0, reason="w")
+        job_repo.add_log_chunk(session=session, job_id=job.id, attempt=1, seq=2, lines=["a", "b"])
+        job.last_seq = 2
+        await session.commit()
     return job, [queued, running]
 
 
+@pytest.fixture
+def hub() -> LiveHub:
+    return LiveHub(broker=None)
+
+
+@pytest.fixture
+def sources(sessions: async_sessionmaker[AsyncSession], hub: LiveHub) -> StreamSources:
+    return StreamSources(sessions=sessions, hub=hub, settings=EventStreamSettings())
+
+
 async def test_a_job_stream_replays_then_follows_live_events_to_the_end(
-    sessions: async_sessionmaker[AsyncSession],
+    sessions: async_sessionmaker[AsyncSession], hub: LiveHub, sources: StreamSources
 ) -> None:
-    hub = LiveHub(broker=None)
-    sources = StreamSources(sessions=sessions, hub=hub, settings=EventStreamSettings())
-    async with sessions() as session:
-        job, recorded = await _running_job(session)
+    job, recorded = await _running_job(sessions)
     stream = job_stream(sources, job.id, None)
     replayed = await _next(stream, 3)
     assert [(kind, event_id) for kind, event_id, _ in replayed] == [
@@ -78,13 +87,13 @@ async def test_a_job_stream_replays_then_follows_live_events_to_the_end(
         ("log", "1.2"),
     ]
     # Live: a repeat of what was replayed, then new events, one of them heard twice.
-    _announce(hub, job, recorded[1], "queued")
+    await _announce(hub, sessions, recorded[1])
     _worker(hub, job, 2, JobLog(lines=["a", "b"]))
     _worker(hub, job, 3, JobLog(lines=["c"]))
     _worker(hub, job, 4, JobProgress(fraction=1.0))
     _worker(hub, job, 3, JobLog(lines=["c"]))
     ended = await move_and_commit(sessions, job.id, JobStatus.SUCCEEDED, seq=5)
-    _announce(hub, job, ended, "running")
+    await _announce(hub, sessions, ended)
     live = await _next(stream, 4)
     assert [(kind, event_id) for kind, event_id, _ in live] == [
         ("log", "1.3"),
@@ -102,23 +111,20 @@ async def test_a_job_stream_replays_then_follows_live_events_to_the_end(
 
 
 async def test_an_experiment_stream_resumes_and_takes_live_transitions_once(
-    sessions: async_sessionmaker[AsyncSession],
+    sessions: async_sessionmaker[AsyncSession], hub: LiveHub, sources: StreamSources
 ) -> None:
-    hub = LiveHub(broker=None)
-    sources = StreamSources(sessions=sessions, hub=hub, settings=EventStreamSettings())
-    async with sessions() as session:
-        job, recorded = await _running_job(session)
-        other, _ = await _running_job(session)  # another experiment's
+    job, recorded = await _running_job(sessions)
+    other, _ = await _running_job(sessions)  # another experiment's
     stream = experiment_stream(sources, job.experiment_id, None)
     replayed = await _next(stream, 2)
     assert [data["status"] for _, _, data in replayed] == ["queued", "running"]
     assert all(event_id and event_id.startswith("T") for _, event_id, _ in replayed)
 
-    _announce(hub, job, recorded[1], "queued")  # replayed already: not again
+    await _announce(hub, sessions, recorded[1])  # replayed already: not again
     _worker(hub, other, 3, JobProgress(fraction=0.2))  # not this experiment's
     _worker(hub, job, 3, JobProgress(fraction=0.5))
     ended = await move_and_commit(sessions, job.id, JobStatus.FAILED, seq=4, reason="exit 1")
-    _announce(hub, job, ended, "running")
+    await _announce(hub, sessions, ended)
     live = await _next(stream, 2)
     assert [(kind, data.get("status"), data.get("fraction")) for kind, _, data in live] == [
         ("progress", None, 0.5),

@@ -8,10 +8,10 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from tests.fixtures.database import move, new_job, sessions, submitted_job
+from tests.fixtures.database import announcements, move, new_job, sessions, submitted_job
 from theodolite import topology
 from theodolite.db.tables import JobTransition, OutboxMessage, utcnow
-from theodolite.events import EventType, JobStatusChanged, decode_event
+from theodolite.events import decode_event
 from theodolite.lifecycle import IllegalTransition, JobStatus
 from theodolite_api.jobs import transitions
 from theodolite_api.jobs.cancellation import request_cancel
@@ -19,20 +19,6 @@ from theodolite_api.jobs.claims import claim_attempt
 from theodolite_api.repositories import jobs as job_repo
 
 __all__ = ["sessions"]
-
-
-async def _announcements(session: AsyncSession) -> list[tuple[OutboxMessage, JobStatusChanged]]:
-    rows = await session.exec(
-        select(OutboxMessage)
-        .where(OutboxMessage.event_type == EventType.JOB_STATUS_CHANGED.value)
-        .order_by(col(OutboxMessage.id))
-    )
-    found = []
-    for row in rows:
-        _, payload = decode_event(row.body)
-        assert isinstance(payload, JobStatusChanged)
-        found.append((row, payload))
-    return found
 
 
 async def test_each_transition_is_recorded_set_and_announced_in_one_transaction(
@@ -50,7 +36,7 @@ async def test_each_transition_is_recorded_set_and_announced_in_one_transaction(
             ("queued", 1, 0),
             ("running", 1, 0),
         ]
-        announced = await _announcements(session)
+        announced = await announcements(session)
     assert [(p.from_status, p.to_status, p.transition_id) for _, p in announced] == [
         (None, "queued", submitted.id),
         ("queued", "running", running.id),
@@ -71,7 +57,7 @@ async def test_an_illegal_move_changes_and_announces_nothing(
         with pytest.raises(IllegalTransition, match="from queued to succeeded"):
             await move(session, job, JobStatus.SUCCEEDED, seq=3)
         assert job.status == "queued"
-        assert await _announcements(session) == []
+        assert await announcements(session) == []
         assert list(await session.exec(select(JobTransition))) == []
 
 
@@ -101,7 +87,7 @@ async def test_cancel_before_start_then_the_claim_is_refused(
         answer = await claim_attempt(session=session, job_id=job_id, attempt=1, worker_id="w")
         assert not answer.claimed and answer.http_status == 409
         assert answer.reason == "the job is cancelled"
-        announced = await _announcements(session)
+        announced = await announcements(session)
         controls = list(
             await session.exec(
                 select(OutboxMessage).where(
@@ -128,7 +114,7 @@ async def test_the_claim_is_the_one_place_an_attempt_becomes_running(
         again = await claim_attempt(session=session, job_id=job_id, attempt=1, worker_id="w1")
         other = await claim_attempt(session=session, job_id=job_id, attempt=1, worker_id="w2")
         stale = await claim_attempt(session=session, job_id=job_id, attempt=2, worker_id="w2")
-        announced = await _announcements(session)
+        announced = await announcements(session)
     assert again.claimed  # asked again by the same worker: no second transition
     assert not other.claimed and other.reason == "the job is running on w1"
     assert not stale.claimed and stale.http_status == 409
