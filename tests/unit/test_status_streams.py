@@ -52,6 +52,14 @@ def _given(order: JobOrder) -> list[tuple[str, str]]:
     ]
 
 
+def _recorded(*statuses: StatusItem, after: JobEventKey | None = None) -> JobOrder:
+    """An order given ``statuses`` as a replay reads them: chained, in the record's order."""
+    order = JobOrder(after=after)
+    for item in chained(list(statuses)):
+        order.add(item)
+    return order
+
+
 def test_job_event_ids_round_trip_and_order() -> None:
     assert str(JobEventKey(1, 0)) == "1.0"
     assert str(JobEventKey(1, 0, 1)) == "1.0.1"
@@ -65,15 +73,11 @@ def test_job_event_ids_round_trip_and_order() -> None:
 
 def test_records_sharing_an_event_get_places() -> None:
     # The submission's queued and the claim's running share (1, 0); logs have their own seq.
-    order = JobOrder()
-    for item in chained(
-        [
-            _status(1, 1, 0, "queued", None),
-            _status(2, 1, 0, "running", None),
-            _status(5, 1, 3, "succeeded", None),
-        ]
-    ):
-        order.add(item)
+    order = _recorded(
+        _status(1, 1, 0, "queued", None),
+        _status(2, 1, 0, "running", None),
+        _status(5, 1, 3, "succeeded", None),
+    )
     order.add(_log(1, 2))
     assert _given(order) == [
         ("1.0", "queued"),
@@ -101,9 +105,11 @@ def test_live_events_from_two_publishers_are_put_in_the_record_order() -> None:
 
 
 def test_repeats_and_what_the_client_had_are_not_given_again() -> None:
-    order = JobOrder(after=JobEventKey.parse("1.2"))
-    for item in chained([_status(1, 1, 0, "queued", None), _status(2, 1, 0, "running", None)]):
-        order.add(item)
+    order = _recorded(
+        _status(1, 1, 0, "queued", None),
+        _status(2, 1, 0, "running", None),
+        after=JobEventKey.parse("1.2"),
+    )
     order.add(_log(1, 2))
     order.add(_log(1, 4))
     assert _given(order) == [("1.4", "LogItem")]  # the rest the client had (Last-Event-ID)
@@ -115,9 +121,7 @@ def test_repeats_and_what_the_client_had_are_not_given_again() -> None:
 
 
 def test_a_replay_page_gives_nothing_past_its_end() -> None:
-    order = JobOrder()
-    for item in chained([_status(1, 1, 0, "queued", None), _status(2, 1, 0, "running", None)]):
-        order.add(item)
+    order = _recorded(_status(1, 1, 0, "queued", None), _status(2, 1, 0, "running", None))
     order.add(_log(1, 1))
     order.add(_log(1, 9))  # heard live; chunks between are not read yet
     assert [str(k) for k, _ in order.ready(upto=(1, 1))] == ["1.0", "1.0.1", "1.1"]
@@ -126,16 +130,12 @@ def test_a_replay_page_gives_nothing_past_its_end() -> None:
 
 
 def test_progress_of_an_attempt_given_up_is_dropped() -> None:
-    order = JobOrder()
-    for item in chained(
-        [
-            _status(1, 1, 0, "queued", None),
-            _status(2, 1, 0, "running", None),
-            _status(3, 1, 1_000_000_000, "lost", None),
-            _status(4, 1, 1_000_000_001, "queued", None),
-        ]
-    ):
-        order.add(item)
+    order = _recorded(
+        _status(1, 1, 0, "queued", None),
+        _status(2, 1, 0, "running", None),
+        _status(3, 1, 1_000_000_000, "lost", None),
+        _status(4, 1, 1_000_000_001, "queued", None),
+    )
     order.ready()
     order.add(_progress(1, 7))  # its worker was thought lost, and is late
     order.add(_progress(2, 2))  # the next attempt, before its claim was announced
