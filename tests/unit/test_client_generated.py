@@ -1,12 +1,13 @@
 """The client's generated modules are what their generators write today: ``sync.py`` from
-``aio.py`` (unasync), ``openapi.json`` from the api's app and ``_wire.py`` from ``openapi.json``
-(datamodel-codegen). A change to one side that is not regenerated fails here, naming the command
-that regenerates it."""
+``aio.py`` (unasync, at build time: the module imported here is the one the install made),
+``openapi.json`` from the api's app and ``_wire.py`` from ``openapi.json`` (datamodel-codegen).
+A change to one side that is not regenerated fails here, naming the command that regenerates it."""
 
 from __future__ import annotations
 
 import importlib.util
 import json
+import subprocess
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -14,17 +15,23 @@ from typing import Any
 
 import pytest
 
+from theodolite.client import aio, sync
+
 ROOT = Path(__file__).resolve().parents[2]
-GENERATOR = ROOT / "shared" / "client" / "scripts" / "generate_client.py"
+SCRIPTS = ROOT / "shared" / "client" / "scripts"
 
 
-def _generator() -> ModuleType:
-    """The generator script (it is part of no installed distribution)."""
-    spec = importlib.util.spec_from_file_location("generate_client", GENERATOR)
+def _script(name: str) -> ModuleType:
+    """A generator script (they are part of no installed distribution)."""
+    spec = importlib.util.spec_from_file_location(name, SCRIPTS / f"{name}.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def _generator() -> ModuleType:
+    return _script("generate_client")
 
 
 def _differences(committed: dict[str, Any], current: dict[str, Any]) -> list[str]:
@@ -46,14 +53,21 @@ def _differences(committed: dict[str, Any], current: dict[str, Any]) -> list[str
     return names or ["the document's other parts"]
 
 
-def test_the_sync_client_is_aio_py_unasynced(tmp_path: Path) -> None:
-    generator = _generator()
-    regenerated = tmp_path / "sync.py"
-    regenerated.write_text(generator.sync_source())
-    assert regenerated.read_text() == generator.SYNC.read_text(), (
-        "theodolite/client/sync.py is not what aio.py generates: change aio.py (never sync.py), "
-        f"then run `{generator.REGENERATE_SYNC}`"
+def test_the_sync_client_is_aio_py_unasynced() -> None:
+    generator = _script("unasync_aio")
+    installed = Path(sync.__file__)
+    assert installed.read_text() == generator.sync_source(Path(aio.__file__)), (
+        f"{installed} is not what aio.py generates: change aio.py (never sync.py), "
+        f"then run `{generator.REGENERATE}` (or reinstall the client)"
     )
+    assert ROOT not in installed.parents or not _tracked(installed), "sync.py is never committed"
+
+
+def _tracked(path: Path) -> bool:
+    done = subprocess.run(
+        ["git", "ls-files", "--error-unmatch", str(path)], cwd=ROOT, capture_output=True
+    )
+    return done.returncode == 0
 
 
 def test_the_committed_openapi_document_is_the_apis() -> None:

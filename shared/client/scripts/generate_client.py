@@ -1,47 +1,37 @@
 """Write the client's generated modules: ``make client-sync``, ``make client-models``.
 
-``sync``: ``theodolite/client/aio.py`` is the one source of both clients. unasync rewrites it token
-by token (``async def`` to ``def``, ``await`` dropped, ``__aenter__`` to ``__enter__``, the names
-in SYNC_NAMES) into ``theodolite/client/sync.py``.
+``sync``: ``theodolite/client/sync.py`` from ``aio.py`` (unasync_aio.py, which the build hook
+runs too), for an editable install whose aio.py changed. sync.py is not committed.
 
 ``models``: the api's OpenAPI document, ``create_app().openapi()`` (the app is built, nothing is
 started), goes to ``theodolite/client/openapi.json``; datamodel-codegen turns its answer schemas,
 as the client reads them, into ``theodolite/client/_wire.py``, on which ``models.py`` adds the
-client's behaviour. Both are committed, so the client needs neither the api nor a generator.
+client's behaviour. Both are committed, so the client needs neither the api nor a generator;
+ruff sorts and formats _wire.py as the repository's code.
 
-ruff then sorts and formats each as the repository's code. ``tests/unit/test_client_generated.py``
-fails when a generated module is not what this writes now.
+``tests/unit/test_client_generated.py`` fails when a generated module is not what this writes now.
 """
 
 from __future__ import annotations
 
 import argparse
-import ast
 import copy
 import json
-import shutil
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
-import unasync  # type: ignore[import-untyped]  # unasync ships no type information
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import unasync_aio  # noqa: E402  # beside this script, which the build hook runs too
 
 ROOT = Path(__file__).resolve().parents[3]
 CLIENT = ROOT / "shared" / "client" / "theodolite" / "client"
-AIO = CLIENT / "aio.py"
-SYNC = CLIENT / "sync.py"
 OPENAPI = CLIENT / "openapi.json"
 WIRE = CLIENT / "_wire.py"
-REGENERATE_SYNC = "make client-sync"
 REGENERATE_MODELS = "make client-models"
 
-SYNC_HEADER = f"""\
-# Generated from aio.py by shared/client/scripts/generate_client.py: do not edit.
-# Change aio.py, then regenerate with `{REGENERATE_SYNC}`.
-"""
-SYNC_DOCSTRING = '"""The synchronous client (httpx.Client): aio.py without the awaits."""'
 WIRE_HEADER = f"""\
 # Generated from openapi.json by shared/client/scripts/generate_client.py: do not edit.
 # Regenerate with `{REGENERATE_MODELS}` after a change to the api's schemas."""
@@ -64,51 +54,6 @@ def _ruff(source: str, path: Path, *args: str) -> str:
         check=True,
     )
     return done.stdout
-
-
-# --- sync.py -----------------------------------------------------------------------------------
-
-
-# Beyond unasync's own (__aenter__, AsyncIterator, ...): httpx's async names, the client's own
-# classes (unasync would make AsyncJob "SyncJob") and the primitives of _io.py.
-SYNC_NAMES = {
-    "AsyncBaseTransport": "BaseTransport",
-    "AsyncClient": "Client",
-    "AsyncJob": "Job",
-    "AsyncTheodoliteClient": "TheodoliteClient",
-    "aclose": "close",
-    "aiter_bytes": "iter_bytes",
-    "aiter_lines": "iter_lines",
-    "aread": "read",
-    "asave": "save",
-    "asleep": "sleep",
-}
-
-
-def _unasynced(source: Path) -> str:
-    """unasync's rewrite of one file (it works on folders named by a rule)."""
-    with tempfile.TemporaryDirectory() as folder:
-        staged = Path(folder) / "_async" / source.name
-        staged.parent.mkdir()
-        shutil.copyfile(source, staged)
-        rule = unasync.Rule("/_async/", "/_sync/", additional_replacements=SYNC_NAMES)
-        unasync.unasync_files([str(staged)], [rule])
-        return (Path(folder) / "_sync" / source.name).read_text()
-
-
-def _with_own_docstring(source: str) -> str:
-    """The generated module's docstring instead of aio.py's, and the header above it."""
-    docstring = ast.parse(source).body[0]
-    if not isinstance(docstring, ast.Expr) or not isinstance(docstring.value, ast.Constant):
-        raise ValueError("aio.py must begin with its docstring")
-    lines = source.splitlines(keepends=True)
-    assert docstring.end_lineno is not None
-    return SYNC_HEADER + SYNC_DOCSTRING + "\n" + "".join(lines[docstring.end_lineno :])
-
-
-def sync_source() -> str:
-    """The text of ``sync.py`` for the current ``aio.py``."""
-    return _tidied(_with_own_docstring(_unasynced(AIO)), SYNC)
 
 
 # --- openapi.json and _wire.py ----------------------------------------------------------------
@@ -281,8 +226,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("what", choices=["sync", "models"])
     if parser.parse_args().what == "sync":
-        SYNC.write_text(sync_source())
-        print(f"wrote {SYNC.relative_to(ROOT)}")
+        print(f"wrote {unasync_aio.write_sync().relative_to(ROOT)}")
         return
     document = api_document()
     OPENAPI.write_text(document_text(document))
