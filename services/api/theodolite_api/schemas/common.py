@@ -3,9 +3,42 @@ from __future__ import annotations
 from typing import Annotated, Generic, TypeVar
 
 from fastapi import Query
-from pydantic import BaseModel
+from pydantic import AfterValidator, BaseModel, ConfigDict
+
+from theodolite.problems import control_character_message
 
 T = TypeVar("T")
+
+# Bounds of the list routes' paging: beyond them the database's int64 overflows (a 500).
+MAX_OFFSET = 2**31 - 1
+MAX_LIMIT = 500
+
+
+class RequestBody(BaseModel):
+    """Every request body's base: a field it does not declare (``timeout`` for ``timeout_s``)
+    is refused by name with a 422, never silently dropped. Response models stay lenient."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+def _plain_name(value: str) -> str:
+    message = control_character_message(value, allow_whitespace=False)
+    if message:
+        raise ValueError(message)
+    return value
+
+
+def _plain_text(value: str) -> str:
+    message = control_character_message(value, allow_whitespace=True)
+    if message:
+        raise ValueError(message)
+    return value
+
+
+# A name (of an experiment, queue, entry point, parameter, ...): no control characters at all.
+Name = Annotated[str, AfterValidator(_plain_name)]
+# Free text (a description): tabs and line breaks, but no NUL or other control characters.
+Text = Annotated[str, AfterValidator(_plain_text)]
 
 
 class Page(BaseModel, Generic[T]):
@@ -13,5 +46,5 @@ class Page(BaseModel, Generic[T]):
     count: int  # the total of matches, not the length of this page
 
 
-Limit = Annotated[int, Query(ge=1, le=500, description="Most items to return.")]
-Offset = Annotated[int, Query(ge=0, description="Items to skip.")]
+Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Most items to return.")]
+Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET, description="Items to skip.")]

@@ -5,10 +5,12 @@ from datetime import datetime
 
 from pydantic import BaseModel, Field
 
+from theodolite_api.schemas.common import Name, RequestBody, Text
 
-class ExperimentCreate(BaseModel):
-    name: str = Field(min_length=1, max_length=200, pattern=r"^\S(.*\S)?$")
-    description: str | None = Field(None, max_length=5000)
+
+class ExperimentCreate(RequestBody):
+    name: Name = Field(min_length=1, max_length=200, pattern=r"^\S(.*\S)?$")
+    description: Text | None = Field(None, max_length=5000)
 
 
 class ExperimentPublic(BaseModel):

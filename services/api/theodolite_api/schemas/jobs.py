@@ -6,20 +6,22 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from theodolite_api.schemas.common import Name, RequestBody
 
-class JobCreate(BaseModel):
+
+class JobCreate(RequestBody):
     experiment_id: uuid.UUID
     entrypoint_id: uuid.UUID
-    entry_point: str = "main"
-    params: dict[str, Any] = Field(default_factory=dict)
-    queue: str = "cpu"
+    entry_point: Name = "main"
+    params: dict[Name, Any] = Field(default_factory=dict)
+    queue: Name = "cpu"
     timeout_s: int | None = Field(None, gt=0)
     max_retries: int = Field(0, ge=0, le=20, description="Retries after infrastructure failures.")
     retry_on_failure: bool = Field(
         False, description="Also retry when the entry point itself exits non-zero."
     )
     retry_backoff_s: float = Field(2.0, ge=0, le=3600, description="Base of exponential backoff.")
-    callback_url: str | None = Field(
+    callback_url: Name | None = Field(
         None, description="Called (Standard Webhooks) on every status change of this job."
     )
 

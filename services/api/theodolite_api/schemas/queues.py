@@ -5,13 +5,14 @@ from datetime import datetime
 from pydantic import BaseModel, Field
 
 from theodolite.topology import QUEUE_NAME_PATTERN
+from theodolite_api.schemas.common import Name, RequestBody, Text
 
 
-class QueueCreate(BaseModel):
-    name: str = Field(
+class QueueCreate(RequestBody):
+    name: Name = Field(
         pattern=QUEUE_NAME_PATTERN, description="Lower-case letters, digits, - and _."
     )
-    description: str | None = Field(None, max_length=1000)
+    description: Text | None = Field(None, max_length=1000)
 
 
 class QueuePublic(BaseModel):

@@ -6,18 +6,20 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from theodolite_api.schemas.common import Name, RequestBody
+
 Scalar = str | int | float | bool
 
 
-class SweepCreate(BaseModel):
+class SweepCreate(RequestBody):
     experiment_id: uuid.UUID
     entrypoint_id: uuid.UUID
-    entry_point: str = "main"
-    name: str | None = Field(None, max_length=200)
-    params: dict[str, Any] = Field(
+    entry_point: Name = "main"
+    name: Name | None = Field(None, max_length=200)
+    params: dict[Name, Any] = Field(
         default_factory=dict, description="Parameter values every point shares."
     )
-    grid: dict[str, list[Scalar]] = Field(
+    grid: dict[Name, list[Scalar]] = Field(
         default_factory=dict,
         description="Swept parameters: one job per combination of their values (the product).",
     )
@@ -25,13 +27,13 @@ class SweepCreate(BaseModel):
         default_factory=list,
         description="Each combination runs once per seed, passed as the `seed_param` parameter.",
     )
-    seed_param: str = "seed"
+    seed_param: Name = "seed"
     repeats: int = Field(1, ge=1, le=100, description="Runs of each combination (and seed).")
-    metrics: list[str] = Field(
+    metrics: list[Name] = Field(
         default_factory=list,
         description="Metrics of the table and figure; empty: every metric the jobs log.",
     )
-    queue: str = "cpu"
+    queue: Name = "cpu"
     timeout_s: int | None = Field(None, gt=0)
     max_retries: int = Field(0, ge=0, le=20)
     retry_on_failure: bool = False

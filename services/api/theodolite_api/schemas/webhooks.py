@@ -7,6 +7,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from theodolite.lifecycle import JobStatus
+from theodolite_api.schemas.common import Name, RequestBody, Text
 
 # A status change is named after the status the job entered: job.running, job.succeeded, ...
 STATUS_EVENT_TYPES = tuple(f"job.{status.value}" for status in JobStatus)
@@ -15,19 +16,19 @@ LIVE_EVENT_TYPES = ("job.progress", "job.log")
 EVENT_TYPES = STATUS_EVENT_TYPES + LIVE_EVENT_TYPES
 
 
-class WebhookCreate(BaseModel):
-    url: str = Field(description="Where deliveries are POSTed (http or https).")
-    event_types: list[str] = Field(
+class WebhookCreate(RequestBody):
+    url: Name = Field(description="Where deliveries are POSTed (http or https).")
+    event_types: list[Name] = Field(
         default_factory=lambda: list(STATUS_EVENT_TYPES),
         description=f"What to send, of: {', '.join(EVENT_TYPES)}. Default: every status change.",
     )
-    description: str | None = Field(None, max_length=1000)
+    description: Text | None = Field(None, max_length=1000)
 
 
-class WebhookUpdate(BaseModel):
-    url: str | None = None
-    event_types: list[str] | None = None
-    description: str | None = Field(None, max_length=1000)
+class WebhookUpdate(RequestBody):
+    url: Name | None = None
+    event_types: list[Name] | None = None
+    description: Text | None = Field(None, max_length=1000)
     enabled: bool | None = Field(
         None, description="true re-enables a disabled subscription and resets its failure count."
     )

@@ -91,6 +91,14 @@ def _field_of(location: tuple[Any, ...]) -> str:
     return ".".join(parts) or "request"
 
 
+def _validation_problem(error: Any) -> Problem:
+    field = _field_of(tuple(error["loc"]))
+    if error.get("type") == "extra_forbidden":
+        # pydantic says "Extra inputs are not permitted": say which, so a typo is found.
+        return Problem(field=field, message=f"unknown field {field.rsplit('.', 1)[-1]!r}")
+    return Problem(field=field, message=error["msg"])
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(DomainError)
     async def _domain(request: Request, exc: DomainError) -> JSONResponse:
@@ -102,9 +110,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
-        problems = [
-            Problem(field=_field_of(tuple(e["loc"])), message=e["msg"]) for e in exc.errors()
-        ]
+        problems = [_validation_problem(e) for e in exc.errors()]
         return problem_response(
             422, "Invalid request", f"{len(problems)} problem(s) in the request", request, problems
         )
