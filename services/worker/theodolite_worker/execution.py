@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import signal
 import time
 from collections import deque
@@ -33,6 +34,21 @@ ORPHAN_GRACE_S = 2.0
 EXIT_POLL_S = 0.01
 READ_CHUNK_BYTES = 64 * 1024
 MAX_LINE_BYTES = 64 * 1024  # a longer line is cut into pieces of this size
+
+# PostgreSQL text cannot hold NUL, nor a lone UTF-16 surrogate (UTF-8 cannot encode one: a
+# decoder's ``surrogateescape`` makes them). One such character in a job's output made the api
+# refuse the event, and its retries held every job's events up. Each is written as its Python
+# escape instead, visibly: U+0000 becomes the four characters ``\x00``, a lone U+DC80 the six
+# characters ``\udc80``. Bytes that are not UTF-8 were U+FFFD already (decoded with
+# ``errors="replace"``).
+_UNSTORABLE = re.compile(r"[\x00\ud800-\udfff]")
+
+
+def storable(text: str) -> str:
+    """``text`` with NUL and lone surrogates escaped (``\\x00``, ``\\udc80``), storable as
+    PostgreSQL text and encodable as UTF-8."""
+    return _UNSTORABLE.sub(lambda found: found.group().encode("unicode_escape").decode(), text)
+
 
 LogSink = Callable[[list[str]], Awaitable[None]]
 ProgressSink = Callable[[JobProgress], Awaitable[None]]
@@ -98,9 +114,12 @@ def parse_progress(line: str) -> JobProgress | None:
     if not line.startswith(PROGRESS_LINE_PREFIX):
         return None
     try:
-        return JobProgress.model_validate_json(line[len(PROGRESS_LINE_PREFIX) :])
+        report = JobProgress.model_validate_json(line[len(PROGRESS_LINE_PREFIX) :])
     except ValidationError:
         return None  # malformed: an ordinary log line
+    # A JSON string may spell NUL as an escape (``\u0000``): escaped like a log line's.
+    texts = {"message": report.message, "step": report.step}
+    return report.model_copy(update={k: storable(v) for k, v in texts.items() if v is not None})
 
 
 class _Output:
@@ -113,7 +132,7 @@ class _Output:
         self._file = log_file
 
     def add(self, raw: bytes) -> None:
-        line = raw.decode(errors="replace").rstrip("\r")
+        line = storable(raw.decode(errors="replace").rstrip("\r"))
         report = parse_progress(line) if self._progress else None
         if report is not None:
             # Progress is a state: of reports with no log line between, the latest will do.

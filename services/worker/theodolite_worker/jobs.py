@@ -35,6 +35,7 @@ from theodolite_worker.execution import (
     JobCommand,
     JobExecution,
     JobLauncher,
+    storable,
 )
 from theodolite_worker.job_events import JobEventPublisher
 from theodolite_worker.plugin_cache import PluginCache
@@ -97,7 +98,7 @@ def _reported_error(result_file: Path) -> str | None:
     except (OSError, ValueError):
         return None
     error = reported.get("error") if isinstance(reported, dict) else None
-    return str(error) if error else None
+    return storable(str(error)) if error else None
 
 
 class JobRunner:
