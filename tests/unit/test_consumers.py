@@ -8,7 +8,7 @@ import uuid
 import pytest
 
 from theodolite import topology
-from theodolite.consumers import Consumer, Delivery, Reject, Requeue, RetryLater
+from theodolite.consumers import Consumer, Delivery, Outcome, Reject, Requeue, RetryLater
 from theodolite.events import Envelope, JobLog, JobProgress, JobStarted, make_event
 from theodolite.memory_broker import InMemoryBroker, Unroutable, topic_matches
 
@@ -114,6 +114,27 @@ async def test_unexpected_errors_retry_later_and_early_ack_is_kept() -> None:
     await broker.drain()
     assert len(attempts) == 2
     assert broker.queues[topology.dead_letter_queue_name(QUEUE)].message_count == 0
+
+
+async def test_an_on_error_function_rejects_lasting_failures_at_once_retries_the_rest() -> None:
+    def outcome_of(exc: Exception) -> Outcome:
+        return Outcome.REJECT if isinstance(exc, ValueError) else Outcome.RETRY_LATER
+
+    consumer = Consumer("test", retry_delay_s=0, on_error=outcome_of)
+    calls: list[str] = []
+
+    @consumer.on(JobLog)
+    async def failing(envelope: Envelope, payload: JobLog, delivery: Delivery) -> None:
+        calls.append(payload.lines[0])
+        raise ValueError("refused") if payload.lines[0] == "lasting" else ConnectionError("away")
+
+    broker = await _broker_with(consumer, delivery_limit=2)
+    for line in ("lasting", "passing"):
+        await broker.publish(topology.EVENTS_EXCHANGE.name, "job.log", _event(JobLog(lines=[line])))
+    await broker.drain()
+    # The lasting failure is tried once; the passing one up to the delivery limit.
+    assert calls == ["lasting", "passing", "passing", "passing"]
+    assert broker.queues[topology.dead_letter_queue_name(QUEUE)].message_count == 2
 
 
 async def test_mandatory_publish_without_a_queue_fails_and_topics_match() -> None:

@@ -7,8 +7,11 @@ settled it itself, as a worker does once its claim is answered); raising ``Retry
 back after a pause (it counts a delivery, so a message that always fails ends in the dead-letter
 queue after the delivery limit); ``Requeue`` puts it back at once for another consumer;
 ``Reject`` sends it to the dead-letter queue. A message that does not decode, or whose payload no
-handler takes, is rejected. Modelled on FastStream's ``AckMessage``/``NackMessage``/
-``RejectMessage``.
+handler takes, is rejected. An unexpected exception is settled by the consumer's ``on_error``: one
+outcome for every failure, or a function that tells a failure that passes (a database restart:
+retry) from one that would fail the same way again (a value the database refuses: reject at once,
+so it does not hold up the messages behind it). Modelled on FastStream's ``AckMessage``/
+``NackMessage``/``RejectMessage``.
 """
 
 from __future__ import annotations
@@ -103,6 +106,15 @@ class Delivery:
 
 
 Handler = Callable[[Envelope, Any, Delivery], Awaitable[None]]
+# What an unexpected exception means: ``RETRY_LATER`` or ``REJECT`` (anything else retries).
+FailureOutcome = Callable[[Exception], Outcome]
+
+
+def _always(outcome: Outcome) -> FailureOutcome:
+    def decide(exc: Exception) -> Outcome:
+        return outcome
+
+    return decide
 
 
 @dataclass(frozen=True)
@@ -116,7 +128,7 @@ class Consumer:
 
     ``on_error`` says what an unexpected exception means: ``RetryLater`` (the default, with a
     pause) for handlers whose failures are transient (a database restart), ``Reject`` for ones
-    where a retry cannot help.
+    where a retry cannot help, or a ``FailureOutcome`` that decides per exception.
     """
 
     def __init__(
@@ -124,13 +136,13 @@ class Consumer:
         name: str,
         *,
         retry_delay_s: float = 1.0,
-        on_error: Outcome = Outcome.RETRY_LATER,
+        on_error: Outcome | FailureOutcome = Outcome.RETRY_LATER,
         ignore_unhandled: bool = False,
     ) -> None:
         self.name = name
         self._routes: dict[type[BaseModel], _Route] = {}
         self._retry_delay_s = retry_delay_s
-        self._on_error = on_error
+        self._on_error = on_error if callable(on_error) else _always(on_error)
         self._ignore_unhandled = ignore_unhandled
 
     def register(
@@ -196,8 +208,8 @@ class Consumer:
             return
         except asyncio.CancelledError:
             raise
-        except Exception:
-            if self._on_error is Outcome.REJECT:
+        except Exception as exc:
+            if self._on_error(exc) is Outcome.REJECT:
                 log.exception(
                     "%s: %s %s failed; dead-lettering", self.name, envelope.type, envelope.id
                 )
