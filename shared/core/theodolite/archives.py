@@ -1,8 +1,9 @@
 """Entry point and plugin archives (tar, tar.gz, zip): inspection and safe extraction.
 
 Every member is checked before anything is written: no absolute paths, no ``..``, no links that
-leave the archive, no devices, and bounded member count and unpacked size (which also stops
-compression bombs, since decompression itself is bounded).
+leave the archive, no hard links, no devices, no two members of one name, and bounded member
+count and unpacked size, checked as the members stream by (which also stops compression bombs,
+since decompression itself is bounded).
 """
 
 from __future__ import annotations
@@ -59,8 +60,11 @@ class ArchiveContents:
         assert self._tar_bytes is not None
         with tarfile.open(fileobj=io.BytesIO(self._tar_bytes), mode="r:") as archive:
             for member in archive:
-                if member.name in wanted and (handle := archive.extractfile(member)) is not None:
-                    yield wanted[member.name], handle.read()
+                # Regular members only: a link's name never brings its target's bytes.
+                if member.isreg() and (name := wanted.pop(member.name, None)) is not None:
+                    handle = archive.extractfile(member)
+                    if handle is not None:
+                        yield name, handle.read()
 
 
 def _error(message: str) -> ProblemsError:
@@ -142,21 +146,19 @@ _LINK_TARGET_MAX = 4096
 
 def _inspect_tar(tar_bytes: bytes, limits: ArchiveLimits) -> ArchiveContents:
     with tarfile.open(fileobj=io.BytesIO(tar_bytes), mode="r:") as archive:
-        members = archive.getmembers()
-    found = (
-        _Member(
-            member.name,
-            member.size,
-            link=member.linkname if member.issym() or member.islnk() else None,
-            hard_link=member.islnk(),
-            directory=member.isdir(),
-            regular=member.isreg(),
+        # Iterated, not getmembers(): the checks stop at a limit without reading further headers.
+        found = (
+            _Member(
+                member.name,
+                member.size,
+                link=member.linkname if member.issym() or member.islnk() else None,
+                hard_link=member.islnk(),
+                directory=member.isdir(),
+                regular=member.isreg(),
+            )
+            for member in archive
         )
-        for member in members
-    )
-    return _checked(
-        ArchiveContents(format="tar", _tar_bytes=tar_bytes), len(members), found, limits
-    )
+        return _checked(ArchiveContents(format="tar", _tar_bytes=tar_bytes), found, limits)
 
 
 def _inspect_zip(data: bytes, limits: ArchiveLimits) -> ArchiveContents:
@@ -165,9 +167,8 @@ def _inspect_zip(data: bytes, limits: ArchiveLimits) -> ArchiveContents:
     except zipfile.BadZipFile as exc:
         raise _error(f"not a readable zip file: {exc}") from exc
     with archive:
-        infos = archive.infolist()
-        found = (_zip_member(archive, info) for info in infos)
-        return _checked(ArchiveContents(format="zip", _zip_bytes=data), len(infos), found, limits)
+        found = (_zip_member(archive, info) for info in archive.infolist())
+        return _checked(ArchiveContents(format="zip", _zip_bytes=data), found, limits)
 
 
 def _zip_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> _Member:
@@ -180,33 +181,48 @@ def _zip_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> _Member:
 
 
 def _checked(
-    contents: ArchiveContents, count: int, members: Iterator[_Member], limits: ArchiveLimits
+    contents: ArchiveContents, members: Iterator[_Member], limits: ArchiveLimits
 ) -> ArchiveContents:
-    """Check every member (``count`` of them) and list the regular files in ``contents``."""
-    if not count:
-        raise _error("archive is empty")
-    if count > limits.max_members:
-        raise _error(f"archive has {count} members; the limit is {limits.max_members}")
+    """Check every member as it comes, stopping at the first limit passed, and list the regular
+    files in ``contents``."""
     problems: list[Problem] = []
-    total = 0
+    total = count = 0
+    directories: set[str] = set()
+    seen: set[str] = set()
     for member in members:
+        count += 1
+        if count > limits.max_members:
+            raise _error(
+                f"archive has more than {limits.max_members} members; the limit is "
+                f"{limits.max_members}"
+            )
         if (problem := _member_problem(member)) is not None:
             problems.append(Problem(field="archive", message=problem))
             continue
-        if member.link is not None or member.directory:
-            continue  # links are checked, never extracted; folders come with their files
-        total += member.size
         name = _normalise(member.name)
+        # One name, one member: a second one (a link or file of the same name) would replace
+        # the first on extraction, or multiply its bytes.
+        if name in seen and not (member.directory and name in directories):
+            problems.append(
+                Problem(field="archive", message=f"member {member.name!r} appears more than once")
+            )
+            continue
+        seen.add(name)
+        if member.directory:
+            directories.add(name)
+            continue  # folders come with their files
+        if member.link is not None:
+            continue  # links are checked, never extracted
+        total += member.size
+        if total > limits.max_unpacked_bytes:
+            raise _error(
+                f"archive unpacks to more than {limits.max_unpacked_bytes} bytes; the "
+                f"limit is {limits.max_unpacked_bytes}"
+            )
         contents.files[name] = member.size
         contents._names[name] = member.name
-    if total > limits.max_unpacked_bytes:
-        problems.append(
-            Problem(
-                field="archive",
-                message=f"archive unpacks to {total} bytes; the limit is "
-                f"{limits.max_unpacked_bytes}",
-            )
-        )
+    if not count:
+        raise _error("archive is empty")
     if problems:
         raise ProblemsError("invalid archive", problems)
     return contents
@@ -218,6 +234,9 @@ def _member_problem(member: _Member) -> str | None:
     if member.link is not None:
         if _link_escapes(member.name, member.link, hard=member.hard_link):
             return f"link {member.name!r} points outside the archive ({member.link!r})"
+        if member.hard_link:
+            # Read as its target's bytes: one large file, linked many times, multiplies.
+            return f"member {member.name!r} is a hard link; hard links are not allowed"
         return None
     if not member.directory and not member.regular:
         return f"member {member.name!r} is not a regular file"

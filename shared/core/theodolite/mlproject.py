@@ -8,6 +8,7 @@ against their declared type, and unknown or missing parameters are refused.
 from __future__ import annotations
 
 import math
+import re
 import shlex
 import string
 from pathlib import Path
@@ -17,9 +18,11 @@ from urllib.parse import urlparse
 import yaml
 from pydantic import BaseModel, Field
 
-from theodolite.problems import Problem, ProblemsError
+from theodolite.problems import Problem, ProblemsError, control_character_message
 
 MLPROJECT_FILENAME = "MLproject"
+# A placeholder is a plain {name}: nothing str.format reads as attribute, index, spec or brace.
+PARAMETER_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
 ParameterType = Literal["float", "int", "string", "path", "uri"]
 PARAMETER_TYPES: tuple[str, ...] = ("float", "int", "string", "path", "uri")
 
@@ -49,6 +52,8 @@ def _problem(field: str, message: str) -> Problem:
 
 def parse_mlproject(text: str) -> ProjectSpec:
     """Parse an MLproject file; raise ProblemsError naming every problem in it."""
+    if (message := control_character_message(text, allow_whitespace=True)) is not None:
+        raise ProblemsError("invalid MLproject", [_problem("MLproject", message)])
     try:
         document = yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -61,6 +66,8 @@ def parse_mlproject(text: str) -> ProjectSpec:
     name = document.get("name")
     if name is not None and not isinstance(name, str):
         problems.append(_problem("MLproject.name", "must be a string"))
+    # YAML escapes ("\0", "\x1b") make control characters the text itself does not hold.
+    problems += _control_character_problems(document, "MLproject")
     raw_entry_points = document.get("entry_points")
     if not isinstance(raw_entry_points, dict) or not raw_entry_points:
         problems.append(_problem("MLproject.entry_points", "must map at least one entry point"))
@@ -76,10 +83,10 @@ def parse_mlproject(text: str) -> ProjectSpec:
             problems.append(_problem(f"{where}.command", "must be a non-empty string"))
             continue
         parameters = parse_parameters(raw.get("parameters") or {}, where, problems)
-        for missing in _placeholders_without_parameter(command, parameters):
-            problems.append(
-                _problem(f"{where}.command", f"uses {{{missing}}}, which is not a parameter")
-            )
+        problems += [
+            _problem(f"{where}.command", message)
+            for message in command_problems(command, set(parameters))
+        ]
         entry_points[str(ep_name)] = EntryPointSpec(command=command, parameters=parameters)
     if problems:
         raise ProblemsError("invalid MLproject", problems)
@@ -96,6 +103,11 @@ def parse_parameters(
     parameters: dict[str, ParameterSpec] = {}
     for param_name, raw in raw_parameters.items():
         field = f"{prefix}.{param_name}"
+        if not PARAMETER_NAME.fullmatch(str(param_name)):
+            problems.append(
+                _problem(field, "a parameter name is letters, digits, _ and - (a plain {name})")
+            )
+            continue
         # MLflow accepts both ``alpha: float`` and ``alpha: {type: float, default: 0.1}``.
         spec = {"type": raw} if isinstance(raw, str) else raw
         if spec is None:
@@ -120,12 +132,103 @@ def parse_parameters(
     return parameters
 
 
-def _placeholders_without_parameter(
-    command: str, parameters: dict[str, ParameterSpec]
-) -> list[str]:
+def _control_character_problems(value: Any, where: str) -> list[Problem]:
+    """Every string (key or value) under ``value`` that holds a control character."""
+    if isinstance(value, str):
+        message = control_character_message(value, allow_whitespace=True)
+        return [] if message is None else [_problem(where, message)]
+    problems: list[Problem] = []
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if isinstance(key, str) and (
+                message := control_character_message(key, allow_whitespace=False)
+            ):
+                problems.append(_problem(where, f"key {key!r}: {message}"))
+            problems += _control_character_problems(item, f"{where}.{key}")
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            problems += _control_character_problems(item, f"{where}.{index}")
+    return problems
 
-    names = {field for _, field, _, _ in string.Formatter().parse(command) if field}
-    return sorted(names - set(parameters))
+
+def _placeholders(command: str) -> list[tuple[str, str | None, str | None, str | None]]:
+    """``command`` as (literal text, field, format spec, conversion) pieces; ValueError when
+    its braces do not pair."""
+    return list(string.Formatter().parse(command))
+
+
+def command_problems(command: str, parameters: set[str]) -> list[str]:
+    """Why ``command`` cannot be rendered safely, if it cannot: every placeholder must be a
+    plain ``{name}`` of a declared parameter (no ``!r`` conversion, no ``:spec``, no attribute
+    or index) standing outside quotes, backticks and escapes, where its shell-quoted value is
+    exactly one word."""
+    try:
+        pieces = _placeholders(command)
+    except ValueError as exc:
+        return [f"unbalanced braces ({exc}); write {{{{ and }}}} for literal braces"]
+    problems: list[str] = []
+    shell = _ShellQuoting()
+    for literal, field, spec, conversion in pieces:
+        shell.feed(literal)
+        if field is None:
+            continue
+        shown = (
+            "{"
+            + field
+            + (f"!{conversion}" if conversion else "")
+            + (f":{spec}" if spec else "")
+            + "}"
+        )
+        if conversion is not None or spec:
+            problems.append(
+                f"{shown}: conversions and format specs are not allowed; write {{name}}"
+            )
+        elif field not in parameters:
+            problems.append(f"uses {shown}, which is not a parameter")
+        elif (context := shell.context()) is not None:
+            problems.append(
+                f"{shown} stands {context}: the value is shell-quoted already, "
+                "write it bare (--flag {name})"
+            )
+        shell.feed("x")  # the quoted value: one plain word
+    return problems
+
+
+class _ShellQuoting:
+    """Enough of POSIX shell quoting to tell whether a position is inside quotes, backticks,
+    an escape or right after ``$``: where a shell-quoted value would not stay one word."""
+
+    def __init__(self) -> None:
+        self._single = self._double = self._backtick = self._escaped = self._dollar = False
+
+    def feed(self, text: str) -> None:
+        for char in text:
+            if self._escaped:
+                self._escaped = False
+            elif self._single:
+                self._single = char != "'"
+            elif char == "\\":
+                self._escaped = True
+            elif char == '"':
+                self._double = not self._double
+            elif char == "`":
+                self._backtick = not self._backtick
+            elif char == "'" and not self._double:
+                self._single = True
+            self._dollar = char == "$" and not self._escaped and not self._single
+
+    def context(self) -> str | None:
+        if self._single:
+            return "inside single quotes"
+        if self._double:
+            return "inside double quotes"
+        if self._backtick:
+            return "inside backticks"
+        if self._escaped:
+            return "after a backslash"
+        if self._dollar:
+            return "after $"
+        return None
 
 
 def type_error(declared: str, value: Any) -> str | None:
@@ -133,6 +236,11 @@ def type_error(declared: str, value: Any) -> str | None:
     if isinstance(value, bool) or value is None or isinstance(value, (list, dict)):
         return f"expected {declared}, got {type(value).__name__} {value!r}"
     text = str(value)
+    # PostgreSQL refuses NUL in text; tabs and line breaks pass in strings only.
+    if (
+        message := control_character_message(text, allow_whitespace=declared == "string")
+    ) is not None:
+        return message
     if declared == "float":
         try:
             number = float(text)
@@ -196,13 +304,23 @@ def resolve_parameters(
 
 def render_command(entry_point: EntryPointSpec, values: dict[str, str], project_dir: Path) -> str:
     """The shell command with parameters substituted and quoted, as MLflow Projects does."""
-    substituted: dict[str, str] = {}
+    problems = command_problems(entry_point.command, set(entry_point.parameters))
+    if problems:  # an archive stored before these checks existed
+        raise ProblemsError("unsafe command", [_problem("command", p) for p in problems])
+    quoted: dict[str, str] = {}
     for name, value in values.items():
         spec = entry_point.parameters[name]
         if spec.type == "path" and not Path(value).is_absolute():
             value = str((project_dir / value).resolve())
-        substituted[name] = shlex.quote(value)
-    return entry_point.command.format(**substituted)
+        quoted[name] = shlex.quote(value)
+    # Each placeholder becomes its quoted value, once; nothing of str.format's own (conversion,
+    # spec, attribute) can reach the value.
+    rendered = []
+    for literal, field, _, _ in _placeholders(entry_point.command):
+        rendered.append(literal)
+        if field is not None:
+            rendered.append(quoted[field])
+    return "".join(rendered)
 
 
 PYTHON_TYPES: dict[str, type[float | int | str]] = {

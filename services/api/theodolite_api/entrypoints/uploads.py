@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,12 +16,14 @@ from theodolite.archives import ArchiveContents, ArchiveLimits, inspect_archive
 from theodolite.db.tables import EntryPointArchive
 from theodolite.graphs.spec import GRAPH_FILENAME
 from theodolite.mlproject import MLPROJECT_FILENAME, parse_mlproject
-from theodolite.problems import Problem, ProblemsError
+from theodolite.problems import Problem, ProblemsError, control_character_message
 from theodolite.storage import ObjectStore, entrypoint_archive_key
 from theodolite.web.errors import InvalidArchive
 from theodolite_api.repositories import entrypoints as entrypoint_repo
 
 log = logging.getLogger(__name__)
+
+MAX_FILENAME_LENGTH = 255
 
 
 @dataclass
@@ -56,11 +59,25 @@ def describe_archive(data: bytes, limits: ArchiveLimits) -> ArchiveDescription:
 
 def _text(contents: ArchiveContents, name: str, *, field: str) -> str:
     try:
-        return contents.read(name).decode()
+        text = contents.read(name).decode()
     except UnicodeDecodeError as exc:
         raise InvalidArchive(
             f"{name} is not UTF-8 text", [Problem(field=field, message="not UTF-8 text")]
         ) from exc
+    # The text is stored in PostgreSQL, which refuses NUL.
+    if (message := control_character_message(text, allow_whitespace=True)) is not None:
+        raise InvalidArchive(f"{name}: {message}", [Problem(field=field, message=message)])
+    return text
+
+
+def filename_problem(filename: str | None) -> Problem | None:
+    """What is wrong with an uploaded file's name (it is stored and shown), if anything."""
+    if filename is None:
+        return None
+    message = control_character_message(filename, allow_whitespace=False)
+    if message is None and len(filename) > MAX_FILENAME_LENGTH:
+        message = f"longer than {MAX_FILENAME_LENGTH} characters"
+    return None if message is None else Problem(field="archive.filename", message=message)
 
 
 async def store_entrypoint_archive(
@@ -71,10 +88,16 @@ async def store_entrypoint_archive(
     data: bytes,
     filename: str | None,
     limits: ArchiveLimits,
+    group_id: uuid.UUID,
 ) -> tuple[EntryPointArchive, bool]:
-    """The stored entry point for these bytes and whether it is new. Commits on success."""
+    """The group's stored entry point for these bytes and whether it is new. Commits on
+    success."""
+    if (problem := filename_problem(filename)) is not None:
+        raise InvalidArchive(f"the file name: {problem.message}", [problem])
     sha256 = hashlib.sha256(data).hexdigest()
-    existing = await entrypoint_repo.get_by_sha256(session=session, sha256=sha256)
+    existing = await entrypoint_repo.get_by_sha256(
+        session=session, group_id=group_id, sha256=sha256
+    )
     if existing is not None:
         return existing, False
     described = await asyncio.to_thread(describe_archive, data, limits)
@@ -83,6 +106,7 @@ async def store_entrypoint_archive(
     # concurrent upload of the same bytes harmless.
     await asyncio.to_thread(store.put_bytes, bucket, key, data, "application/octet-stream")
     row = EntryPointArchive(
+        group_id=group_id,
         sha256=sha256,
         filename=filename,
         size_bytes=len(data),
@@ -96,7 +120,9 @@ async def store_entrypoint_archive(
         await session.commit()
     except IntegrityError:
         await session.rollback()
-        concurrent = await entrypoint_repo.get_by_sha256(session=session, sha256=sha256)
+        concurrent = await entrypoint_repo.get_by_sha256(
+            session=session, group_id=group_id, sha256=sha256
+        )
         if concurrent is None:
             raise
         return concurrent, False
