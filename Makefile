@@ -63,8 +63,10 @@ typecheck: install
 bench: install
 	$(PY) bench/submit_latency.py --jobs 200 --burst 50
 
-## The client's generated modules: sync.py from aio.py (unasync), the wire models from the api's
-## OpenAPI document (datamodel-codegen). tests/unit/test_client_generated.py says when to run them.
+## The client's generated modules: sync.py from aio.py (unasync; not committed: the client's build
+## hook writes it, this target again after a change to aio.py in an editable install), the wire
+## models from the api's OpenAPI document (datamodel-codegen). tests/unit/test_client_generated.py
+## says when to run them.
 .PHONY: client-sync client-models
 client-sync: install
 	$(PY) shared/client/scripts/generate_client.py sync

@@ -1,6 +1,7 @@
 """The asynchronous client (httpx.AsyncClient), and the one source of both clients:
-``sync.py`` is generated from this module by ``make client-sync``
-(shared/client/scripts/generate_client.py), so the two always offer the same methods."""
+``sync.py`` is generated from this module when the client is built (unasync, in
+shared/client/hatch_build.py; ``make client-sync`` in a checkout), so the two always offer the
+same methods."""
 
 from __future__ import annotations
 
@@ -13,29 +14,10 @@ import httpx
 from pydantic import PrivateAttr
 
 from theodolite.client import calls
+from theodolite.client import models as api
 from theodolite.client._io import asave, asleep
 from theodolite.client.calls import Call, Id
 from theodolite.client.errors import ApiError
-from theodolite.client.models import (
-    Artifact,
-    Delivery,
-    EntryPoint,
-    Experiment,
-    JobData,
-    JobEvent,
-    Metric,
-    ModelVersion,
-    Page,
-    PluginSummary,
-    PluginVersion,
-    Queue,
-    RegisteredModel,
-    Sweep,
-    SweepSummary,
-    Task,
-    Webhook,
-    WebhookCreated,
-)
 from theodolite.client.streaming import (
     RECONNECT_STATUSES,
     StreamState,
@@ -44,10 +26,10 @@ from theodolite.client.streaming import (
 )
 
 T = TypeVar("T")
-EventCallback = Callable[[JobEvent], None]
+EventCallback = Callable[[api.JobEvent], None]
 
 
-class AsyncJob(JobData):
+class AsyncJob(api.JobData):
     """A job as the api described it, bound to the client that fetched it."""
 
     _client: AsyncTheodoliteClient | None = PrivateAttr(default=None)
@@ -67,16 +49,16 @@ class AsyncJob(JobData):
         and log line as it happens."""
         return await self._bound().wait(self.id, timeout_s=timeout_s, on_event=on_event)
 
-    def events(self, last_event_id: str | None = None) -> AsyncIterator[JobEvent]:
+    def events(self, last_event_id: str | None = None) -> AsyncIterator[api.JobEvent]:
         return self._bound().job_events(self.id, last_event_id=last_event_id)
 
     async def logs(self, tail: int | None = None) -> list[str]:
         return await self._bound().job_logs(self.id, tail=tail)
 
-    async def metrics(self) -> list[Metric]:
+    async def metrics(self) -> list[api.Metric]:
         return await self._bound().metrics(self.id)
 
-    async def artifacts(self) -> list[Artifact]:
+    async def artifacts(self) -> list[api.Artifact]:
         return await self._bound().artifacts(self.id)
 
     async def download(self, path: str, to: Path | None = None) -> bytes | Path:
@@ -135,23 +117,23 @@ class AsyncTheodoliteClient:
             raise ApiError.from_response(response)
         return response.json()
 
-    def _job(self, data: JobData) -> AsyncJob:
+    def _job(self, data: api.JobData) -> AsyncJob:
         job = AsyncJob.model_validate(data.model_dump())
         job._client = self
         return job
 
     # --- experiments --------------------------------------------------------------------------
 
-    async def create_experiment(self, name: str, description: str | None = None) -> Experiment:
+    async def create_experiment(self, name: str, description: str | None = None) -> api.Experiment:
         return await self.run(calls.create_experiment(name, description))
 
-    async def list_experiments(self, limit: int = 50, offset: int = 0) -> Page[Experiment]:
+    async def list_experiments(self, limit: int = 50, offset: int = 0) -> api.Page[api.Experiment]:
         return await self.run(calls.list_experiments(limit, offset))
 
-    async def get_experiment(self, experiment_id: Id) -> Experiment:
+    async def get_experiment(self, experiment_id: Id) -> api.Experiment:
         return await self.run(calls.get_experiment(experiment_id))
 
-    async def ensure_experiment(self, name: str, description: str | None = None) -> Experiment:
+    async def ensure_experiment(self, name: str, description: str | None = None) -> api.Experiment:
         """The experiment of that name, created when missing."""
         try:
             return await self.create_experiment(name, description)
@@ -163,7 +145,7 @@ class AsyncTheodoliteClient:
             raise ApiError(404, {"detail": f"experiment {name!r} vanished"})
         return found
 
-    async def _find_experiment(self, name: str) -> Experiment | None:
+    async def _find_experiment(self, name: str) -> api.Experiment | None:
         """The experiment of that name, if any; the command line resolves names with it too."""
         # The api has no lookup by name: page through the list.
         offset = 0
@@ -178,20 +160,22 @@ class AsyncTheodoliteClient:
 
     # --- entry points -------------------------------------------------------------------------
 
-    async def upload_entrypoint(self, source: Path) -> EntryPoint:
+    async def upload_entrypoint(self, source: Path) -> api.EntryPoint:
         """Upload a folder (packed as tar.gz) or an archive file."""
         return await self.run(calls.upload_entrypoint(Path(source)))
 
-    async def upload_archive(self, data: bytes, filename: str = "entrypoint.tar.gz") -> EntryPoint:
+    async def upload_archive(
+        self, data: bytes, filename: str = "entrypoint.tar.gz"
+    ) -> api.EntryPoint:
         return await self.run(calls.upload_archive(data, filename))
 
     async def validate_entrypoint(self, source: Path) -> dict[str, Any]:
         return await self.run(calls.validate_entrypoint(Path(source)))
 
-    async def list_entrypoints(self, limit: int = 50, offset: int = 0) -> Page[EntryPoint]:
+    async def list_entrypoints(self, limit: int = 50, offset: int = 0) -> api.Page[api.EntryPoint]:
         return await self.run(calls.list_entrypoints(limit, offset))
 
-    async def get_entrypoint(self, entrypoint_id: Id) -> EntryPoint:
+    async def get_entrypoint(self, entrypoint_id: Id) -> api.EntryPoint:
         return await self.run(calls.get_entrypoint(entrypoint_id))
 
     async def entrypoint_archive(self, entrypoint_id: Id) -> bytes:
@@ -214,9 +198,9 @@ class AsyncTheodoliteClient:
         status: str | None = None,
         limit: int = 50,
         offset: int = 0,
-    ) -> Page[AsyncJob]:
+    ) -> api.Page[AsyncJob]:
         page = await self.run(calls.list_jobs(experiment_id, status, limit, offset))
-        return Page[AsyncJob](data=[self._job(j) for j in page.data], count=page.count)
+        return api.Page[AsyncJob](data=[self._job(j) for j in page.data], count=page.count)
 
     async def cancel_job(self, job_id: Id) -> AsyncJob:
         return self._job(await self.run(calls.cancel_job(job_id)))
@@ -224,10 +208,10 @@ class AsyncTheodoliteClient:
     async def job_logs(self, job_id: Id, tail: int | None = None) -> list[str]:
         return await self.run(calls.job_logs(job_id, tail))
 
-    async def metrics(self, job_id: Id) -> list[Metric]:
+    async def metrics(self, job_id: Id) -> list[api.Metric]:
         return await self.run(calls.job_metrics(job_id))
 
-    async def artifacts(self, job_id: Id) -> list[Artifact]:
+    async def artifacts(self, job_id: Id) -> list[api.Artifact]:
         return await self.run(calls.job_artifacts(job_id))
 
     async def download_artifact(
@@ -244,7 +228,7 @@ class AsyncTheodoliteClient:
 
     def job_events(
         self, job_id: Id, *, last_event_id: str | None = None, timeout_s: float | None = None
-    ) -> AsyncIterator[JobEvent]:
+    ) -> AsyncIterator[api.JobEvent]:
         """The job's events from after ``last_event_id`` (from its start without) to its end,
         reconnecting with Last-Event-ID whenever the connection drops."""
         return self._events(f"/jobs/{job_id}/events", last_event_id, timeout_s, until_end=True)
@@ -256,7 +240,7 @@ class AsyncTheodoliteClient:
         last_event_id: str | None = None,
         from_now: bool = False,
         timeout_s: float | None = None,
-    ) -> AsyncIterator[JobEvent]:
+    ) -> AsyncIterator[api.JobEvent]:
         """Status changes and progress of the experiment's jobs; never ends by itself."""
         params = {"from_now": "true"} if from_now else None
         return self._events(
@@ -271,7 +255,7 @@ class AsyncTheodoliteClient:
         *,
         until_end: bool = False,
         params: dict[str, str] | None = None,
-    ) -> AsyncIterator[JobEvent]:
+    ) -> AsyncIterator[api.JobEvent]:
         state = StreamState(last_event_id=last_event_id, timeout_s=timeout_s)
         while True:
             try:
@@ -319,39 +303,39 @@ class AsyncTheodoliteClient:
 
     # --- queues, tasks, plugins, models -------------------------------------------------------
 
-    async def queues(self) -> list[Queue]:
+    async def queues(self) -> list[api.Queue]:
         return await self.run(calls.list_queues())
 
-    async def get_queue(self, name: str) -> Queue:
+    async def get_queue(self, name: str) -> api.Queue:
         return await self.run(calls.get_queue(name))
 
-    async def create_queue(self, name: str, description: str | None = None) -> Queue:
+    async def create_queue(self, name: str, description: str | None = None) -> api.Queue:
         return await self.run(calls.create_queue(name, description))
 
-    async def tasks(self) -> list[Task]:
+    async def tasks(self) -> list[api.Task]:
         return await self.run(calls.list_tasks())
 
-    async def push_plugin(self, source: Path) -> PluginVersion:
+    async def push_plugin(self, source: Path) -> api.PluginVersion:
         """Publish a plugin folder (packed), wheel or source archive through the registry."""
         return await self.run(calls.push_plugin(Path(source)))
 
-    async def plugins(self) -> list[PluginSummary]:
+    async def plugins(self) -> list[api.PluginSummary]:
         return await self.run(calls.list_plugins())
 
-    async def plugin_versions(self, name: str) -> list[PluginVersion]:
+    async def plugin_versions(self, name: str) -> list[api.PluginVersion]:
         return await self.run(calls.plugin_versions(name))
 
-    async def plugin_version(self, name: str, version: str) -> PluginVersion:
+    async def plugin_version(self, name: str, version: str) -> api.PluginVersion:
         """One version with its tasks' input and output schemas."""
         return await self.run(calls.plugin_version(name, version))
 
-    async def yank_plugin(self, name: str, version: str) -> PluginVersion:
+    async def yank_plugin(self, name: str, version: str) -> api.PluginVersion:
         return await self.run(calls.yank_plugin(name, version))
 
-    async def models(self) -> list[RegisteredModel]:
+    async def models(self) -> list[api.RegisteredModel]:
         return await self.run(calls.list_models())
 
-    async def model_versions(self, name: str) -> list[ModelVersion]:
+    async def model_versions(self, name: str) -> list[api.ModelVersion]:
         return await self.run(calls.model_versions(name))
 
     # --- webhooks -----------------------------------------------------------------------------
@@ -362,16 +346,18 @@ class AsyncTheodoliteClient:
         url: str,
         event_types: list[str] | None = None,
         description: str | None = None,
-    ) -> WebhookCreated:
+    ) -> api.WebhookCreated:
         return await self.run(calls.create_webhook(experiment_id, url, event_types, description))
 
-    async def webhooks(self, experiment_id: Id) -> list[Webhook]:
+    async def webhooks(self, experiment_id: Id) -> list[api.Webhook]:
         return await self.run(calls.list_webhooks(experiment_id))
 
-    async def get_webhook(self, experiment_id: Id, webhook_id: Id) -> Webhook:
+    async def get_webhook(self, experiment_id: Id, webhook_id: Id) -> api.Webhook:
         return await self.run(calls.get_webhook(experiment_id, webhook_id))
 
-    async def update_webhook(self, experiment_id: Id, webhook_id: Id, **changes: Any) -> Webhook:
+    async def update_webhook(
+        self, experiment_id: Id, webhook_id: Id, **changes: Any
+    ) -> api.Webhook:
         """Change url, event_types, description or enabled."""
         return await self.run(calls.update_webhook(experiment_id, webhook_id, **changes))
 
@@ -380,30 +366,32 @@ class AsyncTheodoliteClient:
 
     async def deliveries(
         self, experiment_id: Id, webhook_id: Id, status: str | None = None, **paging: Any
-    ) -> Page[Delivery]:
+    ) -> api.Page[api.Delivery]:
         return await self.run(calls.list_deliveries(experiment_id, webhook_id, status, **paging))
 
-    async def redeliver(self, experiment_id: Id, webhook_id: Id, delivery_id: Id) -> Delivery:
+    async def redeliver(self, experiment_id: Id, webhook_id: Id, delivery_id: Id) -> api.Delivery:
         return await self.run(calls.redeliver(experiment_id, webhook_id, delivery_id))
 
-    async def callback_deliveries(self, job_id: Id, status: str | None = None) -> Page[Delivery]:
+    async def callback_deliveries(
+        self, job_id: Id, status: str | None = None
+    ) -> api.Page[api.Delivery]:
         return await self.run(calls.callback_deliveries(job_id, status))
 
     # --- sweeps -------------------------------------------------------------------------------
 
     async def submit_sweep(
         self, experiment_id: Id, entrypoint_id: Id, grid: dict[str, list[Any]], **options: Any
-    ) -> Sweep:
+    ) -> api.Sweep:
         """Submit one job per point (options: params, seeds, seed_param, repeats, metrics,
         entry_point, queue, name, timeout_s)."""
         return await self.run(calls.submit_sweep(experiment_id, entrypoint_id, grid, **options))
 
-    async def get_sweep(self, sweep_id: Id, *, with_metrics: bool = True) -> Sweep:
+    async def get_sweep(self, sweep_id: Id, *, with_metrics: bool = True) -> api.Sweep:
         return await self.run(calls.get_sweep(sweep_id, with_metrics=with_metrics))
 
     async def list_sweeps(
         self, experiment_id: Id | None = None, limit: int = 50, offset: int = 0
-    ) -> Page[SweepSummary]:
+    ) -> api.Page[api.SweepSummary]:
         return await self.run(calls.list_sweeps(experiment_id, limit, offset))
 
     async def sweep_figure(
@@ -418,8 +406,8 @@ class AsyncTheodoliteClient:
         *,
         timeout_s: float | None = None,
         poll_s: float = 2.0,
-        on_change: Callable[[Sweep], None] | None = None,
-    ) -> Sweep:
+        on_change: Callable[[api.Sweep], None] | None = None,
+    ) -> api.Sweep:
         """Poll until every job of the sweep has ended; the sweep with its metrics."""
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
         seen: dict[str, int] | None = None
