@@ -11,25 +11,7 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import TypeAdapter
 
-from theodolite.client.models import (
-    Artifact,
-    Delivery,
-    EntryPoint,
-    Experiment,
-    JobData,
-    Metric,
-    ModelVersion,
-    Page,
-    PluginSummary,
-    PluginVersion,
-    Queue,
-    RegisteredModel,
-    Sweep,
-    SweepSummary,
-    Task,
-    Webhook,
-    WebhookCreated,
-)
+from theodolite.client import models as api
 from theodolite.client.packing import archive_of
 
 T = TypeVar("T")
@@ -60,45 +42,65 @@ def _data(model: type[T]) -> Callable[[Any], list[T]]:
     return lambda body: adapter.validate_python(body["data"])
 
 
-def _params(**values: Any) -> dict[str, Any]:
+def _page(path: str, model: type[T], **params: Any) -> Call[api.Page[T]]:
+    """A page of a listing, its items read as ``model``; ``params`` filter and page it."""
+    return Call("GET", path, _model(api.Page[model]), params=_given(**params))  # type: ignore[valid-type]
+
+
+def _given(**values: Any) -> dict[str, Any]:
+    """The values given (None is left out), ids as text: a query's parameters or a JSON body."""
     return {
         k: str(v) if isinstance(v, uuid.UUID) else v for k, v in values.items() if v is not None
     }
 
 
-def _body(**values: Any) -> dict[str, Any]:
-    return {
-        k: str(v) if isinstance(v, uuid.UUID) else v for k, v in values.items() if v is not None
-    }
+def _submission(
+    experiment_id: Id,
+    entrypoint_id: Id,
+    entry_point: str,
+    params: dict[str, Any] | None,
+    queue: str,
+    timeout_s: int | None,
+) -> dict[str, Any]:
+    """What the body of a job's and of a sweep's submission both say: what runs where."""
+    return _given(
+        experiment_id=experiment_id,
+        entrypoint_id=entrypoint_id,
+        entry_point=entry_point,
+        params=params or {},
+        queue=queue,
+        timeout_s=timeout_s,
+    )
 
 
 # --- experiments -------------------------------------------------------------------------------
 
 
-def create_experiment(name: str, description: str | None = None) -> Call[Experiment]:
+def create_experiment(name: str, description: str | None = None) -> Call[api.Experiment]:
     return Call(
-        "POST", "/experiments", _model(Experiment), json=_body(name=name, description=description)
+        "POST",
+        "/experiments",
+        _model(api.Experiment),
+        json=_given(name=name, description=description),
     )
 
 
-def list_experiments(limit: int = 50, offset: int = 0) -> Call[Page[Experiment]]:
-    return Call(
-        "GET", "/experiments", _model(Page[Experiment]), params=_params(limit=limit, offset=offset)
-    )
+def list_experiments(limit: int = 50, offset: int = 0) -> Call[api.Page[api.Experiment]]:
+    return _page("/experiments", api.Experiment, limit=limit, offset=offset)
 
 
-def get_experiment(experiment_id: Id) -> Call[Experiment]:
-    return Call("GET", f"/experiments/{experiment_id}", _model(Experiment))
+def get_experiment(experiment_id: Id) -> Call[api.Experiment]:
+    return Call("GET", f"/experiments/{experiment_id}", _model(api.Experiment))
 
 
 # --- entry points ------------------------------------------------------------------------------
 
 
-def upload_archive(data: bytes, filename: str = "entrypoint.tar.gz") -> Call[EntryPoint]:
-    return Call("POST", "/entrypoints", _model(EntryPoint), files={"archive": (filename, data)})
+def upload_archive(data: bytes, filename: str = "entrypoint.tar.gz") -> Call[api.EntryPoint]:
+    return Call("POST", "/entrypoints", _model(api.EntryPoint), files={"archive": (filename, data)})
 
 
-def upload_entrypoint(source: Path) -> Call[EntryPoint]:
+def upload_entrypoint(source: Path) -> Call[api.EntryPoint]:
     """A folder (packed as tar.gz) or an archive file."""
     data, filename = archive_of(source)
     return upload_archive(data, filename)
@@ -109,14 +111,12 @@ def validate_entrypoint(source: Path) -> Call[dict[str, Any]]:
     return Call("POST", "/entrypoints/validate", dict, files={"archive": (filename, data)})
 
 
-def list_entrypoints(limit: int = 50, offset: int = 0) -> Call[Page[EntryPoint]]:
-    return Call(
-        "GET", "/entrypoints", _model(Page[EntryPoint]), params=_params(limit=limit, offset=offset)
-    )
+def list_entrypoints(limit: int = 50, offset: int = 0) -> Call[api.Page[api.EntryPoint]]:
+    return _page("/entrypoints", api.EntryPoint, limit=limit, offset=offset)
 
 
-def get_entrypoint(entrypoint_id: Id) -> Call[EntryPoint]:
-    return Call("GET", f"/entrypoints/{entrypoint_id}", _model(EntryPoint))
+def get_entrypoint(entrypoint_id: Id) -> Call[api.EntryPoint]:
+    return Call("GET", f"/entrypoints/{entrypoint_id}", _model(api.EntryPoint))
 
 
 def entrypoint_archive(entrypoint_id: Id) -> Call[bytes]:
@@ -139,40 +139,32 @@ def submit_job(
     retry_backoff_s: float | None = None,
     callback_url: str | None = None,
     idempotency_key: str | None = None,
-) -> Call[JobData]:
-    body = _body(
-        experiment_id=experiment_id,
-        entrypoint_id=entrypoint_id,
-        entry_point=entry_point,
-        params=params or {},
-        queue=queue,
-        timeout_s=timeout_s,
+) -> Call[api.JobData]:
+    body = _submission(experiment_id, entrypoint_id, entry_point, params, queue, timeout_s)
+    body |= _given(
         max_retries=max_retries,
         retry_on_failure=retry_on_failure,
         retry_backoff_s=retry_backoff_s,
         callback_url=callback_url,
     )
     headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
-    return Call("POST", "/jobs", _model(JobData), json=body, headers=headers)
+    return Call("POST", "/jobs", _model(api.JobData), json=body, headers=headers)
 
 
-def get_job(job_id: Id) -> Call[JobData]:
-    return Call("GET", f"/jobs/{job_id}", _model(JobData))
+def get_job(job_id: Id) -> Call[api.JobData]:
+    return Call("GET", f"/jobs/{job_id}", _model(api.JobData))
 
 
 def list_jobs(
     experiment_id: Id | None = None, status: str | None = None, limit: int = 50, offset: int = 0
-) -> Call[Page[JobData]]:
-    return Call(
-        "GET",
-        "/jobs",
-        _model(Page[JobData]),
-        params=_params(experiment_id=experiment_id, status=status, limit=limit, offset=offset),
+) -> Call[api.Page[api.JobData]]:
+    return _page(
+        "/jobs", api.JobData, experiment_id=experiment_id, status=status, limit=limit, offset=offset
     )
 
 
-def cancel_job(job_id: Id) -> Call[JobData]:
-    return Call("POST", f"/jobs/{job_id}/cancel", _model(JobData))
+def cancel_job(job_id: Id) -> Call[api.JobData]:
+    return Call("POST", f"/jobs/{job_id}/cancel", _model(api.JobData))
 
 
 def job_logs(job_id: Id, tail: int | None = None) -> Call[list[str]]:
@@ -180,17 +172,17 @@ def job_logs(job_id: Id, tail: int | None = None) -> Call[list[str]]:
         "GET",
         f"/jobs/{job_id}/logs",
         lambda text: text.splitlines(),
-        params=_params(tail=tail),
+        params=_given(tail=tail),
         text=True,
     )
 
 
-def job_metrics(job_id: Id) -> Call[list[Metric]]:
-    return Call("GET", f"/jobs/{job_id}/metrics", _data(Metric))
+def job_metrics(job_id: Id) -> Call[list[api.Metric]]:
+    return Call("GET", f"/jobs/{job_id}/metrics", _data(api.Metric))
 
 
-def job_artifacts(job_id: Id) -> Call[list[Artifact]]:
-    return Call("GET", f"/jobs/{job_id}/artifacts", _data(Artifact))
+def job_artifacts(job_id: Id) -> Call[list[api.Artifact]]:
+    return Call("GET", f"/jobs/{job_id}/artifacts", _data(api.Artifact))
 
 
 def artifact_path(job_id: Id, path: str) -> str:
@@ -200,51 +192,53 @@ def artifact_path(job_id: Id, path: str) -> str:
 # --- queues, tasks, plugins, models ------------------------------------------------------------
 
 
-def list_queues() -> Call[list[Queue]]:
-    return Call("GET", "/queues", _data(Queue))
+def list_queues() -> Call[list[api.Queue]]:
+    return Call("GET", "/queues", _data(api.Queue))
 
 
-def get_queue(name: str) -> Call[Queue]:
+def get_queue(name: str) -> Call[api.Queue]:
     """One queue, with its dead letters (extra fields of the answer)."""
-    return Call("GET", f"/queues/{name}", _model(Queue))
+    return Call("GET", f"/queues/{name}", _model(api.Queue))
 
 
-def create_queue(name: str, description: str | None = None) -> Call[Queue]:
-    return Call("POST", "/queues", _model(Queue), json=_body(name=name, description=description))
+def create_queue(name: str, description: str | None = None) -> Call[api.Queue]:
+    return Call(
+        "POST", "/queues", _model(api.Queue), json=_given(name=name, description=description)
+    )
 
 
-def list_tasks() -> Call[list[Task]]:
-    return Call("GET", "/tasks", _data(Task))
+def list_tasks() -> Call[list[api.Task]]:
+    return Call("GET", "/tasks", _data(api.Task))
 
 
-def push_plugin(source: Path) -> Call[PluginVersion]:
+def push_plugin(source: Path) -> Call[api.PluginVersion]:
     """A plugin folder (packed as a source archive), a wheel or a source archive."""
     data, filename = archive_of(source)
-    return Call("POST", "/plugins", _model(PluginVersion), files={"archive": (filename, data)})
+    return Call("POST", "/plugins", _model(api.PluginVersion), files={"archive": (filename, data)})
 
 
-def list_plugins() -> Call[list[PluginSummary]]:
-    return Call("GET", "/plugins", _data(PluginSummary))
+def list_plugins() -> Call[list[api.PluginSummary]]:
+    return Call("GET", "/plugins", _data(api.PluginSummary))
 
 
-def plugin_versions(name: str) -> Call[list[PluginVersion]]:
-    return Call("GET", f"/plugins/{name}", _data(PluginVersion))
+def plugin_versions(name: str) -> Call[list[api.PluginVersion]]:
+    return Call("GET", f"/plugins/{name}", _data(api.PluginVersion))
 
 
-def plugin_version(name: str, version: str) -> Call[PluginVersion]:
-    return Call("GET", f"/plugins/{name}/{version}", _model(PluginVersion))
+def plugin_version(name: str, version: str) -> Call[api.PluginVersion]:
+    return Call("GET", f"/plugins/{name}/{version}", _model(api.PluginVersion))
 
 
-def yank_plugin(name: str, version: str) -> Call[PluginVersion]:
-    return Call("POST", f"/plugins/{name}/{version}/yank", _model(PluginVersion))
+def yank_plugin(name: str, version: str) -> Call[api.PluginVersion]:
+    return Call("POST", f"/plugins/{name}/{version}/yank", _model(api.PluginVersion))
 
 
-def list_models() -> Call[list[RegisteredModel]]:
-    return Call("GET", "/models", _data(RegisteredModel), params={"limit": 500})
+def list_models() -> Call[list[api.RegisteredModel]]:
+    return Call("GET", "/models", _data(api.RegisteredModel), params={"limit": 500})
 
 
-def model_versions(name: str) -> Call[list[ModelVersion]]:
-    return Call("GET", f"/models/{name}/versions", _data(ModelVersion))
+def model_versions(name: str) -> Call[list[api.ModelVersion]]:
+    return Call("GET", f"/models/{name}/versions", _data(api.ModelVersion))
 
 
 # --- webhooks ----------------------------------------------------------------------------------
@@ -259,22 +253,25 @@ def create_webhook(
     url: str,
     event_types: list[str] | None = None,
     description: str | None = None,
-) -> Call[WebhookCreated]:
-    body = _body(url=url, event_types=event_types, description=description)
-    return Call("POST", _webhooks(experiment_id), _model(WebhookCreated), json=body)
+) -> Call[api.WebhookCreated]:
+    body = _given(url=url, event_types=event_types, description=description)
+    return Call("POST", _webhooks(experiment_id), _model(api.WebhookCreated), json=body)
 
 
-def list_webhooks(experiment_id: Id) -> Call[list[Webhook]]:
-    return Call("GET", _webhooks(experiment_id), _data(Webhook), params={"limit": 500})
+def list_webhooks(experiment_id: Id) -> Call[list[api.Webhook]]:
+    return Call("GET", _webhooks(experiment_id), _data(api.Webhook), params={"limit": 500})
 
 
-def get_webhook(experiment_id: Id, webhook_id: Id) -> Call[Webhook]:
-    return Call("GET", f"{_webhooks(experiment_id)}/{webhook_id}", _model(Webhook))
+def get_webhook(experiment_id: Id, webhook_id: Id) -> Call[api.Webhook]:
+    return Call("GET", f"{_webhooks(experiment_id)}/{webhook_id}", _model(api.Webhook))
 
 
-def update_webhook(experiment_id: Id, webhook_id: Id, **changes: Any) -> Call[Webhook]:
+def update_webhook(experiment_id: Id, webhook_id: Id, **changes: Any) -> Call[api.Webhook]:
     return Call(
-        "PATCH", f"{_webhooks(experiment_id)}/{webhook_id}", _model(Webhook), json=_body(**changes)
+        "PATCH",
+        f"{_webhooks(experiment_id)}/{webhook_id}",
+        _model(api.Webhook),
+        json=_given(**changes),
     )
 
 
@@ -289,27 +286,24 @@ def list_deliveries(
     job_id: Id | None = None,
     limit: int = 50,
     offset: int = 0,
-) -> Call[Page[Delivery]]:
-    return Call(
-        "GET",
+) -> Call[api.Page[api.Delivery]]:
+    return _page(
         f"{_webhooks(experiment_id)}/{webhook_id}/deliveries",
-        _model(Page[Delivery]),
-        params=_params(status=status, job_id=job_id, limit=limit, offset=offset),
+        api.Delivery,
+        status=status,
+        job_id=job_id,
+        limit=limit,
+        offset=offset,
     )
 
 
-def redeliver(experiment_id: Id, webhook_id: Id, delivery_id: Id) -> Call[Delivery]:
+def redeliver(experiment_id: Id, webhook_id: Id, delivery_id: Id) -> Call[api.Delivery]:
     path = f"{_webhooks(experiment_id)}/{webhook_id}/deliveries/{delivery_id}/redeliver"
-    return Call("POST", path, _model(Delivery))
+    return Call("POST", path, _model(api.Delivery))
 
 
-def callback_deliveries(job_id: Id, status: str | None = None) -> Call[Page[Delivery]]:
-    return Call(
-        "GET",
-        f"/jobs/{job_id}/callback/deliveries",
-        _model(Page[Delivery]),
-        params=_params(status=status, limit=500),
-    )
+def callback_deliveries(job_id: Id, status: str | None = None) -> Call[api.Page[api.Delivery]]:
+    return _page(f"/jobs/{job_id}/callback/deliveries", api.Delivery, status=status, limit=500)
 
 
 # --- sweeps ------------------------------------------------------------------------------------
@@ -329,37 +323,29 @@ def submit_sweep(
     queue: str = "cpu",
     name: str | None = None,
     timeout_s: int | None = None,
-) -> Call[Sweep]:
-    body = _body(
-        experiment_id=experiment_id,
-        entrypoint_id=entrypoint_id,
+) -> Call[api.Sweep]:
+    body = _submission(experiment_id, entrypoint_id, entry_point, params, queue, timeout_s)
+    body |= _given(
         grid=grid,
-        params=params or {},
         seeds=seeds or [],
         seed_param=seed_param,
         repeats=repeats,
         metrics=metrics or [],
-        entry_point=entry_point,
-        queue=queue,
         name=name,
-        timeout_s=timeout_s,
     )
-    return Call("POST", "/sweeps", _model(Sweep), json=body)
+    return Call("POST", "/sweeps", _model(api.Sweep), json=body)
 
 
-def get_sweep(sweep_id: Id, with_metrics: bool = True) -> Call[Sweep]:
+def get_sweep(sweep_id: Id, with_metrics: bool = True) -> Call[api.Sweep]:
     params = None if with_metrics else {"metrics": "false"}
-    return Call("GET", f"/sweeps/{sweep_id}", _model(Sweep), params=params)
+    return Call("GET", f"/sweeps/{sweep_id}", _model(api.Sweep), params=params)
 
 
 def list_sweeps(
     experiment_id: Id | None = None, limit: int = 50, offset: int = 0
-) -> Call[Page[SweepSummary]]:
-    return Call(
-        "GET",
-        "/sweeps",
-        _model(Page[SweepSummary]),
-        params=_params(experiment_id=experiment_id, limit=limit, offset=offset),
+) -> Call[api.Page[api.SweepSummary]]:
+    return _page(
+        "/sweeps", api.SweepSummary, experiment_id=experiment_id, limit=limit, offset=offset
     )
 
 
@@ -368,6 +354,6 @@ def sweep_figure(sweep_id: Id, metric: str | None = None, x: str | None = None) 
         "GET",
         f"/sweeps/{sweep_id}/figure.svg",
         str,
-        params=_params(metric=metric, x=x),
+        params=_given(metric=metric, x=x),
         text=True,
     )
