@@ -55,6 +55,14 @@ def resolve_entrypoint(client: Any, source: str) -> Any:
     raise typer.Exit(EXIT_API_ERROR)
 
 
+def what_to_run(client: Any, experiment: str, source: str) -> tuple[Any, Any]:
+    """A submission's experiment id (the experiment created when missing) and entry point id."""
+    return (
+        resolve_experiment(client, experiment, create=True).id,
+        resolve_entrypoint(client, source).id,
+    )
+
+
 def submit(
     source: Annotated[str, typer.Argument(help="An entry point folder or archive, or its id.")],
     param: Params = [],  # noqa: B006
@@ -79,11 +87,8 @@ def submit(
     """
     params = parse_params(param)
     with api_client(api_url) as client:
-        exp = resolve_experiment(client, experiment, create=True)
-        entrypoint = resolve_entrypoint(client, source)
         job = client.submit_job(
-            exp.id,
-            entrypoint.id,
+            *what_to_run(client, experiment, source),
             entry_point=entry_point,
             params=params,
             queue=queue,

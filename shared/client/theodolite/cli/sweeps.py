@@ -22,7 +22,7 @@ from theodolite.cli.common import (
     resolve_experiment,
     status_console,
 )
-from theodolite.cli.jobs import resolve_entrypoint
+from theodolite.cli.jobs import what_to_run
 
 sweeps_app = typer.Typer(no_args_is_help=True, help="Parameter sweeps: submit, show, figure.")
 
@@ -103,12 +103,9 @@ def submit_sweep(
             f"{seeds!r} is not a list of integers", param_hint="--seeds"
         ) from exc
     with api_client(api_url, timeout=300) as client:
-        exp = resolve_experiment(client, experiment, create=True)
-        entrypoint = resolve_entrypoint(client, source)
         sweep = client.submit_sweep(
-            exp.id,
-            entrypoint.id,
-            grid_values,
+            *what_to_run(client, experiment, source),
+            grid=grid_values,
             params=params,
             seeds=seed_values,
             seed_param=seed_param,
