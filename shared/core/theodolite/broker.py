@@ -70,6 +70,8 @@ class DeclaredQueue(Protocol):
 
     async def bind(self, exchange: str, routing_key: str) -> object: ...
 
+    async def unbind(self, exchange: str, routing_key: str) -> object: ...
+
 
 class Closable(Protocol):
     """A broadcast subscription (its channel): closing it ends the subscription."""
@@ -118,6 +120,19 @@ class MessageBroker(Protocol):
         """Declare ``jobs.<queue>`` and bind it, so a job published to it is never unroutable."""
         declared = await self.declare_quorum_queue(topology.job_queue_name(queue))
         await declared.bind(topology.JOBS_EXCHANGE.name, routing_key=queue)
+        return declared
+
+    async def declare_event_queue(
+        self, name: str, bindings: Sequence[str], *, retired_bindings: Sequence[str] = ()
+    ) -> DeclaredQueue:
+        """Declare a quorum queue on ``theodolite.events`` bound by ``bindings``, and remove the
+        ``retired_bindings`` an earlier version made (removing one that is not there is no
+        error), so a deployment that had them does not get those messages twice."""
+        declared = await self.declare_quorum_queue(name)
+        for key in bindings:
+            await declared.bind(topology.EVENTS_EXCHANGE.name, routing_key=key)
+        for key in retired_bindings:
+            await declared.unbind(topology.EVENTS_EXCHANGE.name, routing_key=key)
         return declared
 
     async def publish(

@@ -109,6 +109,9 @@ class MemoryQueue:
     async def bind(self, exchange: str, routing_key: str) -> None:
         self.bindings.add((exchange, routing_key))
 
+    async def unbind(self, exchange: str, routing_key: str) -> None:
+        self.bindings.discard((exchange, routing_key))
+
     def put(self, message: MemoryMessage) -> None:
         message._queue, message.settled = self, None
         self.ready.append(message)
