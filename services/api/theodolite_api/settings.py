@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, IPvAnyNetwork
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from theodolite.settings import ArchiveLimitSettings, CommonSettings, DatabaseSettings
@@ -47,6 +47,13 @@ class WebhookSettings(BaseSettings):
     )
     poll_interval_s: float = Field(
         1.0, description="How often due deliveries are looked for when nothing woke the sender."
+    )
+    allow_networks: list[IPvAnyNetwork] = Field(
+        default_factory=list,
+        description="Networks webhooks may be sent into although they are not global (loopback, "
+        'private, ...), as a JSON list of CIDRs, e.g. ["10.20.0.0/16"]: for tests and private '
+        "deployments. Every subscriber can then reach them. Unspecified and multicast addresses "
+        "and the testbed's own services stay refused.",
     )
 
 

@@ -6,10 +6,13 @@ from __future__ import annotations
 import base64
 import ipaddress
 import secrets
+from ipaddress import IPv6Address
 from urllib.parse import urlsplit
 
 from theodolite.problems import Problem
 from theodolite_api.settings import ApiSettings
+from theodolite_api.webhooks.addresses import is_localhost_name, literal_address, refusal
+from theodolite_api.webhooks.destinations import DestinationRefused, parse_target
 
 MAX_URL_LENGTH = 2048
 
@@ -19,47 +22,57 @@ def new_webhook_secret() -> str:
     return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
 
 
+def _host_key(host: str) -> str:
+    """A host as the same key however it is spelt: an address literal normalised, every
+    loopback address and ``localhost`` name as ``loopback``."""
+    address = literal_address(host)
+    if address is None:
+        return "loopback" if is_localhost_name(host) else host.rstrip(".").lower()
+    if isinstance(address, IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return "loopback" if address.is_loopback else str(address)
+
+
 def _host_port(url: str) -> tuple[str, int | None]:
     parts = urlsplit(url if "://" in url else f"tcp://{url}")
-    return (parts.hostname or "").lower(), parts.port
+    return _host_key(parts.hostname or ""), parts.port
 
 
 def internal_endpoints(settings: ApiSettings) -> set[tuple[str, int | None]]:
-    """host:port of every service the testbed itself talks to."""
+    """host:port of every service the testbed itself talks to (hosts as ``_host_key`` gives)."""
     found = {
         _host_port(settings.mlflow.tracking_uri),
         _host_port(settings.storage.endpoint),
         _host_port(settings.registry_url),
         _host_port(settings.broker.url),
         _host_port(settings.db.url.replace("+asyncpg", "")),
-        (settings.host.lower(), settings.port),
-        ("127.0.0.1", settings.port),
-        ("localhost", settings.port),
+        (_host_key(settings.host), settings.port),
+        ("loopback", settings.port),
     }
     return {(host, port) for host, port in found if host}
 
 
 def callback_url_problems(url: str, settings: ApiSettings, field: str) -> list[Problem]:
-    problems: list[Problem] = []
+    """What keeps ``url`` from being a webhook URL. A host given as an address is checked now; a
+    name is checked (with every address it resolves to) each time a delivery is sent."""
     if len(url) > MAX_URL_LENGTH:
-        problems.append(Problem(field=field, message=f"longer than {MAX_URL_LENGTH} characters"))
-        return problems
-    parts = urlsplit(url)
-    if parts.scheme not in {"http", "https"} or not parts.hostname:
-        problems.append(Problem(field=field, message="must be an http:// or https:// URL"))
-        return problems
-    host = parts.hostname.lower()
-    port = parts.port or (443 if parts.scheme == "https" else 80)
-    denied = internal_endpoints(settings)
-    if (host, port) in denied or (
-        host in {"localhost", "127.0.0.1"} and ("127.0.0.1", port) in denied
-    ):
-        problems.append(Problem(field=field, message="points at one of the testbed's own services"))
+        return [Problem(field=field, message=f"longer than {MAX_URL_LENGTH} characters")]
     try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        address = None
+        target = parse_target(url)
+    except DestinationRefused as exc:
+        return [Problem(field=field, message=str(exc))]
+    problems: list[Problem] = []
+    if (_host_key(target.host), target.port) in internal_endpoints(settings):
+        problems.append(Problem(field=field, message="points at one of the testbed's own services"))
+    address = literal_address(target.host)
+    if address is None:
+        if is_localhost_name(target.host):
+            problems.append(Problem(field=field, message=f"{target.host} is this machine"))
+        return problems
+    why = refusal(address, settings.webhooks.allow_networks)
+    if why is not None:
+        problems.append(Problem(field=field, message=f"not a public address: {why}"))
     for entry in settings.callback_denied_networks:
-        if address is not None and address in ipaddress.ip_network(entry, strict=False):
+        if address in ipaddress.ip_network(entry, strict=False):
             problems.append(Problem(field=field, message=f"addresses in {entry} are not allowed"))
     return problems
