@@ -4,7 +4,9 @@ limit, retries with exponential backoff on timeouts, connection errors, 429 and 
 A delivery is leased (its next attempt moved past the request's time limit) in the transaction
 that claims it, so replicas never send it at once, and one whose sender died is sent again when
 the lease runs out (same ``webhook-id``: receivers deduplicate). A slow or dead receiver holds
-only its own URL's few slots; every other delivery goes on.
+only its own URL's few slots; every other delivery goes on. Each attempt resolves the URL's host
+and connects only to an address checked then (``destinations``); a refused one fails the
+delivery with the reason, and nothing is connected to.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import email.utils
 import logging
 import random
 import time
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import httpx
@@ -26,13 +29,28 @@ from theodolite.periodic import PeriodicService
 from theodolite_api.repositories import webhooks as webhook_repo
 from theodolite_api.repositories.webhooks import DueDelivery
 from theodolite_api.settings import WebhookSettings
+from theodolite_api.webhooks.destinations import (
+    DestinationGuard,
+    DestinationRefused,
+    Resolver,
+    system_resolver,
+)
 from theodolite_api.webhooks.signing import signed_headers
 
 log = logging.getLogger(__name__)
 
 LEASE_MARGIN_S = 30.0
 MAX_ERROR_LENGTH = 500
-ANSWER_EXCERPT = 200
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What came of one attempt: the receiver's status code, or why there was none."""
+
+    status_code: int | None = None
+    error: str | None = None  # None: delivered
+    retryable: bool = True
+    wait_s: float | None = None  # the receiver's Retry-After
 
 
 def webhook_id(delivery_id: object) -> str:
@@ -79,11 +97,13 @@ class WebhookSender(PeriodicService):
         sessions: async_sessionmaker[AsyncSession],
         http: httpx.AsyncClient,
         settings: WebhookSettings,
+        resolve: Resolver = system_resolver,
     ) -> None:
         super().__init__(interval_s=settings.poll_interval_s)
         self._sessions = sessions
         self._http = http
         self._settings = settings
+        self._guard = DestinationGuard(allowed=settings.allow_networks, resolve=resolve)
         self._in_flight: dict[str, int] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -147,47 +167,46 @@ class WebhookSender(PeriodicService):
     async def _send(self, delivery: DueDelivery) -> None:
         started_at = utcnow()
         started = time.monotonic()
-        status_code: int | None = None
-        error: str | None = None
-        wait_s: float | None = None
-        headers = signed_headers(
-            delivery.secret, webhook_id(delivery.id), int(time.time()), delivery.body
-        )
-        try:
-            async with (
-                asyncio.timeout(self._settings.timeout_s),
-                self._http.stream(
-                    "POST", delivery.url, content=delivery.body.encode(), headers=headers
-                ) as response,
-            ):
-                status_code = response.status_code
-                if not 200 <= status_code < 300:
-                    # A little of what it said; never the whole of a large answer.
-                    start = await anext(response.aiter_bytes(), b"")
-                    text = start[:ANSWER_EXCERPT].decode(errors="replace")
-                    error = f"answered {status_code}: {text}".strip()
-                    wait_s = retry_after_s(response)
-        except (TimeoutError, httpx.TimeoutException):
-            error = f"no answer within {self._settings.timeout_s:g} s"
-        except httpx.HTTPError as exc:
-            error = f"{type(exc).__name__}: {exc}"[:MAX_ERROR_LENGTH]
+        outcome = await self._attempt(delivery)
         duration_ms = int((time.monotonic() - started) * 1000)
         try:
-            await self._record(delivery, started_at, status_code, error, duration_ms, wait_s)
+            await self._record(delivery, started_at, outcome, duration_ms)
         except Exception:
             # The lease runs out and the delivery is tried again.
             log.exception("could not record the outcome of webhook delivery %s", delivery.id)
 
+    async def _attempt(self, delivery: DueDelivery) -> Outcome:
+        headers = signed_headers(
+            delivery.secret, webhook_id(delivery.id), int(time.time()), delivery.body
+        )
+        try:
+            async with asyncio.timeout(self._settings.timeout_s):
+                response = await self._guard.post(
+                    self._http, delivery.url, content=delivery.body.encode(), headers=headers
+                )
+        except DestinationRefused as exc:
+            # Nothing was connected to; asking the resolver again would not make it allowed.
+            return Outcome(error=f"refused: {exc}"[:MAX_ERROR_LENGTH], retryable=False)
+        except (TimeoutError, httpx.TimeoutException):
+            return Outcome(error=f"no answer within {self._settings.timeout_s:g} s")
+        except httpx.HTTPError as exc:
+            return Outcome(error=f"{type(exc).__name__}: {exc}"[:MAX_ERROR_LENGTH])
+        status_code = response.status_code
+        if 200 <= status_code < 300:
+            return Outcome(status_code=status_code)
+        # Only the status is kept: what a receiver answers is not the testbed's to store.
+        return Outcome(
+            status_code=status_code,
+            error=f"answered {status_code}",
+            retryable=is_retryable(status_code),
+            wait_s=retry_after_s(response),
+        )
+
     async def _record(
-        self,
-        due: DueDelivery,
-        at: datetime,
-        status_code: int | None,
-        error: str | None,
-        duration_ms: int,
-        wait_s: float | None,
+        self, due: DueDelivery, at: datetime, outcome: Outcome, duration_ms: int
     ) -> None:
         settings = self._settings
+        status_code, error = outcome.status_code, outcome.error
         async with self._sessions() as session:
             delivery = await webhook_repo.get_delivery(
                 session=session, delivery_id=due.id, for_update=True
@@ -223,10 +242,10 @@ class WebhookSender(PeriodicService):
                 if subscription is not None:
                     subscription.consecutive_failures = 0
             else:
-                if is_retryable(status_code) and delivery.attempts_left > 0:
+                if outcome.retryable and delivery.attempts_left > 0:
                     delay = retry_delay_s(settings, delivery.attempts)
-                    if wait_s is not None:
-                        delay = min(settings.retry_max_delay_s, max(delay, wait_s))
+                    if outcome.wait_s is not None:
+                        delay = min(settings.retry_max_delay_s, max(delay, outcome.wait_s))
                     delivery.next_attempt_at = now + timedelta(seconds=delay)
                 else:
                     delivery.status = "failed"
