@@ -18,6 +18,7 @@ from theodolite.web.lifespan import open_broker, open_database
 from theodolite_api.clients.mlflow import MlflowReader
 from theodolite_api.clients.registry import RegistryClient
 from theodolite_api.consumers.job_events import JobEventConsumer
+from theodolite_api.consumers.worker_events import WorkerEventConsumer
 from theodolite_api.loops.outbox_relay import OutboxRelay
 from theodolite_api.loops.reaper import JobReaper
 from theodolite_api.notifications import notifications
@@ -44,9 +45,15 @@ log = logging.getLogger(__name__)
 
 async def _declare_topology(state: AppState) -> None:
     await asyncio.to_thread(state.store.ensure_bucket, state.settings.storage.entrypoint_bucket)
-    events_queue = await state.broker.declare_quorum_queue(topology.API_EVENTS_QUEUE)
-    for pattern in topology.API_EVENTS_BINDINGS:
-        await events_queue.bind(topology.EVENTS_EXCHANGE.name, routing_key=pattern)
+    # The workers' queue first: heartbeats always have a queue while the old binding goes.
+    await state.broker.declare_event_queue(
+        topology.API_WORKER_EVENTS_QUEUE, topology.API_WORKER_EVENTS_BINDINGS
+    )
+    await state.broker.declare_event_queue(
+        topology.API_EVENTS_QUEUE,
+        topology.API_EVENTS_BINDINGS,
+        retired_bindings=topology.API_EVENTS_RETIRED_BINDINGS,
+    )
     async with state.sessions() as session:
         for queue in await queue_repo.all_queues(session=session):
             await state.broker.declare_job_queue(queue.name)
@@ -99,6 +106,14 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             topology.API_EVENTS_QUEUE, job_events.consumer, prefetch=1
         )
         stack.push_async_callback(consumption.close)
+        # Heartbeats and plugin announcements on their own queue: never behind a job event.
+        worker_events = WorkerEventConsumer(sessions=sessions)
+        worker_consumption = await broker.consume(
+            topology.API_WORKER_EVENTS_QUEUE,
+            worker_events.consumer,
+            prefetch=worker_events.prefetch,
+        )
+        stack.push_async_callback(worker_consumption.close)
         # Server-sent event fan-out and webhook delivery (stopped before the broker closes).
         app.state.notifications = await stack.enter_async_context(notifications(state))
         app.state.core = state

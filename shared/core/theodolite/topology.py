@@ -25,11 +25,18 @@ ALL_EXCHANGES = (JOBS_EXCHANGE, EVENTS_EXCHANGE, CONTROL_EXCHANGE, DEAD_LETTER_E
 STATUS_CHANGED_ROUTING_KEY = "job.status_changed"  # events: the api recorded a transition
 JOB_CANCEL_ROUTING_KEY = "job.cancel"  # control: stop this job wherever it runs
 
-# The api's durable event queue: competing consumers across api replicas. It hears the api's own
-# status_changed too (``job.#``) and leaves it alone.
+# The api's durable queue of job events, applied one at a time and in order: competing consumers
+# across api replicas. It hears the api's own status_changed too (``job.#``) and leaves it alone.
 API_EVENTS_QUEUE = "events.api"
-API_EVENTS_BINDINGS = ("job.#", "worker.#")
+API_EVENTS_BINDINGS = ("job.#",)
 API_EVENTS_DEAD_QUEUE = "events.api.dead"
+# Bindings earlier versions made on ``events.api``, removed when the api starts: worker events
+# have their own queue now, and would otherwise arrive on both.
+API_EVENTS_RETIRED_BINDINGS = ("worker.#",)
+# Worker heartbeats and plugin announcements: a durable queue of their own, so they never wait
+# behind a slow job event (the reaper would call a healthy worker's jobs lost).
+API_WORKER_EVENTS_QUEUE = "events.api.workers"
+API_WORKER_EVENTS_BINDINGS = ("worker.#",)
 
 # Every worker's own auto-delete queue on ``theodolite.control``.
 WORKER_CONTROL_BINDINGS = ("plugin.*", JOB_CANCEL_ROUTING_KEY)

@@ -1,14 +1,20 @@
-"""Consumes the workers' job and worker events (``events.api``): records every transition and log
-line, drops stale and duplicate events by their per-job ``(attempt, seq)``.
+"""Consumes the workers' job events (``events.api``): records every transition and log line, drops
+stale and duplicate events by their per-job ``(attempt, seq)``.
 
 Status changes go through ``jobs.transitions`` (which announces them as ``job.status_changed``);
-this consumer hears its own announcements too (``job.#``) and leaves them alone.
+this consumer hears its own announcements too (``job.#``) and leaves them alone. Heartbeats and
+plugin announcements have their own queue and consumer (``consumers.worker_events``).
+
+Events are applied one at a time, so none may jam the queue: text PostgreSQL cannot store (NUL)
+is replaced before it is written, and a database error that would recur dead-letters the event at
+once (``consumers.failures``); only transient ones are retried.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from typing import Any
 
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import async_sessionmaker
@@ -31,11 +37,11 @@ from theodolite.events import (
     WorkerPlugins,
 )
 from theodolite.lifecycle import IllegalTransition, JobStatus
+from theodolite_api.consumers.failures import database_failure_outcome
+from theodolite_api.consumers.worker_events import WorkerEventConsumer
 from theodolite_api.jobs import transitions
 from theodolite_api.jobs.retries import may_retry, requeue
 from theodolite_api.repositories import jobs as job_repo
-from theodolite_api.repositories import plugins as plugin_repo
-from theodolite_api.repositories import queues as queue_repo
 
 log = logging.getLogger(__name__)
 
@@ -68,38 +74,20 @@ class JobEventConsumer:
     ) -> None:
         self._sessions = sessions
         self._on_transition = on_transition
-        # A failure to apply is transient (the database restarting): retried, and after the
-        # delivery limit the message ends in events.api.dead.
-        self.consumer = Consumer("api events", retry_delay_s=RETRY_DELAY_S)
-        self.consumer.register(WorkerHeartbeat, self.on_heartbeat)
-        self.consumer.register(WorkerPlugins, self.on_plugins)
+        # A transient failure (the database restarting) is retried, and after the delivery limit
+        # the message ends in events.api.dead; one that would recur goes there at once.
+        self.consumer = Consumer(
+            "api events", retry_delay_s=RETRY_DELAY_S, on_error=database_failure_outcome
+        )
+        # Worker events still on this queue (sent before they had their own, or routed here by
+        # an older replica's binding during a rolling upgrade) are applied as there: both are
+        # idempotent, so a copy on each queue does no harm.
+        left_over = WorkerEventConsumer(sessions=sessions)
+        self.consumer.register(WorkerHeartbeat, left_over.on_heartbeat)
+        self.consumer.register(WorkerPlugins, left_over.on_plugins)
         self.consumer.register(JobStatusChanged, self.on_own_status_changed)
         for payload_type in JOB_EVENTS:
             self.consumer.register(payload_type, self.on_job_event)
-
-    async def on_heartbeat(
-        self, envelope: Envelope, payload: WorkerHeartbeat, delivery: Delivery
-    ) -> None:
-        async with self._sessions() as session:
-            await queue_repo.record_heartbeat(
-                session=session, heartbeat=payload, at=envelope.occurred_at
-            )
-            await job_repo.record_job_heartbeats(
-                session=session,
-                worker_id=payload.worker_id,
-                job_ids=payload.running_jobs,
-                at=envelope.occurred_at,
-            )
-            await session.commit()
-
-    async def on_plugins(
-        self, envelope: Envelope, payload: WorkerPlugins, delivery: Delivery
-    ) -> None:
-        async with self._sessions() as session:
-            await plugin_repo.record_announcement(
-                session=session, announcement=payload, at=envelope.occurred_at
-            )
-            await session.commit()
 
     async def on_own_status_changed(
         self, envelope: Envelope, payload: JobStatusChanged, delivery: Delivery
@@ -112,6 +100,11 @@ class JobEventConsumer:
         if envelope.job_id is None:
             log.warning("%s %s without a job id dropped", envelope.type, envelope.id)
             return
+        if _JSON_NUL in delivery.message.body:
+            payload = _storable(payload)
+            log.warning(
+                "%s %s for job %s: NUL replaced", envelope.type, envelope.id, envelope.job_id
+            )
         async with self._sessions() as session:
             job = await job_repo.get(session=session, job_id=envelope.job_id, for_update=True)
             if job is None:
@@ -129,6 +122,27 @@ class JobEventConsumer:
             await session.commit()
         if changed:
             self._on_transition()
+
+
+# PostgreSQL text and jsonb cannot hold NUL. Workers escape it in job output; an event that still
+# carries one (an older worker, another producer) has it replaced by U+FFFD, the replacement
+# character, rather than refused by the database. (A lone surrogate never gets here: the JSON
+# decoder refuses it, and the event is dead-lettered as undecodable.)
+_JSON_NUL = b"\\u0000"
+
+
+def _storable(payload: BaseModel) -> BaseModel:
+    return type(payload).model_validate(_without_nul(payload.model_dump()))
+
+
+def _without_nul(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd")
+    if isinstance(value, list):
+        return [_without_nul(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _without_nul(item) for key, item in value.items()}
+    return value
 
 
 async def _late_log_line(

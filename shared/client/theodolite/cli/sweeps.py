@@ -105,7 +105,7 @@ def submit_sweep(
     with api_client(api_url, timeout=300) as client:
         sweep = client.submit_sweep(
             *what_to_run(client, experiment, source),
-            grid=grid_values,
+            grid_values,
             params=params,
             seeds=seed_values,
             seed_param=seed_param,
