@@ -125,7 +125,7 @@ async def test_a_name_resolving_to_loopback_is_refused_when_sent(
     delivery, attempts, _ = await _send_one(sessions, f"http://{NAME}:{port}/ok", settings)
     assert delivery.status == "failed"  # a refusal is final: no retries against the resolver
     assert [(a.status_code, a.error) for a in attempts] == [
-        (None, f"refused: {NAME} resolves to 127.0.0.1 is loopback")
+        (None, f"refused: {NAME} resolves to a refused address: 127.0.0.1 is loopback")
     ]
     assert delivery.last_error == attempts[0].error
     assert received.requests == []  # nothing connected

@@ -165,7 +165,10 @@ def _resolving_to(*addresses: str) -> DestinationGuard:
 
 
 async def test_a_name_is_refused_if_any_address_it_resolves_to_is() -> None:
-    with pytest.raises(DestinationRefused, match=r"hooks\.example resolves to 127\.0\.0\.1"):
+    with pytest.raises(
+        DestinationRefused,
+        match=r"hooks\.example resolves to a refused address: 127\.0\.0\.1 is loopback",
+    ):
         await _resolving_to("127.0.0.1").pin("http://hooks.example/x")
     with pytest.raises(DestinationRefused, match="10.0.0.7 is private"):
         await _resolving_to("93.184.215.14", "10.0.0.7").pin("http://hooks.example/x")
@@ -173,6 +176,8 @@ async def test_a_name_is_refused_if_any_address_it_resolves_to_is() -> None:
         await _resolving_to("::ffff:192.168.0.1").pin("http://hooks.example/x")
     with pytest.raises(DestinationRefused, match="no address"):
         await _resolving_to().pin("http://hooks.example/x")
+    with pytest.raises(DestinationRefused, match=r"^10\.0\.0\.1 is private$"):
+        await _resolving_to("10.0.0.1").pin("http://10.1/x")  # a stored URL is judged again
     pinned = await _resolving_to("93.184.215.14").pin("https://hooks.example:8443/x")
     assert pinned.addresses == [ipaddress.ip_address("93.184.215.14")]
 

@@ -13,7 +13,13 @@ from urllib.parse import unquote
 
 import httpx
 
-from theodolite_api.webhooks.addresses import IPAddress, IPNetwork, refusal, sockaddr_address
+from theodolite_api.webhooks.addresses import (
+    IPAddress,
+    IPNetwork,
+    literal_address,
+    refusal,
+    sockaddr_address,
+)
 
 Resolver = Callable[[str, int], Awaitable[list[IPAddress]]]
 DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -106,10 +112,13 @@ class DestinationGuard:
             raise DestinationRefused(f"{target.host} does not resolve ({exc})") from None
         if not addresses:
             raise DestinationRefused(f"{target.host} resolves to no address")
+        named = literal_address(target.host) is None
         for address in addresses:
             why = refusal(address, self._allowed)
             if why is not None:
-                raise DestinationRefused(f"{target.host} resolves to {why}")
+                raise DestinationRefused(
+                    f"{target.host} resolves to a refused address: {why}" if named else why
+                )
         return PinnedTarget(target=target, addresses=addresses)
 
     async def post(
