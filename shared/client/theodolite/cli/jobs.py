@@ -28,8 +28,16 @@ from theodolite.cli.follow import follow_job
 
 jobs_app = typer.Typer(no_args_is_help=True, help="Jobs: list, show, logs, cancel, results.")
 
+# What a submission runs (``submit``, ``sweeps submit``): what_to_run resolves the first two.
+Source = Annotated[str, typer.Argument(help="An entry point folder or archive, or its id.")]
 Experiment = Annotated[
     str, typer.Option("--experiment", "-e", help="Experiment name (created if missing) or id.")
+]
+Queue = Annotated[str, typer.Option("--queue", "-q", help="The queue to run on.")]
+EntryPoint = Annotated[str, typer.Option("--entry-point", help="Which entry point.")]
+# A listing's filter (``jobs list``, ``sweeps list``).
+OfExperiment = Annotated[
+    str | None, typer.Option("--experiment", "-e", help="Only this experiment's (name or id).")
 ]
 JobId = Annotated[str, typer.Argument(help="The job's id.")]
 Timeout = Annotated[
@@ -64,10 +72,10 @@ def what_to_run(client: Any, experiment: str, source: str) -> tuple[Any, Any]:
 
 
 def submit(
-    source: Annotated[str, typer.Argument(help="An entry point folder or archive, or its id.")],
+    source: Source,
     param: Params = [],  # noqa: B006
-    queue: Annotated[str, typer.Option("--queue", "-q", help="The queue to run on.")] = "cpu",
-    entry_point: Annotated[str, typer.Option("--entry-point", help="Which entry point.")] = "main",
+    queue: Queue = "cpu",
+    entry_point: EntryPoint = "main",
     experiment: Experiment = "default",
     wait: Annotated[bool, typer.Option("--wait", "-w", help="Follow the job to its end.")] = False,
     timeout_s: Annotated[
@@ -118,7 +126,7 @@ def show_outcome(job: Any) -> None:
 
 @jobs_app.command("list")
 def list_jobs(
-    experiment: Annotated[str | None, typer.Option("--experiment", "-e")] = None,
+    experiment: OfExperiment = None,
     status: Annotated[str | None, typer.Option(help="Only jobs in this status.")] = None,
     limit: Annotated[int, typer.Option(help="At most this many.")] = 50,
     as_json: AsJson = False,

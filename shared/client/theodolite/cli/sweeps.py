@@ -22,7 +22,7 @@ from theodolite.cli.common import (
     resolve_experiment,
     status_console,
 )
-from theodolite.cli.jobs import what_to_run
+from theodolite.cli.jobs import EntryPoint, Experiment, OfExperiment, Queue, Source, what_to_run
 
 sweeps_app = typer.Typer(no_args_is_help=True, help="Parameter sweeps: submit, show, figure.")
 
@@ -73,7 +73,7 @@ def show_sweep(sweep: Any) -> None:
 
 @sweeps_app.command("submit")
 def submit_sweep(
-    source: Annotated[str, typer.Argument(help="An entry point folder or archive, or its id.")],
+    source: Source,
     grid: Annotated[
         list[str], typer.Option("-G", "--grid", help="name=v1,v2,... (repeatable: a product).")
     ] = [],  # noqa: B006
@@ -86,9 +86,9 @@ def submit_sweep(
     metric: Annotated[
         list[str], typer.Option("--metric", "-m", help="Metric of the table (repeatable).")
     ] = [],  # noqa: B006
-    experiment: Annotated[str, typer.Option("--experiment", "-e")] = "default",
-    queue: Annotated[str, typer.Option("--queue", "-q")] = "cpu",
-    entry_point: Annotated[str, typer.Option("--entry-point")] = "main",
+    experiment: Experiment = "default",
+    queue: Queue = "cpu",
+    entry_point: EntryPoint = "main",
     name: Annotated[str | None, typer.Option(help="A name for the sweep.")] = None,
     wait: Annotated[bool, typer.Option("--wait", "-w", help="Until every job ends.")] = False,
     as_json: AsJson = False,
@@ -138,7 +138,7 @@ def show(sweep_id: SweepId, as_json: AsJson = False, api_url: ApiUrl = DEFAULT_A
 
 @sweeps_app.command("list")
 def list_sweeps(
-    experiment: Annotated[str | None, typer.Option("--experiment", "-e")] = None,
+    experiment: OfExperiment = None,
     as_json: AsJson = False,
     api_url: ApiUrl = DEFAULT_API_URL,
 ) -> None:
