@@ -10,7 +10,7 @@ from fastapi import APIRouter, File, Response, UploadFile, status
 from fastapi.responses import StreamingResponse
 
 from theodolite.storage import entrypoint_archive_key
-from theodolite.web.errors import InvalidArchive, PayloadTooLarge, found_or_404
+from theodolite.web.errors import ArchiveUploadRoute, InvalidArchive, PayloadTooLarge, found_or_404
 from theodolite_api.deps import SessionDep, StateDep
 from theodolite_api.entrypoints.uploads import describe_archive, store_entrypoint_archive
 from theodolite_api.repositories import entrypoints as entrypoint_repo
@@ -18,7 +18,7 @@ from theodolite_api.schemas.common import Limit, Offset, Page
 from theodolite_api.schemas.entrypoints import EntryPointArchivePublic, EntryPointValidation
 from theodolite_api.views import entry_points_public, entrypoint_public, graph_public
 
-router = APIRouter(prefix="/entrypoints", tags=["entrypoints"])
+router = APIRouter(prefix="/entrypoints", tags=["entrypoints"], route_class=ArchiveUploadRoute)
 
 READ_CHUNK = 1 << 20
 

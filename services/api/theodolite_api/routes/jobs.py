@@ -144,7 +144,9 @@ async def cancel_job(job_id: uuid.UUID, session: SessionDep, state: StateDep) ->
 async def get_job_logs(
     job_id: uuid.UUID,
     session: SessionDep,
-    tail: Annotated[int | None, Query(ge=1, description="Only the last N lines.")] = None,
+    tail: Annotated[
+        int | None, Query(ge=1, le=1_000_000, description="Only the last N lines.")
+    ] = None,
 ) -> PlainTextResponse:
     """The job's output (stdout and stderr, interleaved as written)."""
     await _job_or_404(session, job_id)
