@@ -33,14 +33,18 @@ NAME = "hooks.example"
 INTERNAL_DETAIL = b"stack trace of an internal service"
 
 
+LOOPBACK = ipaddress.ip_network("127.0.0.0/8")
+
+
 class Received:
     def __init__(self) -> None:
+        self.port = 0
         self.requests: list[tuple[str, dict[str, str], bytes]] = []
         self.lock = threading.Lock()
 
 
 @pytest.fixture
-def receiver() -> Iterator[tuple[int, Received]]:
+def receiver() -> Iterator[Received]:
     """A receiver on 127.0.0.1: /ok answers 204, /gone 400 with a body that must not be kept."""
     received = Received()
 
@@ -62,10 +66,11 @@ def receiver() -> Iterator[tuple[int, Received]]:
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     server.daemon_threads = True
+    received.port = server.server_port
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield server.server_port, received
+        yield received
     finally:
         server.shutdown()
         server.server_close()
@@ -79,10 +84,15 @@ async def _resolve(host: str, port: int) -> list[IPAddress]:
 
 
 async def _send_one(
-    sessions: async_sessionmaker[AsyncSession], url: str, settings: WebhookSettings
+    sessions: async_sessionmaker[AsyncSession], receiver: Received, path: str, *, allowed: bool
 ) -> tuple[WebhookDelivery, list[WebhookAttempt], str]:
-    """A job's callback delivery to ``url``, sent by a running sender until it is no longer
-    pending; the delivery, its attempts and the job's webhook secret."""
+    """A job's callback delivery to NAME (the receiver), sent by a running sender, with 127.0.0.0/8
+    allowed or not, until it is no longer pending; the delivery, its attempts and the job's
+    webhook secret."""
+    url = f"http://{NAME}:{receiver.port}{path}"
+    settings = WebhookSettings(
+        poll_interval_s=0.1, max_attempts=3, allow_networks=[LOOPBACK] if allowed else []
+    )
     secret = new_webhook_secret()
     async with sessions() as session:
         job = await new_job(session, callback_url=url, webhook_secret=secret)
@@ -118,44 +128,34 @@ async def _send_one(
 
 
 async def test_a_name_resolving_to_loopback_is_refused_when_sent(
-    sessions: async_sessionmaker[AsyncSession], receiver: tuple[int, Received]
+    sessions: async_sessionmaker[AsyncSession], receiver: Received
 ) -> None:
-    port, received = receiver
-    settings = WebhookSettings(poll_interval_s=0.1, max_attempts=3)
-    delivery, attempts, _ = await _send_one(sessions, f"http://{NAME}:{port}/ok", settings)
+    delivery, attempts, _ = await _send_one(sessions, receiver, "/ok", allowed=False)
     assert delivery.status == "failed"  # a refusal is final: no retries against the resolver
     assert [(a.status_code, a.error) for a in attempts] == [
         (None, f"refused: {NAME} resolves to a refused address: 127.0.0.1 is loopback")
     ]
     assert delivery.last_error == attempts[0].error
-    assert received.requests == []  # nothing connected
+    assert receiver.requests == []  # nothing connected
 
 
 async def test_an_allow_listed_receiver_gets_a_signed_delivery_pinned_to_its_address(
-    sessions: async_sessionmaker[AsyncSession], receiver: tuple[int, Received]
+    sessions: async_sessionmaker[AsyncSession], receiver: Received
 ) -> None:
-    port, received = receiver
-    settings = WebhookSettings(
-        poll_interval_s=0.1, allow_networks=[ipaddress.ip_network("127.0.0.0/8")]
-    )
-    delivery, attempts, secret = await _send_one(sessions, f"http://{NAME}:{port}/ok", settings)
+    delivery, attempts, secret = await _send_one(sessions, receiver, "/ok", allowed=True)
     assert delivery.status == "delivered"
     assert [a.status_code for a in attempts] == [204]
-    [(path, headers, body)] = received.requests
+    [(path, headers, body)] = receiver.requests
     assert path == "/ok"
-    assert headers["host"] == f"{NAME}:{port}"  # sent to the checked address, for the name
+    assert headers["host"] == f"{NAME}:{receiver.port}"  # sent to the checked address, for the name
     assert Webhook(secret).verify(body, headers)["type"] == "job.succeeded"
 
 
 async def test_only_the_status_of_an_answer_is_kept(
-    sessions: async_sessionmaker[AsyncSession], receiver: tuple[int, Received]
+    sessions: async_sessionmaker[AsyncSession], receiver: Received
 ) -> None:
-    port, received = receiver
-    settings = WebhookSettings(
-        poll_interval_s=0.1, allow_networks=[ipaddress.ip_network("127.0.0.0/8")]
-    )
-    delivery, attempts, _ = await _send_one(sessions, f"http://{NAME}:{port}/gone", settings)
-    assert len(received.requests) == 1
+    delivery, attempts, _ = await _send_one(sessions, receiver, "/gone", allowed=True)
+    assert len(receiver.requests) == 1
     assert delivery.status == "failed"  # 400 is not retried
     assert [(a.status_code, a.error) for a in attempts] == [(400, "answered 400")]
     assert delivery.last_error == "answered 400"
