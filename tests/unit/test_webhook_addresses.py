@@ -150,6 +150,7 @@ def test_allow_listed_loopback_is_accepted_but_the_testbeds_own_services_are_not
     settings = ApiSettings(port=8000, webhooks=WebhookSettings(allow_networks=[LOOPBACK]))
     assert callback_url_problems("http://127.0.0.1:9999/hook", settings, "url") == []
     assert callback_url_problems("https://example.com/hook", settings, "url") == []
+    assert callback_url_problems("http://localhost:9999/hook", settings, "url") == []
     for own in ("http://127.1:8000/", "http://localhost:8000/", "http://[::ffff:7f00:1]:8000/"):
         messages = [p.message for p in callback_url_problems(own, settings, "url")]
         assert "points at one of the testbed's own services" in messages, own

@@ -6,7 +6,7 @@ from __future__ import annotations
 import base64
 import ipaddress
 import secrets
-from ipaddress import IPv6Address
+from ipaddress import IPv4Address, IPv6Address
 from urllib.parse import urlsplit
 
 from theodolite.problems import Problem
@@ -15,6 +15,7 @@ from theodolite_api.webhooks.addresses import is_localhost_name, literal_address
 from theodolite_api.webhooks.destinations import DestinationRefused, parse_target
 
 MAX_URL_LENGTH = 2048
+LOCALHOST = IPv4Address("127.0.0.1")
 
 
 def new_webhook_secret() -> str:
@@ -65,13 +66,15 @@ def callback_url_problems(url: str, settings: ApiSettings, field: str) -> list[P
     if (_host_key(target.host), target.port) in internal_endpoints(settings):
         problems.append(Problem(field=field, message="points at one of the testbed's own services"))
     address = literal_address(target.host)
+    said = "not a public address"
+    if address is None and is_localhost_name(target.host):
+        # What resolvers answer for it, whatever this machine's hosts file says.
+        address, said = LOCALHOST, f"{target.host} is this machine"
     if address is None:
-        if is_localhost_name(target.host):
-            problems.append(Problem(field=field, message=f"{target.host} is this machine"))
         return problems
     why = refusal(address, settings.webhooks.allow_networks)
     if why is not None:
-        problems.append(Problem(field=field, message=f"not a public address: {why}"))
+        problems.append(Problem(field=field, message=f"{said}: {why}"))
     for entry in settings.callback_denied_networks:
         if address in ipaddress.ip_network(entry, strict=False):
             problems.append(Problem(field=field, message=f"addresses in {entry} are not allowed"))
