@@ -8,13 +8,17 @@ import shlex
 import tarfile
 import warnings
 import zipfile
+from collections.abc import AsyncIterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import httpx
 import pytest
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI, UploadFile
 from pydantic import ValidationError
+from theodolite_registry.schemas.plugins import PluginNamePath as RegistryPluginName
+from theodolite_registry.schemas.plugins import PluginVersionPath as RegistryPluginVersion
 
 from tests.fixtures.archives import make_tar
 from theodolite.archives import ArchiveLimits, extract_archive, inspect_archive
@@ -25,9 +29,19 @@ from theodolite.mlproject import (
     render_command,
     type_error,
 )
-from theodolite.problems import ProblemsError
-from theodolite.web.errors import InvalidArchive, install_error_handlers
-from theodolite_api.entrypoints.uploads import describe_archive, filename_problem
+from theodolite.problems import ProblemsError, filename_problem
+from theodolite.settings import MlflowSettings
+from theodolite.web.errors import (
+    FORM_OVERHEAD_BYTES,
+    ArchiveUploadRoute,
+    DomainError,
+    InvalidArchive,
+    install_error_handlers,
+)
+from theodolite_api.clients.mlflow import MlflowReader
+from theodolite_api.clients.registry import RegistryClient, plugin_path
+from theodolite_api.entrypoints.uploads import describe_archive
+from theodolite_api.schemas.common import PluginNamePath, PluginVersionPath
 from theodolite_api.schemas.experiments import ExperimentCreate
 from theodolite_api.schemas.jobs import JobCreate, JobPublic
 from theodolite_api.schemas.queues import QueueCreate
@@ -255,7 +269,9 @@ ARCHIVE_LIMITS = ArchiveLimits(max_bytes=100_000, max_members=10, max_unpacked_b
 _MLPROJECT = b"entry_points:\n  main:\n    command: 'true'\n"
 
 
-def _tar(*members: tarfile.TarInfo | tuple[str, bytes]) -> bytes:
+def tar_of(*members: tarfile.TarInfo | tuple[str, bytes]) -> bytes:
+    """A tar.gz of exactly these members, duplicates and links included (the integration
+    tests use it too)."""
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
         for member in members:
@@ -269,7 +285,7 @@ def _tar(*members: tarfile.TarInfo | tuple[str, bytes]) -> bytes:
     return buffer.getvalue()
 
 
-def _link(name: str, target: str, kind: bytes) -> tarfile.TarInfo:
+def link_member(name: str, target: str, kind: bytes) -> tarfile.TarInfo:
     info = tarfile.TarInfo(name)
     info.type = kind
     info.linkname = target
@@ -283,7 +299,7 @@ def _archive_problems(data: bytes, limits: ArchiveLimits = ARCHIVE_LIMITS) -> li
 
 
 def test_duplicate_member_names_are_refused_in_tar() -> None:
-    data = _tar(("MLproject", _MLPROJECT), ("run.py", b"1"), ("./run.py", b"2"))
+    data = tar_of(("MLproject", _MLPROJECT), ("run.py", b"1"), ("./run.py", b"2"))
     assert _archive_problems(data) == ["member './run.py' appears more than once"]
 
 
@@ -302,12 +318,12 @@ def test_duplicate_member_names_are_refused_in_zip() -> None:
 def test_a_link_sharing_a_members_name_is_refused(kind: bytes) -> None:
     # The amplifier: one big file and links of the same name, each read as the big file.
     big = ("data.bin", bytes(40_000))
-    data = _tar(("MLproject", _MLPROJECT), big, _link("MLproject", "data.bin", kind))
+    data = tar_of(("MLproject", _MLPROJECT), big, link_member("MLproject", "data.bin", kind))
     assert any("'MLproject'" in p for p in _archive_problems(data))
 
 
 def test_hard_links_are_refused_even_inside_the_archive() -> None:
-    data = _tar(("MLproject", _MLPROJECT), _link("copy", "MLproject", tarfile.LNKTYPE))
+    data = tar_of(("MLproject", _MLPROJECT), link_member("copy", "MLproject", tarfile.LNKTYPE))
     assert _archive_problems(data) == ["member 'copy' is a hard link; hard links are not allowed"]
 
 
@@ -315,7 +331,7 @@ def test_hard_links_are_refused_even_inside_the_archive() -> None:
 def test_members_neither_file_nor_folder_are_refused(kind: bytes) -> None:
     odd = tarfile.TarInfo("odd")
     odd.type = kind
-    assert _archive_problems(_tar(("MLproject", _MLPROJECT), odd)) == [
+    assert _archive_problems(tar_of(("MLproject", _MLPROJECT), odd)) == [
         "member 'odd' is not a regular file"
     ]
 
@@ -323,13 +339,13 @@ def test_members_neither_file_nor_folder_are_refused(kind: bytes) -> None:
 def test_a_folder_listed_twice_is_harmless() -> None:
     folder = tarfile.TarInfo("src")
     folder.type = tarfile.DIRTYPE
-    contents = inspect_archive(_tar(("MLproject", _MLPROJECT), folder, folder), ARCHIVE_LIMITS)
+    contents = inspect_archive(tar_of(("MLproject", _MLPROJECT), folder, folder), ARCHIVE_LIMITS)
     assert set(contents.files) == {"MLproject"}
 
 
 def test_inspection_stops_at_the_member_limit_as_it_streams() -> None:
     members = [(f"f{i}", b"x") for i in range(50_000)]
-    data = _tar(*members)
+    data = tar_of(*members)
     read: list[str] = []
     original = tarfile.TarFile.next
 
@@ -351,12 +367,205 @@ def test_inspection_stops_at_the_member_limit_as_it_streams() -> None:
 def test_inspection_stops_at_the_size_limit_as_it_streams() -> None:
     members = [(f"f{i}", bytes(1000)) for i in range(100)]
     limits = ArchiveLimits(max_bytes=10**8, max_members=1000, max_unpacked_bytes=5_500)
-    (message,) = _archive_problems(_tar(*members), limits)
+    (message,) = _archive_problems(tar_of(*members), limits)
     assert message == "archive unpacks to more than 5500 bytes; the limit is 5500"
 
 
 def test_extraction_writes_each_file_once_with_its_own_bytes(tmp_path: Path) -> None:
-    data = _tar(("MLproject", _MLPROJECT), ("a/run.py", b"print(1)"))
+    data = tar_of(("MLproject", _MLPROJECT), ("a/run.py", b"print(1)"))
     extract_archive(data, tmp_path, ARCHIVE_LIMITS)
     assert (tmp_path / "a" / "run.py").read_bytes() == b"print(1)"
     assert sorted(p.name for p in tmp_path.rglob("*") if p.is_file()) == ["MLproject", "run.py"]
+
+
+# --- 4. plugin path segments ------------------------------------------------------------------
+
+
+def _segment_app() -> FastAPI:
+    """The api's and the registry's path segment types, on a route of their own."""
+    app = FastAPI()
+    install_error_handlers(app)
+
+    @app.get("/api/{name}/{version}")
+    async def api_side(name: PluginNamePath, version: PluginVersionPath) -> dict[str, str]:
+        return {"name": name, "version": version}
+
+    @app.get("/registry/{name}/{version}")
+    async def registry_side(
+        name: RegistryPluginName, version: RegistryPluginVersion
+    ) -> dict[str, str]:
+        return {"name": name, "version": version}
+
+    return app
+
+
+@pytest.mark.parametrize("side", ["api", "registry"])
+@pytest.mark.parametrize(
+    ("name", "version", "field"),
+    [
+        ("x%3Fy", "1.0.0", "name"),
+        ("x%00", "1.0.0", "name"),
+        ("x%0A", "1.0.0", "name"),
+        ("-x", "1.0.0", "name"),
+        ("x", "1.0%3F", "version"),
+        ("x", "1.0%00", "version"),
+        ("x", "1.0%20", "version"),
+        ("x", "latest", "version"),
+    ],
+)
+async def test_plugin_segments_outside_the_grammar_answer_422(
+    side: str, name: str, version: str, field: str
+) -> None:
+    transport = httpx.ASGITransport(app=_segment_app())
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        answer = await client.get(f"/{side}/{name}/{version}")
+    assert answer.status_code == 422
+    assert [p["field"] for p in answer.json()["problems"]] == [field]
+
+
+@pytest.mark.parametrize(
+    ("name", "version"),
+    [("data", "0.1.0"), ("theodolite-plugin-data", "1.0.2"), ("My_Plugin.x", "1!2.0rc1+cpu.1")],
+)
+async def test_plugin_names_and_pep440_versions_pass(name: str, version: str) -> None:
+    transport = httpx.ASGITransport(app=_segment_app())
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        for side in ("api", "registry"):
+            answer = await client.get(f"/{side}/{name}/{version}")
+            assert answer.json() == {"name": name, "version": version}
+
+
+def test_registry_paths_quote_each_segment() -> None:
+    assert plugin_path("x?y") == "/api/v1/plugins/x%3Fy"
+    assert plugin_path("a/b", "1.0#x", "archive") == "/api/v1/plugins/a%2Fb/1.0%23x/archive"
+
+
+async def test_the_api_refuses_a_hostile_plugin_filename_before_forwarding() -> None:
+    forwarded: list[httpx.Request] = []
+
+    def registry_side(request: httpx.Request) -> httpx.Response:
+        forwarded.append(request)
+        return httpx.Response(201)
+
+    transport = httpx.MockTransport(registry_side)
+    async with httpx.AsyncClient(transport=transport) as http:
+        registry = RegistryClient("http://registry", http)
+        with pytest.raises(ProblemsError) as raised:
+            await registry.upload("p\x00.whl", b"PK")
+    assert [p.field for p in raised.value.problems] == ["archive.filename"]
+    assert forwarded == []
+
+
+# --- 5. MLflow's answers ----------------------------------------------------------------------
+
+
+def _mlflow(status: int, body: Any) -> tuple[MlflowReader, list[httpx.Request]]:
+    seen: list[httpx.Request] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(status, json=body)
+
+    http = httpx.AsyncClient(transport=httpx.MockTransport(answer))
+    return MlflowReader(MlflowSettings(tracking_uri="http://mlflow"), http), seen
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "expected"),
+    [
+        (400, {"error_code": "INVALID_PARAMETER_VALUE", "message": "bad name 'a:b'"}, 422),
+        (400, {"error_code": "RESOURCE_DOES_NOT_EXIST", "message": "no model"}, 404),
+        (404, {"error_code": "RESOURCE_DOES_NOT_EXIST", "message": "no model"}, 404),
+        (400, "not even an error body", 422),
+        (500, {"error_code": "INTERNAL_ERROR", "message": "boom"}, 503),
+        (503, "down", 503),
+    ],
+)
+async def test_mlflow_errors_map_to_what_they_mean(status: int, body: Any, expected: int) -> None:
+    reader, _ = _mlflow(status, body)
+    with pytest.raises(DomainError) as raised:
+        await reader.model_versions("a:b")
+    assert raised.value.status_code == expected
+    if expected != 503:
+        assert raised.value.detail.endswith(body["message"] if isinstance(body, dict) else "")
+
+
+async def test_model_names_are_sent_as_quoted_query_values() -> None:
+    reader, seen = _mlflow(200, {"model_versions": []})
+    await reader.model_versions("a:b&c=d?e")
+    assert seen[0].url.params["name"] == "a:b&c=d?e"
+    assert seen[1].url.params["filter"] == "name='a:b&c=d?e'"
+
+
+async def test_a_control_character_in_a_model_name_never_reaches_mlflow() -> None:
+    reader, seen = _mlflow(200, {})
+    with pytest.raises(DomainError) as raised:
+        await reader.model_versions("a\x00b")
+    assert raised.value.status_code == 422
+    assert seen == []
+
+
+# --- 8. bodies bounded before they are spooled ------------------------------------------------
+
+
+def _upload_app(max_bytes: int) -> tuple[FastAPI, list[int]]:
+    app = FastAPI()
+    app.state.settings = SimpleNamespace(archive_limits=SimpleNamespace(max_bytes=max_bytes))
+    install_error_handlers(app)
+    router = APIRouter(route_class=ArchiveUploadRoute)
+    spooled: list[int] = []
+
+    @router.post("/upload")
+    async def upload(archive: UploadFile) -> dict[str, int]:
+        spooled.append(archive.size or 0)
+        return {"size": archive.size or 0}
+
+    app.include_router(router)
+    return app, spooled
+
+
+async def _send(app: FastAPI, content: Any, headers: dict[str, str]) -> httpx.Response:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        return await client.post("/upload", content=content, headers=headers)
+
+
+def _form(size: int) -> tuple[bytes, dict[str, str]]:
+    request = httpx.Request("POST", "http://x", files={"archive": ("a.tgz", bytes(size))})
+    return request.read(), dict(request.headers)
+
+
+async def test_a_declared_length_over_the_limit_is_refused_before_reading() -> None:
+    app, spooled = _upload_app(1000)
+    body, headers = _form(10)
+    headers["content-length"] = str(1000 + FORM_OVERHEAD_BYTES + 1)
+    answer = await _send(app, body, headers)  # the body is short: only the header is read
+    assert answer.status_code == 413
+    assert answer.json()["problems"] == [
+        {"field": "body", "message": f"larger than the limit of {1000 + FORM_OVERHEAD_BYTES} bytes"}
+    ]
+    assert spooled == []
+
+
+async def test_a_streamed_body_is_cut_at_the_limit() -> None:
+    app, spooled = _upload_app(1000)
+    body, headers = _form(200_000)
+    del headers["content-length"]
+    read: list[int] = []
+
+    async def chunks() -> AsyncIterator[bytes]:
+        for start in range(0, len(body), 4096):
+            read.append(start)
+            yield body[start : start + 4096]
+
+    answer = await _send(app, chunks(), headers)
+    assert answer.status_code == 413
+    assert "limit" in answer.json()["detail"]
+    assert spooled == []
+    assert len(read) * 4096 < 1000 + FORM_OVERHEAD_BYTES + 2 * 4096  # stopped, not drained
+
+
+async def test_a_body_within_the_limit_is_taken() -> None:
+    app, spooled = _upload_app(1000)
+    body, headers = _form(900)
+    assert (await _send(app, body, headers)).json() == {"size": 900}

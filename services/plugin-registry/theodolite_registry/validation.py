@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import json
 import os
+import re
 import resource
 import signal
 import sys
@@ -15,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from theodolite.problems import Problem
+from theodolite.problems import PLUGIN_NAME_PATTERN, PLUGIN_VERSION_PATTERN, Problem
 from theodolite.web.errors import DomainError
 
 
@@ -89,6 +90,15 @@ async def validate_plugin(
             )
         if not result["ok"]:
             raise ValidationFailed(result["kind"], result["reason"])
+        # Every stored plugin must be reachable at /plugins/{name}/{version}.
+        if not re.fullmatch(PLUGIN_NAME_PATTERN, result["plugin"]):
+            raise ValidationFailed(
+                "metadata", f"plugin name {result['plugin']!r} is not a PEP 508 project name"
+            )
+        if not re.fullmatch(PLUGIN_VERSION_PATTERN, result["version"]):
+            raise ValidationFailed(
+                "metadata", f"version {result['version']!r} is not a PEP 440 version"
+            )
         return ValidatedPlugin(
             plugin=result["plugin"],
             distribution=result["distribution"],

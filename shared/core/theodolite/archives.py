@@ -61,7 +61,8 @@ class ArchiveContents:
         with tarfile.open(fileobj=io.BytesIO(self._tar_bytes), mode="r:") as archive:
             for member in archive:
                 # Regular members only: a link's name never brings its target's bytes.
-                if member.isreg() and (name := wanted.pop(member.name, None)) is not None:
+                if member.isreg() and member.name in wanted:
+                    name = wanted.pop(member.name)  # once: a second member of the name is not
                     handle = archive.extractfile(member)
                     if handle is not None:
                         yield name, handle.read()

@@ -34,3 +34,28 @@ def control_character_message(text: str, *, allow_whitespace: bool) -> str | Non
         ):
             return f"control character U+{code:04X} at position {position} is not allowed"
     return None
+
+
+MAX_FILENAME_LENGTH = 255
+
+
+def filename_problem(filename: str | None) -> Problem | None:
+    """What is wrong with an uploaded file's name (it is stored and shown), if anything."""
+    if filename is None:
+        return None
+    message = control_character_message(filename, allow_whitespace=False)
+    if message is None and len(filename) > MAX_FILENAME_LENGTH:
+        message = f"longer than {MAX_FILENAME_LENGTH} characters"
+    return None if message is None else Problem(field="archive.filename", message=message)
+
+
+# A plugin's name and version as they stand in a URL path: a PEP 508 project name (letters,
+# digits, and ., _ or - between them; PEP 503 compares them normalised) and a PEP 440 version.
+PLUGIN_NAME_PATTERN = r"^(?i:[a-z0-9]|[a-z0-9][a-z0-9._-]*[a-z0-9])$"
+PLUGIN_VERSION_PATTERN = (
+    r"^(?i:v?(?:[0-9]+!)?[0-9]+(?:\.[0-9]+)*"  # epoch, release
+    r"(?:[-_.]?(?:a|b|c|rc|alpha|beta|pre|preview)[-_.]?[0-9]*)?"  # pre-release
+    r"(?:-[0-9]+|[-_.]?(?:post|rev|r)[-_.]?[0-9]*)?"  # post-release
+    r"(?:[-_.]?dev[-_.]?[0-9]*)?"  # development release
+    r"(?:\+[a-z0-9]+(?:[-_.][a-z0-9]+)*)?)$"  # local version label
+)

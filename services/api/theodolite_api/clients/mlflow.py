@@ -5,11 +5,38 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
+from theodolite.problems import Problem, control_character_message
 from theodolite.settings import MlflowSettings
-from theodolite.web.errors import DependencyUnavailable, NotFound
+from theodolite.web.errors import DependencyUnavailable, DomainError, NotFound
+
+# MLflow's error codes (``error_code`` of its JSON error body) that are the caller's doing.
+_NOT_FOUND_CODES = {"RESOURCE_DOES_NOT_EXIST", "NOT_FOUND"}
+_INVALID_CODES = {"INVALID_PARAMETER_VALUE", "BAD_REQUEST", "INVALID_REQUEST"}
+
+
+class MlflowRefused(DomainError, status_code=422, title="Invalid request"):
+    """MLflow refused a value the caller gave (a model name it does not allow, ...)."""
+
+
+def _error_of(response: httpx.Response) -> tuple[str | None, str]:
+    """MLflow's ``error_code`` and ``message`` of an error answer (either may be missing)."""
+    try:
+        body = response.json()
+    except ValueError:
+        return None, response.text[:300]
+    if not isinstance(body, dict):
+        return None, response.text[:300]
+    return body.get("error_code"), str(body.get("message") or response.text[:300])
+
+
+def _plain_value(field: str, value: str) -> None:
+    """Refuse a control character before MLflow sees it (its database refuses NUL: a 500)."""
+    if (message := control_character_message(value, allow_whitespace=False)) is not None:
+        raise MlflowRefused(f"{field}: {message}", [Problem(field=field, message=message)])
 
 
 class MlflowReader:
@@ -19,10 +46,11 @@ class MlflowReader:
         self._base = settings.tracking_uri.rstrip("/")
 
     def run_url(self, mlflow_experiment_id: str, run_id: str) -> str:
-        return f"{self._settings.ui_url}/#/experiments/{mlflow_experiment_id}/runs/{run_id}"
+        experiment, run = quote(mlflow_experiment_id, safe=""), quote(run_id, safe="")
+        return f"{self._settings.ui_url}/#/experiments/{experiment}/runs/{run}"
 
     def experiment_url(self, mlflow_experiment_id: str) -> str:
-        return f"{self._settings.ui_url}/#/experiments/{mlflow_experiment_id}"
+        return f"{self._settings.ui_url}/#/experiments/{quote(mlflow_experiment_id, safe='')}"
 
     async def _call(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         try:
@@ -32,16 +60,20 @@ class MlflowReader:
 
     async def _json(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
         response = await self._call(method, path, **kwargs)
-        if response.status_code == 404 or (
-            response.status_code == 400 and "RESOURCE_DOES_NOT_EXIST" in response.text
-        ):
-            raise NotFound(f"MLflow has no such resource ({path})")
-        if response.status_code >= 400:
-            raise DependencyUnavailable(
-                f"MLflow answered {response.status_code} to {path}: {response.text[:300]}"
+        if response.status_code < 400:
+            result: dict[str, Any] = response.json()
+            return result
+        code, message = _error_of(response)
+        # The caller's mistakes answer as such; only MLflow failing (5xx, or answering in a way
+        # it should not) is "unavailable".
+        if response.status_code == 404 or code in _NOT_FOUND_CODES:
+            raise NotFound(f"MLflow has no such resource ({path}): {message}")
+        if code in _INVALID_CODES or response.status_code in (400, 422):
+            raise MlflowRefused(
+                f"MLflow refused the request: {message}",
+                [Problem(field="mlflow", message=f"{code}: {message}" if code else message)],
             )
-        result: dict[str, Any] = response.json()
-        return result
+        raise DependencyUnavailable(f"MLflow answered {response.status_code} to {path}: {message}")
 
     async def ensure_experiment(self, name: str) -> str:
         """The id of MLflow's experiment of that name, created (or restored) when needed."""
@@ -50,7 +82,13 @@ class MlflowReader:
         )
         if response.status_code < 400:
             return str(response.json()["experiment_id"])
-        if "RESOURCE_ALREADY_EXISTS" not in response.text:
+        code, message = _error_of(response)
+        if code in _INVALID_CODES:
+            raise MlflowRefused(
+                f"MLflow refused the experiment name {name!r}: {message}",
+                [Problem(field="name", message=message)],
+            )
+        if code != "RESOURCE_ALREADY_EXISTS":
             raise DependencyUnavailable(
                 f"MLflow refused to create experiment {name!r}: {response.text[:300]}"
             )
@@ -137,6 +175,7 @@ class MlflowReader:
 
     async def model_versions(self, name: str) -> list[dict[str, Any]]:
         """Every version of one registered model, newest first; NotFound if it has none."""
+        _plain_value("name", name)
         await self._json("GET", "/api/2.0/mlflow/registered-models/get", params={"name": name})
         escaped = name.replace("'", "\\'")
         page = await self._json(

@@ -4,11 +4,20 @@ submitted after a publish was acknowledged gets the new version) and the proxied
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
-from theodolite.problems import Problem
+from theodolite.problems import Problem, ProblemsError, filename_problem
 from theodolite.web.errors import DependencyUnavailable
+
+PLUGINS_PATH = "/api/v1/plugins"
+
+
+def plugin_path(*segments: str) -> str:
+    """The registry's path of a plugin, a version or its parts, each segment percent-quoted:
+    ``x?y`` stays one segment instead of becoming ``x`` and a query."""
+    return "/".join([PLUGINS_PATH, *(quote(segment, safe="") for segment in segments)])
 
 
 class RegistryClient:
@@ -38,6 +47,14 @@ class RegistryClient:
             raise DependencyUnavailable(f"the plugin registry answered {response.status_code}")
         result: dict[str, dict[str, Any]] = response.json()
         return result
+
+    async def upload(self, filename: str | None, data: bytes) -> httpx.Response:
+        """Forward a plugin upload; a file name the registry would refuse is refused here."""
+        if (problem := filename_problem(filename)) is not None:
+            raise ProblemsError("invalid upload", [problem])
+        return await self.forward(
+            "POST", PLUGINS_PATH, files={"archive": (filename or "plugin", data)}
+        )
 
     async def forward(self, request_method: str, path: str, **kwargs: Any) -> httpx.Response:
         try:

@@ -16,14 +16,12 @@ from theodolite.archives import ArchiveContents, ArchiveLimits, inspect_archive
 from theodolite.db.tables import EntryPointArchive
 from theodolite.graphs.spec import GRAPH_FILENAME
 from theodolite.mlproject import MLPROJECT_FILENAME, parse_mlproject
-from theodolite.problems import Problem, ProblemsError, control_character_message
+from theodolite.problems import Problem, ProblemsError, control_character_message, filename_problem
 from theodolite.storage import ObjectStore, entrypoint_archive_key
 from theodolite.web.errors import InvalidArchive
 from theodolite_api.repositories import entrypoints as entrypoint_repo
 
 log = logging.getLogger(__name__)
-
-MAX_FILENAME_LENGTH = 255
 
 
 @dataclass
@@ -68,16 +66,6 @@ def _text(contents: ArchiveContents, name: str, *, field: str) -> str:
     if (message := control_character_message(text, allow_whitespace=True)) is not None:
         raise InvalidArchive(f"{name}: {message}", [Problem(field=field, message=message)])
     return text
-
-
-def filename_problem(filename: str | None) -> Problem | None:
-    """What is wrong with an uploaded file's name (it is stored and shown), if anything."""
-    if filename is None:
-        return None
-    message = control_character_message(filename, allow_whitespace=False)
-    if message is None and len(filename) > MAX_FILENAME_LENGTH:
-        message = f"longer than {MAX_FILENAME_LENGTH} characters"
-    return None if message is None else Problem(field="archive.filename", message=message)
 
 
 async def store_entrypoint_archive(

@@ -6,9 +6,12 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Response, UploadFile
 
+from theodolite.web.errors import ArchiveUploadRoute
+from theodolite_api.clients.registry import plugin_path
 from theodolite_api.deps import StateDep
+from theodolite_api.schemas.common import PluginNamePath, PluginVersionPath
 
-router = APIRouter(prefix="/plugins", tags=["plugins"])
+router = APIRouter(prefix="/plugins", tags=["plugins"], route_class=ArchiveUploadRoute)
 
 
 def _relay(upstream: Any) -> Response:
@@ -33,10 +36,7 @@ async def upload_plugin(
 ) -> Response:
     """Upload a plugin: validated in a sandbox, stored immutably, published to workers."""
     data = await archive.read()
-    upstream = await state.registry.forward(
-        "POST", "/api/v1/plugins", files={"archive": (archive.filename or "plugin", data)}
-    )
-    return _relay(upstream)
+    return _relay(await state.registry.upload(archive.filename, data))
 
 
 @router.get("")
@@ -52,25 +52,31 @@ async def list_drops(state: StateDep) -> Response:
 
 
 @router.get("/{name}")
-async def list_versions(name: str, state: StateDep) -> Response:
+async def list_versions(name: PluginNamePath, state: StateDep) -> Response:
     """Every version of one plugin."""
-    return _relay(await state.registry.forward("GET", f"/api/v1/plugins/{name}"))
+    return _relay(await state.registry.forward("GET", plugin_path(name)))
 
 
 @router.get("/{name}/{version}")
-async def get_version(name: str, version: str, state: StateDep) -> Response:
+async def get_version(
+    name: PluginNamePath, version: PluginVersionPath, state: StateDep
+) -> Response:
     """One version with its tasks' input and output schemas."""
-    return _relay(await state.registry.forward("GET", f"/api/v1/plugins/{name}/{version}"))
+    return _relay(await state.registry.forward("GET", plugin_path(name, version)))
 
 
 @router.get("/{name}/{version}/archive")
-async def download_version(name: str, version: str, state: StateDep) -> Response:
+async def download_version(
+    name: PluginNamePath, version: PluginVersionPath, state: StateDep
+) -> Response:
     """The archive as uploaded."""
-    path = f"/api/v1/plugins/{name}/{version}/archive"
+    path = plugin_path(name, version, "archive")
     return _relay(await state.registry.forward("GET", path))
 
 
 @router.post("/{name}/{version}/yank")
-async def yank_version(name: str, version: str, state: StateDep) -> Response:
+async def yank_version(
+    name: PluginNamePath, version: PluginVersionPath, state: StateDep
+) -> Response:
     """No new job may pin this version; running jobs finish with it."""
-    return _relay(await state.registry.forward("POST", f"/api/v1/plugins/{name}/{version}/yank"))
+    return _relay(await state.registry.forward("POST", plugin_path(name, version, "yank")))

@@ -2,10 +2,14 @@ from __future__ import annotations
 
 from typing import Annotated, Generic, TypeVar
 
-from fastapi import Query
+from fastapi import Path, Query
 from pydantic import AfterValidator, BaseModel, ConfigDict
 
-from theodolite.problems import control_character_message
+from theodolite.problems import (
+    PLUGIN_NAME_PATTERN,
+    PLUGIN_VERSION_PATTERN,
+    control_character_message,
+)
 
 T = TypeVar("T")
 
@@ -48,3 +52,11 @@ class Page(BaseModel, Generic[T]):
 
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Most items to return.")]
 Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET, description="Items to skip.")]
+
+# Plugin path segments, checked before anything is forwarded to the registry.
+PluginNamePath = Annotated[
+    str, Path(pattern=PLUGIN_NAME_PATTERN, max_length=200, description="A plugin's name.")
+]
+PluginVersionPath = Annotated[
+    str, Path(pattern=PLUGIN_VERSION_PATTERN, max_length=100, description="A PEP 440 version.")
+]

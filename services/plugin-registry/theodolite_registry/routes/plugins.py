@@ -10,19 +10,23 @@ from fastapi.responses import StreamingResponse
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from theodolite.db.registry_tables import PluginVersion
-from theodolite.web.errors import NotFound, PayloadTooLarge, found_or_404
+from theodolite.problems import filename_problem
+from theodolite.web.errors import ArchiveUploadRoute, NotFound, PayloadTooLarge, found_or_404
 from theodolite_registry.deps import PublisherDep, SessionDep, SettingsDep, StoreDep
 from theodolite_registry.repositories import plugins as repository
 from theodolite_registry.schemas.plugins import (
     DropPublic,
     DropsPublic,
+    PluginNamePath,
     PluginPublic,
     PluginsPublic,
+    PluginVersionPath,
     PluginVersionPublic,
     PluginVersionsPublic,
 )
+from theodolite_registry.validation import ValidationFailed
 
-router = APIRouter(prefix="/api/v1/plugins", tags=["plugins"])
+router = APIRouter(prefix="/api/v1/plugins", tags=["plugins"], route_class=ArchiveUploadRoute)
 
 
 def _public(row: PluginVersion) -> PluginVersionPublic:
@@ -55,6 +59,8 @@ async def upload_plugin(
     ],
 ) -> PluginVersionPublic:
     """Validate a plugin in a sandboxed subprocess, store it immutably and publish it."""
+    if (problem := filename_problem(archive.filename)) is not None:
+        raise ValidationFailed("filename", f"the file name: {problem.message}")
     limit = settings.archive_limits.max_bytes
     data = await archive.read(limit + 1)
     if len(data) > limit:
@@ -91,7 +97,7 @@ async def list_drops(session: SessionDep) -> DropsPublic:
 
 
 @router.get("/{name}")
-async def list_versions(name: str, session: SessionDep) -> PluginVersionsPublic:
+async def list_versions(name: PluginNamePath, session: SessionDep) -> PluginVersionsPublic:
     """Every version of one plugin, oldest first."""
     rows = await repository.versions(session=session, name=name)
     if not rows:
@@ -100,14 +106,20 @@ async def list_versions(name: str, session: SessionDep) -> PluginVersionsPublic:
 
 
 @router.get("/{name}/{version}")
-async def get_version(name: str, version: str, session: SessionDep) -> PluginVersionPublic:
+async def get_version(
+    name: PluginNamePath, version: PluginVersionPath, session: SessionDep
+) -> PluginVersionPublic:
     """One version with its tasks' input and output schemas."""
     return _public(await _version_or_404(session, name, version))
 
 
 @router.get("/{name}/{version}/archive", response_class=StreamingResponse)
 async def download_version(
-    name: str, version: str, session: SessionDep, settings: SettingsDep, store: StoreDep
+    name: PluginNamePath,
+    version: PluginVersionPath,
+    session: SessionDep,
+    settings: SettingsDep,
+    store: StoreDep,
 ) -> StreamingResponse:
     """The archive as uploaded."""
     row = await _version_or_404(session, name, version)
@@ -123,7 +135,7 @@ async def download_version(
 
 @router.post("/{name}/{version}/yank")
 async def yank_version(
-    name: str, version: str, session: SessionDep, publisher: PublisherDep
+    name: PluginNamePath, version: PluginVersionPath, session: SessionDep, publisher: PublisherDep
 ) -> PluginVersionPublic:
     """No new job may pin this version; running jobs finish with it."""
     row = await _version_or_404(session, name, version)

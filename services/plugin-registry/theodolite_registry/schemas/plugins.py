@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
+from fastapi import Path
 from pydantic import BaseModel, Field
 
-from theodolite.problems import Problem
+from theodolite.problems import PLUGIN_NAME_PATTERN, PLUGIN_VERSION_PATTERN, Problem
+
+# Path segments: a name or version outside the grammar answers 422 (never a lookup, never a 500).
+PluginNamePath = Annotated[str, Path(pattern=PLUGIN_NAME_PATTERN, max_length=200)]
+PluginVersionPath = Annotated[str, Path(pattern=PLUGIN_VERSION_PATTERN, max_length=100)]
 
 
 class PluginVersionPublic(BaseModel):

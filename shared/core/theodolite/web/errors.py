@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Coroutine
 from typing import Any, ClassVar, TypeVar
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 from sqlalchemy.exc import TimeoutError as SATimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import Message
 
 from theodolite.problems import Problem, ProblemsError
 
@@ -69,6 +72,52 @@ class PayloadTooLarge(DomainError, status_code=413, title="Payload too large"):
 
 class DependencyUnavailable(DomainError, status_code=503, title="Service unavailable"):
     """A service the answer needs (the database, MLflow, the registry) does not answer."""
+
+
+# A multipart form's own bytes around the archive (boundaries, part headers, other fields).
+FORM_OVERHEAD_BYTES = 64 * 1024
+
+
+def _body_too_large(limit: int) -> PayloadTooLarge:
+    return PayloadTooLarge(
+        f"the request body is larger than the limit of {limit} bytes",
+        [Problem(field="body", message=f"larger than the limit of {limit} bytes")],
+    )
+
+
+class ArchiveUploadRoute(APIRoute):
+    """A route class for routers that take archive uploads: a body longer than the service's
+    ``settings.archive_limits.max_bytes`` (plus the form's overhead) is refused with 413 before
+    it is spooled, by its Content-Length, or as it streams when it has none or lies."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def bounded(request: Request) -> Response:
+            limit = request.app.state.settings.archive_limits.max_bytes + FORM_OVERHEAD_BYTES
+            declared = request.headers.get("content-length", "")
+            if declared.isdigit() and int(declared) > limit:
+                raise _body_too_large(limit)
+            received = 0
+            receive = request.receive
+
+            async def capped() -> Message:
+                nonlocal received
+                message = await receive()
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise _body_too_large(limit)
+                return message
+
+            try:
+                return await handler(Request(request.scope, capped))
+            except StarletteHTTPException as exc:
+                # FastAPI answers any failure while parsing a form with a 400: say why.
+                if received > limit:
+                    raise _body_too_large(limit) from exc
+                raise
+
+        return bounded
 
 
 def problem_response(
