@@ -31,6 +31,13 @@ def upload_ok(api: httpx.Client, data: bytes) -> dict[str, Any]:
     return response.json()
 
 
+def job_target(api: httpx.Client, archive: bytes) -> dict[str, str]:
+    """A new experiment and ``archive`` uploaded: the two ids a job submission names."""
+    experiment = create_experiment(api)
+    entrypoint = upload_ok(api, archive)
+    return {"experiment_id": experiment["id"], "entrypoint_id": entrypoint["id"]}
+
+
 def create_queue(api: httpx.Client) -> str:
     name = unique("q")
     response = api.post("/queues", json={"name": name})
@@ -40,6 +47,22 @@ def create_queue(api: httpx.Client) -> str:
 
 def submit(api: httpx.Client, **body: Any) -> httpx.Response:
     return api.post("/jobs", json=body)
+
+
+def run_job(
+    api: httpx.Client, target: dict[str, str], params: dict[str, Any], timeout_s: float = 180
+) -> dict[str, Any]:
+    """Submit a job of ``target`` (see ``job_target``) with ``params``; the job once it ended."""
+    response = submit(api, **target, params=params)
+    assert response.status_code == 202, response.text
+    return wait_for_end(api, response.json()["id"], timeout_s=timeout_s)
+
+
+def metrics_of(api: httpx.Client, job_id: str) -> dict[str, float]:
+    """The latest value of each metric the job logged."""
+    return {
+        m["key"]: m["latest"]["value"] for m in api.get(f"/jobs/{job_id}/metrics").json()["data"]
+    }
 
 
 def wait_for_end(api: httpx.Client, job_id: str, timeout_s: float = 180) -> dict[str, Any]:

@@ -1,30 +1,18 @@
 import uuid
 from collections.abc import Callable
+from typing import Any
 
 import httpx
 
 from tests.fixtures.archives import make_tar
-from tests.integration.helpers import (
-    create_experiment,
-    create_queue,
-    submit,
-    upload_ok,
-    wait_for_end,
-    wait_until,
-)
+from tests.integration.helpers import create_queue, job_target, submit, wait_for_end, wait_until
 
 
 def test_hello_succeeds_with_metrics_artifacts_and_logs(
     api: httpx.Client, example_archive: Callable[[str], bytes]
 ) -> None:
-    experiment = create_experiment(api)
-    entrypoint = upload_ok(api, example_archive("hello"))
-    response = submit(
-        api,
-        experiment_id=experiment["id"],
-        entrypoint_id=entrypoint["id"],
-        params={"greeting": "bonjour", "count": 4, "scale": "2.5"},
-    )
+    target = job_target(api, example_archive("hello"))
+    response = submit(api, **target, params={"greeting": "bonjour", "count": 4, "scale": "2.5"})
     assert response.status_code == 202, response.text
     queued = response.json()
     assert queued["status"] == "queued"
@@ -60,11 +48,7 @@ def test_hello_succeeds_with_metrics_artifacts_and_logs(
 def test_failing_script_ends_failed_with_its_log_tail(
     api: httpx.Client, scripted_archive: bytes
 ) -> None:
-    experiment = create_experiment(api)
-    entrypoint = upload_ok(api, scripted_archive)
-    response = submit(
-        api, experiment_id=experiment["id"], entrypoint_id=entrypoint["id"], params={"code": 3}
-    )
+    response = submit(api, **job_target(api, scripted_archive), params={"code": 3})
     job = wait_for_end(api, response.json()["id"])
 
     assert job["status"] == "failed"
@@ -79,28 +63,25 @@ def test_failing_script_ends_failed_with_its_log_tail(
 def test_jobs_are_listed_by_experiment_and_status(
     api: httpx.Client, scripted_archive: bytes
 ) -> None:
-    experiment = create_experiment(api)
-    entrypoint = upload_ok(api, scripted_archive)
+    target = job_target(api, scripted_archive)
     ids = []
     for code in (0, 1, 0):
-        response = submit(
-            api,
-            experiment_id=experiment["id"],
-            entrypoint_id=entrypoint["id"],
-            params={"code": code},
-        )
+        response = submit(api, **target, params={"code": code})
         ids.append(response.json()["id"])
     for job_id in ids:
         wait_for_end(api, job_id)
 
-    everything = api.get("/jobs", params={"experiment_id": experiment["id"]}).json()
+    everything = api.get("/jobs", params={"experiment_id": target["experiment_id"]}).json()
     assert everything["count"] == 3
     succeeded = api.get(
-        "/jobs", params={"experiment_id": experiment["id"], "status": "succeeded", "limit": 1}
+        "/jobs",
+        params={"experiment_id": target["experiment_id"], "status": "succeeded", "limit": 1},
     ).json()
     assert succeeded["count"] == 2
     assert len(succeeded["data"]) == 1
-    failed = api.get("/jobs", params={"experiment_id": experiment["id"], "status": "failed"}).json()
+    failed = api.get(
+        "/jobs", params={"experiment_id": target["experiment_id"], "status": "failed"}
+    ).json()
     assert [j["id"] for j in failed["data"]] == [ids[1]]
 
 
@@ -112,11 +93,9 @@ def _waiting_jobs(api: httpx.Client, queue: str) -> int:
 def test_bad_submissions_leave_no_job_and_no_message(
     api: httpx.Client, scripted_archive: bytes
 ) -> None:
-    experiment = create_experiment(api)
-    entrypoint = upload_ok(api, scripted_archive)
     queue = create_queue(api)  # no worker serves it: whatever is enqueued stays visible
-    base = {"experiment_id": experiment["id"], "entrypoint_id": entrypoint["id"], "queue": queue}
-    cases = [
+    base: dict[str, Any] = {**job_target(api, scripted_archive), "queue": queue}
+    cases: list[tuple[dict[str, Any], set[str]]] = [
         ({"experiment_id": str(uuid.uuid4())}, {"experiment_id"}),
         ({"entrypoint_id": str(uuid.uuid4())}, {"entrypoint_id"}),
         ({"entry_point": "train"}, {"entry_point"}),
@@ -141,7 +120,7 @@ def test_bad_submissions_leave_no_job_and_no_message(
         assert response.headers["content-type"] == "application/problem+json"
         assert {p["field"] for p in response.json()["problems"]} == fields, change
 
-    assert api.get("/jobs", params={"experiment_id": experiment["id"]}).json()["count"] == 0
+    assert api.get("/jobs", params={"experiment_id": base["experiment_id"]}).json()["count"] == 0
     assert _waiting_jobs(api, queue) == 0
 
     # The same path with a valid body does enqueue: the check above can see a message.
@@ -156,14 +135,8 @@ def test_required_parameter_missing_is_named(api: httpx.Client) -> None:
         "entry_points:\n  main:\n    parameters:\n      lr: float\n      path_in: {type: path}\n"
         "      link: {type: uri, default: 's3://b/k'}\n    command: 'echo {lr} {path_in} {link}'\n"
     )
-    experiment = create_experiment(api)
-    entrypoint = upload_ok(api, make_tar({"MLproject": project}))
-    response = submit(
-        api,
-        experiment_id=experiment["id"],
-        entrypoint_id=entrypoint["id"],
-        params={"link": "no scheme here"},
-    )
+    target = job_target(api, make_tar({"MLproject": project}))
+    response = submit(api, **target, params={"link": "no scheme here"})
     assert response.status_code == 422
     problems = {p["field"]: p["message"] for p in response.json()["problems"]}
     assert set(problems) == {"params.lr", "params.path_in", "params.link"}
@@ -172,18 +145,10 @@ def test_required_parameter_missing_is_named(api: httpx.Client) -> None:
 
 
 def test_job_waits_on_a_queue_without_workers(api: httpx.Client, scripted_archive: bytes) -> None:
-    experiment = create_experiment(api)
-    entrypoint = upload_ok(api, scripted_archive)
+    target = job_target(api, scripted_archive)
     queue = create_queue(api)
-    job = submit(
-        api, experiment_id=experiment["id"], entrypoint_id=entrypoint["id"], queue=queue
-    ).json()
-    wait_until(
-        lambda: (
-            {q["name"]: q for q in api.get("/queues").json()["data"]}[queue]["waiting_jobs"] == 1
-        ),
-        what="the job message to reach its queue",
-    )
+    job = submit(api, **target, queue=queue).json()
+    wait_until(lambda: _waiting_jobs(api, queue) == 1, what="the job message to reach its queue")
     assert api.get(f"/jobs/{job['id']}").json()["status"] == "queued"
 
 
