@@ -50,12 +50,13 @@ def filename_problem(filename: str | None) -> Problem | None:
 
 
 # A plugin's name and version as they stand in a URL path: a PEP 508 project name (letters,
-# digits, and ., _ or - between them; PEP 503 compares them normalised) and a PEP 440 version.
-PLUGIN_NAME_PATTERN = r"^(?i:[a-z0-9]|[a-z0-9][a-z0-9._-]*[a-z0-9])$"
+# digits, and ., _ or - between them; PEP 503 compares them normalised) and a PEP 440 version in
+# its lower-case spelling. No inline flags: the patterns stand in the OpenAPI document too.
+PLUGIN_NAME_PATTERN = r"^([A-Za-z0-9]|[A-Za-z0-9][A-Za-z0-9._-]*[A-Za-z0-9])$"
 PLUGIN_VERSION_PATTERN = (
-    r"^(?i:v?(?:[0-9]+!)?[0-9]+(?:\.[0-9]+)*"  # epoch, release
-    r"(?:[-_.]?(?:a|b|c|rc|alpha|beta|pre|preview)[-_.]?[0-9]*)?"  # pre-release
-    r"(?:-[0-9]+|[-_.]?(?:post|rev|r)[-_.]?[0-9]*)?"  # post-release
-    r"(?:[-_.]?dev[-_.]?[0-9]*)?"  # development release
-    r"(?:\+[a-z0-9]+(?:[-_.][a-z0-9]+)*)?)$"  # local version label
+    r"^v?([0-9]+!)?[0-9]+(\.[0-9]+)*"  # epoch, release
+    r"([-_.]?(a|b|c|rc|alpha|beta|pre|preview)[-_.]?[0-9]*)?"  # pre-release
+    r"(-[0-9]+|[-_.]?(post|rev|r)[-_.]?[0-9]*)?"  # post-release
+    r"([-_.]?dev[-_.]?[0-9]*)?"  # development release
+    r"(\+[A-Za-z0-9]+([-_.][A-Za-z0-9]+)*)?$"  # local version label
 )
