@@ -35,7 +35,9 @@ def test_the_api_answers_503_while_the_database_is_down_and_recovers(
     try:
         start_object_store(config)
         start_api(config)
-        api = stack_exit.enter_context(httpx.Client(base_url=config.api_url, timeout=30))
+        api = stack_exit.enter_context(
+            httpx.Client(base_url=config.api_url, headers=config.auth_headers(), timeout=30)
+        )
         assert api.get("/api/v1/experiments").status_code == 200
 
         cluster.stop()

@@ -124,7 +124,11 @@ def test_jobs_survive_broker_restarts_killed_workers_and_an_api_restart(
     try:
         up(config, say=lambda line: None)
         start_worker(config, "cpu", 1)
-        api = clients.enter_context(httpx.Client(base_url=f"{config.api_url}/api/v1", timeout=30))
+        api = clients.enter_context(
+            httpx.Client(
+                base_url=f"{config.api_url}/api/v1", headers=config.auth_headers(), timeout=30
+            )
+        )
         experiment = _post(api, "/experiments", json={"name": "faults"}).json()
         entrypoint = _post(
             api,

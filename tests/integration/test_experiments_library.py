@@ -18,7 +18,7 @@ EPS = ("0", "0.05", "0.1", "0.2", "0.3")
 @pytest.fixture(scope="module")
 def library_ready(stack: Stack) -> None:
     """The worker announces its plugins when it starts: wait until the library's are known."""
-    with httpx.Client(base_url=stack.api) as client:
+    with httpx.Client(base_url=stack.api, headers=stack.headers) as client:
         wait_until(
             lambda: (
                 {"defences.adversarial_training", "attacks.copycat"}

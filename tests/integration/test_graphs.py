@@ -34,7 +34,7 @@ def graph_archive(graph: str, parameters: str = "", args: str = "") -> bytes:
 @pytest.fixture(scope="module")
 def catalogue_ready(stack: Stack) -> None:
     """The worker announces its plugins when it starts: wait for them to reach the api."""
-    with httpx.Client(base_url=stack.api) as client:
+    with httpx.Client(base_url=stack.api, headers=stack.headers) as client:
         wait_until(
             lambda: any(
                 t["reference"] == "data.load_digits" for t in client.get("/tasks").json()["data"]

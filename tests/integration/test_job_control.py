@@ -52,7 +52,7 @@ MLPROJECT = mlproject(
 
 @pytest.fixture(scope="module")
 def sleeper(stack: Stack) -> dict[str, str]:
-    with httpx.Client(base_url=stack.api, timeout=60) as client:
+    with httpx.Client(base_url=stack.api, headers=stack.headers, timeout=60) as client:
         experiment = create_experiment(client)
         entrypoint = upload_ok(client, make_tar({"MLproject": MLPROJECT, "sleeper.py": SLEEPER}))
     return {"experiment_id": experiment["id"], "entrypoint_id": entrypoint["id"]}

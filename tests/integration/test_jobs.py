@@ -38,7 +38,7 @@ def test_hello_succeeds_with_metrics_artifacts_and_logs(
     text = api.get(f"/jobs/{job['id']}/artifacts/greeting.txt")
     assert text.status_code == 200
     assert text.text == "bonjour, world\n" * 4
-    assert httpx.get(artifacts["greeting.txt"]["download_url"]).text == text.text
+    assert api.get(artifacts["greeting.txt"]["download_url"]).text == text.text
 
     logs = api.get(f"/jobs/{job['id']}/logs").text
     assert "step 3: hello_score=10.0" in logs

@@ -44,12 +44,13 @@ def read_events(
     base_url: str,
     path: str,
     *,
+    auth: dict[str, str],
     last_event_id: str | None = None,
     stop: Any = None,
     timeout_s: float = 120,
 ) -> list[Event]:
     """Events of one connection, until the server ends it or ``stop(events)`` says enough."""
-    headers = {"Last-Event-ID": last_event_id} if last_event_id else {}
+    headers = {**auth, **({"Last-Event-ID": last_event_id} if last_event_id else {})}
     events: list[Event] = []
     deadline = time.monotonic() + timeout_s
     fields: dict[str, Any] = {"data": []}
@@ -132,12 +133,15 @@ def test_reconnecting_with_last_event_id_misses_and_repeats_nothing(
 
     # Connected to one replica: leave in the middle of the job.
     first = read_events(
-        stack.api, path, stop=lambda events: sum(e.event == "log" for e in events) >= 3
+        stack.api,
+        path,
+        auth=stack.headers,
+        stop=lambda events: sum(e.event == "log" for e in events) >= 3,
     )
     assert any(e.event == "progress" for e in first) or len(first) >= 3
     time.sleep(1.5)  # the job goes on meanwhile
     # Back, to the other replica, from the last id received.
-    second = read_events(second_api, path, last_event_id=first[-1].id)
+    second = read_events(second_api, path, auth=stack.headers, last_event_id=first[-1].id)
     assert second[-1].event == "end" and second[-1].id is None
     assert wait_for_end(api, job["id"])["status"] == "succeeded"
 
@@ -146,7 +150,7 @@ def test_reconnecting_with_last_event_id_misses_and_repeats_nothing(
     assert keys == sorted(keys) and len(set(keys)) == len(keys), "in order, each once"
 
     # Everything recorded, as a full replay after the end shows it (progress is live only).
-    replay = read_events(stack.api, path)
+    replay = read_events(stack.api, path, auth=stack.headers)
     recorded = [(e.id, e.event, e.data) for e in replay if e.event in ("status", "log")]
     assert [(e.id, e.event, e.data) for e in received if e.event in ("status", "log")] == recorded
     statuses = [e.data["status"] for e in replay if e.event == "status"]
@@ -160,7 +164,7 @@ def test_reconnecting_with_last_event_id_misses_and_repeats_nothing(
     assert progress[-1].data["fraction"] == 1.0 or len(progress) < 16
 
     # A stream resumed after the terminal event only says it ended.
-    tail = read_events(second_api, path, last_event_id=received[-1].id)
+    tail = read_events(second_api, path, auth=stack.headers, last_event_id=received[-1].id)
     assert [(e.event, e.data["status"]) for e in tail] == [("end", "succeeded")]
 
 
@@ -182,7 +186,7 @@ def test_experiment_stream_resumes_across_jobs(
     def running_both(events: list[Event]) -> bool:
         return {e.data["job_id"] for e in events if e.data.get("status") == "running"} == set(ids)
 
-    first = read_events(second_api, path, stop=running_both, timeout_s=60)
+    first = read_events(second_api, path, auth=stack.headers, stop=running_both, timeout_s=60)
 
     def both_ended(events: list[Event]) -> bool:
         ended = {e.data["job_id"] for e in events if e.data.get("status") in TERMINAL}
@@ -192,6 +196,7 @@ def test_experiment_stream_resumes_across_jobs(
     second = read_events(
         stack.api,
         path,
+        auth=stack.headers,
         last_event_id=last_id,
         stop=lambda events: both_ended(first + events),  # one may have ended already
         timeout_s=60,

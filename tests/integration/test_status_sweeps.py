@@ -81,7 +81,7 @@ def test_a_grid_of_six_points_ends_with_its_table_and_figure(
     assert [s["id"] for s in listed["data"]] == [sweep["id"]]
     assert listed["data"][0]["status"] == "succeeded"
 
-    figure = httpx.get(sweep["figure_url"])
+    figure = api.get(sweep["figure_url"])
     assert figure.status_code == 200
     assert figure.headers["content-type"].startswith("image/svg+xml")
     root = ET.fromstring(figure.text)

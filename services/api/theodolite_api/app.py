@@ -15,6 +15,9 @@ from theodolite.archives import ArchiveLimits
 from theodolite.storage import ObjectStore
 from theodolite.web.errors import install_error_handlers
 from theodolite.web.lifespan import open_broker, open_database
+from theodolite_api.auth.authenticate import authorized, install_auth_error_handler
+from theodolite_api.auth.callers import Scope
+from theodolite_api.auth.oidc import OidcVerifier
 from theodolite_api.clients.mlflow import MlflowReader
 from theodolite_api.clients.registry import RegistryClient
 from theodolite_api.consumers.job_events import JobEventConsumer
@@ -24,6 +27,7 @@ from theodolite_api.loops.reaper import JobReaper
 from theodolite_api.notifications import notifications
 from theodolite_api.repositories import queues as queue_repo
 from theodolite_api.routes import (
+    admin,
     entrypoints,
     events,
     experiments,
@@ -86,6 +90,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
                 interval_s=settings.outbox_poll_interval_s,
             ),
             archive_limits=ArchiveLimits(**settings.archive_limits.model_dump()),
+            oidc=OidcVerifier(settings.auth.oidc) if settings.auth.oidc.issuer else None,
         )
         await _declare_topology(state)
         # Loops first, consumers after: a consumer's commit wakes the relay.
@@ -129,10 +134,19 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     )
     app.state.settings = settings or ApiSettings()
     install_error_handlers(app)
+    install_auth_error_handler(app)
     app.include_router(health.router)
     app.include_router(internal.router)
-    for module in (experiments, entrypoints, queues, jobs, tasks, plugins, models):
-        app.include_router(module.router, prefix="/api/v1")
+    # Every /api/v1 route has a caller; reading needs the read scope, writing the router's.
+    submitting = [authorized(Scope.SUBMIT)]
+    for module in (experiments, entrypoints, jobs, tasks, models):
+        app.include_router(module.router, prefix="/api/v1", dependencies=submitting)
     for module in (events, webhooks, sweeps):  # notifications: event streams, webhooks, sweeps
-        app.include_router(module.router, prefix="/api/v1")
+        app.include_router(module.router, prefix="/api/v1", dependencies=submitting)
+    publishing = [authorized(Scope.PUBLISH_PLUGINS)]
+    app.include_router(plugins.router, prefix="/api/v1", dependencies=publishing)
+    app.include_router(queues.router, prefix="/api/v1", dependencies=[authorized(Scope.ADMIN)])
+    administering = [authorized(Scope.ADMIN, read_scope=Scope.ADMIN)]
+    app.include_router(admin.router, prefix="/api/v1", dependencies=administering)
+    app.include_router(admin.me_router, prefix="/api/v1", dependencies=submitting)
     return app

@@ -6,6 +6,7 @@ from pydantic import Field, IPvAnyNetwork
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from theodolite.settings import ArchiveLimitSettings, CommonSettings, DatabaseSettings
+from theodolite_api.auth.settings import AuthSettings
 
 
 class EventStreamSettings(BaseSettings):
@@ -83,6 +84,9 @@ class ApiSettings(CommonSettings):
     registry_url: str = Field(
         "http://127.0.0.1:8100", description="The plugin registry (served under /api/v1/plugins)."
     )
+    max_queues: int = Field(
+        50, ge=1, description="Most queues there may be (each is two quorum queues)."
+    )
     callback_denied_networks: list[str] = Field(
         ["169.254.0.0/16", "0.0.0.0/32", "::/128"],
         description="Networks a callback URL may not point into (besides the testbed's own "
@@ -94,6 +98,7 @@ class ApiSettings(CommonSettings):
     reaper_interval_s: float = Field(
         2.0, description="How often lost jobs and due retry attempts are looked for."
     )
+    auth: AuthSettings = Field(default_factory=AuthSettings)
     events: EventStreamSettings = Field(default_factory=EventStreamSettings)
     webhooks: WebhookSettings = Field(default_factory=WebhookSettings)
     sweeps: SweepSettings = Field(default_factory=SweepSettings)

@@ -10,6 +10,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from theodolite.archives import ArchiveLimits
 from theodolite.broker import Broker
 from theodolite.storage import ObjectStore
+from theodolite_api.auth.oidc import OidcVerifier
 from theodolite_api.clients.mlflow import MlflowReader
 from theodolite_api.clients.registry import RegistryClient
 from theodolite_api.loops.outbox_relay import OutboxRelay
@@ -27,3 +28,4 @@ class AppState:
     registry: RegistryClient
     relay: OutboxRelay
     archive_limits: ArchiveLimits
+    oidc: OidcVerifier | None = None  # None: API keys only

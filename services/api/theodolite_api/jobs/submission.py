@@ -11,6 +11,7 @@ from theodolite.events import JobSubmitted, PluginPin, make_event
 from theodolite.mlproject import EntryPointSpec, resolve_parameters
 from theodolite.problems import Problem, ProblemsError
 from theodolite.web.errors import InvalidSubmission
+from theodolite_api.auth.callers import Caller, Forbidden
 from theodolite_api.clients.registry import RegistryClient
 from theodolite_api.entrypoints.graph_checks import check_graph
 from theodolite_api.jobs import transitions
@@ -26,16 +27,28 @@ PRODUCER = "api"
 
 
 async def submit_job(
-    *, session: AsyncSession, request: JobCreate, settings: ApiSettings, registry: RegistryClient
+    *,
+    session: AsyncSession,
+    request: JobCreate,
+    caller: Caller,
+    settings: ApiSettings,
+    registry: RegistryClient,
 ) -> Job:
-    """Create a queued job, or raise InvalidSubmission listing every problem. Does not commit."""
+    """Create a queued job in its experiment's group, or raise InvalidSubmission listing every
+    problem (Forbidden where the caller may not submit there). Does not commit."""
     problems: list[Problem] = []
     experiment = await experiment_repo.get(session=session, experiment_id=request.experiment_id)
-    if experiment is None:
+    if experiment is None or not caller.sees(experiment.group_id):
+        experiment = None  # another group's is as unknown as a missing one
         problems.append(Problem(field="experiment_id", message="no such experiment"))
-    if await queue_repo.get(session=session, name=request.queue) is None:
+    else:
+        caller.check_writes(experiment.group_id, f"experiment {experiment.name!r}")
+    queue = await queue_repo.get(session=session, name=request.queue)
+    if queue is None:
         known = ", ".join(q.name for q in await queue_repo.all_queues(session=session))
         problems.append(Problem(field="queue", message=f"no such queue (known: {known})"))
+    elif experiment is not None and not queue_repo.open_to(queue, experiment.group_id):
+        raise Forbidden(f"queue {queue.name!r} is not open to this experiment's group")
     timeout_s = request.timeout_s if request.timeout_s is not None else settings.default_timeout_s
     if request.callback_url is not None:
         problems.extend(callback_url_problems(request.callback_url, settings, "callback_url"))
@@ -44,6 +57,8 @@ async def submit_job(
             Problem(field="timeout_s", message=f"at most {settings.max_timeout_s} seconds")
         )
     archive = await entrypoint_repo.get(session=session, entrypoint_id=request.entrypoint_id)
+    if archive is not None and not caller.sees(archive.group_id):
+        archive = None
     params: dict[str, str] = {}
     pins: dict[str, PluginPin] = {}
     if archive is None:
@@ -74,6 +89,7 @@ async def submit_job(
     now = utcnow()
     job = Job(
         experiment_id=experiment.id,
+        group_id=experiment.group_id,
         entrypoint_id=archive.id,
         entry_point=request.entry_point,
         params=params,

@@ -2,11 +2,11 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import func
-from sqlmodel import col, select
+from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from theodolite.db.tables import Experiment
+from theodolite_api.repositories.paging import newest_first
 
 
 async def get(*, session: AsyncSession, experiment_id: uuid.UUID) -> Experiment | None:
@@ -24,9 +24,9 @@ async def add(*, session: AsyncSession, experiment: Experiment) -> Experiment:
     return experiment
 
 
-async def page(*, session: AsyncSession, limit: int, offset: int) -> tuple[list[Experiment], int]:
-    total = (await session.exec(select(func.count()).select_from(Experiment))).one()
-    rows = await session.exec(
-        select(Experiment).order_by(col(Experiment.created_at).desc()).limit(limit).offset(offset)
+async def page(
+    *, session: AsyncSession, groups: list[uuid.UUID] | None, limit: int, offset: int
+) -> tuple[list[Experiment], int]:
+    return await newest_first(
+        session=session, model=Experiment, groups=groups, limit=limit, offset=offset
     )
-    return list(rows), total

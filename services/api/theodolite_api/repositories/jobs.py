@@ -3,11 +3,12 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import func, or_, update
+from sqlalchemy import or_, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from theodolite.db.tables import Job, JobLogChunk, JobTransition
+from theodolite_api.repositories.paging import newest_first
 
 
 async def get(*, session: AsyncSession, job_id: uuid.UUID, for_update: bool = False) -> Job | None:
@@ -37,6 +38,7 @@ async def history(*, session: AsyncSession, job_id: uuid.UUID) -> list[JobTransi
 async def page(
     *,
     session: AsyncSession,
+    groups: list[uuid.UUID] | None,
     limit: int,
     offset: int,
     experiment_id: uuid.UUID | None,
@@ -47,15 +49,9 @@ async def page(
         conditions.append(col(Job.experiment_id) == experiment_id)
     if status is not None:
         conditions.append(col(Job.status) == status)
-    total = (await session.exec(select(func.count()).select_from(Job).where(*conditions))).one()
-    rows = await session.exec(
-        select(Job)
-        .where(*conditions)
-        .order_by(col(Job.created_at).desc())
-        .limit(limit)
-        .offset(offset)
+    return await newest_first(
+        session=session, model=Job, groups=groups, limit=limit, offset=offset, where=conditions
     )
-    return list(rows), total
 
 
 def add_log_chunk(
@@ -121,3 +117,13 @@ async def record_job_heartbeats(
         )
         .values(last_heartbeat_at=at)
     )
+
+
+async def visible_run_ids(
+    *, session: AsyncSession, run_ids: list[str], groups: list[uuid.UUID] | None
+) -> set[str]:
+    """Those of ``run_ids`` that are MLflow runs of jobs of ``groups`` (None: of any job)."""
+    statement = select(Job.mlflow_run_id).where(col(Job.mlflow_run_id).in_(run_ids))
+    if groups is not None:
+        statement = statement.where(col(Job.group_id).in_(groups))
+    return {run_id for run_id in await session.exec(statement) if run_id is not None}

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
 
 from sqlalchemy import func
@@ -23,6 +24,15 @@ async def add(*, session: AsyncSession, queue: Queue) -> Queue:
     session.add(queue)
     await session.flush()
     return queue
+
+
+async def count(*, session: AsyncSession) -> int:
+    return (await session.exec(select(func.count()).select_from(Queue))).one()
+
+
+def open_to(queue: Queue, group_id: uuid.UUID) -> bool:
+    """Whether the group's jobs may be submitted to the queue."""
+    return queue.allowed_group_ids is None or str(group_id) in queue.allowed_group_ids
 
 
 async def live_worker_counts(*, session: AsyncSession, seen_after: datetime) -> dict[str, int]:

@@ -2,12 +2,12 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import func
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from theodolite.db.status_tables import Sweep, SweepJob
 from theodolite.db.tables import Job
+from theodolite_api.repositories.paging import newest_first
 
 
 async def add(*, session: AsyncSession, sweep: Sweep, children: list[SweepJob]) -> None:
@@ -48,15 +48,14 @@ async def child_statuses(
 
 
 async def page(
-    *, session: AsyncSession, experiment_id: uuid.UUID | None, limit: int, offset: int
+    *,
+    session: AsyncSession,
+    groups: list[uuid.UUID] | None,
+    experiment_id: uuid.UUID | None,
+    limit: int,
+    offset: int,
 ) -> tuple[list[Sweep], int]:
     where = [] if experiment_id is None else [col(Sweep.experiment_id) == experiment_id]
-    total = (await session.exec(select(func.count()).select_from(Sweep).where(*where))).one()
-    rows = await session.exec(
-        select(Sweep)
-        .where(*where)
-        .order_by(col(Sweep.created_at).desc())
-        .limit(limit)
-        .offset(offset)
+    return await newest_first(
+        session=session, model=Sweep, groups=groups, limit=limit, offset=offset, where=where
     )
-    return list(rows), total

@@ -2,19 +2,20 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import uuid
 from collections.abc import Iterator
 from typing import Annotated
 
-from fastapi import APIRouter, File, Response, UploadFile, status
+from fastapi import APIRouter, File, Form, Response, UploadFile, status
 from fastapi.responses import StreamingResponse
 
 from theodolite.storage import entrypoint_archive_key
-from theodolite.web.errors import ArchiveUploadRoute, InvalidArchive, PayloadTooLarge, found_or_404
+from theodolite.web.errors import ArchiveUploadRoute, InvalidArchive, PayloadTooLarge
+from theodolite_api.auth.authenticate import CallerDep
+from theodolite_api.auth.ownership import EntryPointDep, group_for_new
 from theodolite_api.deps import SessionDep, StateDep
 from theodolite_api.entrypoints.uploads import describe_archive, store_entrypoint_archive
 from theodolite_api.repositories import entrypoints as entrypoint_repo
-from theodolite_api.schemas.common import Limit, Offset, Page
+from theodolite_api.schemas.common import Limit, Name, Offset, Page
 from theodolite_api.schemas.entrypoints import EntryPointArchivePublic, EntryPointValidation
 from theodolite_api.views import entry_points_public, entrypoint_public, graph_public
 
@@ -46,12 +47,19 @@ async def _read_bounded(upload: UploadFile, limit: int) -> bytes:
 async def upload_entrypoint(
     session: SessionDep,
     state: StateDep,
+    caller: CallerDep,
     response: Response,
     archive: Annotated[
         UploadFile, File(description="tar.gz, tar or zip with an MLproject at its root")
     ],
+    group: Annotated[
+        Name | None,
+        Form(description="The owning group's name; unset: your only group you submit in."),
+    ] = None,
 ) -> EntryPointArchivePublic:
-    """Upload an entry point archive; the same bytes always give the same entry point."""
+    """Upload an entry point archive; the same bytes always give the group the same entry
+    point."""
+    group_id = await group_for_new(session, caller, group)
     data = await _read_bounded(archive, state.archive_limits.max_bytes)
     stored, created = await store_entrypoint_archive(
         session=session,
@@ -60,6 +68,7 @@ async def upload_entrypoint(
         data=data,
         filename=archive.filename,
         limits=state.archive_limits,
+        group_id=group_id,
     )
     if not created:
         response.status_code = status.HTTP_200_OK
@@ -93,23 +102,21 @@ async def validate_entrypoint(
 
 @router.get("")
 async def list_entrypoints(
-    session: SessionDep, state: StateDep, limit: Limit = 50, offset: Offset = 0
+    session: SessionDep, state: StateDep, caller: CallerDep, limit: Limit = 50, offset: Offset = 0
 ) -> Page[EntryPointArchivePublic]:
-    """Entry point archives, newest first."""
-    rows, total = await entrypoint_repo.page(session=session, limit=limit, offset=offset)
+    """The entry point archives of the caller's groups, newest first."""
+    rows, total = await entrypoint_repo.page(
+        session=session, groups=caller.visible_groups(), limit=limit, offset=offset
+    )
     data = [await entrypoint_public(row, session=session, registry=state.registry) for row in rows]
     return Page(data=data, count=total)
 
 
 @router.get("/{entrypoint_id}", responses={404: {"description": "No such entry point"}})
 async def get_entrypoint(
-    entrypoint_id: uuid.UUID, session: SessionDep, state: StateDep
+    row: EntryPointDep, session: SessionDep, state: StateDep
 ) -> EntryPointArchivePublic:
     """One entry point archive with its declared entry points and parameters."""
-    row = found_or_404(
-        await entrypoint_repo.get(session=session, entrypoint_id=entrypoint_id),
-        f"no entry point {entrypoint_id}",
-    )
     return await entrypoint_public(row, session=session, registry=state.registry)
 
 
@@ -118,14 +125,8 @@ async def get_entrypoint(
     response_class=StreamingResponse,
     responses={200: {"content": {"application/octet-stream": {}}}},
 )
-async def download_entrypoint_archive(
-    entrypoint_id: uuid.UUID, session: SessionDep, state: StateDep
-) -> StreamingResponse:
+async def download_entrypoint_archive(row: EntryPointDep, state: StateDep) -> StreamingResponse:
     """The archive's bytes, as uploaded."""
-    row = found_or_404(
-        await entrypoint_repo.get(session=session, entrypoint_id=entrypoint_id),
-        f"no entry point {entrypoint_id}",
-    )
     chunks: Iterator[bytes] = state.store.iter_chunks(
         state.settings.storage.entrypoint_bucket, entrypoint_archive_key(row.sha256)
     )

@@ -12,7 +12,9 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from theodolite.db.tables import Experiment, Job
 from theodolite.problems import Problem
-from theodolite.web.errors import DomainError, NotFound
+from theodolite.web.errors import DomainError
+from theodolite_api.auth.authenticate import CallerDep
+from theodolite_api.auth.ownership import visible
 from theodolite_api.deps import NotificationsDep, StateDep
 from theodolite_api.schemas.events import SSE_DESCRIPTION
 from theodolite_api.streams.experiment_stream import experiment_stream
@@ -56,6 +58,7 @@ def _bad_id(exc: BadEventId) -> DomainError:
 @router.get("/jobs/{job_id}/events", response_class=EventSourceResponse, responses=STREAM_RESPONSES)
 async def stream_job_events(
     job_id: uuid.UUID,
+    caller: CallerDep,
     state: StateDep,
     notifications: NotificationsDep,
     last_event_id_header: LastEventIdHeader = None,
@@ -68,9 +71,8 @@ async def stream_job_events(
         after = JobEventKey.parse(resume) if resume else None
     except BadEventId as exc:
         raise _bad_id(exc) from exc
-    async with state.sessions() as session:
-        if await session.get(Job, job_id) is None:
-            raise NotFound(f"no job {job_id}")
+    async with state.sessions() as session:  # not the request's: the stream outlives it
+        visible(await session.get(Job, job_id), caller, f"job {job_id}")
     stop = anyio.Event()
     sources = notifications.stream_sources
     return _response(job_stream(sources, job_id, after, stop), stop, sources.settings.ping_s)
@@ -83,6 +85,7 @@ async def stream_job_events(
 )
 async def stream_experiment_events(
     experiment_id: uuid.UUID,
+    caller: CallerDep,
     state: StateDep,
     notifications: NotificationsDep,
     last_event_id_header: LastEventIdHeader = None,
@@ -99,8 +102,8 @@ async def stream_experiment_events(
     except BadEventId as exc:
         raise _bad_id(exc) from exc
     async with state.sessions() as session:
-        if await session.get(Experiment, experiment_id) is None:
-            raise NotFound(f"no experiment {experiment_id}")
+        found = await session.get(Experiment, experiment_id)
+        visible(found, caller, f"experiment {experiment_id}")
     sources: StreamSources = notifications.stream_sources
     stop = anyio.Event()
     stream = experiment_stream(sources, experiment_id, cursor, from_now=from_now, stop=stop)

@@ -1,12 +1,12 @@
 from __future__ import annotations
 
-import uuid
-
 from fastapi import APIRouter, status
 from sqlalchemy.exc import IntegrityError
 
 from theodolite.db.tables import Experiment
-from theodolite.web.errors import Conflict, found_or_404
+from theodolite.web.errors import Conflict
+from theodolite_api.auth.authenticate import CallerDep
+from theodolite_api.auth.ownership import ExperimentDep, group_for_new
 from theodolite_api.deps import SessionDep, StateDep
 from theodolite_api.repositories import experiments as experiment_repo
 from theodolite_api.schemas.common import Limit, Offset, Page
@@ -20,14 +20,19 @@ router = APIRouter(prefix="/experiments", tags=["experiments"])
     "", status_code=status.HTTP_201_CREATED, responses={409: {"description": "Name taken"}}
 )
 async def create_experiment(
-    body: ExperimentCreate, session: SessionDep, state: StateDep
+    body: ExperimentCreate, session: SessionDep, state: StateDep, caller: CallerDep
 ) -> ExperimentPublic:
-    """Create an experiment (and its MLflow experiment of the same name)."""
+    """Create an experiment (and its MLflow experiment of the same name) in a group: the one
+    named, or the caller's only group."""
+    group_id = await group_for_new(session, caller, body.group)
     if await experiment_repo.get_by_name(session=session, name=body.name) is not None:
         raise Conflict(f"an experiment named {body.name!r} exists already")
     mlflow_id = await state.mlflow.ensure_experiment(body.name)
     experiment = Experiment(
-        name=body.name, description=body.description, mlflow_experiment_id=mlflow_id
+        name=body.name,
+        group_id=group_id,
+        description=body.description,
+        mlflow_experiment_id=mlflow_id,
     )
     try:
         await experiment_repo.add(session=session, experiment=experiment)
@@ -39,20 +44,16 @@ async def create_experiment(
 
 @router.get("")
 async def list_experiments(
-    session: SessionDep, state: StateDep, limit: Limit = 50, offset: Offset = 0
+    session: SessionDep, state: StateDep, caller: CallerDep, limit: Limit = 50, offset: Offset = 0
 ) -> Page[ExperimentPublic]:
-    """Experiments, newest first."""
-    rows, total = await experiment_repo.page(session=session, limit=limit, offset=offset)
+    """The experiments of the caller's groups, newest first."""
+    rows, total = await experiment_repo.page(
+        session=session, groups=caller.visible_groups(), limit=limit, offset=offset
+    )
     return Page(data=[experiment_public(row, state.mlflow) for row in rows], count=total)
 
 
 @router.get("/{experiment_id}", responses={404: {"description": "No such experiment"}})
-async def get_experiment(
-    experiment_id: uuid.UUID, session: SessionDep, state: StateDep
-) -> ExperimentPublic:
+async def get_experiment(experiment: ExperimentDep, state: StateDep) -> ExperimentPublic:
     """One experiment."""
-    experiment = found_or_404(
-        await experiment_repo.get(session=session, experiment_id=experiment_id),
-        f"no experiment {experiment_id}",
-    )
     return experiment_public(experiment, state.mlflow)

@@ -16,7 +16,9 @@ from starlette.background import BackgroundTask
 from theodolite.db.tables import Job
 from theodolite.lifecycle import JobStatus
 from theodolite.problems import Problem
-from theodolite.web.errors import InvalidSubmission, NotFound, found_or_404
+from theodolite.web.errors import InvalidSubmission, NotFound
+from theodolite_api.auth.authenticate import CallerDep
+from theodolite_api.auth.ownership import JobDep, visible
 from theodolite_api.deps import SessionDep, StateDep
 from theodolite_api.jobs.cancellation import request_cancel
 from theodolite_api.jobs.submission import submit_job
@@ -34,10 +36,6 @@ from theodolite_api.views import job_public
 router = APIRouter(prefix="/jobs", tags=["jobs"])
 
 
-async def _job_or_404(session: AsyncSession, job_id: uuid.UUID) -> Job:
-    return found_or_404(await job_repo.get(session=session, job_id=job_id), f"no job {job_id}")
-
-
 @router.post(
     "",
     status_code=status.HTTP_202_ACCEPTED,
@@ -47,6 +45,7 @@ async def create_job(
     body: JobCreate,
     session: SessionDep,
     state: StateDep,
+    caller: CallerDep,
     idempotency_key: Annotated[
         str | None,
         Header(
@@ -61,10 +60,17 @@ async def create_job(
     request_sha256 = hashlib.sha256(
         json.dumps(body.model_dump(mode="json"), sort_keys=True).encode()
     ).hexdigest()
+    # Keys are the caller's own: another user's key names none of their jobs.
+    idempotency_key = None if idempotency_key is None else f"{caller.user_id}:{idempotency_key}"
     job = await _replayed(session, idempotency_key, request_sha256)
+    replayed = job is not None
     if job is None:
         job = await submit_job(
-            session=session, request=body, settings=state.settings, registry=state.registry
+            session=session,
+            request=body,
+            caller=caller,
+            settings=state.settings,
+            registry=state.registry,
         )
         job.idempotency_key, job.request_sha256 = idempotency_key, request_sha256
         try:
@@ -74,9 +80,13 @@ async def create_job(
             job = await _replayed(session, idempotency_key, request_sha256)
             if job is None:
                 raise
+            replayed = True
         state.relay.wake()
     public = await job_public(job, session=session, mlflow=state.mlflow, settings=state.settings)
-    return JobCreated(**public.model_dump(), webhook_secret=job.webhook_secret)
+    # The secret is shown once: a replay of the request does not show it again.
+    return JobCreated(
+        **public.model_dump(), webhook_secret=None if replayed else job.webhook_secret
+    )
 
 
 async def _replayed(session: AsyncSession, key: str | None, request_sha256: str) -> Job | None:
@@ -96,14 +106,17 @@ async def _replayed(session: AsyncSession, key: str | None, request_sha256: str)
 async def list_jobs(
     session: SessionDep,
     state: StateDep,
+    caller: CallerDep,
     experiment_id: uuid.UUID | None = None,
     status: JobStatus | None = None,
     limit: Limit = 50,
     offset: Offset = 0,
 ) -> Page[JobPublic]:
-    """Jobs, newest first, optionally of one experiment and in one status."""
+    """The jobs of the caller's groups, newest first, optionally of one experiment and in one
+    status."""
     rows, total = await job_repo.page(
         session=session,
+        groups=caller.visible_groups(),
         limit=limit,
         offset=offset,
         experiment_id=experiment_id,
@@ -117,9 +130,8 @@ async def list_jobs(
 
 
 @router.get("/{job_id}", responses={404: {"description": "No such job"}})
-async def get_job(job_id: uuid.UUID, session: SessionDep, state: StateDep) -> JobPublic:
+async def get_job(job: JobDep, session: SessionDep, state: StateDep) -> JobPublic:
     """A job: status, every transition, MLflow run and log tail."""
-    job = await _job_or_404(session, job_id)
     return await job_public(job, session=session, mlflow=state.mlflow, settings=state.settings)
 
 
@@ -128,12 +140,14 @@ async def get_job(job_id: uuid.UUID, session: SessionDep, state: StateDep) -> Jo
     status_code=status.HTTP_202_ACCEPTED,
     responses={409: {"description": "The job has ended already"}, 404: {}},
 )
-async def cancel_job(job_id: uuid.UUID, session: SessionDep, state: StateDep) -> JobPublic:
+async def cancel_job(
+    job_id: uuid.UUID, session: SessionDep, state: StateDep, caller: CallerDep
+) -> JobPublic:
     """Cancel a job in any state before its end: a queued job never starts; a running one is
     stopped (its processes terminated, then killed) and ends cancelled within seconds."""
-    job = found_or_404(
-        await job_repo.get(session=session, job_id=job_id, for_update=True), f"no job {job_id}"
-    )
+    found = await job_repo.get(session=session, job_id=job_id, for_update=True)
+    job = visible(found, caller, f"job {job_id}")
+    caller.check_writes(job.group_id, f"job {job_id}")
     await request_cancel(session=session, job=job)
     await session.commit()
     state.relay.wake()
@@ -142,27 +156,23 @@ async def cancel_job(job_id: uuid.UUID, session: SessionDep, state: StateDep) ->
 
 @router.get("/{job_id}/logs", response_class=PlainTextResponse)
 async def get_job_logs(
-    job_id: uuid.UUID,
+    job: JobDep,
     session: SessionDep,
     tail: Annotated[
         int | None, Query(ge=1, le=1_000_000, description="Only the last N lines.")
     ] = None,
 ) -> PlainTextResponse:
     """The job's output (stdout and stderr, interleaved as written)."""
-    await _job_or_404(session, job_id)
     if tail is not None:
-        lines = await job_repo.log_tail(session=session, job_id=job_id, lines=tail)
+        lines = await job_repo.log_tail(session=session, job_id=job.id, lines=tail)
     else:
-        lines = await job_repo.log_lines(session=session, job_id=job_id)
+        lines = await job_repo.log_lines(session=session, job_id=job.id)
     return PlainTextResponse("".join(f"{line}\n" for line in lines))
 
 
 @router.get("/{job_id}/metrics")
-async def get_job_metrics(
-    job_id: uuid.UUID, session: SessionDep, state: StateDep
-) -> Page[MetricPublic]:
+async def get_job_metrics(job: JobDep, state: StateDep) -> Page[MetricPublic]:
     """Every metric of the job's MLflow run: latest value and full history."""
-    job = await _job_or_404(session, job_id)
     if job.mlflow_run_id is None:
         return Page(data=[], count=0)
     metrics = await state.mlflow.metrics(job.mlflow_run_id)
@@ -171,14 +181,13 @@ async def get_job_metrics(
 
 @router.get("/{job_id}/artifacts")
 async def list_job_artifacts(
-    job_id: uuid.UUID, session: SessionDep, state: StateDep, request: Request
+    job: JobDep, state: StateDep, request: Request
 ) -> Page[ArtifactPublic]:
     """Every artifact file of the job's MLflow run."""
-    job = await _job_or_404(session, job_id)
     if job.mlflow_run_id is None:
         return Page(data=[], count=0)
     files = await state.mlflow.artifacts(job.mlflow_run_id)
-    base = str(request.url_for("download_job_artifact", job_id=job_id, path="")).rstrip("/")
+    base = str(request.url_for("download_job_artifact", job_id=job.id, path="")).rstrip("/")
     data = [
         ArtifactPublic(
             path=f["path"], size_bytes=f["size_bytes"], download_url=f"{base}/{quote(f['path'])}"
@@ -193,17 +202,14 @@ async def list_job_artifacts(
     response_class=StreamingResponse,
     responses={200: {"content": {"application/octet-stream": {}}}, 404: {}},
 )
-async def download_job_artifact(
-    job_id: uuid.UUID, path: str, session: SessionDep, state: StateDep
-) -> StreamingResponse:
+async def download_job_artifact(job: JobDep, path: str, state: StateDep) -> StreamingResponse:
     """Download one artifact, streamed from MLflow."""
     if not path or ".." in PurePosixPath(path).parts or path.startswith("/"):
         raise InvalidSubmission(
             "bad artifact path", [Problem(field="path", message="must be relative, without '..'")]
         )
-    job = await _job_or_404(session, job_id)
     if job.mlflow_run_id is None:
-        raise NotFound(f"job {job_id} has no MLflow run yet")
+        raise NotFound(f"job {job.id} has no MLflow run yet")
     response, chunks = await state.mlflow.open_artifact(job.mlflow_run_id, path)
     filename = PurePosixPath(path).name
     return StreamingResponse(

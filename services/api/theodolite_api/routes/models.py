@@ -1,5 +1,6 @@
 """The MLflow model registry, read through the gateway: a training job's registered model can be
-attacked by later jobs through a ``uri`` parameter ``models:/<name>/<version>``."""
+attacked by later jobs through a ``uri`` parameter ``models:/<name>/<version>``. A caller sees
+the versions logged by runs of their groups' jobs, and the models that have one."""
 
 from __future__ import annotations
 
@@ -7,7 +8,10 @@ from urllib.parse import quote
 
 from fastapi import APIRouter
 
-from theodolite_api.deps import StateDep
+from theodolite.web.errors import NotFound
+from theodolite_api.auth.authenticate import CallerDep
+from theodolite_api.deps import SessionDep, StateDep
+from theodolite_api.repositories import jobs as job_repo
 from theodolite_api.schemas.common import Limit, Offset, Page
 from theodolite_api.schemas.models import ModelPublic, ModelVersionPublic
 
@@ -15,9 +19,23 @@ router = APIRouter(prefix="/models", tags=["models"])
 
 
 @router.get("")
-async def list_models(state: StateDep, limit: Limit = 50, offset: Offset = 0) -> Page[ModelPublic]:
+async def list_models(
+    state: StateDep, session: SessionDep, caller: CallerDep, limit: Limit = 50, offset: Offset = 0
+) -> Page[ModelPublic]:
     """Registered models, by name."""
-    models = await state.mlflow.registered_models()
+    every = await state.mlflow.registered_models()
+    runs = await job_repo.visible_run_ids(
+        session=session,
+        run_ids=[
+            v["run_id"] for m in every for v in m.get("latest_versions", []) if v.get("run_id")
+        ],
+        groups=caller.visible_groups(),
+    )
+    models = [
+        m
+        for m in every
+        if caller.is_admin or any(v.get("run_id") in runs for v in m.get("latest_versions", []))
+    ]
     data = []
     for model in models[offset : offset + limit]:
         latest = max((int(v["version"]) for v in model.get("latest_versions", [])), default=None)
@@ -34,9 +52,19 @@ async def list_models(state: StateDep, limit: Limit = 50, offset: Offset = 0) ->
 
 
 @router.get("/{name}/versions", responses={404: {"description": "No such registered model"}})
-async def list_model_versions(name: str, state: StateDep) -> Page[ModelVersionPublic]:
-    """Every version of one registered model, newest first."""
-    versions = await state.mlflow.model_versions(name)
+async def list_model_versions(
+    name: str, state: StateDep, session: SessionDep, caller: CallerDep
+) -> Page[ModelVersionPublic]:
+    """Every version of one registered model the caller may see, newest first."""
+    every = await state.mlflow.model_versions(name)
+    runs = await job_repo.visible_run_ids(
+        session=session,
+        run_ids=[v["run_id"] for v in every if v.get("run_id")],
+        groups=caller.visible_groups(),
+    )
+    versions = [v for v in every if caller.is_admin or v.get("run_id") in runs]
+    if not versions:
+        raise NotFound(f"no registered model {name!r}")
     data = [
         ModelVersionPublic(
             name=v["name"],

@@ -9,8 +9,10 @@ from sqlalchemy.exc import IntegrityError
 
 from theodolite import topology
 from theodolite.db.tables import Queue, utcnow
-from theodolite.web.errors import Conflict, found_or_404
+from theodolite.problems import Problem
+from theodolite.web.errors import Conflict, InvalidSubmission, found_or_404
 from theodolite_api.deps import SessionDep, StateDep
+from theodolite_api.repositories import identity as identity_repo
 from theodolite_api.repositories import queues as queue_repo
 from theodolite_api.schemas.common import Page
 from theodolite_api.schemas.queues import DeadLetterPublic, QueueCreate, QueueDetail, QueuePublic
@@ -94,12 +96,30 @@ async def get_queue(name: str, session: SessionDep, state: StateDep) -> QueueDet
     )
 
 
+async def _group_ids(session: SessionDep, names: list[str]) -> list[str]:
+    found = {name: await identity_repo.group_by_name(session=session, name=name) for name in names}
+    problems = [
+        Problem(field=f"groups.{i}", message=f"no group {name!r}")
+        for i, name in enumerate(names)
+        if found[name] is None
+    ]
+    if problems:
+        raise InvalidSubmission(f"{len(problems)} problem(s) in the queue", problems)
+    return [str(group.id) for group in found.values() if group is not None]
+
+
 @router.post("", status_code=status.HTTP_201_CREATED, responses={409: {"description": "Exists"}})
 async def create_queue(body: QueueCreate, session: SessionDep, state: StateDep) -> QueuePublic:
-    """Add a queue; its broker queue exists at once, so jobs can wait for a worker."""
+    """Add a queue (administrators only); its broker queue exists at once, so jobs can wait for
+    a worker. ``groups`` limits who may submit to it."""
     if await queue_repo.get(session=session, name=body.name) is not None:
         raise Conflict(f"queue {body.name!r} exists already")
-    queue = Queue(name=body.name, description=body.description)
+    # Every queue is two quorum queues on the broker: their number is bounded.
+    limit = state.settings.max_queues
+    if await queue_repo.count(session=session) >= limit:
+        raise Conflict(f"the testbed has its limit of {limit} queues (THEODOLITE_API_MAX_QUEUES)")
+    allowed = None if body.groups is None else await _group_ids(session, body.groups)
+    queue = Queue(name=body.name, description=body.description, allowed_group_ids=allowed)
     await state.broker.declare_job_queue(body.name)
     try:
         await queue_repo.add(session=session, queue=queue)

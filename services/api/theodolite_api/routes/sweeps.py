@@ -10,7 +10,9 @@ from fastapi import APIRouter, Query, Request, Response, status
 
 from theodolite.db.status_tables import Sweep
 from theodolite.problems import Problem
-from theodolite.web.errors import Conflict, InvalidSubmission, found_or_404
+from theodolite.web.errors import Conflict, InvalidSubmission
+from theodolite_api.auth.authenticate import CallerDep
+from theodolite_api.auth.ownership import SweepDep
 from theodolite_api.deps import SessionDep, StateDep
 from theodolite_api.repositories import sweeps as sweep_repo
 from theodolite_api.schemas.common import Limit, Offset, Page
@@ -22,12 +24,6 @@ from theodolite_api.sweeps import operations as sweep_service
 router = APIRouter(prefix="/sweeps", tags=["sweeps"])
 
 SVG = "image/svg+xml"
-
-
-async def _sweep_or_404(session: SessionDep, sweep_id: uuid.UUID) -> Sweep:
-    return found_or_404(
-        await sweep_repo.get(session=session, sweep_id=sweep_id), f"no sweep {sweep_id}"
-    )
 
 
 async def _public(
@@ -56,11 +52,15 @@ async def _public(
     responses={422: {"description": "Every problem of the grid and its points; nothing created"}},
 )
 async def create_sweep(
-    body: SweepCreate, session: SessionDep, state: StateDep, request: Request
+    body: SweepCreate, session: SessionDep, state: StateDep, request: Request, caller: CallerDep
 ) -> SweepPublic:
     """Submit one job per point of the grid (x seeds x repeats), all or none."""
     sweep, _ = await sweep_service.create_sweep(
-        session=session, request=body, settings=state.settings, registry=state.registry
+        session=session,
+        request=body,
+        caller=caller,
+        settings=state.settings,
+        registry=state.registry,
     )
     await session.commit()
     state.relay.wake()
@@ -70,13 +70,18 @@ async def create_sweep(
 @router.get("")
 async def list_sweeps(
     session: SessionDep,
+    caller: CallerDep,
     experiment_id: uuid.UUID | None = None,
     limit: Limit = 50,
     offset: Offset = 0,
 ) -> Page[SweepSummary]:
-    """Sweeps, newest first, optionally of one experiment."""
+    """The sweeps of the caller's groups, newest first, optionally of one experiment."""
     rows, total = await sweep_repo.page(
-        session=session, experiment_id=experiment_id, limit=limit, offset=offset
+        session=session,
+        groups=caller.visible_groups(),
+        experiment_id=experiment_id,
+        limit=limit,
+        offset=offset,
     )
     statuses = await sweep_repo.child_statuses(session=session, sweep_ids=[s.id for s in rows])
     return Page(data=[sweep_service.summary(s, statuses[s.id]) for s in rows], count=total)
@@ -84,7 +89,7 @@ async def list_sweeps(
 
 @router.get("/{sweep_id}", responses={404: {"description": "No such sweep"}})
 async def get_sweep(
-    sweep_id: uuid.UUID,
+    sweep: SweepDep,
     session: SessionDep,
     state: StateDep,
     request: Request,
@@ -94,7 +99,6 @@ async def get_sweep(
 ) -> SweepPublic:
     """The sweep's status, each child's point, status and metrics, and the table: one row per
     combination of grid values with each metric's mean, spread and count over its runs."""
-    sweep = await _sweep_or_404(session, sweep_id)
     return await _public(sweep, session, state, request, with_metrics=metrics)
 
 
@@ -109,7 +113,7 @@ async def get_sweep(
     },
 )
 async def get_sweep_figure(
-    sweep_id: uuid.UUID,
+    sweep: SweepDep,
     session: SessionDep,
     state: StateDep,
     request: Request,
@@ -117,13 +121,12 @@ async def get_sweep_figure(
     x: Annotated[str | None, Query(description="Default: the first numeric grid name.")] = None,
 ) -> Response:
     """The finished sweep's figure (SVG): a metric against a swept parameter."""
-    sweep = await _sweep_or_404(session, sweep_id)
     public = await _public(sweep, session, state, request, with_metrics=True)
     if not public.finished:
         counts = ", ".join(f"{n} {s}" for s, n in sorted(public.counts.items()))
-        raise Conflict(f"sweep {sweep_id} has not finished ({counts})")
+        raise Conflict(f"sweep {sweep.id} has not finished ({counts})")
     if not public.metrics:
-        raise Conflict(f"the jobs of sweep {sweep_id} logged no metric")
+        raise Conflict(f"the jobs of sweep {sweep.id} logged no metric")
     metric = metric or public.metrics[0]
     if metric not in public.metrics:
         raise InvalidSubmission(

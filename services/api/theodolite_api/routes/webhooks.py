@@ -11,9 +11,12 @@ from fastapi import APIRouter, Response, status
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from theodolite.db.status_tables import WebhookDelivery, WebhookSubscription
-from theodolite.db.tables import Experiment, Job, utcnow
+from theodolite.db.tables import Experiment, utcnow
 from theodolite.problems import Problem
 from theodolite.web.errors import Conflict, InvalidSubmission, NotFound, found_or_404
+from theodolite_api.auth.authenticate import CallerDep
+from theodolite_api.auth.callers import Caller
+from theodolite_api.auth.ownership import ExperimentDep, JobDep
 from theodolite_api.deps import NotificationsDep, SessionDep, SettingsDep
 from theodolite_api.repositories import webhooks as webhook_repo
 from theodolite_api.schemas.common import Limit, Offset, Page
@@ -58,20 +61,21 @@ def _problems(url: str | None, event_types: list[str] | None, settings: ApiSetti
         raise InvalidSubmission(f"{len(problems)} problem(s) in the webhook", problems)
 
 
-async def _experiment_or_404(session: AsyncSession, experiment_id: uuid.UUID) -> None:
-    if await session.get(Experiment, experiment_id) is None:
-        raise NotFound(f"no experiment {experiment_id}")
-
-
 async def _subscription_or_404(
-    session: AsyncSession, experiment_id: uuid.UUID, webhook: uuid.UUID
+    session: AsyncSession,
+    caller: Caller,
+    experiment: Experiment,
+    webhook: uuid.UUID,
+    *,
+    write: bool = False,
 ) -> WebhookSubscription:
-    await _experiment_or_404(session, experiment_id)
+    if write:
+        caller.check_writes(experiment.group_id, f"experiment {experiment.id}")
     return found_or_404(
         await webhook_repo.get_subscription(
-            session=session, experiment_id=experiment_id, subscription_id=webhook
+            session=session, experiment_id=experiment.id, subscription_id=webhook
         ),
-        f"no webhook {webhook} in experiment {experiment_id}",
+        f"no webhook {webhook} in experiment {experiment.id}",
     )
 
 
@@ -105,16 +109,20 @@ async def _deliveries_public(
     responses={**NOT_FOUND, 422: {"description": "Every problem of the subscription"}},
 )
 async def create_webhook(
-    experiment_id: uuid.UUID, body: WebhookCreate, session: SessionDep, settings: SettingsDep
+    experiment: ExperimentDep,
+    body: WebhookCreate,
+    session: SessionDep,
+    caller: CallerDep,
+    settings: SettingsDep,
 ) -> WebhookCreated:
     """Subscribe a URL to the experiment's job events. The signing secret is shown this once."""
-    await _experiment_or_404(session, experiment_id)
+    caller.check_writes(experiment.group_id, f"experiment {experiment.id}")
     _problems(body.url, body.event_types, settings)
     now = utcnow()
     subscription = await webhook_repo.add_subscription(
         session=session,
         subscription=WebhookSubscription(
-            experiment_id=experiment_id,
+            experiment_id=experiment.id,
             url=body.url,
             description=body.description,
             event_types=list(dict.fromkeys(body.event_types)),
@@ -129,35 +137,38 @@ async def create_webhook(
 
 @router.get("/experiments/{experiment_id}/webhooks", responses=NOT_FOUND)
 async def list_webhooks(
-    experiment_id: uuid.UUID, session: SessionDep, limit: Limit = 50, offset: Offset = 0
+    experiment: ExperimentDep,
+    session: SessionDep,
+    limit: Limit = 50,
+    offset: Offset = 0,
 ) -> Page[WebhookPublic]:
     """The experiment's webhook subscriptions, oldest first."""
-    await _experiment_or_404(session, experiment_id)
     rows, total = await webhook_repo.subscription_page(
-        session=session, experiment_id=experiment_id, limit=limit, offset=offset
+        session=session, experiment_id=experiment.id, limit=limit, offset=offset
     )
     return Page(data=[_public(s) for s in rows], count=total)
 
 
 @router.get("/experiments/{experiment_id}/webhooks/{webhook}", responses=NOT_FOUND)
 async def get_webhook(
-    experiment_id: uuid.UUID, webhook: uuid.UUID, session: SessionDep
+    experiment: ExperimentDep, webhook: uuid.UUID, session: SessionDep, caller: CallerDep
 ) -> WebhookPublic:
     """One subscription: its events, and whether it is enabled (and if not, why)."""
-    return _public(await _subscription_or_404(session, experiment_id, webhook))
+    return _public(await _subscription_or_404(session, caller, experiment, webhook))
 
 
 @router.patch("/experiments/{experiment_id}/webhooks/{webhook}", responses=NOT_FOUND)
 async def update_webhook(
-    experiment_id: uuid.UUID,
+    experiment: ExperimentDep,
     webhook: uuid.UUID,
     body: WebhookUpdate,
     session: SessionDep,
+    caller: CallerDep,
     settings: SettingsDep,
     notifications: NotificationsDep,
 ) -> WebhookPublic:
     """Change the URL or event types; ``enabled: true`` re-enables a disabled subscription."""
-    subscription = await _subscription_or_404(session, experiment_id, webhook)
+    subscription = await _subscription_or_404(session, caller, experiment, webhook, write=True)
     _problems(body.url, body.event_types, settings)
     if body.url is not None:
         subscription.url = body.url
@@ -187,10 +198,10 @@ async def update_webhook(
     responses=NOT_FOUND,
 )
 async def delete_webhook(
-    experiment_id: uuid.UUID, webhook: uuid.UUID, session: SessionDep
+    experiment: ExperimentDep, webhook: uuid.UUID, session: SessionDep, caller: CallerDep
 ) -> Response:
     """Remove a subscription with its delivery log; nothing more is sent to it."""
-    subscription = await _subscription_or_404(session, experiment_id, webhook)
+    subscription = await _subscription_or_404(session, caller, experiment, webhook, write=True)
     await webhook_repo.delete_subscription(session=session, subscription=subscription)
     await session.commit()
     return Response(status_code=status.HTTP_204_NO_CONTENT)
@@ -198,16 +209,17 @@ async def delete_webhook(
 
 @router.get("/experiments/{experiment_id}/webhooks/{webhook}/deliveries", responses=NOT_FOUND)
 async def list_deliveries(
-    experiment_id: uuid.UUID,
+    experiment: ExperimentDep,
     webhook: uuid.UUID,
     session: SessionDep,
+    caller: CallerDep,
     status: DeliveryStatus | None = None,
     job_id: uuid.UUID | None = None,
     limit: Limit = 50,
     offset: Offset = 0,
 ) -> Page[DeliveryPublic]:
     """The subscription's deliveries, newest first, each with every attempt made."""
-    subscription = await _subscription_or_404(session, experiment_id, webhook)
+    subscription = await _subscription_or_404(session, caller, experiment, webhook)
     rows, total = await webhook_repo.delivery_page(
         session=session,
         subscription_id=subscription.id,
@@ -243,10 +255,14 @@ async def _delivery_or_404(
     "/experiments/{experiment_id}/webhooks/{webhook}/deliveries/{delivery}", responses=NOT_FOUND
 )
 async def get_delivery(
-    experiment_id: uuid.UUID, webhook: uuid.UUID, delivery: uuid.UUID, session: SessionDep
+    experiment: ExperimentDep,
+    webhook: uuid.UUID,
+    delivery: uuid.UUID,
+    session: SessionDep,
+    caller: CallerDep,
 ) -> DeliveryPublic:
     """One delivery, its payload and every attempt."""
-    subscription = await _subscription_or_404(session, experiment_id, webhook)
+    subscription = await _subscription_or_404(session, caller, experiment, webhook)
     found = await _delivery_or_404(session, subscription.id, None, delivery)
     return (await _deliveries_public(session, [found]))[0]
 
@@ -267,16 +283,17 @@ async def _redeliver(
     responses={**NOT_FOUND, 409: {"description": "The subscription is disabled"}},
 )
 async def redeliver(
-    experiment_id: uuid.UUID,
+    experiment: ExperimentDep,
     webhook: uuid.UUID,
     delivery: uuid.UUID,
     session: SessionDep,
+    caller: CallerDep,
     settings: SettingsDep,
     notifications: NotificationsDep,
 ) -> DeliveryPublic:
     """Send a delivery again, now (same webhook-id, a fresh timestamp and signature), with
     retries as for a new one."""
-    subscription = await _subscription_or_404(session, experiment_id, webhook)
+    subscription = await _subscription_or_404(session, caller, experiment, webhook, write=True)
     if not subscription.enabled:
         raise Conflict(f"webhook {webhook} is disabled ({subscription.disabled_reason}); enable it")
     found = await _delivery_or_404(session, subscription.id, None, delivery, for_update=True)
@@ -285,24 +302,19 @@ async def redeliver(
     return (await _deliveries_public(session, [found]))[0]
 
 
-async def _job_or_404(session: AsyncSession, job_id: uuid.UUID) -> Job:
-    return found_or_404(await session.get(Job, job_id), f"no job {job_id}")
-
-
 @router.get("/jobs/{job_id}/callback/deliveries", tags=["jobs"], responses=NOT_FOUND)
 async def list_callback_deliveries(
-    job_id: uuid.UUID,
+    job: JobDep,
     session: SessionDep,
     status: DeliveryStatus | None = None,
     limit: Limit = 50,
     offset: Offset = 0,
 ) -> Page[DeliveryPublic]:
     """Deliveries to the job's own callback_url, newest first, each with every attempt."""
-    await _job_or_404(session, job_id)
     rows, total = await webhook_repo.delivery_page(
         session=session,
         subscription_id=None,
-        job_id=job_id,
+        job_id=job.id,
         status=status,
         limit=limit,
         offset=offset,
@@ -317,15 +329,16 @@ async def list_callback_deliveries(
     responses=NOT_FOUND,
 )
 async def redeliver_callback(
-    job_id: uuid.UUID,
+    job: JobDep,
     delivery: uuid.UUID,
     session: SessionDep,
+    caller: CallerDep,
     settings: SettingsDep,
     notifications: NotificationsDep,
 ) -> DeliveryPublic:
     """Send a delivery to the job's callback again, now."""
-    await _job_or_404(session, job_id)
-    found = await _delivery_or_404(session, None, job_id, delivery, for_update=True)
+    caller.check_writes(job.group_id, f"job {job.id}")
+    found = await _delivery_or_404(session, None, job.id, delivery, for_update=True)
     await _redeliver(session, found, settings)
     notifications.sender.notify()
     return (await _deliveries_public(session, [found]))[0]

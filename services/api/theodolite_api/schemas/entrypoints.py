@@ -32,6 +32,7 @@ class GraphPublic(BaseModel):
 
 class EntryPointArchivePublic(BaseModel):
     id: uuid.UUID
+    group_id: uuid.UUID
     sha256: str
     filename: str | None
     size_bytes: int

@@ -13,6 +13,9 @@ class QueueCreate(RequestBody):
         pattern=QUEUE_NAME_PATTERN, description="Lower-case letters, digits, - and _."
     )
     description: Text | None = Field(None, max_length=1000)
+    groups: list[Name] | None = Field(
+        None, max_length=100, description="Groups that may submit to it; unset: every group."
+    )
 
 
 class QueuePublic(BaseModel):

@@ -18,6 +18,7 @@ from theodolite.db.tables import Job, utcnow
 from theodolite.lifecycle import JobStatus, is_terminal
 from theodolite.problems import Problem
 from theodolite.web.errors import InvalidSubmission
+from theodolite_api.auth.callers import Caller
 from theodolite_api.clients.mlflow import MlflowReader
 from theodolite_api.clients.registry import RegistryClient
 from theodolite_api.jobs.submission import submit_job
@@ -113,6 +114,7 @@ async def create_sweep(
     *,
     session: AsyncSession,
     request: SweepCreate,
+    caller: Caller,
     settings: ApiSettings,
     registry: RegistryClient,
 ) -> tuple[Sweep, list[tuple[SweepJob, Job]]]:
@@ -121,20 +123,7 @@ async def create_sweep(
     problems = grid_problems(request, settings.sweeps.max_points)
     if point_count(request) > settings.sweeps.max_points:
         raise InvalidSubmission(f"{len(problems)} problem(s) in the sweep", problems)
-    sweep = Sweep(
-        experiment_id=request.experiment_id,
-        entrypoint_id=request.entrypoint_id,
-        entry_point=request.entry_point,
-        queue=request.queue,
-        name=request.name,
-        params=request.params,
-        grid={name: list(values) for name, values in request.grid.items()},
-        seeds=list(request.seeds),
-        seed_param=request.seed_param,
-        repeats=request.repeats,
-        metrics=list(dict.fromkeys(request.metrics)),
-        created_at=utcnow(),
-    )
+    sweep_id = uuid.uuid4()
     children: list[tuple[SweepJob, Job]] = []
     seen = {(p.field, p.message) for p in problems}
     for position, point in enumerate(expand(request)):
@@ -150,7 +139,7 @@ async def create_sweep(
         )
         try:
             job = await submit_job(
-                session=session, request=child, settings=settings, registry=registry
+                session=session, request=child, caller=caller, settings=settings, registry=registry
             )
         except InvalidSubmission as exc:
             for problem in exc.problems:
@@ -163,7 +152,7 @@ async def create_sweep(
             children.append(
                 (
                     SweepJob(
-                        sweep_id=sweep.id,
+                        sweep_id=sweep_id,
                         job_id=job.id,
                         position=position,
                         point=point.values,
@@ -174,6 +163,22 @@ async def create_sweep(
             )
     if problems:
         raise InvalidSubmission(f"{len(problems)} problem(s) in the sweep", problems)
+    sweep = Sweep(
+        id=sweep_id,
+        experiment_id=request.experiment_id,
+        group_id=children[0][1].group_id,  # the experiment's, as every child's
+        entrypoint_id=request.entrypoint_id,
+        entry_point=request.entry_point,
+        queue=request.queue,
+        name=request.name,
+        params=request.params,
+        grid={name: list(values) for name, values in request.grid.items()},
+        seeds=list(request.seeds),
+        seed_param=request.seed_param,
+        repeats=request.repeats,
+        metrics=list(dict.fromkeys(request.metrics)),
+        created_at=utcnow(),
+    )
     await sweep_repo.add(session=session, sweep=sweep, children=[c for c, _ in children])
     return sweep, children
 

@@ -90,6 +90,7 @@ class Sweep(SQLModel, table=True):
 
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
     experiment_id: uuid.UUID = Field(foreign_key="experiments.id", index=True)
+    group_id: uuid.UUID = Field(foreign_key="groups.id", index=True)  # its experiment's
     entrypoint_id: uuid.UUID = Field(foreign_key="entrypoints.id")
     entry_point: str
     queue: str

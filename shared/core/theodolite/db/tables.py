@@ -8,7 +8,16 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Column, DateTime, Identity, LargeBinary, Text
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    DateTime,
+    Identity,
+    LargeBinary,
+    Text,
+    UniqueConstraint,
+)
 from sqlmodel import Field, SQLModel
 
 
@@ -25,6 +34,7 @@ class Experiment(SQLModel, table=True):
 
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
     name: str = Field(unique=True, index=True)
+    group_id: uuid.UUID = Field(foreign_key="groups.id", index=True)  # the owner
     description: str | None = None
     mlflow_experiment_id: str
     created_at: datetime = timestamp_field()
@@ -32,9 +42,12 @@ class Experiment(SQLModel, table=True):
 
 class EntryPointArchive(SQLModel, table=True):
     __tablename__ = "entrypoints"
+    # The same bytes uploaded by two groups are two entry points (over one stored object).
+    __table_args__ = (UniqueConstraint("group_id", "sha256"),)
 
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
-    sha256: str = Field(unique=True, index=True)
+    group_id: uuid.UUID = Field(foreign_key="groups.id", index=True)  # the owner
+    sha256: str = Field(index=True)
     filename: str | None = None
     size_bytes: int
     archive_format: str
@@ -53,6 +66,8 @@ class Queue(SQLModel, table=True):
 
     name: str = Field(primary_key=True)
     description: str | None = None
+    # The groups that may submit to it (their ids); None: every group.
+    allowed_group_ids: list[str] | None = Field(default=None, sa_column=Column(JSON))
     created_at: datetime = timestamp_field()
 
 
@@ -75,6 +90,7 @@ class Job(SQLModel, table=True):
 
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
     experiment_id: uuid.UUID = Field(foreign_key="experiments.id", index=True)
+    group_id: uuid.UUID = Field(foreign_key="groups.id", index=True)  # its experiment's
     entrypoint_id: uuid.UUID = Field(foreign_key="entrypoints.id")
     entry_point: str
     params: dict[str, str] = Field(sa_column=Column(JSON, nullable=False))

@@ -89,6 +89,20 @@ class StackConfig:
     def s3_endpoint(self) -> str:
         return f"127.0.0.1:{self.s3_port}"
 
+    @property
+    def admin_key_file(self) -> Path:
+        return self.state_dir / "admin.key"
+
+    def admin_key(self) -> str | None:
+        """The first administrator's key, as the stack's bootstrap wrote it."""
+        if not self.admin_key_file.exists():
+            return None
+        return self.admin_key_file.read_text().strip()
+
+    def auth_headers(self) -> dict[str, str]:
+        key = self.admin_key()
+        return {} if key is None else {"Authorization": f"Bearer {key}"}
+
     def database_url(self, driver: str, name: str) -> str:
         parts = urlsplit(self.postgres_url)
         return urlunsplit((f"postgresql+{driver}", parts.netloc, f"/{name}", "", ""))

@@ -3,7 +3,9 @@ published to it), the api and the workers."""
 
 from __future__ import annotations
 
+import os
 import socket
+import subprocess
 from pathlib import Path
 
 import httpx
@@ -42,6 +44,24 @@ def start_registry(config: StackConfig) -> None:
 def start_api(config: StackConfig) -> None:
     """The api."""
     _start_service(config, "api", "THEODOLITE_API", config.api_port, config.api_url)
+
+
+def bootstrap_admin(config: StackConfig) -> str | None:
+    """The first administrator's key (in ``config.admin_key_file``, mode 0600), when this call
+    made it; None when the stack had an administrator already."""
+    made_before = config.admin_key_file.exists()
+    result = subprocess.run(
+        [config.python, "-m", "theodolite_api.bootstrap", "--key-file", str(config.admin_key_file)],
+        env={**os.environ, **config.service_env()},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    if result.returncode != 0:
+        raise StackError(f"bootstrapping the administrator failed: {result.stderr[-2000:]}")
+    if made_before or not config.admin_key_file.exists():
+        return None
+    return config.admin_key()
 
 
 def publish_builtin_plugins(config: StackConfig, plugins_dir: Path = Path("plugins")) -> list[str]:
@@ -102,7 +122,9 @@ def start_worker(
 
 def live_workers(config: StackConfig, queue: str) -> int:
     try:
-        response = httpx.get(f"{config.api_url}/api/v1/queues", timeout=2)
+        response = httpx.get(
+            f"{config.api_url}/api/v1/queues", headers=config.auth_headers(), timeout=2
+        )
     except httpx.HTTPError:
         return 0
     for entry in response.json().get("data", []):

@@ -8,6 +8,7 @@ from theodolite.devstack.config import StackConfig
 from theodolite.devstack.processes import stop_process
 from theodolite.devstack.servers import start_mlflow, start_object_store, start_prefect
 from theodolite.devstack.services import (
+    bootstrap_admin,
     publish_builtin_plugins,
     start_api,
     start_registry,
@@ -17,8 +18,14 @@ from theodolite.devstack.services import (
 SERVICES_IN_STOP_ORDER = ("api", "registry", "prefect", "mlflow", "s3")
 
 
-def up(config: StackConfig, *, say: Callable[[str], None] = print) -> None:
-    """Start every server and service of the stack, and a worker per queue."""
+def up(
+    config: StackConfig,
+    *,
+    say: Callable[[str], None] = print,
+    on_admin_key: Callable[[str], None] = lambda key: None,
+) -> None:
+    """Start every server and service of the stack, and a worker per queue. The first time, an
+    administrator is made and ``on_admin_key`` is given their key."""
     config.state_dir.mkdir(parents=True, exist_ok=True)
     say(f"S3 server (SeaweedFS) on {config.s3_endpoint} ...")
     start_object_store(config)
@@ -32,6 +39,8 @@ def up(config: StackConfig, *, say: Callable[[str], None] = print) -> None:
         say(f"  plugin {line}")
     say(f"api on {config.api_url} ...")
     start_api(config)
+    if (key := bootstrap_admin(config)) is not None:
+        on_admin_key(key)
     for queue in config.worker_queues:
         say(f"worker for queue {queue!r} ...")
         start_worker(config, queue)
