@@ -18,6 +18,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from tests.fixtures.database import claimed_job, sessions
+from tests.unit.waiting import eventually
 from theodolite import topology
 from theodolite.consumers import Outcome
 from theodolite.db.tables import Job, JobLogChunk, Worker, utcnow
@@ -221,6 +222,10 @@ async def test_a_heartbeat_is_applied_while_the_job_events_queue_is_blocked(
             return all(found.values())
 
         await _eventually_async(both_seen)
+        # The heartbeat naming the locked job gave up on its row (after the lock wait) and was
+        # settled; the job event still waits.
+        (workers,) = broker.queues[topology.API_WORKER_EVENTS_QUEUE].subscribers
+        await eventually(lambda: workers.in_flight == 0)
         assert broker.queues[topology.API_EVENTS_QUEUE].subscribers[0].in_flight == 1
         await blocker.rollback()
     await broker.drain()
