@@ -5,12 +5,13 @@ from __future__ import annotations
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.integration.helpers import create_experiment, upload_ok
+from tests.integration.helpers import job_target
 
 SVG = "{http://www.w3.org/2000/svg}"
 
@@ -25,31 +26,31 @@ def _wait_finished(api: httpx.Client, sweep_id: str, timeout_s: float = 240) -> 
         time.sleep(0.5)
 
 
-def _hello(
-    api: httpx.Client, example_archive: Callable[[str], bytes]
-) -> tuple[dict[str, Any], dict[str, Any]]:
-    """A new experiment and the hello example uploaded."""
-    return create_experiment(api), upload_ok(api, example_archive("hello"))
+@dataclass
+class HelloSweeps:
+    """A new experiment and the hello example uploaded: what the sweeps of a test are of."""
+
+    api: httpx.Client
+    target: dict[str, str]
+
+    @property
+    def experiment_id(self) -> str:
+        return self.target["experiment_id"]
+
+    def post(self, **body: Any) -> httpx.Response:
+        """Ask for a sweep of hello in the experiment; ``body`` is the rest of the request."""
+        return self.api.post("/sweeps", json={**self.target, **body})
 
 
-def _post_sweep(
-    api: httpx.Client, experiment: dict[str, Any], entrypoint: dict[str, Any], **body: Any
-) -> httpx.Response:
-    """Ask for a sweep of ``entrypoint`` in ``experiment``; ``body`` is the rest of the request."""
-    return api.post(
-        "/sweeps",
-        json={"experiment_id": experiment["id"], "entrypoint_id": entrypoint["id"], **body},
-    )
+@pytest.fixture
+def hello(api: httpx.Client, example_archive: Callable[[str], bytes]) -> HelloSweeps:
+    return HelloSweeps(api, job_target(api, example_archive("hello")))
 
 
 def test_a_grid_of_six_points_ends_with_its_table_and_figure(
-    api: httpx.Client, example_archive: Callable[[str], bytes]
+    api: httpx.Client, hello: HelloSweeps
 ) -> None:
-    experiment, entrypoint = _hello(api, example_archive)
-    response = _post_sweep(
-        api,
-        experiment,
-        entrypoint,
+    response = hello.post(
         name="hello-grid",
         params={"greeting": "sweep"},
         grid={"count": [2, 3, 4], "scale": [1.0, 2.5]},
@@ -61,7 +62,7 @@ def test_a_grid_of_six_points_ends_with_its_table_and_figure(
     assert created["status"] in ("queued", "running") and not created["finished"]
     assert created["figure_url"] is None
     assert api.get(f"/sweeps/{created['id']}/figure.svg").status_code == 409
-    jobs = api.get("/jobs", params={"experiment_id": experiment["id"]}).json()
+    jobs = api.get("/jobs", params={"experiment_id": hello.experiment_id}).json()
     assert {j["id"] for j in jobs["data"]} == {p["job_id"] for p in created["points"]}
     assert {j["params"]["greeting"] for j in jobs["data"]} == {"sweep"}
 
@@ -77,7 +78,7 @@ def test_a_grid_of_six_points_ends_with_its_table_and_figure(
         assert point["metrics"] == {
             "hello_score": point["values"]["scale"] * point["values"]["count"]
         }
-    listed = api.get("/sweeps", params={"experiment_id": experiment["id"]}).json()
+    listed = api.get("/sweeps", params={"experiment_id": hello.experiment_id}).json()
     assert [s["id"] for s in listed["data"]] == [sweep["id"]]
     assert listed["data"][0]["status"] == "succeeded"
 
@@ -97,13 +98,9 @@ def test_a_grid_of_six_points_ends_with_its_table_and_figure(
 
 
 def test_a_bad_grid_or_point_creates_nothing_and_names_every_problem(
-    api: httpx.Client, example_archive: Callable[[str], bytes]
+    api: httpx.Client, hello: HelloSweeps
 ) -> None:
-    experiment, entrypoint = _hello(api, example_archive)
-    response = _post_sweep(
-        api,
-        experiment,
-        entrypoint,
+    response = hello.post(
         params={"scale": "big"},
         grid={"count": [2, "many", 4], "colour": ["red"]},
         seeds=[1, 1],
@@ -118,17 +115,14 @@ def test_a_bad_grid_or_point_creates_nothing_and_names_every_problem(
         "grid.colour.0",  # not a parameter of the entry point
     }, problems
     assert "not a float" in problems["params.scale"]
-    assert api.get("/jobs", params={"experiment_id": experiment["id"]}).json()["count"] == 0
-    assert api.get("/sweeps", params={"experiment_id": experiment["id"]}).json()["count"] == 0
+    assert api.get("/jobs", params={"experiment_id": hello.experiment_id}).json()["count"] == 0
+    assert api.get("/sweeps", params={"experiment_id": hello.experiment_id}).json()["count"] == 0
 
-    empty = _post_sweep(api, experiment, entrypoint, grid={"count": []})
+    empty = hello.post(grid={"count": []})
     assert empty.status_code == 422
     assert {p["field"] for p in empty.json()["problems"]} == {"grid.count"}
 
-    too_big = _post_sweep(
-        api,
-        experiment,
-        entrypoint,
+    too_big = hello.post(
         grid={"count": list(range(30)), "scale": [float(i) for i in range(30)]},
     )
     assert too_big.status_code == 422
