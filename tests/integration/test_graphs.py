@@ -12,10 +12,12 @@ from tests.fixtures.archives import make_tar
 from tests.fixtures.stack import Stack
 from tests.integration.helpers import (
     create_experiment,
+    job_target,
+    metrics_of,
+    run_job,
     submit,
     upload,
     upload_ok,
-    wait_for_end,
     wait_until,
 )
 
@@ -47,19 +49,7 @@ def catalogue_ready(stack: Stack) -> None:
 def run_graph_job(
     api: httpx.Client, archive: bytes, params: dict[str, Any] | None = None
 ) -> dict[str, Any]:
-    experiment = create_experiment(api)
-    entrypoint = upload_ok(api, archive)
-    response = submit(
-        api, experiment_id=experiment["id"], entrypoint_id=entrypoint["id"], params=params or {}
-    )
-    assert response.status_code == 202, response.text
-    return wait_for_end(api, response.json()["id"])
-
-
-def metrics_of(api: httpx.Client, job_id: str) -> dict[str, float]:
-    return {
-        m["key"]: m["latest"]["value"] for m in api.get(f"/jobs/{job_id}/metrics").json()["data"]
-    }
+    return run_job(api, job_target(api, archive), params or {})
 
 
 DIAMOND = """
@@ -92,17 +82,26 @@ def test_independent_steps_of_a_diamond_overlap(api: httpx.Client, catalogue_rea
     assert job["progress"]["step"] == "src" and job["progress"]["message"] == "made a pair"
 
 
-def test_a_step_that_fails_once_succeeds_with_a_retry(
-    api: httpx.Client, catalogue_ready: None
-) -> None:
-    graph = """
+FLAKY = """
 local_plugins: {testing: graph_tasks}
 steps:
   flaky: {task: testing.flaky, inputs: {value: 4.0}, retries: 1}
 outputs:
   value: {from: $flaky, kind: metric}
 """
-    job = run_graph_job(api, graph_archive(graph))
+EXPLODING = """
+local_plugins: {testing: graph_tasks}
+steps:
+  src: {task: testing.source}
+  explode: {task: testing.boom, inputs: {value: $src.a}}
+  after: {task: testing.slow_add, inputs: {value: $explode, delay: 0}}
+"""
+
+
+def test_a_step_that_fails_once_succeeds_with_a_retry(
+    api: httpx.Client, catalogue_ready: None
+) -> None:
+    job = run_graph_job(api, graph_archive(FLAKY))
     assert job["status"] == "succeeded", job["log_tail"]
     assert metrics_of(api, job["id"])["value"] == 4.0
     assert "flaky fails on its first attempt" in api.get(f"/jobs/{job['id']}/logs").text
@@ -111,14 +110,7 @@ outputs:
 def test_a_failing_step_fails_the_job_naming_the_step(
     api: httpx.Client, catalogue_ready: None
 ) -> None:
-    graph = """
-local_plugins: {testing: graph_tasks}
-steps:
-  src: {task: testing.source}
-  explode: {task: testing.boom, inputs: {value: $src.a}}
-  after: {task: testing.slow_add, inputs: {value: $explode, delay: 0}}
-"""
-    job = run_graph_job(api, graph_archive(graph))
+    job = run_graph_job(api, graph_archive(EXPLODING))
     assert job["status"] == "failed"
     assert (
         "step 'explode' (testing.boom) failed: ValueError: boom cannot handle 1.0" in job["error"]
@@ -226,9 +218,5 @@ def test_digits_evasion_graph_runs_through_the_api(
 def run_graph_job_from(
     api: httpx.Client, entrypoint_id: str, params: dict[str, Any]
 ) -> dict[str, Any]:
-    experiment = create_experiment(api)
-    response = submit(
-        api, experiment_id=experiment["id"], entrypoint_id=entrypoint_id, params=params
-    )
-    assert response.status_code == 202, response.text
-    return wait_for_end(api, response.json()["id"])
+    target = {"experiment_id": create_experiment(api)["id"], "entrypoint_id": entrypoint_id}
+    return run_job(api, target, params)
