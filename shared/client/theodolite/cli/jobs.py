@@ -28,11 +28,12 @@ from theodolite.cli.follow import follow_job
 
 jobs_app = typer.Typer(no_args_is_help=True, help="Jobs: list, show, logs, cancel, results.")
 
-# What a submission runs (``submit``, ``sweeps submit``): what_to_run resolves the first two.
-Source = Annotated[str, typer.Argument(help="An entry point folder or archive, or its id.")]
 Experiment = Annotated[
     str, typer.Option("--experiment", "-e", help="Experiment name (created if missing) or id.")
 ]
+# With Experiment, what a submission runs (``submit``, ``sweeps submit``); what_to_run resolves
+# the experiment and the source.
+Source = Annotated[str, typer.Argument(help="An entry point folder or archive, or its id.")]
 Queue = Annotated[str, typer.Option("--queue", "-q", help="The queue to run on.")]
 EntryPoint = Annotated[str, typer.Option("--entry-point", help="Which entry point.")]
 # A listing's filter (``jobs list``, ``sweeps list``).
