@@ -505,6 +505,14 @@ async def test_a_control_character_in_a_model_name_never_reaches_mlflow() -> Non
     assert seen == []
 
 
+@pytest.mark.parametrize(("status", "expected"), [(404, 404), (400, 404), (502, 503)])
+async def test_artifact_answers_keep_mlflow_failing_apart(status: int, expected: int) -> None:
+    reader, _ = _mlflow(status, {"error_code": "X", "message": "m"})
+    with pytest.raises(DomainError) as raised:
+        await reader.open_artifact("run", "a/b.txt")
+    assert raised.value.status_code == expected
+
+
 # --- 8. bodies bounded before they are spooled ------------------------------------------------
 
 

@@ -197,6 +197,9 @@ class MlflowReader:
             response = await self._http.send(request, stream=True)
         except httpx.HTTPError as exc:
             raise DependencyUnavailable(f"MLflow at {self._base} did not answer: {exc}") from exc
+        if response.status_code >= 500:
+            await response.aclose()
+            raise DependencyUnavailable(f"MLflow answered {response.status_code} for an artifact")
         if response.status_code >= 400:
             await response.aclose()
             raise NotFound(f"no artifact {path!r} in run {run_id}")
