@@ -80,7 +80,10 @@ def main() -> None:
         config = isolated_config(Path(state))
         up_isolated(config)
         try:
-            with TheodoliteClient(config.api_url) as client, httpx.Client() as http:
+            with (
+                TheodoliteClient(config.api_url, api_key=config.admin_key()) as client,
+                httpx.Client() as http,
+            ):
                 experiment = client.ensure_experiment("bench-graph-start")
                 entrypoint = client._call(
                     "POST", "/entrypoints", files={"archive": ("g.tar.gz", archive())}

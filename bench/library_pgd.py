@@ -161,7 +161,9 @@ def main() -> None:
         config = isolated_config(Path(state))
         up_isolated(config)
         try:
-            with httpx.Client(base_url=f"{config.api_url}/api/v1", timeout=60) as http:
+            with httpx.Client(
+                base_url=f"{config.api_url}/api/v1", headers=config.auth_headers(), timeout=60
+            ) as http:
                 deadline = time.monotonic() + 120
                 while "defences.adversarial_training" not in {
                     t["reference"] for t in http.get("/tasks").json()["data"]

@@ -39,7 +39,9 @@ def main() -> None:
         config = isolated_config(Path(state))
         up_isolated(config)
         try:
-            api = httpx.Client(base_url=f"{config.api_url}/api/v1", timeout=600)
+            api = httpx.Client(
+                base_url=f"{config.api_url}/api/v1", headers=config.auth_headers(), timeout=600
+            )
             validate_s = []
             for round_ in range(3):
                 folder = Path(state) / f"attacks-{round_}"
@@ -70,7 +72,7 @@ def main() -> None:
             mlproject = (
                 "name: b\nentry_points:\n  main:\n    command: 'theodolite run-graph graph.yaml'\n"
             )
-            with TheodoliteClient(config.api_url) as client:
+            with TheodoliteClient(config.api_url, api_key=config.admin_key()) as client:
                 experiment = client.ensure_experiment("bench-registry")
                 entrypoint = client.upload_archive(
                     make_tar({"MLproject": mlproject, "graph.yaml": graph})

@@ -66,8 +66,10 @@ def main() -> None:
         stack_start_s = time.perf_counter() - started
         try:
             with (
-                TheodoliteClient(config.api_url) as client,
-                httpx.Client(base_url=f"{config.api_url}/api/v1", timeout=30) as http,
+                TheodoliteClient(config.api_url, api_key=config.admin_key()) as client,
+                httpx.Client(
+                    base_url=f"{config.api_url}/api/v1", headers=config.auth_headers(), timeout=30
+                ) as http,
             ):
                 experiment = client.ensure_experiment("bench-latency")
                 entrypoint = client.upload_entrypoint(TRIVIAL)

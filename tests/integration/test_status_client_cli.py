@@ -21,7 +21,7 @@ SLOW_ARCHIVE = make_tar({"MLproject": SLOW_PROJECT, "slow.py": SLOW_SCRIPT})
 
 
 def test_sync_client_workflow(stack: Stack, tmp_path: Path) -> None:
-    with TheodoliteClient(stack.config.api_url) as client:
+    with TheodoliteClient(stack.config.api_url, api_key=stack.admin_key) as client:
         experiment = client.create_experiment(unique("client"), "driven by the client")
         entrypoint = client.upload_entrypoint(EXAMPLES / "hello")
         assert client.upload_entrypoint(EXAMPLES / "hello").id == entrypoint.id
@@ -74,7 +74,7 @@ def test_sync_client_workflow(stack: Stack, tmp_path: Path) -> None:
 
 
 async def test_async_client_workflow(stack: Stack, tmp_path: Path) -> None:
-    async with AsyncTheodoliteClient(stack.config.api_url) as client:
+    async with AsyncTheodoliteClient(stack.config.api_url, api_key=stack.admin_key) as client:
         experiment = await client.ensure_experiment(unique("async"))
         entrypoint = await client.upload_entrypoint(EXAMPLES / "hello")
         job = await client.submit_job(experiment.id, entrypoint.id, params={"count": 2})
@@ -98,7 +98,12 @@ async def test_async_client_workflow(stack: Stack, tmp_path: Path) -> None:
 
 
 def _cli(stack: Stack, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "THEODOLITE_API_URL": stack.config.api_url, "COLUMNS": "200"}
+    env = {
+        **os.environ,
+        "THEODOLITE_API_URL": stack.config.api_url,
+        "THEODOLITE_API_KEY": stack.admin_key,
+        "COLUMNS": "200",
+    }
     return subprocess.run(
         [sys.executable, "-m", "theodolite", *args],
         capture_output=True,
@@ -161,7 +166,7 @@ def test_command_line_workflow(stack: Stack, tmp_path: Path) -> None:
     started = _cli(stack, "submit", str(slow), "-P", "lines=300", "-P", "pause=0.1", "-e", name)
     assert started.returncode == 0, started.stderr
     slow_id = started.stdout.strip()
-    with TheodoliteClient(stack.config.api_url) as client:
+    with TheodoliteClient(stack.config.api_url, api_key=stack.admin_key) as client:
         wait_until(lambda: client.get_job(slow_id).status == "running", what="the job to run")
     cancelled = _cli(stack, "jobs", "cancel", slow_id)
     assert cancelled.returncode == 0, cancelled.stderr

@@ -18,6 +18,7 @@ from theodolite.cli import app
 EXPERIMENT = {
     "id": str(uuid.uuid4()),
     "name": "default",
+    "group_id": str(uuid.uuid4()),
     "mlflow_experiment_id": "1",
     "mlflow_url": "http://mlflow.test/#/experiments/1",
     "created_at": "2026-01-01T00:00:00Z",
@@ -25,6 +26,7 @@ EXPERIMENT = {
 ENTRYPOINT_ID = str(uuid.uuid4())
 ENTRYPOINT = {
     "id": ENTRYPOINT_ID,
+    "group_id": str(uuid.uuid4()),
     "sha256": "0" * 64,
     "size_bytes": 10,
     "archive_format": "tar.gz",
@@ -40,8 +42,10 @@ def fake_api(
     def install(handler: Callable[[httpx.Request], httpx.Response]) -> None:
         real = theodolite.client.TheodoliteClient
 
-        def client(base_url: str, timeout: float = 30.0) -> Any:
-            return real(base_url, timeout=timeout, transport=httpx.MockTransport(handler))
+        def client(base_url: str, timeout: float = 30.0, api_key: str | None = None) -> Any:
+            return real(
+                base_url, timeout=timeout, api_key=api_key, transport=httpx.MockTransport(handler)
+            )
 
         monkeypatch.setattr(theodolite.client, "TheodoliteClient", client)
 

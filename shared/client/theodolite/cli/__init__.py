@@ -12,9 +12,12 @@ from __future__ import annotations
 import logging
 import sys
 from importlib.metadata import entry_points
+from typing import Annotated
 
 import typer
 
+from theodolite.cli.admin import admin_app, login, whoami
+from theodolite.cli.common import options
 from theodolite.cli.demo import demo
 from theodolite.cli.jobs import jobs_app, submit
 from theodolite.cli.resources import (
@@ -30,6 +33,26 @@ EXTENSION_GROUP = "theodolite.cli"
 log = logging.getLogger(__name__)
 
 app = typer.Typer(no_args_is_help=True, help="Theodolite: ML security experiments, reproducibly.")
+
+
+@app.callback()
+def _options(
+    api_key: Annotated[
+        str | None,
+        typer.Option(
+            "--api-key",
+            envvar="THEODOLITE_API_KEY",
+            help="The API key; else THEODOLITE_API_KEY, else the key `theodolite login` kept.",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    options.api_key = api_key
+
+
+app.add_typer(admin_app, name="admin")
+app.command()(login)
+app.command()(whoami)
 app.add_typer(experiments_app, name="experiments")
 app.add_typer(entrypoints_app, name="entrypoints")
 app.add_typer(jobs_app, name="jobs")

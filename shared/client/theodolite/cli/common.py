@@ -6,6 +6,7 @@ import json
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 import typer
@@ -35,12 +36,22 @@ def exit_code(status: str) -> int:
     return EXIT_CODES.get(status, 1)
 
 
+@dataclass
+class Options:
+    """What ``theodolite``'s own options chose, for every command of this run."""
+
+    api_key: str | None = None
+
+
+options = Options()
+
+
 @contextmanager
 def api_client(api_url: str, timeout: float = 60.0) -> Iterator[Any]:
     """A client whose ApiError ends the command with the api's problem, exit code 2."""
     from theodolite.client import ApiError, TheodoliteClient
 
-    with TheodoliteClient(api_url, timeout=timeout) as client:
+    with TheodoliteClient(api_url, timeout=timeout, api_key=options.api_key) as client:
         try:
             yield client
         except ApiError as exc:

@@ -54,9 +54,17 @@ class DeliveryPublic(ApiModel):
 class ExperimentPublic(ApiModel):
     id: UUID
     name: str
+    group_id: UUID
     description: str | None = None
     mlflow_experiment_id: str
     mlflow_url: str
+    created_at: datetime
+
+
+class GroupPublic(ApiModel):
+    id: UUID
+    name: str
+    description: str | None = None
     created_at: datetime
 
 
@@ -68,6 +76,18 @@ class JobStatus(StrEnum):
     cancelled = "cancelled"
     timed_out = "timed_out"
     lost = "lost"
+
+
+class KeyPublic(ApiModel):
+    id: UUID
+    prefix: str
+    user_id: UUID
+    name: str
+    scopes: list[str] = []
+    created_at: datetime
+    expires_at: datetime | None = None
+    revoked_at: datetime | None = None
+    last_used_at: datetime | None = None
 
 
 class MetricPoint(ApiModel):
@@ -136,6 +156,27 @@ class QueuePublic(ApiModel):
     created_at: datetime
 
 
+class Role(StrEnum):
+    """
+    A user's role in a group.
+    """
+
+    admin = "admin"
+    member = "member"
+    viewer = "viewer"
+
+
+class Scope(StrEnum):
+    """
+    What a key may be used for (on top of the user's roles).
+    """
+
+    read = "read"
+    submit = "submit"
+    publish_plugins = "publish-plugins"
+    admin = "admin"
+
+
 class SweepPointPublic(ApiModel):
     """One child job: the swept values it ran with, its status and its chosen metrics."""
 
@@ -189,6 +230,15 @@ class TransitionPublic(ApiModel):
     status: str
     at: datetime
     detail: str | None = None
+
+
+class UserPublic(ApiModel):
+    id: UUID
+    name: str
+    is_admin: bool = False
+    disabled: bool = False
+    oidc_subject: str | None = None
+    created_at: datetime
 
 
 class WebhookPublic(ApiModel):
@@ -245,6 +295,16 @@ class JobPublic(ApiModel):
     updated_at: datetime
 
 
+class KeyCreated(KeyPublic):
+    key: str = Field(..., description="The key itself: shown this once, stored only as a hash.")
+
+
+class MemberPublic(ApiModel):
+    user: str
+    group: str
+    role: Role
+
+
 class QueueDetail(QueuePublic):
     dead_letters: int | None = None
     recent_dead_letters: list[DeadLetterPublic] = Field([], validate_default=True)
@@ -262,8 +322,16 @@ class WebhookCreated(WebhookPublic):
     secret: str
 
 
+class CallerPublic(ApiModel):
+    user: str
+    is_admin: bool = False
+    scopes: list[Scope] = []
+    groups: list[MemberPublic] = Field([], validate_default=True)
+
+
 class EntryPointArchivePublic(ApiModel):
     id: UUID
+    group_id: UUID
     sha256: str
     filename: str | None = None
     size_bytes: int = 0

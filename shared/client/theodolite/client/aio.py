@@ -17,6 +17,7 @@ from theodolite.client import calls
 from theodolite.client import models as api
 from theodolite.client._io import asave, asleep
 from theodolite.client.calls import Call, Id
+from theodolite.client.credentials import find_key
 from theodolite.client.errors import ApiError
 from theodolite.client.streaming import (
     RECONNECT_STATUSES,
@@ -76,11 +77,18 @@ class AsyncTheodoliteClient:
         base_url: str = "http://127.0.0.1:8000",
         timeout: float = 30.0,
         *,
+        api_key: str | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
+        """``api_key``: else ``THEODOLITE_API_KEY``, else the config file's key for
+        ``base_url`` (``theodolite.client.credentials``)."""
         self.base_url = base_url.rstrip("/")
+        key = find_key(self.base_url, api_key)
         self._http = httpx.AsyncClient(
-            base_url=f"{self.base_url}/api/v1", timeout=timeout, transport=transport
+            base_url=f"{self.base_url}/api/v1",
+            timeout=timeout,
+            transport=transport,
+            headers={} if key is None else {"Authorization": f"Bearer {key}"},
         )
 
     async def close(self) -> None:
@@ -422,3 +430,40 @@ class AsyncTheodoliteClient:
             if deadline is not None and time.monotonic() > deadline:
                 raise TimeoutError(f"sweep {sweep_id} still {sweep.status} after {timeout_s} s")
             await asleep(poll_s)
+
+    # --- identity --------------------------------------------------------------------------------
+
+    async def whoami(self) -> api.Caller:
+        """The caller: user, groups with roles, the key's scopes."""
+        return await self.run(calls.whoami())
+
+    async def create_user(self, name: str, is_admin: bool = False) -> api.User:
+        return await self.run(calls.create_user(name, is_admin))
+
+    async def list_users(self) -> api.Page[api.User]:
+        return await self.run(calls.list_users())
+
+    async def create_group(self, name: str, description: str | None = None) -> api.Group:
+        return await self.run(calls.create_group(name, description))
+
+    async def list_groups(self) -> api.Page[api.Group]:
+        return await self.run(calls.list_groups())
+
+    async def set_member(self, group: str, user: str, role: str = "member") -> api.Member:
+        """Put ``user`` in ``group`` as admin, member or viewer."""
+        return await self.run(calls.set_member(group, user, role))
+
+    async def list_members(self, group: str) -> api.Page[api.Member]:
+        return await self.run(calls.list_members(group))
+
+    async def create_key(
+        self, user: str, name: str, scopes: list[str], expires_in_days: float | None = 90
+    ) -> api.ApiKeyCreated:
+        """A new key for ``user``; its ``key`` is in this answer only."""
+        return await self.run(calls.create_key(user, name, scopes, expires_in_days))
+
+    async def list_keys(self, user: str | None = None) -> api.Page[api.ApiKey]:
+        return await self.run(calls.list_keys(user))
+
+    async def revoke_key(self, key_id: Id) -> api.ApiKey:
+        return await self.run(calls.revoke_key(key_id))

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Generic, TypeVar
+from urllib.parse import quote
 
 from pydantic import TypeAdapter
 
@@ -357,3 +358,51 @@ def sweep_figure(sweep_id: Id, metric: str | None = None, x: str | None = None) 
         params=_given(metric=metric, x=x),
         text=True,
     )
+
+
+# --- identity ------------------------------------------------------------------------------------
+
+
+def whoami() -> Call[api.Caller]:
+    return Call("GET", "/me", _model(api.Caller))
+
+
+def create_user(name: str, is_admin: bool = False) -> Call[api.User]:
+    return Call("POST", "/admin/users", _model(api.User), json=_given(name=name, is_admin=is_admin))
+
+
+def list_users() -> Call[api.Page[api.User]]:
+    return _page("/admin/users", api.User)
+
+
+def create_group(name: str, description: str | None = None) -> Call[api.Group]:
+    body = _given(name=name, description=description)
+    return Call("POST", "/admin/groups", _model(api.Group), json=body)
+
+
+def list_groups() -> Call[api.Page[api.Group]]:
+    return _page("/admin/groups", api.Group)
+
+
+def set_member(group: str, user: str, role: str) -> Call[api.Member]:
+    path = f"/admin/groups/{quote(group, safe='')}/members/{quote(user, safe='')}"
+    return Call("PUT", path, _model(api.Member), json={"role": role})
+
+
+def list_members(group: str) -> Call[api.Page[api.Member]]:
+    return _page(f"/admin/groups/{quote(group, safe='')}/members", api.Member)
+
+
+def create_key(
+    user: str, name: str, scopes: list[str], expires_in_days: float | None = 90
+) -> Call[api.ApiKeyCreated]:
+    body = {"user": user, "name": name, "scopes": scopes, "expires_in_days": expires_in_days}
+    return Call("POST", "/admin/keys", _model(api.ApiKeyCreated), json=body)
+
+
+def list_keys(user: str | None = None) -> Call[api.Page[api.ApiKey]]:
+    return _page("/admin/keys", api.ApiKey, user=user)
+
+
+def revoke_key(key_id: Id) -> Call[api.ApiKey]:
+    return Call("POST", f"/admin/keys/{key_id}/revoke", _model(api.ApiKey))

@@ -20,17 +20,22 @@ from theodolite.client._wire import JobStatus
 
 __all__ = [
     "TERMINAL_STATUSES",
+    "ApiKey",
+    "ApiKeyCreated",
     "ApiModel",
     "Artifact",
+    "Caller",
     "Delivery",
     "DeliveryAttempt",
     "EntryPoint",
     "EntryPointDeclaration",
     "Experiment",
     "Graph",
+    "Group",
     "JobData",
     "JobEvent",
     "JobStatus",
+    "Member",
     "Metric",
     "MetricPoint",
     "MetricSummary",
@@ -50,6 +55,7 @@ __all__ = [
     "SweepSummary",
     "Task",
     "Transition",
+    "User",
     "Webhook",
     "WebhookCreated",
 ]
@@ -65,13 +71,18 @@ TERMINAL_STATUSES = frozenset(
 T = TypeVar("T")
 
 # The api's answers under the names the client has always given them.
+ApiKey = _wire.KeyPublic
+ApiKeyCreated = _wire.KeyCreated
 Artifact = _wire.ArtifactPublic
+Caller = _wire.CallerPublic
 Delivery = _wire.DeliveryPublic
 DeliveryAttempt = _wire.DeliveryAttemptPublic
 EntryPoint = _wire.EntryPointArchivePublic
 EntryPointDeclaration = _wire.EntryPointPublic
 Experiment = _wire.ExperimentPublic
 Graph = _wire.GraphPublic
+Group = _wire.GroupPublic
+Member = _wire.MemberPublic
 Metric = _wire.MetricPublic
 MetricPoint = _wire.MetricPoint
 MetricSummary = _wire.MetricSummary
@@ -88,6 +99,7 @@ SweepRow = _wire.SweepRowPublic
 SweepSummary = _wire.SweepSummary
 Task = _wire.TaskPublic
 Transition = _wire.TransitionPublic
+User = _wire.UserPublic
 Webhook = _wire.WebhookPublic
 WebhookCreated = _wire.WebhookCreated
 

@@ -18,11 +18,23 @@ StateDir = Annotated[Path, typer.Option(help="Where the stack keeps its data, lo
 @stack_app.command("up")
 def stack_up(state_dir: StateDir = Path(".stack")) -> None:
     """Start the S3 server, MLflow and Prefect servers, api and a CPU worker on 127.0.0.1."""
+    from theodolite.client.credentials import save_key
     from theodolite.devstack import StackConfig, StackError, up
 
     config = StackConfig(state_dir=state_dir)
+
+    def keep_admin_key(key: str) -> None:
+        # Printed this once; kept where the client and the command line look for it.
+        path = save_key(config.api_url, key)
+        console.print(f"[green]administrator created[/]; their API key (kept in {path}):")
+        print(key)
+
     try:
-        up(config, say=lambda line: console.print(f"[cyan]starting[/] {line}"))
+        up(
+            config,
+            say=lambda line: console.print(f"[cyan]starting[/] {line}"),
+            on_admin_key=keep_admin_key,
+        )
     except StackError as exc:
         console.print(f"[red]the stack did not start:[/] {exc}")
         raise typer.Exit(1) from exc
