@@ -15,14 +15,7 @@ import pytest
 
 from tests.fixtures.archives import make_tar, mlproject
 from tests.fixtures.stack import Stack
-from tests.integration.helpers import (
-    create_experiment,
-    create_queue,
-    submit,
-    upload_ok,
-    wait_for_end,
-    wait_until,
-)
+from tests.integration.helpers import create_queue, job_target, submit, wait_for_end, wait_until
 from theodolite import topology
 from theodolite.devstack import running_pid, start_worker, stop_process, worker_name
 
@@ -53,9 +46,7 @@ MLPROJECT = mlproject(
 @pytest.fixture(scope="module")
 def sleeper(stack: Stack) -> dict[str, str]:
     with httpx.Client(base_url=stack.api, headers=stack.headers, timeout=60) as client:
-        experiment = create_experiment(client)
-        entrypoint = upload_ok(client, make_tar({"MLproject": MLPROJECT, "sleeper.py": SLEEPER}))
-    return {"experiment_id": experiment["id"], "entrypoint_id": entrypoint["id"]}
+        return job_target(client, make_tar({"MLproject": MLPROJECT, "sleeper.py": SLEEPER}))
 
 
 def job(api: httpx.Client, ids: dict[str, str], **body: Any) -> dict[str, Any]:
