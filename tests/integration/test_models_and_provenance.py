@@ -10,7 +10,15 @@ import httpx
 
 from tests.fixtures.archives import make_tar
 from tests.fixtures.stack import Stack
-from tests.integration.helpers import create_experiment, submit, upload_ok, wait_for_end
+from tests.integration.helpers import (
+    create_experiment,
+    job_target,
+    metrics_of,
+    run_job,
+    submit,
+    upload_ok,
+    wait_for_end,
+)
 
 MODEL_TASKS = (Path(__file__).parents[1] / "fixtures" / "model_tasks.py").read_text()
 
@@ -24,43 +32,31 @@ def _archive(graph: str, parameters: str, args: str) -> bytes:
     return make_tar({"MLproject": mlproject, "graph.yaml": graph, "model_tasks.py": MODEL_TASKS})
 
 
-TRAIN = """
-local_plugins: {m: model_tasks}
-parameters: {name: string}
-steps:
-  train: {task: m.train_and_register, inputs: {name: $name}}
-outputs:
-  train_accuracy: {from: $train, kind: metric}
-"""
-SCORE = """
-local_plugins: {m: model_tasks}
-parameters: {model: uri}
-steps:
-  score: {task: m.score_registered, inputs: {model_uri: $model}}
-outputs:
-  accuracy: {from: $score, kind: metric}
-"""
+def _one_step(
+    parameter: str, kind: str, step: str, task: str, task_input: str, metric: str
+) -> bytes:
+    """An archive whose graph runs one task of model_tasks.py on one parameter of the entry
+    point, passed as ``task_input``, and logs what the task returns as ``metric``."""
+    graph = (
+        "\nlocal_plugins: {m: model_tasks}\n"
+        f"parameters: {{{parameter}: {kind}}}\n"
+        f"steps:\n  {step}: {{task: m.{task}, inputs: {{{task_input}: ${parameter}}}}}\n"
+        f"outputs:\n  {metric}: {{from: ${step}, kind: metric}}\n"
+    )
+    return _archive(graph, f"{parameter}: {kind}", f"-P {parameter}={{{parameter}}}")
+
+
+TRAIN = _one_step("name", "string", "train", "train_and_register", "name", "train_accuracy")
+SCORE = _one_step("model", "uri", "score", "score_registered", "model_uri", "accuracy")
 
 
 def _run(api: httpx.Client, archive: bytes, params: dict[str, Any]) -> dict[str, Any]:
-    experiment = create_experiment(api)
-    entrypoint = upload_ok(api, archive)
-    response = submit(
-        api, experiment_id=experiment["id"], entrypoint_id=entrypoint["id"], params=params
-    )
-    assert response.status_code == 202, response.text
-    return wait_for_end(api, response.json()["id"])
-
-
-def _metrics(api: httpx.Client, job: dict[str, Any]) -> dict[str, float]:
-    return {
-        m["key"]: m["latest"]["value"] for m in api.get(f"/jobs/{job['id']}/metrics").json()["data"]
-    }
+    return run_job(api, job_target(api, archive), params)
 
 
 def test_a_registered_model_is_listed_and_loaded_by_a_later_job(api: httpx.Client) -> None:
     name = f"digits-lr-{secrets.token_hex(3)}"
-    trained = _run(api, _archive(TRAIN, "name: string", "-P name={name}"), {"name": name})
+    trained = _run(api, TRAIN, {"name": name})
     assert trained["status"] == "succeeded", trained["log_tail"]
 
     models = {m["name"]: m for m in api.get("/models", params={"limit": 500}).json()["data"]}
@@ -70,13 +66,12 @@ def test_a_registered_model_is_listed_and_loaded_by_a_later_job(api: httpx.Clien
     assert version["run_id"] == trained["mlflow_run_id"]
     assert api.get("/models/no-such-model/versions").status_code == 404
 
-    scored = _run(api, _archive(SCORE, "model: uri", "-P model={model}"), {"model": version["uri"]})
+    scored = _run(api, SCORE, {"model": version["uri"]})
     assert scored["status"] == "succeeded", scored["log_tail"]
-    assert _metrics(api, scored)["accuracy"] == _metrics(api, trained)["train_accuracy"]
+    trained_metrics = metrics_of(api, trained["id"])
+    assert metrics_of(api, scored["id"])["accuracy"] == trained_metrics["train_accuracy"]
 
-    missing = _run(
-        api, _archive(SCORE, "model: uri", "-P model={model}"), {"model": f"models:/{name}/9"}
-    )
+    missing = _run(api, SCORE, {"model": f"models:/{name}/9"})
     assert missing["status"] == "failed"
     assert "step 'score' (m.score_registered) failed" in missing["error"]
 
@@ -104,7 +99,8 @@ def test_provenance_is_recorded_and_a_rerun_gives_identical_metrics(
     assert [j["status"] for j in jobs] == ["succeeded", "succeeded"], jobs[0]["log_tail"]
 
     first, second = (
-        {k: v for k, v in _metrics(api, j).items() if not k.startswith("step.")} for j in jobs
+        {k: v for k, v in metrics_of(api, j["id"]).items() if not k.startswith("step.")}
+        for j in jobs
     )
     assert first == second and first["clean_accuracy"] > 0.9
 
