@@ -4,13 +4,20 @@ HTML report as artifacts."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import httpx
 import pytest
 
 from tests.fixtures.stack import Stack
-from tests.integration.helpers import create_experiment, submit, upload_ok, wait_for_end, wait_until
+from tests.integration.helpers import (
+    create_experiment,
+    metrics_of,
+    run_job,
+    upload_ok,
+    wait_until,
+)
 
 EPS = ("0", "0.05", "0.1", "0.2", "0.3")
 
@@ -35,16 +42,10 @@ def run_example(
     """Upload ``examples/<name>``, run it with ``params``; the job, its metrics, its artifacts."""
     stored = upload_ok(api, example_archive(name))
     assert stored["graph"]["valid"], stored["graph"]["problems"]
-    experiment = create_experiment(api)
-    response = submit(
-        api, experiment_id=experiment["id"], entrypoint_id=stored["id"], params=params
-    )
-    assert response.status_code == 202, response.text
-    job = wait_for_end(api, response.json()["id"], timeout_s=240)
+    target = {"experiment_id": create_experiment(api)["id"], "entrypoint_id": stored["id"]}
+    job = run_job(api, target, params, timeout_s=240)
     assert job["status"] == "succeeded", job.get("error") or job["log_tail"]
-    metrics = {
-        m["key"]: m["latest"]["value"] for m in api.get(f"/jobs/{job['id']}/metrics").json()["data"]
-    }
+    metrics = metrics_of(api, job["id"])
     artifacts = {a["path"] for a in api.get(f"/jobs/{job['id']}/artifacts").json()["data"]}
     return job, metrics, artifacts
 
@@ -85,63 +86,88 @@ def test_evasion_curve_experiment(
     assert any(v["run_id"] == job["mlflow_run_id"] for v in versions), versions
 
 
-def test_defences_experiment(api: httpx.Client, example_archive: Any, library_ready: None) -> None:
-    params = {"train_size": 300, "test_size": 100, "epochs": 3, "pgd_iter": 5}
-    job, metrics, artifacts = run_example(api, example_archive, "defences", params)
+def _defences(metrics: dict[str, float]) -> None:
     for defence in ("none", "feature_squeezing", "spatial_smoothing", "jpeg_compression"):
         values = {k: metrics[f"{defence}.{k}"] for k in ("clean", "non_adaptive", "adaptive")}
         assert metrics[f"{defence}.worst_case"] <= min(values.values()), (defence, values)
     assert metrics["gaussian_augmentation.clean"] > 0.3
     assert metrics["none.non_adaptive"] < metrics["none.clean"]
-    assert_figures_and_report(
-        api, job, artifacts, ["figures/defences.png", "figures/image_grid.png"]
-    )
 
 
-def test_backdoor_poisoning_experiment(
-    api: httpx.Client, example_archive: Any, library_ready: None
-) -> None:
-    params = {"train_size": 300, "test_size": 100, "epochs": 3}
-    job, metrics, artifacts = run_example(api, example_archive, "backdoor-poisoning", params)
+def _backdoor_poisoning(metrics: dict[str, float]) -> None:
     for fraction in ("0", "0.005", "0.01", "0.02", "0.05", "0.1"):
         assert 0.0 <= metrics[f"poison_{fraction}.attack_success_rate"] <= 1.0
         assert 0.0 <= metrics[f"poison_{fraction}.clean_accuracy"] <= 1.0
     assert metrics["poison_0.1.attack_success_rate"] > metrics["poison_0.attack_success_rate"]
-    assert_figures_and_report(
-        api, job, artifacts, ["figures/backdoor_curve.png", "figures/image_grid.png"]
-    )
 
 
-def test_membership_inference_experiment(
-    api: httpx.Client, example_archive: Any, library_ready: None
-) -> None:
-    params = {"test_size": 100, "max_iter": 200}
-    job, metrics, artifacts = run_example(api, example_archive, "membership-inference", params)
+def _membership_inference(metrics: dict[str, float]) -> None:
     for model in ("overfit", "regularised"):
         assert 0.0 <= metrics[f"{model}.auc"] <= 1.0
         assert 0.0 <= metrics[f"{model}.advantage"] <= 1.0
     assert metrics["overfit_train_accuracy"] >= metrics["regularised_train_accuracy"]
-    assert_figures_and_report(api, job, artifacts, ["figures/membership_inference.png"])
 
 
-def test_model_extraction_experiment(
-    api: httpx.Client, example_archive: Any, library_ready: None
-) -> None:
-    params = {"train_size": 300, "test_size": 600, "epochs": 5, "thief_epochs": 10}
-    job, metrics, artifacts = run_example(api, example_archive, "model-extraction", params)
+def _model_extraction(metrics: dict[str, float]) -> None:
     for budget in (25, 50, 100, 200, 400):
         assert 0.0 <= metrics[f"budget_{budget}.fidelity"] <= 1.0
     assert metrics["budget_400.fidelity"] > metrics["budget_25.fidelity"] + 0.2
-    assert_figures_and_report(api, job, artifacts, ["figures/extraction_curve.png"])
 
 
-def test_adversarial_training_experiment(
-    api: httpx.Client, example_archive: Any, library_ready: None
-) -> None:
-    params = {"train_size": 300, "test_size": 100, "epochs": 2, "pgd_iter": 5}
-    job, metrics, artifacts = run_example(api, example_archive, "adversarial-training", params)
+def _adversarial_training(metrics: dict[str, float]) -> None:
     for model in ("standard", "pgd_trained_0.1", "pgd_trained_0.2"):
         assert metrics[f"{model}.0.3"] <= metrics[f"{model}.0"], model
-    assert_figures_and_report(
-        api, job, artifacts, ["figures/robustness_curve.png", "figures/image_grid.png"]
-    )
+
+
+# (example, its parameters, what its metrics must show, the figures it stores)
+EXPERIMENTS = [
+    (
+        "defences",
+        {"train_size": 300, "test_size": 100, "epochs": 3, "pgd_iter": 5},
+        _defences,
+        ["figures/defences.png", "figures/image_grid.png"],
+    ),
+    (
+        "backdoor-poisoning",
+        {"train_size": 300, "test_size": 100, "epochs": 3},
+        _backdoor_poisoning,
+        ["figures/backdoor_curve.png", "figures/image_grid.png"],
+    ),
+    (
+        "membership-inference",
+        {"test_size": 100, "max_iter": 200},
+        _membership_inference,
+        ["figures/membership_inference.png"],
+    ),
+    (
+        "model-extraction",
+        {"train_size": 300, "test_size": 600, "epochs": 5, "thief_epochs": 10},
+        _model_extraction,
+        ["figures/extraction_curve.png"],
+    ),
+    (
+        "adversarial-training",
+        {"train_size": 300, "test_size": 100, "epochs": 2, "pgd_iter": 5},
+        _adversarial_training,
+        ["figures/robustness_curve.png", "figures/image_grid.png"],
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "params", "check_metrics", "figures"),
+    EXPERIMENTS,
+    ids=[experiment[0] for experiment in EXPERIMENTS],
+)
+def test_library_experiment(
+    api: httpx.Client,
+    example_archive: Any,
+    library_ready: None,
+    name: str,
+    params: dict[str, Any],
+    check_metrics: Callable[[dict[str, float]], None],
+    figures: list[str],
+) -> None:
+    job, metrics, artifacts = run_example(api, example_archive, name, params)
+    check_metrics(metrics)
+    assert_figures_and_report(api, job, artifacts, figures)
