@@ -20,7 +20,7 @@ from pydantic import BaseModel
 
 from tests.fixtures.archives import make_tar, mlproject
 from tests.fixtures.stack import Stack
-from tests.integration.helpers import create_experiment, submit, upload_ok, wait_for_end
+from tests.integration.helpers import job_target, submit, wait_for_end
 from theodolite import topology
 from theodolite.events import Envelope, JobLog, JobSucceeded, make_event
 
@@ -35,19 +35,8 @@ MLPROJECT = mlproject("printer", "python printer.py {nul}", nul=("string", "no")
 
 @pytest.fixture(scope="module")
 def printer(stack: Stack) -> dict[str, str]:
-    with httpx.Client(base_url=stack.api, headers=_headers(stack), timeout=60) as client:
-        experiment = create_experiment(client)
-        archive = make_tar({"MLproject": MLPROJECT, "printer.py": PRINTER})
-        return {
-            "experiment_id": experiment["id"],
-            "entrypoint_id": upload_ok(client, archive)["id"],
-        }
-
-
-def _headers(stack: Stack) -> dict[str, str]:
-    # The api's keys, once it has them (the stack fixture then says which to send).
-    headers: dict[str, str] = getattr(stack, "headers", {})
-    return headers
+    with httpx.Client(base_url=stack.api, headers=stack.headers, timeout=60) as client:
+        return job_target(client, make_tar({"MLproject": MLPROJECT, "printer.py": PRINTER}))
 
 
 def _run(api: httpx.Client, target: dict[str, str], nul: str) -> str:
