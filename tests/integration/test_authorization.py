@@ -32,6 +32,11 @@ class World:
     keys: dict[str, str]  # who -> key
     ids: dict[str, str]  # path parameter -> alpha's value
 
+    def job(self, **fields: str) -> dict[str, Any]:
+        """A submission of alpha's entry point in alpha's experiment."""
+        ids = {k: self.ids[k] for k in ("experiment_id", "entrypoint_id")}
+        return {**ids, "params": {}, **fields}
+
     def client(self, who: str | None) -> httpx.Client:
         headers = {} if who is None else {"Authorization": f"Bearer {self.keys[who]}"}
         return httpx.Client(base_url=self.stack.config.api_url, headers=headers, timeout=60)
@@ -198,14 +203,7 @@ def test_lists_show_only_the_callers_groups(world: World) -> None:
 def test_a_viewer_reads_but_may_not_submit_or_change(world: World) -> None:
     with world.client("rita") as rita:
         assert rita.get(f"/api/v1/jobs/{world.ids['job_id']}").status_code == 200
-        submit = rita.post(
-            "/api/v1/jobs",
-            json={
-                "experiment_id": world.ids["experiment_id"],
-                "entrypoint_id": world.ids["entrypoint_id"],
-                "params": {},
-            },
-        )
+        submit = rita.post("/api/v1/jobs", json=world.job())
         assert submit.status_code == 403 and "viewer" in submit.json()["detail"]
         cancel = rita.post(f"/api/v1/jobs/{world.ids['job_id']}/cancel")
         assert cancel.status_code == 403
@@ -231,13 +229,5 @@ def test_queues_are_made_by_administrators_and_may_be_kept_to_groups(
         unknown = admin.post("/queues", json={"name": unique("q"), "groups": ["no-such-group"]})
         assert unknown.status_code == 422 and "no-such-group" in unknown.text
     with world.client("alice") as alice:
-        submit = alice.post(
-            "/api/v1/jobs",
-            json={
-                "experiment_id": world.ids["experiment_id"],
-                "entrypoint_id": world.ids["entrypoint_id"],
-                "params": {},
-                "queue": name,
-            },
-        )
+        submit = alice.post("/api/v1/jobs", json=world.job(queue=name))
         assert submit.status_code == 403 and name in submit.json()["detail"]

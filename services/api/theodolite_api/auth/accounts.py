@@ -16,25 +16,25 @@ from theodolite_api.auth.keys import new_key
 from theodolite_api.repositories import identity as identity_repo
 
 
-async def create_user(*, session: AsyncSession, name: str, is_admin: bool = False) -> User:
-    user = User(name=name, is_admin=is_admin)
-    session.add(user)
+async def _add_named(session: AsyncSession, row: User | Group, kind: str) -> None:
+    """Insert ``row``; a name already taken is a Conflict (the transaction goes on)."""
+    session.add(row)
     try:
         async with session.begin_nested():
             await session.flush()
     except IntegrityError as exc:
-        raise Conflict(f"a user named {name!r} exists already") from exc
+        raise Conflict(f"a {kind} named {row.name!r} exists already") from exc
+
+
+async def create_user(*, session: AsyncSession, name: str, is_admin: bool = False) -> User:
+    user = User(name=name, is_admin=is_admin)
+    await _add_named(session, user, "user")
     return user
 
 
 async def create_group(*, session: AsyncSession, name: str, description: str | None) -> Group:
     group = Group(name=name, description=description)
-    session.add(group)
-    try:
-        async with session.begin_nested():
-            await session.flush()
-    except IntegrityError as exc:
-        raise Conflict(f"a group named {name!r} exists already") from exc
+    await _add_named(session, group, "group")
     return group
 
 

@@ -36,14 +36,14 @@ READING_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 async def _caller_of(session: AsyncSession, user: User, scopes: frozenset[Scope]) -> Caller:
     if user.disabled:
         raise Unauthorized(f"user {user.name!r} is disabled")
-    memberships = await identity_repo.memberships_of(session=session, user_id=user.id)
+    memberships = await identity_repo.memberships(session=session, user_id=user.id)
     return Caller(
         user_id=user.id,
         name=user.name,
         is_admin=user.is_admin,
-        roles={m.group_id: Role(m.role) for m, _ in memberships},
+        roles={m.group_id: Role(m.role) for m, _, _ in memberships},
         scopes=scopes,
-        group_names={g.id: g.name for _, g in memberships},
+        group_names={g.id: g.name for _, _, g in memberships},
     )
 
 
@@ -91,7 +91,7 @@ async def _sync_memberships(session: AsyncSession, user: User, claimed: dict[str
     ignored: administrators create groups), at the role it names."""
     held = {
         group.name: group
-        for _, group in await identity_repo.memberships_of(session=session, user_id=user.id)
+        for _, _, group in await identity_repo.memberships(session=session, user_id=user.id)
     }
     for name, role in claimed.items():
         group = held.get(name) or await identity_repo.group_by_name(session=session, name=name)

@@ -18,6 +18,8 @@ from theodolite_api.auth.authenticate import CallerDep
 from theodolite_api.auth.callers import Caller, Forbidden
 from theodolite_api.deps import SessionDep
 from theodolite_api.repositories import identity as identity_repo
+from theodolite_api.repositories.paging import PageRequest
+from theodolite_api.schemas.common import Limit, Offset
 
 
 class Owned(Protocol):
@@ -57,6 +59,12 @@ async def _sweep(sweep_id: uuid.UUID, caller: CallerDep, session: SessionDep) ->
     return visible(await session.get(Sweep, sweep_id), caller, f"sweep {sweep_id}")
 
 
+async def _page_request(caller: CallerDep, limit: Limit = 50, offset: Offset = 0) -> PageRequest:
+    return PageRequest(groups=caller.visible_groups(), limit=limit, offset=offset)
+
+
+# A listing's page, of the caller's groups only.
+PageDep = Annotated[PageRequest, Depends(_page_request)]
 ExperimentDep = Annotated[Experiment, Depends(_experiment)]
 EntryPointDep = Annotated[EntryPointArchive, Depends(_entrypoint)]
 JobDep = Annotated[Job, Depends(_job)]

@@ -6,7 +6,7 @@ from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from theodolite.db.tables import EntryPointArchive
-from theodolite_api.repositories.paging import newest_first
+from theodolite_api.repositories.paging import PageRequest, newest_first
 
 
 async def get(*, session: AsyncSession, entrypoint_id: uuid.UUID) -> EntryPointArchive | None:
@@ -30,9 +30,5 @@ async def add(*, session: AsyncSession, archive: EntryPointArchive) -> EntryPoin
     return archive
 
 
-async def page(
-    *, session: AsyncSession, groups: list[uuid.UUID] | None, limit: int, offset: int
-) -> tuple[list[EntryPointArchive], int]:
-    return await newest_first(
-        session=session, model=EntryPointArchive, groups=groups, limit=limit, offset=offset
-    )
+async def page(*, session: AsyncSession, page: PageRequest) -> tuple[list[EntryPointArchive], int]:
+    return await newest_first(session=session, model=EntryPointArchive, page=page)

@@ -6,7 +6,7 @@ from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from theodolite.db.tables import Experiment
-from theodolite_api.repositories.paging import newest_first
+from theodolite_api.repositories.paging import PageRequest, newest_first
 
 
 async def get(*, session: AsyncSession, experiment_id: uuid.UUID) -> Experiment | None:
@@ -24,9 +24,5 @@ async def add(*, session: AsyncSession, experiment: Experiment) -> Experiment:
     return experiment
 
 
-async def page(
-    *, session: AsyncSession, groups: list[uuid.UUID] | None, limit: int, offset: int
-) -> tuple[list[Experiment], int]:
-    return await newest_first(
-        session=session, model=Experiment, groups=groups, limit=limit, offset=offset
-    )
+async def page(*, session: AsyncSession, page: PageRequest) -> tuple[list[Experiment], int]:
+    return await newest_first(session=session, model=Experiment, page=page)

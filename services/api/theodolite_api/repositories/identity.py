@@ -45,27 +45,21 @@ async def groups(*, session: AsyncSession) -> list[Group]:
     return list(await session.exec(select(Group).order_by(col(Group.name))))
 
 
-async def memberships_of(
-    *, session: AsyncSession, user_id: uuid.UUID
-) -> list[tuple[Membership, Group]]:
-    rows = await session.exec(
-        select(Membership, Group)
-        .join(Group, col(Group.id) == col(Membership.group_id))
-        .where(Membership.user_id == user_id)
-    )
-    return list(rows.all())
-
-
-async def members_of(
-    *, session: AsyncSession, group_id: uuid.UUID
-) -> list[tuple[Membership, User]]:
-    rows = await session.exec(
-        select(Membership, User)
+async def memberships(
+    *, session: AsyncSession, user_id: uuid.UUID | None = None, group_id: uuid.UUID | None = None
+) -> list[tuple[Membership, User, Group]]:
+    """Memberships with their user and group: of one user, of one group, or all."""
+    statement = (
+        select(Membership, User, Group)
         .join(User, col(User.id) == col(Membership.user_id))
-        .where(Membership.group_id == group_id)
-        .order_by(col(User.name))
+        .join(Group, col(Group.id) == col(Membership.group_id))
+        .order_by(col(User.name), col(Group.name))
     )
-    return list(rows.all())
+    if user_id is not None:
+        statement = statement.where(Membership.user_id == user_id)
+    if group_id is not None:
+        statement = statement.where(Membership.group_id == group_id)
+    return list((await session.exec(statement)).all())
 
 
 async def set_membership(

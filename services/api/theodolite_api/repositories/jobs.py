@@ -8,7 +8,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from theodolite.db.tables import Job, JobLogChunk, JobTransition
-from theodolite_api.repositories.paging import newest_first
+from theodolite_api.repositories.paging import PageRequest, newest_first
 
 
 async def get(*, session: AsyncSession, job_id: uuid.UUID, for_update: bool = False) -> Job | None:
@@ -38,9 +38,7 @@ async def history(*, session: AsyncSession, job_id: uuid.UUID) -> list[JobTransi
 async def page(
     *,
     session: AsyncSession,
-    groups: list[uuid.UUID] | None,
-    limit: int,
-    offset: int,
+    page: PageRequest,
     experiment_id: uuid.UUID | None,
     status: str | None,
 ) -> tuple[list[Job], int]:
@@ -49,9 +47,7 @@ async def page(
         conditions.append(col(Job.experiment_id) == experiment_id)
     if status is not None:
         conditions.append(col(Job.status) == status)
-    return await newest_first(
-        session=session, model=Job, groups=groups, limit=limit, offset=offset, where=conditions
-    )
+    return await newest_first(session=session, model=Job, page=page, where=conditions)
 
 
 def add_log_chunk(

@@ -7,7 +7,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from theodolite.db.status_tables import Sweep, SweepJob
 from theodolite.db.tables import Job
-from theodolite_api.repositories.paging import newest_first
+from theodolite_api.repositories.paging import PageRequest, newest_first
 
 
 async def add(*, session: AsyncSession, sweep: Sweep, children: list[SweepJob]) -> None:
@@ -48,14 +48,7 @@ async def child_statuses(
 
 
 async def page(
-    *,
-    session: AsyncSession,
-    groups: list[uuid.UUID] | None,
-    experiment_id: uuid.UUID | None,
-    limit: int,
-    offset: int,
+    *, session: AsyncSession, page: PageRequest, experiment_id: uuid.UUID | None
 ) -> tuple[list[Sweep], int]:
     where = [] if experiment_id is None else [col(Sweep.experiment_id) == experiment_id]
-    return await newest_first(
-        session=session, model=Sweep, groups=groups, limit=limit, offset=offset, where=where
-    )
+    return await newest_first(session=session, model=Sweep, page=page, where=where)

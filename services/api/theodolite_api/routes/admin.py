@@ -4,8 +4,11 @@ scope for every route). ``GET /me`` tells any caller who they are."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
+from typing import TypeVar
 
 from fastapi import APIRouter, Response, status
+from pydantic import BaseModel
 
 from theodolite.db.identity_tables import Group, User
 from theodolite.db.tables import utcnow
@@ -28,6 +31,8 @@ from theodolite_api.schemas.identity import (
     UserCreate,
     UserPublic,
 )
+
+PublicT = TypeVar("PublicT", bound=BaseModel)
 
 router = APIRouter(prefix="/admin", tags=["admin"])
 me_router = APIRouter(tags=["admin"])
@@ -59,12 +64,13 @@ async def _group(session: SessionDep, name: str) -> Group:
     )
 
 
+def _every(rows: Sequence[object], model: type[PublicT]) -> Page[PublicT]:
+    return Page(data=[model.model_validate(r, from_attributes=True) for r in rows], count=len(rows))
+
+
 @router.get("/users")
 async def list_users(session: SessionDep) -> Page[UserPublic]:
-    rows = await identity_repo.users(session=session)
-    return Page(
-        data=[UserPublic.model_validate(u, from_attributes=True) for u in rows], count=len(rows)
-    )
+    return _every(await identity_repo.users(session=session), UserPublic)
 
 
 @router.post("/users", status_code=status.HTTP_201_CREATED, responses={409: {}})
@@ -76,10 +82,7 @@ async def create_user(body: UserCreate, session: SessionDep) -> UserPublic:
 
 @router.get("/groups")
 async def list_groups(session: SessionDep) -> Page[GroupPublic]:
-    rows = await identity_repo.groups(session=session)
-    return Page(
-        data=[GroupPublic.model_validate(g, from_attributes=True) for g in rows], count=len(rows)
-    )
+    return _every(await identity_repo.groups(session=session), GroupPublic)
 
 
 @router.post("/groups", status_code=status.HTTP_201_CREATED, responses={409: {}})
@@ -94,8 +97,8 @@ async def create_group(body: GroupCreate, session: SessionDep) -> GroupPublic:
 @router.get("/groups/{group}/members", responses={404: {}})
 async def list_members(group: str, session: SessionDep) -> Page[MemberPublic]:
     found = await _group(session, group)
-    rows = await identity_repo.members_of(session=session, group_id=found.id)
-    data = [MemberPublic(user=u.name, group=found.name, role=Role(m.role)) for m, u in rows]
+    rows = await identity_repo.memberships(session=session, group_id=found.id)
+    data = [MemberPublic(user=u.name, group=g.name, role=Role(m.role)) for m, u, g in rows]
     return Page(data=data, count=len(data))
 
 
@@ -129,10 +132,7 @@ async def remove_member(group: str, user: str, session: SessionDep) -> Response:
 async def list_keys(session: SessionDep, user: str | None = None) -> Page[KeyPublic]:
     """Keys (never the keys themselves), newest first; of one user with ``user``."""
     user_id = None if user is None else (await _user(session, user)).id
-    rows = await identity_repo.keys(session=session, user_id=user_id)
-    return Page(
-        data=[KeyPublic.model_validate(k, from_attributes=True) for k in rows], count=len(rows)
-    )
+    return _every(await identity_repo.keys(session=session, user_id=user_id), KeyPublic)
 
 
 @router.post("/keys", status_code=status.HTTP_201_CREATED, responses={404: {}})

@@ -11,11 +11,11 @@ from fastapi.responses import StreamingResponse
 from theodolite.storage import entrypoint_archive_key
 from theodolite.web.errors import ArchiveUploadRoute, InvalidArchive, PayloadTooLarge
 from theodolite_api.auth.authenticate import CallerDep
-from theodolite_api.auth.ownership import EntryPointDep, group_for_new
+from theodolite_api.auth.ownership import EntryPointDep, PageDep, group_for_new
 from theodolite_api.deps import SessionDep, StateDep
 from theodolite_api.entrypoints.uploads import describe_archive, store_entrypoint_archive
 from theodolite_api.repositories import entrypoints as entrypoint_repo
-from theodolite_api.schemas.common import Limit, Name, Offset, Page
+from theodolite_api.schemas.common import Name, Page
 from theodolite_api.schemas.entrypoints import EntryPointArchivePublic, EntryPointValidation
 from theodolite_api.views import entry_points_public, entrypoint_public, graph_public
 
@@ -102,12 +102,10 @@ async def validate_entrypoint(
 
 @router.get("")
 async def list_entrypoints(
-    session: SessionDep, state: StateDep, caller: CallerDep, limit: Limit = 50, offset: Offset = 0
+    session: SessionDep, state: StateDep, page: PageDep
 ) -> Page[EntryPointArchivePublic]:
     """The entry point archives of the caller's groups, newest first."""
-    rows, total = await entrypoint_repo.page(
-        session=session, groups=caller.visible_groups(), limit=limit, offset=offset
-    )
+    rows, total = await entrypoint_repo.page(session=session, page=page)
     data = [await entrypoint_public(row, session=session, registry=state.registry) for row in rows]
     return Page(data=data, count=total)
 

@@ -6,10 +6,10 @@ from sqlalchemy.exc import IntegrityError
 from theodolite.db.tables import Experiment
 from theodolite.web.errors import Conflict
 from theodolite_api.auth.authenticate import CallerDep
-from theodolite_api.auth.ownership import ExperimentDep, group_for_new
+from theodolite_api.auth.ownership import ExperimentDep, PageDep, group_for_new
 from theodolite_api.deps import SessionDep, StateDep
 from theodolite_api.repositories import experiments as experiment_repo
-from theodolite_api.schemas.common import Limit, Offset, Page
+from theodolite_api.schemas.common import Page
 from theodolite_api.schemas.experiments import ExperimentCreate, ExperimentPublic
 from theodolite_api.views import experiment_public
 
@@ -44,12 +44,10 @@ async def create_experiment(
 
 @router.get("")
 async def list_experiments(
-    session: SessionDep, state: StateDep, caller: CallerDep, limit: Limit = 50, offset: Offset = 0
+    session: SessionDep, state: StateDep, page: PageDep
 ) -> Page[ExperimentPublic]:
     """The experiments of the caller's groups, newest first."""
-    rows, total = await experiment_repo.page(
-        session=session, groups=caller.visible_groups(), limit=limit, offset=offset
-    )
+    rows, total = await experiment_repo.page(session=session, page=page)
     return Page(data=[experiment_public(row, state.mlflow) for row in rows], count=total)
 
 

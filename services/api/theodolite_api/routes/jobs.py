@@ -18,12 +18,12 @@ from theodolite.lifecycle import JobStatus
 from theodolite.problems import Problem
 from theodolite.web.errors import InvalidSubmission, NotFound
 from theodolite_api.auth.authenticate import CallerDep
-from theodolite_api.auth.ownership import JobDep, visible
+from theodolite_api.auth.ownership import JobDep, PageDep, visible
 from theodolite_api.deps import SessionDep, StateDep
 from theodolite_api.jobs.cancellation import request_cancel
 from theodolite_api.jobs.submission import submit_job
 from theodolite_api.repositories import jobs as job_repo
-from theodolite_api.schemas.common import Limit, Offset, Page
+from theodolite_api.schemas.common import Page
 from theodolite_api.schemas.jobs import (
     ArtifactPublic,
     JobCreate,
@@ -106,19 +106,15 @@ async def _replayed(session: AsyncSession, key: str | None, request_sha256: str)
 async def list_jobs(
     session: SessionDep,
     state: StateDep,
-    caller: CallerDep,
+    page: PageDep,
     experiment_id: uuid.UUID | None = None,
     status: JobStatus | None = None,
-    limit: Limit = 50,
-    offset: Offset = 0,
 ) -> Page[JobPublic]:
     """The jobs of the caller's groups, newest first, optionally of one experiment and in one
     status."""
     rows, total = await job_repo.page(
         session=session,
-        groups=caller.visible_groups(),
-        limit=limit,
-        offset=offset,
+        page=page,
         experiment_id=experiment_id,
         status=status.value if status is not None else None,
     )

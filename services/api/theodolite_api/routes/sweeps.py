@@ -12,10 +12,10 @@ from theodolite.db.status_tables import Sweep
 from theodolite.problems import Problem
 from theodolite.web.errors import Conflict, InvalidSubmission
 from theodolite_api.auth.authenticate import CallerDep
-from theodolite_api.auth.ownership import SweepDep
+from theodolite_api.auth.ownership import PageDep, SweepDep
 from theodolite_api.deps import SessionDep, StateDep
 from theodolite_api.repositories import sweeps as sweep_repo
-from theodolite_api.schemas.common import Limit, Offset, Page
+from theodolite_api.schemas.common import Page
 from theodolite_api.schemas.sweeps import SweepCreate, SweepPublic, SweepSummary
 from theodolite_api.state import AppState
 from theodolite_api.sweeps import figure as sweep_figure
@@ -70,18 +70,14 @@ async def create_sweep(
 @router.get("")
 async def list_sweeps(
     session: SessionDep,
-    caller: CallerDep,
+    page: PageDep,
     experiment_id: uuid.UUID | None = None,
-    limit: Limit = 50,
-    offset: Offset = 0,
 ) -> Page[SweepSummary]:
     """The sweeps of the caller's groups, newest first, optionally of one experiment."""
     rows, total = await sweep_repo.page(
         session=session,
-        groups=caller.visible_groups(),
+        page=page,
         experiment_id=experiment_id,
-        limit=limit,
-        offset=offset,
     )
     statuses = await sweep_repo.child_statuses(session=session, sweep_ids=[s.id for s in rows])
     return Page(data=[sweep_service.summary(s, statuses[s.id]) for s in rows], count=total)

@@ -14,7 +14,7 @@ from theodolite.cli.common import (
     AsJson,
     api_client,
     console,
-    print_listing,
+    list_command,
     print_result,
 )
 
@@ -76,13 +76,12 @@ def create_user(
 @users_app.command("list")
 def list_users(as_json: AsJson = False, api_url: ApiUrl = DEFAULT_API_URL) -> None:
     """Every user."""
-    with api_client(api_url) as client:
-        page = client.list_users()
-    print_listing(
-        page,
+    list_command(
+        api_url,
+        lambda client: client.list_users(),
         ("name", "admin", "disabled", "OIDC subject"),
         lambda u: (u.name, u.is_admin, u.disabled, u.oidc_subject),
-        title=f"users ({page.count})",
+        title="users ({count})",
         as_json=as_json,
     )
 
@@ -103,13 +102,12 @@ def create_group(
 @groups_app.command("list")
 def list_groups(as_json: AsJson = False, api_url: ApiUrl = DEFAULT_API_URL) -> None:
     """Every group."""
-    with api_client(api_url) as client:
-        page = client.list_groups()
-    print_listing(
-        page,
+    list_command(
+        api_url,
+        lambda client: client.list_groups(),
         ("name", "description"),
         lambda g: (g.name, g.description),
-        title=f"groups ({page.count})",
+        title="groups ({count})",
         as_json=as_json,
     )
 
@@ -162,10 +160,9 @@ def list_keys(
     api_url: ApiUrl = DEFAULT_API_URL,
 ) -> None:
     """Keys (never the keys themselves), newest first."""
-    with api_client(api_url) as client:
-        page = client.list_keys(user)
-    print_listing(
-        page,
+    list_command(
+        api_url,
+        lambda client: client.list_keys(user),
         ("id", "prefix", "name", "scopes", "expires", "revoked", "last used"),
         lambda k: (
             k.id,
@@ -176,7 +173,7 @@ def list_keys(
             k.revoked_at,
             k.last_used_at,
         ),
-        title=f"keys ({page.count})",
+        title="keys ({count})",
         as_json=as_json,
     )
 

@@ -102,6 +102,24 @@ def print_listing(
     )
 
 
+def list_command(
+    api_url: str,
+    fetch: Callable[[Any], Any],
+    headers: Sequence[str],
+    cells: Cells,
+    *,
+    title: str,
+    as_json: bool,
+) -> None:
+    """The whole of a listing command: ``fetch(client)`` gives a page or a list, printed as a
+    table titled ``title`` (``{count}`` in it: how many there are in all)."""
+    with api_client(api_url) as client:
+        found = fetch(client)
+    count = getattr(found, "count", None)
+    shown = title.format(count=len(found) if count is None else count)
+    print_listing(found, headers, cells, title=shown, as_json=as_json)
+
+
 def parse_params(pairs: list[str]) -> dict[str, str]:
     params = {}
     for pair in pairs:

@@ -13,7 +13,7 @@ from theodolite.cli.common import (
     AsJson,
     api_client,
     console,
-    print_listing,
+    list_command,
     print_result,
     status_console,
 )
@@ -30,13 +30,12 @@ def list_experiments(
     api_url: ApiUrl = DEFAULT_API_URL,
 ) -> None:
     """Experiments, newest first."""
-    with api_client(api_url) as client:
-        page = client.list_experiments(limit=limit)
-    print_listing(
-        page,
+    list_command(
+        api_url,
+        lambda client: client.list_experiments(limit=limit),
         ("id", "name", "description", "MLflow"),
         lambda e: (e.id, e.name, e.description, e.mlflow_url),
-        title=f"experiments ({page.count})",
+        title="experiments ({count})",
         as_json=as_json,
     )
 
@@ -85,13 +84,12 @@ def describe_entrypoint(entrypoint: Any) -> None:
 @entrypoints_app.command("list")
 def list_entrypoints(as_json: AsJson = False, api_url: ApiUrl = DEFAULT_API_URL) -> None:
     """Uploaded entry points, newest first."""
-    with api_client(api_url) as client:
-        page = client.list_entrypoints(limit=200)
-    print_listing(
-        page,
+    list_command(
+        api_url,
+        lambda client: client.list_entrypoints(limit=200),
         ("id", "project", "entry points", "sha256"),
         lambda p: (p.id, p.project_name, ", ".join(e.name for e in p.entry_points), p.sha256[:12]),
-        title=f"entry points ({page.count})",
+        title="entry points ({count})",
         as_json=as_json,
     )
 
@@ -121,10 +119,9 @@ def plugins_push(
 @plugins_app.command("list")
 def plugins_list(as_json: AsJson = False, api_url: ApiUrl = DEFAULT_API_URL) -> None:
     """Published plugins and their versions."""
-    with api_client(api_url) as client:
-        plugins = client.plugins()
-    print_listing(
-        plugins,
+    list_command(
+        api_url,
+        lambda client: client.plugins(),
         ("plugin", "latest", "versions"),
         lambda p: (p.name, p.latest_version or "(yanked)", ", ".join(p.versions)),
         title="plugins",
@@ -134,10 +131,9 @@ def plugins_list(as_json: AsJson = False, api_url: ApiUrl = DEFAULT_API_URL) -> 
 
 def queues(as_json: AsJson = False, api_url: ApiUrl = DEFAULT_API_URL) -> None:
     """Queues: live workers and waiting jobs."""
-    with api_client(api_url) as client:
-        found = client.queues()
-    print_listing(
-        found,
+    list_command(
+        api_url,
+        lambda client: client.queues(),
         ("queue", "live workers", "waiting jobs", "note"),
         lambda q: (
             q.name,

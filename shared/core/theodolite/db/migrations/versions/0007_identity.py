@@ -26,34 +26,42 @@ def _timestamp(name: str, nullable: bool = True) -> sa.Column:  # type: ignore[t
     return sa.Column(name, sa.DateTime(timezone=True), nullable=nullable)
 
 
+def _text(name: str, nullable: bool = False, unique: bool = False) -> sa.Column:  # type: ignore[type-arg]
+    return sa.Column(name, TEXT, nullable=nullable, unique=unique)
+
+
+def _reference(name: str, target: str, **kwargs: object) -> sa.Column:  # type: ignore[type-arg]
+    """A uuid column naming a row of ``target``, gone with it."""
+    key = sa.ForeignKey(f"{target}.id", ondelete="CASCADE")
+    return sa.Column(name, sa.Uuid(), key, nullable=False, **kwargs)
+
+
 def upgrade() -> None:
     op.create_table(
         "groups",
         sa.Column("id", sa.Uuid(), primary_key=True),
-        sa.Column("name", TEXT, nullable=False),
-        sa.Column("description", TEXT, nullable=True),
+        _text("name"),
+        _text("description", nullable=True),
         _timestamp("created_at", nullable=False),
     )
     op.create_index(op.f("ix_groups_name"), "groups", ["name"], unique=True)
     op.create_table(
         "users",
         sa.Column("id", sa.Uuid(), primary_key=True),
-        sa.Column("name", TEXT, nullable=False),
+        _text("name"),
         sa.Column("is_admin", sa.Boolean(), nullable=False),
         sa.Column("disabled", sa.Boolean(), nullable=False),
-        sa.Column("oidc_subject", TEXT, nullable=True, unique=True),
+        _text("oidc_subject", nullable=True, unique=True),
         _timestamp("created_at", nullable=False),
     )
     op.create_index(op.f("ix_users_name"), "users", ["name"], unique=True)
     op.create_table(
         "api_keys",
         sa.Column("id", sa.Uuid(), primary_key=True),
-        sa.Column("prefix", TEXT, nullable=False),
-        sa.Column("secret_sha256", TEXT, nullable=False),
-        sa.Column(
-            "user_id", sa.Uuid(), sa.ForeignKey("users.id", ondelete="CASCADE"), nullable=False
-        ),
-        sa.Column("name", TEXT, nullable=False),
+        _text("prefix"),
+        _text("secret_sha256"),
+        _reference("user_id", "users"),
+        _text("name"),
         sa.Column("scopes", sa.JSON(), nullable=False),
         _timestamp("created_at", nullable=False),
         _timestamp("expires_at"),
@@ -64,19 +72,9 @@ def upgrade() -> None:
     op.create_index(op.f("ix_api_keys_user_id"), "api_keys", ["user_id"], unique=False)
     op.create_table(
         "memberships",
-        sa.Column(
-            "user_id",
-            sa.Uuid(),
-            sa.ForeignKey("users.id", ondelete="CASCADE"),
-            primary_key=True,
-        ),
-        sa.Column(
-            "group_id",
-            sa.Uuid(),
-            sa.ForeignKey("groups.id", ondelete="CASCADE"),
-            primary_key=True,
-        ),
-        sa.Column("role", TEXT, nullable=False),
+        _reference("user_id", "users", primary_key=True),
+        _reference("group_id", "groups", primary_key=True),
+        _text("role"),
     )
     op.create_index(op.f("ix_memberships_group_id"), "memberships", ["group_id"], unique=False)
     op.execute(
