@@ -11,11 +11,17 @@ class ServiceSettings(CommonSettings):
     model_config = SettingsConfigDict(env_prefix="THEODOLITE_SERVICE_")
 
 
+def set_production_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Values production accepts for every secret that has a development default."""
+    monkeypatch.setenv("THEODOLITE_S3_SECRET_KEY", "a-real-secret")
+    monkeypatch.setenv("THEODOLITE_BROKER_URL", "amqp://service:a-real-password@rabbitmq:5672/")
+
+
 def test_the_environment_is_read_from_theodolite_environment(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("THEODOLITE_ENVIRONMENT", "production")
-    monkeypatch.setenv("THEODOLITE_S3_SECRET_KEY", "a-real-secret")
+    set_production_secrets(monkeypatch)
     assert ServiceSettings().environment is Environment.PRODUCTION
 
 
@@ -28,7 +34,7 @@ def test_production_refuses_the_development_secret(monkeypatch: pytest.MonkeyPat
 
 def test_code_sets_the_environment_by_its_field_name(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("THEODOLITE_ENVIRONMENT", raising=False)
-    monkeypatch.setenv("THEODOLITE_S3_SECRET_KEY", "a-real-secret")
+    set_production_secrets(monkeypatch)
     assert ServiceSettings(environment=Environment.PRODUCTION).environment is Environment.PRODUCTION
 
 
