@@ -89,3 +89,15 @@ async def test_a_dependency_away_is_service_unavailable(exc: Exception, detail: 
     body = await _problem(exc)
     assert (body["status"], body["title"]) == (503, "Service unavailable")
     assert body["detail"].startswith(detail)
+
+
+async def test_an_answer_lists_at_most_max_problems_and_says_how_many_it_left_out() -> None:
+    from theodolite.web.errors import MAX_PROBLEMS
+
+    many = [Problem(field=f"grid.x.{i}", message="not a float") for i in range(MAX_PROBLEMS + 25)]
+    body = await _problem(DomainError("bad grid", many))
+    assert len(body["problems"]) == MAX_PROBLEMS and body["problems_omitted"] == 25
+    assert body["problems"][0]["field"] == "grid.x.0"
+    assert f"the first {MAX_PROBLEMS} of {MAX_PROBLEMS + 25} shown" in body["detail"]
+    few = await _problem(DomainError("bad grid", many[:3]))
+    assert len(few["problems"]) == 3 and "problems_omitted" not in few

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import uuid
 from datetime import timedelta
 from typing import Annotated, Any
 
@@ -18,6 +19,7 @@ from theodolite.web.errors import problem_response
 from theodolite_api.auth.callers import Caller, Role, Scope, Unauthorized, expand
 from theodolite_api.auth.keys import secret_matches, split_key
 from theodolite_api.auth.oidc import OidcVerifier
+from theodolite_api.auth.rate_limits import TooManyRequests, write_limiter
 from theodolite_api.deps import SessionDep, StateDep
 from theodolite_api.repositories import identity as identity_repo
 
@@ -33,7 +35,9 @@ Credentials = Annotated[HTTPAuthorizationCredentials | None, Security(bearer)]
 READING_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
-async def _caller_of(session: AsyncSession, user: User, scopes: frozenset[Scope]) -> Caller:
+async def _caller_of(
+    session: AsyncSession, user: User, scopes: frozenset[Scope], key_id: uuid.UUID | None = None
+) -> Caller:
     if user.disabled:
         raise Unauthorized(f"user {user.name!r} is disabled")
     memberships = await identity_repo.memberships(session=session, user_id=user.id)
@@ -44,6 +48,7 @@ async def _caller_of(session: AsyncSession, user: User, scopes: frozenset[Scope]
         roles={m.group_id: Role(m.role) for m, _, _ in memberships},
         scopes=scopes,
         group_names={g.id: g.name for _, _, g in memberships},
+        key_id=key_id,
     )
 
 
@@ -63,7 +68,7 @@ async def _key_caller(session: AsyncSession, token: str, touch_after: timedelta)
         raise Unauthorized(f"API key {key.prefix} expired at {key.expires_at.isoformat()}")
     user = await identity_repo.get_user(session=session, user_id=key.user_id)
     assert user is not None, "keys are deleted with their user"
-    caller = await _caller_of(session, user, expand(key.scopes))
+    caller = await _caller_of(session, user, expand(key.scopes), key.id)
     if key.last_used_at is None or now - key.last_used_at >= touch_after:
         key.last_used_at = now  # committed by authenticate
     return caller
@@ -131,18 +136,30 @@ def authorized(write_scope: Scope, read_scope: Scope = Scope.READ) -> Any:
     """A router's check: every route needs a caller; reading needs ``read_scope``, anything else
     ``write_scope``. Routes check ownership of what they touch on top."""
 
-    async def check(request: Request, caller: CallerDep) -> None:
-        caller.require(read_scope if request.method in READING_METHODS else write_scope)
+    async def check(request: Request, caller: CallerDep, state: StateDep) -> None:
+        if request.method in READING_METHODS:
+            caller.require(read_scope)
+            return
+        caller.require(write_scope)
+        auth = state.settings.auth
+        write_limiter(auth.write_rate_limit, auth.rate_limit_storage).hit(caller)
 
     dependency: DependsParam = Depends(check)
     return dependency
 
 
 def install_auth_error_handler(app: FastAPI) -> None:
-    """401s say how to authenticate (RFC 6750: ``WWW-Authenticate: Bearer``)."""
+    """401s say how to authenticate (RFC 6750: ``WWW-Authenticate: Bearer``), 429s when to come
+    back (``Retry-After``)."""
 
     @app.exception_handler(Unauthorized)
     async def _unauthorized(request: Request, exc: Unauthorized) -> JSONResponse:
         response = problem_response(401, exc.title, exc.detail, request, exc.problems)
         response.headers["WWW-Authenticate"] = 'Bearer realm="theodolite"'
+        return response
+
+    @app.exception_handler(TooManyRequests)
+    async def _too_many(request: Request, exc: TooManyRequests) -> JSONResponse:
+        response = problem_response(429, exc.title, exc.detail, request)
+        response.headers["Retry-After"] = str(exc.retry_after_s)
         return response

@@ -57,6 +57,7 @@ class Caller:
     roles: Mapping[uuid.UUID, Role]
     scopes: frozenset[Scope]  # expanded
     group_names: Mapping[uuid.UUID, str] = field(default_factory=dict)
+    key_id: uuid.UUID | None = None  # None: an OIDC token
 
     def require(self, scope: Scope) -> None:
         if scope not in self.scopes:

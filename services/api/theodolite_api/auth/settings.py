@@ -33,6 +33,12 @@ class AuthSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="THEODOLITE_AUTH_")
 
     oidc: OidcSettings = Field(default_factory=OidcSettings)
+    write_rate_limit: str = Field(
+        "600/minute", description="Most writes (POST, PUT, PATCH, DELETE) per key, e.g. 60/minute."
+    )
+    rate_limit_storage: str = Field(
+        "memory://", description="Where the counts are: memory:// (per process) or a redis:// URL."
+    )
     key_last_used_resolution_s: float = Field(
         60.0, description="A key's last use is written at most this often."
     )

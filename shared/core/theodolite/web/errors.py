@@ -17,6 +17,9 @@ from starlette.types import Message
 from theodolite.problems import Problem, ProblemsError
 
 PROBLEM_JSON = "application/problem+json"
+# An answer lists at most this many problems (a hostile body can have millions) and says how
+# many it left out.
+MAX_PROBLEMS = 100
 
 T = TypeVar("T")
 
@@ -131,7 +134,10 @@ def problem_response(
         "instance": str(request.url.path),
     }
     if problems:
-        body["problems"] = [p.model_dump() for p in problems]
+        body["problems"] = [p.model_dump() for p in problems[:MAX_PROBLEMS]]
+        if len(problems) > MAX_PROBLEMS:
+            body["problems_omitted"] = len(problems) - MAX_PROBLEMS
+            body["detail"] = f"{detail} (the first {MAX_PROBLEMS} of {len(problems)} shown)"
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON)
 
 

@@ -1,0 +1,92 @@
+"""Worker credentials on the internal listener: each worker holds only its own token,
+``<worker id>.<HMAC-SHA256(worker secret, worker id)>``, so it cannot act as another worker."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from typing import Annotated
+
+from fastapi import Depends, FastAPI, Header, Request, Security
+from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from theodolite.settings import Environment
+from theodolite.web.errors import problem_response
+from theodolite_api.deps import SettingsDep
+from theodolite_api.settings import ApiSettings
+
+# Development only (a stack started without THEODOLITE_API_WORKER_SECRET): anyone who reads this
+# source can mint worker tokens, so production refuses to start with it.
+DEVELOPMENT_WORKER_SECRET = "theodolite-dev-worker-secret"
+WORKER_ID_HEADER = "Theodolite-Worker-Id"
+
+worker_bearer = HTTPBearer(auto_error=False, scheme_name="worker")
+
+
+class WorkerSecretMissing(ValueError):
+    """Production with no worker secret of its own."""
+
+
+def worker_secret(settings: ApiSettings) -> str:
+    """The secret worker tokens are derived from (the development one outside production)."""
+    if settings.worker_secret is not None:
+        secret = settings.worker_secret.get_secret_value()
+        if secret and secret != DEVELOPMENT_WORKER_SECRET:
+            return secret
+    if settings.environment is Environment.PRODUCTION:
+        raise WorkerSecretMissing("THEODOLITE_API_WORKER_SECRET must be set outside development")
+    return DEVELOPMENT_WORKER_SECRET
+
+
+def worker_token(secret: str, worker_id: str) -> str:
+    """The one token of ``worker_id``."""
+    mac = hmac.new(secret.encode(), worker_id.encode(), hashlib.sha256).hexdigest()
+    return f"{worker_id}.{mac}"
+
+
+def token_worker(secret: str, token: str) -> str | None:
+    """The worker a token belongs to; None when the secret did not make it."""
+    worker_id, _, _ = token.rpartition(".")
+    if not worker_id or not hmac.compare_digest(token, worker_token(secret, worker_id)):
+        return None
+    return worker_id
+
+
+class WorkerRefused(Exception):
+    """401 (no valid worker token) or 403 (the token is another worker's)."""
+
+    def __init__(self, status: int, detail: str) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+
+
+def install_worker_auth_error_handler(app: FastAPI) -> None:
+    @app.exception_handler(WorkerRefused)
+    async def _refused(request: Request, exc: WorkerRefused) -> JSONResponse:
+        title = "Unauthorized" if exc.status == 401 else "Forbidden"
+        response = problem_response(exc.status, title, exc.detail, request)
+        if exc.status == 401:
+            response.headers["WWW-Authenticate"] = 'Bearer realm="theodolite-workers"'
+        return response
+
+
+async def authenticated_worker(
+    settings: SettingsDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Security(worker_bearer)],
+    named: Annotated[str | None, Header(alias=WORKER_ID_HEADER)] = None,
+) -> str:
+    """The worker whose token the request carries (401 without a valid one; 403 when the request
+    names another worker)."""
+    if credentials is None:
+        raise WorkerRefused(401, "a worker token is required")
+    worker_id = token_worker(worker_secret(settings), credentials.credentials)
+    if worker_id is None:
+        raise WorkerRefused(401, "the worker token is not valid")
+    if named is not None and named != worker_id:
+        raise WorkerRefused(403, f"the token is not {named!r}'s")
+    return worker_id
+
+
+WorkerDep = Annotated[str, Depends(authenticated_worker)]
