@@ -1,25 +1,83 @@
-"""``theodolite-api``: serve the gateway with uvicorn."""
+"""``theodolite-api``: serve the public api and the workers' internal listener with uvicorn, in one
+process on one event loop (they share the lifespan's engine, broker and relay)."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+import signal
+import sys
+from collections.abc import Iterator
 
 import uvicorn
 
-from theodolite_api.app import create_app
+from theodolite_api.app import create_app, create_internal_app
 from theodolite_api.settings import ApiSettings
+
+
+class _Server(uvicorn.Server):
+    """A server that leaves signals to ``serve``, which stops both servers on one."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+async def serve(settings: ApiSettings) -> bool:
+    """Run both listeners until SIGINT or SIGTERM; False when the public one did not start."""
+    public_app = create_app(settings)
+    internal_app = create_internal_app(public_app)
+    public = _Server(
+        uvicorn.Config(
+            public_app,
+            host=settings.host,
+            port=settings.port,
+            log_level="info",
+            timeout_graceful_shutdown=10,
+        )
+    )
+    internal = _Server(
+        uvicorn.Config(
+            internal_app,
+            host=settings.internal_host,
+            port=settings.internal_port,
+            log_level="info",
+            lifespan="off",  # the public app's lifespan builds the shared state
+            timeout_graceful_shutdown=10,
+        )
+    )
+
+    def stop() -> None:
+        for server in (public, internal):
+            server.force_exit = server.should_exit  # a second signal: no more waiting
+            server.should_exit = True
+
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop)
+
+    async def serve_internal() -> None:
+        # Claims need the state the public lifespan builds: listen once it is built.
+        while not public.started and not public.should_exit:  # noqa: ASYNC110 - uvicorn's flag
+            await asyncio.sleep(0.05)
+        if public.started:
+            await internal.serve()
+
+    async def serve_public() -> None:
+        try:
+            await public.serve()
+        finally:
+            internal.should_exit = True  # the state goes with the public app
+
+    await asyncio.gather(serve_public(), serve_internal())
+    return public.started
 
 
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    settings = ApiSettings()
-    uvicorn.run(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        log_level="info",
-        timeout_graceful_shutdown=10,
-    )
+    if not asyncio.run(serve(ApiSettings())):
+        sys.exit(3)  # as uvicorn.run does when the app did not start
 
 
 if __name__ == "__main__":

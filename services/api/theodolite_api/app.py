@@ -1,4 +1,5 @@
-"""App factory: ``create_app(settings)``; the lifespan owns engine, broker, store and clients."""
+"""App factories: ``create_app(settings)``, the public api, whose lifespan owns engine, broker,
+store and clients; ``create_internal_app(public)``, the workers' listener, on the same state."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from theodolite.web.lifespan import open_broker, open_database
 from theodolite_api.auth.authenticate import authorized, install_auth_error_handler
 from theodolite_api.auth.callers import Scope
 from theodolite_api.auth.oidc import OidcVerifier
+from theodolite_api.auth.workers import install_worker_auth_error_handler, worker_secret
 from theodolite_api.clients.mlflow import MlflowReader
 from theodolite_api.clients.registry import RegistryClient
 from theodolite_api.consumers.job_events import JobEventConsumer
@@ -136,7 +138,6 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     install_error_handlers(app)
     install_auth_error_handler(app)
     app.include_router(health.router)
-    app.include_router(internal.router)
     # Every /api/v1 route has a caller; reading needs the read scope, writing the router's.
     submitting = [authorized(Scope.SUBMIT)]
     for module in (experiments, entrypoints, jobs, tasks, models):
@@ -149,4 +150,16 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     administering = [authorized(Scope.ADMIN, read_scope=Scope.ADMIN)]
     app.include_router(admin.router, prefix="/api/v1", dependencies=administering)
     app.include_router(admin.me_router, prefix="/api/v1", dependencies=submitting)
+    return app
+
+
+def create_internal_app(public: FastAPI) -> FastAPI:
+    """The internal listener's app (worker claims): never the public port's, with no lifespan of
+    its own but the public app's state (its settings, engine, relay)."""
+    worker_secret(public.state.settings)  # production without a worker secret does not start
+    app = FastAPI(title="Theodolite internal", docs_url=None, redoc_url=None, openapi_url=None)
+    app.state = public.state
+    install_error_handlers(app)
+    install_worker_auth_error_handler(app)
+    app.include_router(internal.router)
     return app

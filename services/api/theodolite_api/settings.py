@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field, IPvAnyNetwork
+from pydantic import Field, IPvAnyNetwork, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from theodolite.settings import ArchiveLimitSettings, CommonSettings, DatabaseSettings
@@ -69,6 +69,17 @@ class ApiSettings(CommonSettings):
 
     host: str = Field("127.0.0.1", description="Address the api binds.")
     port: int = Field(8000, description="Port the api binds.")
+    internal_host: str = Field(
+        "127.0.0.1",
+        description="Address the internal listener (workers' claims, never public) binds.",
+    )
+    internal_port: int = Field(8001, description="Port the internal listener binds.")
+    worker_secret: SecretStr | None = Field(
+        None,
+        description="Random secret each worker's token is derived from "
+        "(HMAC-SHA256 of the worker id): required in production; in development, unset means a "
+        "fixed development secret that anyone can derive tokens from.",
+    )
     db: DatabaseSettings = Field(default_factory=DatabaseSettings)
     archive_limits: ArchiveLimitSettings = Field(default_factory=ArchiveLimitSettings)
     migrate_on_start: bool = Field(

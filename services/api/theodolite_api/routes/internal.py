@@ -1,4 +1,5 @@
-"""Service-to-service routes (not in the public API docs)."""
+"""Service-to-service routes, served only by the internal listener (``create_internal_app``) and
+only to authenticated workers."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
+from theodolite_api.auth.workers import WorkerDep
 from theodolite_api.deps import SessionDep, StateDep
 from theodolite_api.jobs.claims import claim_attempt
 
@@ -21,10 +23,15 @@ class ClaimRequest(BaseModel):
 
 @router.post("/jobs/{job_id}/claim")
 async def claim_job(
-    job_id: uuid.UUID, body: ClaimRequest, session: SessionDep, state: StateDep
+    job_id: uuid.UUID, body: ClaimRequest, worker: WorkerDep, session: SessionDep, state: StateDep
 ) -> JSONResponse:
     """A worker asks to run an attempt. The one arbiter of who runs what: an attempt runs at
     most once at a time, a cancelled or stale one never starts."""
+    if body.worker_id != worker:  # a worker claims only for itself
+        return JSONResponse(
+            {"claimed": False, "reason": f"the token is {worker!r}'s, not {body.worker_id!r}'s"},
+            status_code=403,
+        )
     answer = await claim_attempt(
         session=session, job_id=job_id, attempt=body.attempt, worker_id=body.worker_id
     )
