@@ -14,6 +14,8 @@ import httpx
 
 log = logging.getLogger(__name__)
 
+WORKER_ID_HEADER = "Theodolite-Worker-Id"  # the worker the token must belong to
+
 
 @dataclass
 class Claim:
@@ -21,20 +23,46 @@ class Claim:
     reason: str | None = None
 
 
+def _body(response: httpx.Response) -> dict[str, object]:
+    try:
+        body = response.json()
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
+def _is_refusal(response: httpx.Response) -> bool:
+    """A 404 of the arbiter (no such job), not of a server without the claim route."""
+    return response.status_code == 404 and _body(response).get("claimed") is False
+
+
+def _reason(response: httpx.Response) -> str | None:
+    reason = _body(response).get("reason")
+    return None if reason is None else str(reason)
+
+
 class JobClaims:
     """The api's internal claim endpoint; an async context manager owning its HTTP client."""
 
     def __init__(
-        self, api_url: str, worker_id: str, *, transport: httpx.AsyncBaseTransport | None = None
+        self,
+        api_url: str,
+        worker_id: str,
+        *,
+        token: str | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self._api_url = api_url.rstrip("/")
         self._worker_id = worker_id
+        self._headers = {WORKER_ID_HEADER: worker_id}
+        if token is not None:
+            self._headers["Authorization"] = f"Bearer {token}"
         self._transport = transport  # tests answer in process
         self._http: httpx.AsyncClient | None = None
 
     async def __aenter__(self) -> Self:
         self._http = httpx.AsyncClient(
-            base_url=self._api_url, timeout=10, transport=self._transport
+            base_url=self._api_url, headers=self._headers, timeout=10, transport=self._transport
         )
         return self
 
@@ -61,11 +89,28 @@ class JobClaims:
             else:
                 if response.status_code == 200:
                     return Claim(claimed=True)
-                if response.status_code in (404, 409):
-                    return Claim(claimed=False, reason=response.json().get("reason"))
-                log.warning(
-                    "claiming job %s: api answered %s; retrying", job_id, response.status_code
-                )
+                if response.status_code == 409 or _is_refusal(response):
+                    return Claim(claimed=False, reason=_reason(response))
+                if response.status_code == 404:  # no claim route: not the internal listener
+                    log.error(
+                        "claiming job %s: %s has no claim route; THEODOLITE_WORKER_API_URL must "
+                        "be the api's internal listener",
+                        job_id,
+                        self._api_url,
+                    )
+                elif response.status_code in (401, 403):  # asked again: the api may be rekeyed
+                    log.error(
+                        "claiming job %s: the api refuses this worker's credential (%s %s); "
+                        "is THEODOLITE_WORKER_TOKEN set for worker %s?",
+                        job_id,
+                        response.status_code,
+                        response.text[:200],
+                        self._worker_id,
+                    )
+                else:
+                    log.warning(
+                        "claiming job %s: api answered %s; retrying", job_id, response.status_code
+                    )
             await asyncio.sleep(delay)
             delay = min(delay * 2, 10.0)
         return None

@@ -6,7 +6,7 @@ import os
 import socket
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
 from theodolite.settings import ArchiveLimitSettings, CommonSettings
@@ -36,7 +36,13 @@ class WorkerSettings(CommonSettings):
 
     queue: str = Field("cpu", description="The queue this worker serves.")
     api_url: str = Field(
-        "http://127.0.0.1:8000", description="The api, which arbitrates who runs each attempt."
+        "http://127.0.0.1:8001",
+        description="The api's internal listener, which arbitrates who runs each attempt.",
+    )
+    token: SecretStr | None = Field(
+        None,
+        description="This worker's own credential on the api's internal listener (derived by the "
+        "deployment from the api's worker secret and worker_id); the api refuses claims without.",
     )
     shutdown_grace_s: float = Field(
         60.0, description="On SIGTERM, how long running jobs may finish before being handed back."

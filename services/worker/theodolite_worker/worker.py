@@ -57,7 +57,11 @@ class Worker:
                 )
             )
             claims = await stack.enter_async_context(
-                JobClaims(settings.api_url, settings.worker_id)
+                JobClaims(
+                    settings.api_url,
+                    settings.worker_id,
+                    token=settings.token.get_secret_value() if settings.token else None,
+                )
             )
             store = ObjectStore(settings.storage)
             plugins = PluginCache(
