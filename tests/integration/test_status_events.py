@@ -93,19 +93,22 @@ def _key(event_id: str) -> tuple[int, ...]:
 @pytest.fixture(scope="module")
 def second_api(stack: Stack) -> Iterator[str]:
     """Another api replica on the same database and broker."""
-    from theodolite.devstack import free_ports, http_ok, start_process, stop_process, wait_until
+    from theodolite.devstack import (
+        api_env,
+        free_ports,
+        http_ok,
+        start_process,
+        stop_process,
+        wait_until,
+    )
 
-    (port,) = free_ports(1)
+    port, internal_port = free_ports(2)
     name = "api-replica-2"
     start_process(
         stack.config,
         name,
         [sys.executable, "-m", "theodolite_api"],
-        {
-            **stack.config.service_env(),
-            "THEODOLITE_API_HOST": "127.0.0.1",
-            "THEODOLITE_API_PORT": str(port),
-        },
+        api_env(stack.config, port, internal_port),
     )
     try:
         wait_until(stack.config, name, http_ok(f"http://127.0.0.1:{port}/readyz"), 60)

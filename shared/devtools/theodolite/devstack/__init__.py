@@ -27,7 +27,13 @@ from theodolite.devstack.processes import (
     wait_until,
 )
 from theodolite.devstack.servers import start_object_store, start_prefect
-from theodolite.devstack.services import start_api, start_worker, worker_name
+from theodolite.devstack.services import (
+    api_env,
+    start_api,
+    start_worker,
+    worker_env,
+    worker_name,
+)
 from theodolite.devstack.stack import down, up
 
 __all__ = [
@@ -36,6 +42,7 @@ __all__ = [
     "_drop_database",
     "_ensure_database",
     "_rabbitmqctl",
+    "api_env",
     "down",
     "down_isolated",
     "drop_database",
@@ -52,5 +59,6 @@ __all__ = [
     "up",
     "up_isolated",
     "wait_until",
+    "worker_env",
     "worker_name",
 ]

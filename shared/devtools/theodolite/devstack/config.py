@@ -3,7 +3,11 @@ defaults, and free ports for a stack of one's own."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import os
 import random
+import secrets
 import socket
 import sys
 from dataclasses import dataclass, field
@@ -42,6 +46,7 @@ class StackConfig:
 
     state_dir: Path = Path(".stack")
     api_port: int = 8000
+    api_internal_port: int = 8001  # the workers' listener (claims)
     mlflow_port: int = 5000
     prefect_port: int = 4200
     registry_port: int = 8100
@@ -68,6 +73,10 @@ class StackConfig:
     @property
     def api_url(self) -> str:
         return f"http://127.0.0.1:{self.api_port}"
+
+    @property
+    def api_internal_url(self) -> str:
+        return f"http://127.0.0.1:{self.api_internal_port}"
 
     @property
     def mlflow_url(self) -> str:
@@ -98,6 +107,25 @@ class StackConfig:
         if not self.admin_key_file.exists():
             return None
         return self.admin_key_file.read_text().strip()
+
+    @property
+    def worker_secret_file(self) -> Path:
+        return self.state_dir / "worker.secret"
+
+    def worker_secret(self) -> str:
+        """The stack's worker secret (the api's THEODOLITE_API_WORKER_SECRET): made once per
+        stack, in ``worker_secret_file`` (mode 0600), so every process of the stack agrees."""
+        if not self.worker_secret_file.exists():
+            self.state_dir.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.worker_secret_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as file:
+                file.write(secrets.token_urlsafe(32))
+        return self.worker_secret_file.read_text().strip()
+
+    def worker_token(self, worker_id: str) -> str:
+        """``worker_id``'s own token (as the api derives it: its id and an HMAC-SHA256 of it)."""
+        key = self.worker_secret().encode()
+        return f"{worker_id}.{hmac.new(key, worker_id.encode(), hashlib.sha256).hexdigest()}"
 
     def auth_headers(self) -> dict[str, str]:
         key = self.admin_key()

@@ -20,10 +20,11 @@ def _rabbitmqctl(*args: str) -> None:
 def isolated_config(state_dir: Path, extra_env: dict[str, str] | None = None) -> StackConfig:
     """A private stack: start it with ``up_isolated``, remove it with ``down_isolated``."""
     suffix = secrets.token_hex(4)
-    api, mlflow, prefect, registry, s3, master, volume, filer, admin = free_ports(9)
+    api, internal, mlflow, prefect, registry, s3, master, volume, filer, admin = free_ports(10)
     return StackConfig(
         state_dir=state_dir,
         api_port=api,
+        api_internal_port=internal,
         mlflow_port=mlflow,
         prefect_port=prefect,
         registry_port=registry,

@@ -15,20 +15,14 @@ from theodolite.devstack.database import ensure_database
 from theodolite.devstack.processes import StackError, start_process, start_server, wait_until
 
 
-def _start_service(
-    config: StackConfig, name: str, settings_prefix: str, port: int, url: str
-) -> None:
+def _start_service(config: StackConfig, name: str, env: dict[str, str], url: str) -> None:
     """One of the testbed's web services (``theodolite_<name>``) on its database and port."""
     ensure_database(config, config.database)
     start_server(
         config,
         name,
         [config.python, "-m", f"theodolite_{name}"],
-        {
-            **config.service_env(),
-            f"{settings_prefix}_HOST": "127.0.0.1",
-            f"{settings_prefix}_PORT": str(port),
-        },
+        env,
         health_url=f"{url}/readyz",
         timeout_s=60,
     )
@@ -36,14 +30,33 @@ def _start_service(
 
 def start_registry(config: StackConfig) -> None:
     """The plugin registry."""
-    _start_service(
-        config, "registry", "THEODOLITE_REGISTRY", config.registry_port, config.registry_url
-    )
+    env = {
+        **config.service_env(),
+        "THEODOLITE_REGISTRY_HOST": "127.0.0.1",
+        "THEODOLITE_REGISTRY_PORT": str(config.registry_port),
+    }
+    _start_service(config, "registry", env, config.registry_url)
+
+
+def api_env(
+    config: StackConfig, port: int | None = None, internal_port: int | None = None
+) -> dict[str, str]:
+    """An api process's environment: the stack's api ports unless told others (a replica)."""
+    return {
+        **config.service_env(),
+        "THEODOLITE_API_HOST": "127.0.0.1",
+        "THEODOLITE_API_PORT": str(config.api_port if port is None else port),
+        "THEODOLITE_API_INTERNAL_HOST": "127.0.0.1",
+        "THEODOLITE_API_INTERNAL_PORT": str(
+            config.api_internal_port if internal_port is None else internal_port
+        ),
+        "THEODOLITE_API_WORKER_SECRET": config.worker_secret(),
+    }
 
 
 def start_api(config: StackConfig) -> None:
     """The api."""
-    _start_service(config, "api", "THEODOLITE_API", config.api_port, config.api_url)
+    _start_service(config, "api", api_env(config), config.api_url)
 
 
 def bootstrap_admin(config: StackConfig) -> str | None:
@@ -93,6 +106,20 @@ def worker_name(queue: str, index: int = 0) -> str:
     return f"worker-{queue}-{index}"
 
 
+def worker_env(config: StackConfig, queue: str, name: str) -> dict[str, str]:
+    """A worker process's environment: its queue, id, folder, the api's internal listener and
+    its own token there."""
+    worker_id = f"{socket.gethostname()}-{name}"
+    return {
+        **config.service_env(),
+        "THEODOLITE_WORKER_QUEUE": queue,
+        "THEODOLITE_WORKER_WORKER_ID": worker_id,
+        "THEODOLITE_WORKER_WORK_DIR": str((config.state_dir / name).resolve()),
+        "THEODOLITE_WORKER_API_URL": config.api_internal_url,
+        "THEODOLITE_WORKER_TOKEN": config.worker_token(worker_id),
+    }
+
+
 def start_worker(
     config: StackConfig,
     queue: str,
@@ -106,14 +133,7 @@ def start_worker(
         config,
         name,
         [config.python, "-m", "theodolite_worker"],
-        {
-            **config.service_env(),
-            "THEODOLITE_WORKER_QUEUE": queue,
-            "THEODOLITE_WORKER_WORKER_ID": f"{socket.gethostname()}-{name}",
-            "THEODOLITE_WORKER_WORK_DIR": str((config.state_dir / name).resolve()),
-            "THEODOLITE_WORKER_API_URL": config.api_url,
-            **(env or {}),
-        },
+        {**worker_env(config, queue, name), **(env or {})},
     )
     if wait:
         wait_until(config, name, lambda: live_workers(config, queue) > 0, 60)
