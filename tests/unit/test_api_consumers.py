@@ -231,3 +231,30 @@ async def test_the_live_hub_fans_out_and_keeps_recent_log_events() -> None:
         assert [e.seq for e, _ in late.take()] == [2, 3]
     assert hub.subscriptions == 0
     await hub.close()
+
+
+async def test_a_jobs_stored_log_is_cut_at_its_cap_and_says_so(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    job_id = await claimed_job(sessions)
+    consumer = JobEventConsumer(sessions=sessions, max_log_lines=5)
+    broker = await _broker(
+        topology.API_EVENTS_QUEUE, topology.API_EVENTS_BINDINGS, consumer.consumer
+    )
+    for seq, lines in enumerate((["1", "2", "3"], ["4", "5", "6"], ["7"]), start=1):
+        event = _worker_event(job_id, seq, JobLog(lines=lines))
+        await broker.publish(EVENTS, event.type.value, event)
+    await broker.drain()
+    await broker.__aexit__(None, None, None)
+    async with sessions() as session:
+        chunks = list(
+            await session.exec(
+                select(JobLogChunk)
+                .where(JobLogChunk.job_id == job_id)
+                .order_by(col(JobLogChunk.seq))
+            )
+        )
+    stored = [line for chunk in chunks for line in chunk.lines.split("\n")]
+    assert stored[:4] == ["1", "2", "3", "4"] and len(stored) == 5
+    assert "log cut at 5 lines" in stored[4] and "logs/output.log" in stored[4]
+    assert [c.seq for c in chunks] == [1, 2]  # the third event's line is dropped

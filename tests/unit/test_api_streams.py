@@ -59,7 +59,9 @@ async def _running_job(
         job = await new_job(session)
         queued = await transitions.record_submission(session=session, job=job, at=utcnow())
         running = await move(session, job, JobStatus.RUNNING, seq=0, reason="w")
-        job_repo.add_log_chunk(session=session, job_id=job.id, attempt=1, seq=2, lines=["a", "b"])
+        await job_repo.add_log_chunk(
+            session=session, job_id=job.id, attempt=1, seq=2, lines=["a", "b"], max_lines=10
+        )
         job.last_seq = 2
         await session.commit()
     return job, [queued, running]

@@ -46,6 +46,9 @@ from theodolite_api.repositories import jobs as job_repo
 log = logging.getLogger(__name__)
 
 RETRY_DELAY_S = 1.0
+# A job's stored log (what GET /jobs/{id}/logs and the streams replay) is cut at this many lines
+# unless the api is told otherwise (THEODOLITE_API_MAX_LOG_LINES).
+MAX_LOG_LINES = 100_000
 
 TARGET_STATUS: dict[type[BaseModel], JobStatus] = {
     JobSucceeded: JobStatus.SUCCEEDED,
@@ -71,9 +74,11 @@ class JobEventConsumer:
         *,
         sessions: async_sessionmaker[AsyncSession],
         on_transition: Callable[[], None] = lambda: None,
+        max_log_lines: int = MAX_LOG_LINES,
     ) -> None:
         self._sessions = sessions
         self._on_transition = on_transition
+        self._max_log_lines = max_log_lines
         # A transient failure (the database restarting) is retried, and after the delivery limit
         # the message ends in events.api.dead; one that would recur goes there at once.
         self.consumer = Consumer(
@@ -111,13 +116,13 @@ class JobEventConsumer:
                 log.warning("event %s for unknown job %s dropped", envelope.type, envelope.job_id)
                 return
             if (envelope.attempt, envelope.seq) <= (job.attempt, job.last_seq):
-                if not await _late_log_line(session, job, envelope, payload):
+                if not await _late_log_line(session, job, envelope, payload, self._max_log_lines):
                     log.debug("stale %s for job %s dropped", envelope.type, job.id)
                     return
                 await session.commit()
                 return
             status_before = job.status
-            await _apply_job_event(session, job, envelope, payload)
+            await _apply_job_event(session, job, envelope, payload, self._max_log_lines)
             changed = job.status != status_before
             await session.commit()
         if changed:
@@ -146,7 +151,7 @@ def _without_nul(value: Any) -> Any:
 
 
 async def _late_log_line(
-    session: AsyncSession, job: Job, envelope: Envelope, payload: BaseModel
+    session: AsyncSession, job: Job, envelope: Envelope, payload: BaseModel, max_log_lines: int
 ) -> bool:
     """Record a log chunk that comes after a later event of its own attempt (competing
     replicas may apply one job's events out of order). Only while that attempt is the job's
@@ -159,18 +164,19 @@ async def _late_log_line(
         session=session, job_id=job.id, attempt=envelope.attempt, seq=envelope.seq
     ):
         return False
-    job_repo.add_log_chunk(
+    await job_repo.add_log_chunk(
         session=session,
         job_id=job.id,
         attempt=envelope.attempt,
         seq=envelope.seq,
         lines=payload.lines,
+        max_lines=max_log_lines,
     )
     return True
 
 
 async def _apply_job_event(
-    session: AsyncSession, job: Job, envelope: Envelope, payload: BaseModel
+    session: AsyncSession, job: Job, envelope: Envelope, payload: BaseModel, max_log_lines: int
 ) -> None:
     job.attempt, job.last_seq = envelope.attempt, envelope.seq
     job.updated_at = utcnow()
@@ -179,12 +185,13 @@ async def _apply_job_event(
         return
     if isinstance(payload, JobLog):
         if payload.lines:
-            job_repo.add_log_chunk(
+            await job_repo.add_log_chunk(
                 session=session,
                 job_id=job.id,
                 attempt=envelope.attempt,
                 seq=envelope.seq,
                 lines=payload.lines,
+                max_lines=max_log_lines,
             )
         return
     if isinstance(payload, JobStarted):

@@ -3,7 +3,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import or_, update
+from sqlalchemy import func, or_, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -50,9 +50,34 @@ async def page(
     return await newest_first(session=session, model=Job, page=page, where=conditions)
 
 
-def add_log_chunk(
-    *, session: AsyncSession, job_id: uuid.UUID, attempt: int, seq: int, lines: list[str]
+async def add_log_chunk(
+    *,
+    session: AsyncSession,
+    job_id: uuid.UUID,
+    attempt: int,
+    seq: int,
+    lines: list[str],
+    max_lines: int,
 ) -> None:
+    """Store the lines, up to ``max_lines`` for the whole job: the line that fills it says the
+    log was cut (the worker's full log is the run's artifact logs/output.log); later ones are
+    dropped."""
+    stored = (
+        await session.exec(
+            select(func.coalesce(func.sum(JobLogChunk.line_count), 0)).where(
+                JobLogChunk.job_id == job_id
+            )
+        )
+    ).one()
+    room = max_lines - stored
+    if room <= 0:
+        return
+    if len(lines) > room:
+        lines = [
+            *lines[: room - 1],
+            f"[theodolite] log cut at {max_lines} lines (THEODOLITE_API_MAX_LOG_LINES); the "
+            "full output is the MLflow run's artifact logs/output.log",
+        ]
     session.add(
         JobLogChunk(
             job_id=job_id, attempt=attempt, seq=seq, lines="\n".join(lines), line_count=len(lines)
