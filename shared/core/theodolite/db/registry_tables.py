@@ -1,9 +1,10 @@
-"""The plugin registry's table models: the catalogue of published versions and what the
-registry found in the plugin bucket. Only the registry writes them; the api reads the catalogue
-through the registry's HTTP routes, never these tables."""
+"""The plugin registry's table models: the catalogue of published versions, which group owns
+each plugin name, and what the registry found in the plugin bucket. Only the registry writes
+them; the api reads the catalogue through the registry's HTTP routes, never these tables."""
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
 from typing import Any
 
@@ -11,6 +12,18 @@ from sqlalchemy import JSON, Column, DateTime, Text
 from sqlmodel import Field, SQLModel
 
 from theodolite.db.tables import timestamp_field
+
+
+class PluginName(SQLModel, table=True):
+    """A plugin name belongs to the group that first published it: only that group (or an
+    administrator) publishes or yanks its versions. The built-in plugins belong to the system
+    group."""
+
+    __tablename__ = "plugin_names"
+
+    name: str = Field(primary_key=True)
+    group_id: uuid.UUID = Field(foreign_key="groups.id", index=True)
+    created_at: datetime = timestamp_field()
 
 
 class PluginVersion(SQLModel, table=True):
