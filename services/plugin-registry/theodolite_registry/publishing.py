@@ -1,22 +1,25 @@
-"""From archive bytes to a published plugin version: validate, store immutably, record, and
-announce ``plugin.published``; or nothing at all."""
+"""From archive bytes to a published plugin version: validate, check the name is the
+publisher's, store immutably, record, and announce ``plugin.published``; or nothing at all."""
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
 import logging
+import uuid
+from dataclasses import dataclass
 
 from sqlalchemy.exc import IntegrityError
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from theodolite import topology
 from theodolite.broker import Broker
-from theodolite.db.registry_tables import PluginVersion
+from theodolite.db.identity_tables import SYSTEM_GROUP_ID
+from theodolite.db.registry_tables import PluginName, PluginVersion
 from theodolite.db.tables import utcnow
 from theodolite.events import PluginPublished, PluginYanked, make_event
 from theodolite.storage import ObjectStore
-from theodolite.web.errors import Conflict
+from theodolite.web.errors import Conflict, DomainError
 from theodolite_registry.repositories import plugins as repository
 from theodolite_registry.settings import RegistrySettings
 from theodolite_registry.validation import ValidationFailed, validate_plugin
@@ -29,6 +32,34 @@ class VersionConflict(Conflict):
     """The same name and version exists with other bytes: versions are immutable."""
 
 
+class NameOwned(DomainError, status_code=403, title="Forbidden"):
+    """The plugin name belongs to another group: only it (or an administrator) publishes and
+    yanks its versions."""
+
+
+@dataclass(frozen=True)
+class Principal:
+    """On whose behalf a publish or a yank runs: a group, which owns the names it publishes
+    first; an administrator may publish and yank versions of any name."""
+
+    group_id: uuid.UUID
+    administrator: bool = False
+
+
+# Whoever reaches the registry without the api (the devstack's built-ins, the plugin bucket).
+SYSTEM = Principal(SYSTEM_GROUP_ID)
+
+
+async def check_owner(session: AsyncSession, name: str, principal: Principal) -> PluginName | None:
+    """The name's owner row (None for a new name); NameOwned when another group owns it."""
+    owned = await repository.owner(session=session, name=name)
+    if owned is None or owned.group_id == principal.group_id or principal.administrator:
+        return owned
+    groups = await repository.group_names(session=session, ids={owned.group_id})
+    group = groups.get(owned.group_id, str(owned.group_id))
+    raise NameOwned(f"plugin name {name!r} belongs to group {group!r}")
+
+
 class Publisher:
     def __init__(self, *, settings: RegistrySettings, store: ObjectStore, broker: Broker) -> None:
         self._settings = settings
@@ -37,14 +68,22 @@ class Publisher:
         self._lock = asyncio.Lock()  # one publish at a time: name/version checks stay simple
 
     async def publish(
-        self, session: AsyncSession, data: bytes, filename: str, source: str
+        self,
+        session: AsyncSession,
+        data: bytes,
+        filename: str,
+        source: str,
+        principal: Principal = SYSTEM,
     ) -> tuple[PluginVersion, bool]:
-        """The published version for these bytes and whether it is new; commits the new row."""
-        # Raises ValidationFailed or VersionConflict (domain errors: 422, 409) having stored
-        # nothing, so a caller maps them or, as the bucket reconciler does, records the reason.
+        """The published version for these bytes and whether it is new; commits the new row
+        (and, for a new name, the principal's group as its owner)."""
+        # Raises ValidationFailed, NameOwned or VersionConflict (domain errors: 422, 403, 409)
+        # having stored nothing, so a caller maps them or, as the bucket reconciler does,
+        # records the reason.
         sha256 = hashlib.sha256(data).hexdigest()
         existing = await repository.get_by_sha256(session=session, sha256=sha256)
         if existing is not None:
+            await check_owner(session, existing.name, principal)
             return existing, False
         validated = await validate_plugin(
             data,
@@ -53,6 +92,7 @@ class Publisher:
             memory_mb=self._settings.validation_memory_mb,
         )
         async with self._lock:
+            owned = await check_owner(session, validated.plugin, principal)
             same = await repository.get(
                 session=session, name=validated.plugin, version=validated.version
             )
@@ -83,10 +123,14 @@ class Publisher:
                 source=source,
             )
             session.add(row)
+            if owned is None:
+                session.add(PluginName(name=row.name, group_id=principal.group_id))
             try:
                 await session.commit()
             except IntegrityError as exc:
+                # Another replica published this version or claimed this name meanwhile.
                 await session.rollback()
+                await check_owner(session, validated.plugin, principal)
                 raise VersionConflict(f"{validated.plugin}=={validated.version} exists") from exc
         await self._announce(
             PluginPublished(
@@ -100,7 +144,11 @@ class Publisher:
         log.info("published %s==%s (%s)", row.name, row.version, source)
         return row, True
 
-    async def yank(self, session: AsyncSession, row: PluginVersion) -> PluginVersion:
+    async def yank(
+        self, session: AsyncSession, row: PluginVersion, principal: Principal = SYSTEM
+    ) -> PluginVersion:
+        """The version, yanked (announced once); NameOwned for another group's name."""
+        await check_owner(session, row.name, principal)
         if row.status != "yanked":
             row.status = "yanked"
             row.yanked_at = utcnow()
@@ -119,4 +167,12 @@ class Publisher:
             log.warning("could not announce %s", event.type, exc_info=True)
 
 
-__all__ = ["Publisher", "ValidationFailed", "VersionConflict"]
+__all__ = [
+    "SYSTEM",
+    "NameOwned",
+    "Principal",
+    "Publisher",
+    "ValidationFailed",
+    "VersionConflict",
+    "check_owner",
+]

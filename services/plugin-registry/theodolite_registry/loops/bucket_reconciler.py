@@ -1,7 +1,9 @@
 """Watching the plugin bucket: an archive put there with any S3 client is validated and
 published within seconds, with no call to the registry. S3 servers other than MinIO have no
 bucket notifications, so the registry lists the bucket on a short interval; an invalid archive
-is recorded as rejected with its reason and not tried again until its bytes (etag) change."""
+is recorded as rejected with its reason and not tried again until its bytes (etag) change.
+Whoever writes to the bucket publishes as the system group: a name another group owns is
+rejected."""
 
 from __future__ import annotations
 
@@ -16,7 +18,12 @@ from theodolite.db.registry_tables import PluginDrop
 from theodolite.db.tables import utcnow
 from theodolite.periodic import PeriodicService
 from theodolite.storage import ObjectStore
-from theodolite_registry.publishing import Publisher, ValidationFailed, VersionConflict
+from theodolite_registry.publishing import (
+    NameOwned,
+    Publisher,
+    ValidationFailed,
+    VersionConflict,
+)
 from theodolite_registry.repositories import plugins as repository
 
 log = logging.getLogger(__name__)
@@ -72,7 +79,7 @@ class BucketReconciler(PeriodicService):
             row, _ = await self._publisher.publish(
                 session, data, PurePosixPath(key).name, f"bucket:{key}"
             )
-        except (ValidationFailed, VersionConflict) as exc:
+        except (ValidationFailed, NameOwned, VersionConflict) as exc:
             drop.reason = getattr(exc, "reason", None) or str(exc)
             log.warning("plugin bucket: %s rejected: %s", key, drop.reason)
         else:

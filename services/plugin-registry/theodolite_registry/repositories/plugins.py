@@ -1,13 +1,16 @@
-"""The catalogue (plugin versions) and the bucket's drops. Functions take the session
-keyword-only and never commit."""
+"""The catalogue (plugin versions), the owners of plugin names and the bucket's drops.
+Functions take the session keyword-only and never commit."""
 
 from __future__ import annotations
+
+import uuid
 
 from packaging.version import InvalidVersion, Version
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from theodolite.db.registry_tables import PluginDrop, PluginVersion
+from theodolite.db.identity_tables import Group
+from theodolite.db.registry_tables import PluginDrop, PluginName, PluginVersion
 
 
 def version_key(version: str) -> tuple[int, Version | str]:
@@ -45,6 +48,24 @@ def latest(rows: list[PluginVersion]) -> dict[str, PluginVersion]:
         if row.name not in found or version_key(row.version) > version_key(found[row.name].version):
             found[row.name] = row
     return found
+
+
+async def owner(*, session: AsyncSession, name: str) -> PluginName | None:
+    """The row saying which group owns a plugin name; None for a name never published."""
+    return await session.get(PluginName, name)
+
+
+async def owners(*, session: AsyncSession) -> dict[str, PluginName]:
+    """Every plugin name's owner row, by name."""
+    return {row.name: row for row in await session.exec(select(PluginName))}
+
+
+async def group_names(*, session: AsyncSession, ids: set[uuid.UUID]) -> dict[uuid.UUID, str]:
+    """The names of groups (the api owns the groups table; the registry only reads names)."""
+    if not ids:
+        return {}
+    rows = await session.exec(select(Group.id, Group.name).where(col(Group.id).in_(ids)))
+    return dict(rows.all())
 
 
 async def drop(*, session: AsyncSession, key: str) -> PluginDrop | None:

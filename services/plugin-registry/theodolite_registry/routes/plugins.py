@@ -3,16 +3,23 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated
+import uuid
+from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Response, UploadFile, status
 from fastapi.responses import StreamingResponse
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from theodolite.db.registry_tables import PluginVersion
+from theodolite.db.registry_tables import PluginName, PluginVersion
 from theodolite.problems import filename_problem
 from theodolite.web.errors import ArchiveUploadRoute, NotFound, PayloadTooLarge, found_or_404
-from theodolite_registry.deps import PublisherDep, SessionDep, SettingsDep, StoreDep
+from theodolite_registry.deps import (
+    PrincipalDep,
+    PublisherDep,
+    SessionDep,
+    SettingsDep,
+    StoreDep,
+)
 from theodolite_registry.repositories import plugins as repository
 from theodolite_registry.schemas.plugins import (
     DropPublic,
@@ -33,6 +40,12 @@ def _public(row: PluginVersion) -> PluginVersionPublic:
     return PluginVersionPublic(**row.model_dump())
 
 
+def _owner_fields(owner: PluginName | None, groups: dict[uuid.UUID, str]) -> dict[str, Any]:
+    if owner is None:
+        return {"group_id": None, "group": None}
+    return {"group_id": owner.group_id, "group": groups.get(owner.group_id)}
+
+
 async def _version_or_404(session: AsyncSession, name: str, version: str) -> PluginVersion:
     return found_or_404(
         await repository.get(session=session, name=name, version=version),
@@ -45,6 +58,7 @@ async def _version_or_404(session: AsyncSession, name: str, version: str) -> Plu
     status_code=status.HTTP_201_CREATED,
     responses={
         200: {"description": "These bytes were published before: that version"},
+        403: {"description": "This plugin name belongs to another group"},
         409: {"description": "This name and version exist with other bytes"},
         422: {"description": "Validation failed: the reason is named"},
     },
@@ -53,20 +67,25 @@ async def upload_plugin(
     session: SessionDep,
     settings: SettingsDep,
     publisher: PublisherDep,
+    principal: PrincipalDep,
     response: Response,
     archive: Annotated[
         UploadFile, File(description="A wheel, or a source archive with pyproject.toml")
     ],
 ) -> PluginVersionPublic:
-    """Validate a plugin in a sandboxed subprocess, store it immutably and publish it."""
+    """Validate a plugin in a sandboxed subprocess, store it immutably and publish it; a new
+    name becomes the publishing group's."""
     if (problem := filename_problem(archive.filename)) is not None:
         raise ValidationFailed("filename", f"the file name: {problem.message}")
     limit = settings.archive_limits.max_bytes
     data = await archive.read(limit + 1)
     if len(data) > limit:
         raise PayloadTooLarge(f"the archive is larger than the limit of {limit} bytes")
-    # ValidationFailed (422) and VersionConflict (409) are domain errors: the handlers map them.
-    row, created = await publisher.publish(session, data, archive.filename or "plugin", "upload")
+    # ValidationFailed (422), NameOwned (403) and VersionConflict (409) are domain errors: the
+    # handlers map them.
+    row, created = await publisher.publish(
+        session, data, archive.filename or "plugin", "upload", principal
+    )
     if not created:
         response.status_code = status.HTTP_200_OK
     return _public(row)
@@ -78,11 +97,16 @@ async def list_plugins(session: SessionDep) -> PluginsPublic:
     rows = await repository.versions(session=session)
     latest = repository.latest(rows)
     names = sorted({r.name for r in rows})
+    owners = await repository.owners(session=session)
+    groups = await repository.group_names(
+        session=session, ids={owner.group_id for owner in owners.values()}
+    )
     data = [
         PluginPublic(
             name=name,
             latest_version=latest[name].version if name in latest else None,
             versions=[r.version for r in rows if r.name == name],
+            **_owner_fields(owners.get(name), groups),
         )
         for name in names
     ]
@@ -102,7 +126,13 @@ async def list_versions(name: PluginNamePath, session: SessionDep) -> PluginVers
     rows = await repository.versions(session=session, name=name)
     if not rows:
         raise NotFound(f"no plugin {name}")
-    return PluginVersionsPublic(data=[_public(r) for r in rows], count=len(rows))
+    owner = await repository.owner(session=session, name=name)
+    groups = await repository.group_names(
+        session=session, ids=set() if owner is None else {owner.group_id}
+    )
+    return PluginVersionsPublic(
+        data=[_public(r) for r in rows], count=len(rows), **_owner_fields(owner, groups)
+    )
 
 
 @router.get("/{name}/{version}")
@@ -133,10 +163,15 @@ async def download_version(
     )
 
 
-@router.post("/{name}/{version}/yank")
+@router.post("/{name}/{version}/yank", responses={403: {"description": "Another group's name"}})
 async def yank_version(
-    name: PluginNamePath, version: PluginVersionPath, session: SessionDep, publisher: PublisherDep
+    name: PluginNamePath,
+    version: PluginVersionPath,
+    session: SessionDep,
+    publisher: PublisherDep,
+    principal: PrincipalDep,
 ) -> PluginVersionPublic:
-    """No new job may pin this version; running jobs finish with it."""
+    """No new job may pin this version; running jobs finish with it. Only the group owning the
+    name (or an administrator) yanks."""
     row = await _version_or_404(session, name, version)
-    return _public(await publisher.yank(session, row))
+    return _public(await publisher.yank(session, row, principal))

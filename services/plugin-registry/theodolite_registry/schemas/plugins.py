@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -30,12 +31,16 @@ class PluginVersionPublic(BaseModel):
 class PluginVersionsPublic(BaseModel):
     data: list[PluginVersionPublic]
     count: int
+    group_id: uuid.UUID | None = None  # the group owning the name: it publishes and yanks
+    group: str | None = None  # that group's name
 
 
 class PluginPublic(BaseModel):
     name: str
     latest_version: str | None  # None when every version is yanked
     versions: list[str]
+    group_id: uuid.UUID | None = None  # the group owning the name: it publishes and yanks
+    group: str | None = None  # that group's name
 
 
 class PluginsPublic(BaseModel):
