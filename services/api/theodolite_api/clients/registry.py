@@ -3,6 +3,7 @@ submitted after a publish was acknowledged gets the new version) and the proxied
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 from urllib.parse import quote
 
@@ -12,6 +13,19 @@ from theodolite.problems import Problem, ProblemsError, filename_problem
 from theodolite.web.errors import DependencyUnavailable
 
 PLUGINS_PATH = "/api/v1/plugins"
+# On whose behalf the api publishes or yanks (the registry's deps read them; its port is
+# internal, so only the api sets them). Without them the registry acts for the system group.
+GROUP_HEADER = "X-Theodolite-Group"
+ADMINISTRATOR_HEADER = "X-Theodolite-Administrator"
+
+
+def acting_for(group_id: uuid.UUID, *, administrator: bool = False) -> dict[str, str]:
+    """The headers naming the group a publish or yank is for (and an administrator's override:
+    any plugin name)."""
+    headers = {GROUP_HEADER: str(group_id)}
+    if administrator:
+        headers[ADMINISTRATOR_HEADER] = "true"
+    return headers
 
 
 def plugin_path(*segments: str) -> str:
@@ -48,12 +62,15 @@ class RegistryClient:
         result: dict[str, dict[str, Any]] = response.json()
         return result
 
-    async def upload(self, filename: str | None, data: bytes) -> httpx.Response:
-        """Forward a plugin upload; a file name the registry would refuse is refused here."""
+    async def upload(
+        self, filename: str | None, data: bytes, headers: dict[str, str] | None = None
+    ) -> httpx.Response:
+        """Forward a plugin upload (``headers``: ``acting_for``); a file name the registry would
+        refuse is refused here."""
         if (problem := filename_problem(filename)) is not None:
             raise ProblemsError("invalid upload", [problem])
         return await self.forward(
-            "POST", PLUGINS_PATH, files={"archive": (filename or "plugin", data)}
+            "POST", PLUGINS_PATH, files={"archive": (filename or "plugin", data)}, headers=headers
         )
 
     async def forward(self, request_method: str, path: str, **kwargs: Any) -> httpx.Response:
