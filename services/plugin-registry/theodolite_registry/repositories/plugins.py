@@ -55,11 +55,6 @@ async def owner(*, session: AsyncSession, name: str) -> PluginName | None:
     return await session.get(PluginName, name)
 
 
-async def owners(*, session: AsyncSession) -> dict[str, PluginName]:
-    """Every plugin name's owner row, by name."""
-    return {row.name: row for row in await session.exec(select(PluginName))}
-
-
 async def group_names(*, session: AsyncSession, ids: set[uuid.UUID]) -> dict[uuid.UUID, str]:
     """The names of groups (the api owns the groups table; the registry only reads names)."""
     if not ids:

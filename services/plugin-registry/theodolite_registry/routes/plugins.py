@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, File, Response, UploadFile, status
 from fastapi.responses import StreamingResponse
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from theodolite.db.registry_tables import PluginName, PluginVersion
+from theodolite.db.registry_tables import PluginVersion
 from theodolite.problems import filename_problem
 from theodolite.web.errors import ArchiveUploadRoute, NotFound, PayloadTooLarge, found_or_404
 from theodolite_registry.deps import (
@@ -38,12 +37,6 @@ router = APIRouter(prefix="/api/v1/plugins", tags=["plugins"], route_class=Archi
 
 def _public(row: PluginVersion) -> PluginVersionPublic:
     return PluginVersionPublic(**row.model_dump())
-
-
-def _owner_fields(owner: PluginName | None, groups: dict[uuid.UUID, str]) -> dict[str, Any]:
-    if owner is None:
-        return {"group_id": None, "group": None}
-    return {"group_id": owner.group_id, "group": groups.get(owner.group_id)}
 
 
 async def _version_or_404(session: AsyncSession, name: str, version: str) -> PluginVersion:
@@ -97,16 +90,11 @@ async def list_plugins(session: SessionDep) -> PluginsPublic:
     rows = await repository.versions(session=session)
     latest = repository.latest(rows)
     names = sorted({r.name for r in rows})
-    owners = await repository.owners(session=session)
-    groups = await repository.group_names(
-        session=session, ids={owner.group_id for owner in owners.values()}
-    )
     data = [
         PluginPublic(
             name=name,
             latest_version=latest[name].version if name in latest else None,
             versions=[r.version for r in rows if r.name == name],
-            **_owner_fields(owners.get(name), groups),
         )
         for name in names
     ]
@@ -122,17 +110,15 @@ async def list_drops(session: SessionDep) -> DropsPublic:
 
 @router.get("/{name}")
 async def list_versions(name: PluginNamePath, session: SessionDep) -> PluginVersionsPublic:
-    """Every version of one plugin, oldest first."""
+    """Every version of one plugin, oldest first, and the group owning its name."""
     rows = await repository.versions(session=session, name=name)
     if not rows:
         raise NotFound(f"no plugin {name}")
-    owner = await repository.owner(session=session, name=name)
-    groups = await repository.group_names(
-        session=session, ids=set() if owner is None else {owner.group_id}
-    )
-    return PluginVersionsPublic(
-        data=[_public(r) for r in rows], count=len(rows), **_owner_fields(owner, groups)
-    )
+    versions = PluginVersionsPublic(data=[_public(r) for r in rows], count=len(rows))
+    if (owner := await repository.owner(session=session, name=name)) is not None:
+        groups = await repository.group_names(session=session, ids={owner.group_id})
+        versions.group_id, versions.group = owner.group_id, groups.get(owner.group_id)
+    return versions
 
 
 @router.get("/{name}/{version}")

@@ -39,8 +39,6 @@ class PluginPublic(BaseModel):
     name: str
     latest_version: str | None  # None when every version is yanked
     versions: list[str]
-    group_id: uuid.UUID | None = None  # the group owning the name: it publishes and yanks
-    group: str | None = None  # that group's name
 
 
 class PluginsPublic(BaseModel):
