@@ -1,7 +1,7 @@
 import httpx
 
 from tests.fixtures.stack import Stack
-from tests.integration.helpers import create_queue
+from tests.integration.helpers import create_queue, job_target, submit
 
 
 def test_healthz_and_readyz_answer(stack: Stack) -> None:
@@ -25,6 +25,18 @@ def test_a_new_queue_is_listed_without_workers(api: httpx.Client) -> None:
     assert listed[name]["waiting_jobs"] == 0
     again = api.post("/queues", json={"name": name})
     assert again.status_code == 409
+    # Tests remove the queues they made: each is two quorum queues on the broker.
+    assert api.delete(f"/queues/{name}").status_code == 204
+    assert api.get(f"/queues/{name}").status_code == 404
+    assert api.delete(f"/queues/{name}").status_code == 404
+
+
+def test_a_queue_jobs_used_is_not_removed(api: httpx.Client, scripted_archive: bytes) -> None:
+    name = create_queue(api)
+    target = job_target(api, scripted_archive)
+    assert submit(api, **target, params={}, queue=name).status_code == 202
+    refused = api.delete(f"/queues/{name}")
+    assert refused.status_code == 409 and "1 job(s)" in refused.json()["detail"]
 
 
 def test_bad_queue_name_is_refused(api: httpx.Client) -> None:

@@ -122,6 +122,14 @@ class MessageBroker(Protocol):
         await declared.bind(topology.JOBS_EXCHANGE.name, routing_key=queue)
         return declared
 
+    async def delete_quorum_queue(self, name: str) -> None:
+        """Delete the queue and its dead-letter queue (with what they hold); no error when
+        they are not there."""
+        ...
+
+    async def delete_job_queue(self, queue: str) -> None:
+        await self.delete_quorum_queue(topology.job_queue_name(queue))
+
     async def declare_event_queue(
         self, name: str, bindings: Sequence[str], *, retired_bindings: Sequence[str] = ()
     ) -> DeclaredQueue:
@@ -304,6 +312,11 @@ class Broker(MessageBroker):
             # topology keeps aio-pika's types out of its signatures: these are AMQP field values.
             arguments=cast(FieldTable, topology.quorum_queue_arguments(name, self._delivery_limit)),
         )
+
+    async def delete_quorum_queue(self, name: str) -> None:
+        channel = await self._publish_channel_or_raise()
+        for queue in (name, topology.dead_letter_queue_name(name)):
+            await channel.queue_delete(queue)
 
     async def send(self, message: OutgoingMessage) -> None:
         channel = await self._publish_channel_or_raise()

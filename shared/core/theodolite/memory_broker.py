@@ -191,6 +191,10 @@ class InMemoryBroker(MessageBroker):
         self._queue(dead, delivery_limit=None, dead=None)
         return self._queue(name, delivery_limit=self._delivery_limit, dead=dead)
 
+    async def delete_quorum_queue(self, name: str) -> None:
+        for queue in (name, topology.dead_letter_queue_name(name)):
+            self.queues.pop(queue, None)
+
     async def send(self, message: OutgoingMessage) -> None:
         if not self._connected:
             raise RuntimeError("Broker is not connected")

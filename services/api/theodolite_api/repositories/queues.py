@@ -8,7 +8,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from theodolite.db.tables import Queue, Worker
+from theodolite.db.tables import Job, Queue, Worker
 from theodolite.events import WorkerHeartbeat
 
 
@@ -28,6 +28,17 @@ async def add(*, session: AsyncSession, queue: Queue) -> Queue:
 
 async def count(*, session: AsyncSession) -> int:
     return (await session.exec(select(func.count()).select_from(Queue))).one()
+
+
+async def job_count(*, session: AsyncSession, name: str) -> int:
+    return (
+        await session.exec(select(func.count()).select_from(Job).where(col(Job.queue) == name))
+    ).one()
+
+
+async def delete(*, session: AsyncSession, queue: Queue) -> None:
+    await session.delete(queue)
+    await session.flush()
 
 
 def open_to(queue: Queue, group_id: uuid.UUID) -> bool:

@@ -4,7 +4,7 @@ import json
 from datetime import timedelta
 from typing import Any
 
-from fastapi import APIRouter, status
+from fastapi import APIRouter, Response, status
 from sqlalchemy.exc import IntegrityError
 
 from theodolite import topology
@@ -127,3 +127,19 @@ async def create_queue(body: QueueCreate, session: SessionDep, state: StateDep) 
     except IntegrityError as exc:
         raise Conflict(f"queue {body.name!r} exists already") from exc
     return _public(queue, 0, 0)
+
+
+@router.delete(
+    "/{name}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses={404: {"description": "No such queue"}, 409: {"description": "Jobs use it"}},
+)
+async def delete_queue(name: str, session: SessionDep, state: StateDep) -> Response:
+    """Remove a queue no job has used (administrators only), with its two broker queues."""
+    queue = found_or_404(await queue_repo.get(session=session, name=name), f"no queue {name!r}")
+    if used := await queue_repo.job_count(session=session, name=name):
+        raise Conflict(f"queue {name!r} has {used} job(s): it stays while their history does")
+    await queue_repo.delete(session=session, queue=queue)
+    await state.broker.delete_job_queue(name)
+    await session.commit()
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

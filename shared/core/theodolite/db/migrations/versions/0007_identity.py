@@ -30,10 +30,10 @@ def _text(name: str, nullable: bool = False, unique: bool = False) -> sa.Column:
     return sa.Column(name, TEXT, nullable=nullable, unique=unique)
 
 
-def _reference(name: str, target: str, **kwargs: object) -> sa.Column:  # type: ignore[type-arg]
+def _reference(name: str, target: str, primary_key: bool = False) -> sa.Column:  # type: ignore[type-arg]
     """A uuid column naming a row of ``target``, gone with it."""
     key = sa.ForeignKey(f"{target}.id", ondelete="CASCADE")
-    return sa.Column(name, sa.Uuid(), key, nullable=False, **kwargs)
+    return sa.Column(name, sa.Uuid(), key, nullable=False, primary_key=primary_key)
 
 
 def upgrade() -> None:
