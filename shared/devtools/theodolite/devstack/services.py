@@ -78,7 +78,8 @@ def bootstrap_admin(config: StackConfig) -> str | None:
 
 
 def publish_builtin_plugins(config: StackConfig, plugins_dir: Path = Path("plugins")) -> list[str]:
-    """Publish every plugin folder (idempotent: the same files give the same bytes)."""
+    """Publish every plugin folder (idempotent: the same files give the same bytes). A direct
+    call to the registry, with no group header: the built-ins belong to the system group."""
     from concurrent.futures import ThreadPoolExecutor
 
     from theodolite.client import pack_folder
@@ -89,7 +90,8 @@ def publish_builtin_plugins(config: StackConfig, plugins_dir: Path = Path("plugi
             files={"archive": (f"{folder.name}.tar.gz", pack_folder(folder))},
             timeout=300,
         )
-        if response.status_code == 409:  # edited without a version bump: keep what is published
+        # 409: edited without a version bump; 403: another group took the name. Keep what is.
+        if response.status_code in (403, 409):
             return f"{folder.name}: NOT published, {response.json()['detail']}"
         if response.status_code >= 400:
             raise StackError(f"publishing {folder} failed: {response.status_code} {response.text}")
