@@ -14,6 +14,7 @@ from theodolite.cli.common import (
     AsJson,
     api_client,
     console,
+    create_command,
     list_command,
     print_result,
 )
@@ -68,9 +69,7 @@ def create_user(
     api_url: ApiUrl = DEFAULT_API_URL,
 ) -> None:
     """Create a user (then add them to groups and give them a key)."""
-    with api_client(api_url) as client:
-        user = client.create_user(name, is_admin=admin)
-    print_result(user, lambda u: console.print(f"user {u.name}: {u.id}"), as_json=as_json)
+    create_command(api_url, lambda c: c.create_user(name, is_admin=admin), "user", as_json=as_json)
 
 
 @users_app.command("list")
@@ -94,9 +93,7 @@ def create_group(
     api_url: ApiUrl = DEFAULT_API_URL,
 ) -> None:
     """Create a group."""
-    with api_client(api_url) as client:
-        group = client.create_group(name, description)
-    print_result(group, lambda g: console.print(f"group {g.name}: {g.id}"), as_json=as_json)
+    create_command(api_url, lambda c: c.create_group(name, description), "group", as_json=as_json)
 
 
 @groups_app.command("list")

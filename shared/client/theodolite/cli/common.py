@@ -120,6 +120,14 @@ def list_command(
     print_listing(found, headers, cells, title=shown, as_json=as_json)
 
 
+def create_command(api_url: str, create: Callable[[Any], Any], noun: str, *, as_json: bool) -> None:
+    """The whole of a command that makes one named thing: ``create(client)``, then its name and
+    id (or its JSON)."""
+    with api_client(api_url) as client:
+        made = create(client)
+    print_result(made, lambda m: console.print(f"{noun} {m.name}: {m.id}"), as_json=as_json)
+
+
 def parse_params(pairs: list[str]) -> dict[str, str]:
     params = {}
     for pair in pairs:

@@ -13,6 +13,7 @@ from theodolite.cli.common import (
     AsJson,
     api_client,
     console,
+    create_command,
     list_command,
     print_result,
     status_console,
@@ -48,10 +49,8 @@ def create_experiment(
     api_url: ApiUrl = DEFAULT_API_URL,
 ) -> None:
     """Create an experiment (and its MLflow experiment)."""
-    with api_client(api_url) as client:
-        experiment = client.create_experiment(name, description)
-    print_result(
-        experiment, lambda e: console.print(f"experiment {e.name}: {e.id}"), as_json=as_json
+    create_command(
+        api_url, lambda c: c.create_experiment(name, description), "experiment", as_json=as_json
     )
 
 
