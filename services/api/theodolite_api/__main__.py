@@ -11,6 +11,8 @@ import sys
 from collections.abc import Iterator
 
 import uvicorn
+from fastapi import FastAPI
+from uvicorn.config import LifespanType
 
 from theodolite_api.app import create_app, create_internal_app
 from theodolite_api.settings import ApiSettings
@@ -24,29 +26,25 @@ class _Server(uvicorn.Server):
         yield
 
 
+def _server(app: FastAPI, host: str, port: int, lifespan: LifespanType = "on") -> _Server:
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_level="info",
+        lifespan=lifespan,
+        timeout_graceful_shutdown=10,
+    )
+    return _Server(config)
+
+
 async def serve(settings: ApiSettings) -> bool:
     """Run both listeners until SIGINT or SIGTERM; False when the public one did not start."""
     public_app = create_app(settings)
     internal_app = create_internal_app(public_app)
-    public = _Server(
-        uvicorn.Config(
-            public_app,
-            host=settings.host,
-            port=settings.port,
-            log_level="info",
-            timeout_graceful_shutdown=10,
-        )
-    )
-    internal = _Server(
-        uvicorn.Config(
-            internal_app,
-            host=settings.internal_host,
-            port=settings.internal_port,
-            log_level="info",
-            lifespan="off",  # the public app's lifespan builds the shared state
-            timeout_graceful_shutdown=10,
-        )
-    )
+    public = _server(public_app, settings.host, settings.port)
+    # No lifespan: the public app's builds the shared state.
+    internal = _server(internal_app, settings.internal_host, settings.internal_port, lifespan="off")
 
     def stop() -> None:
         for server in (public, internal):
