@@ -150,6 +150,19 @@ def _without_nul(value: Any) -> Any:
     return value
 
 
+async def _store_lines(
+    session: AsyncSession, job: Job, envelope: Envelope, logged: JobLog, max_log_lines: int
+) -> None:
+    await job_repo.add_log_chunk(
+        session=session,
+        job_id=job.id,
+        attempt=envelope.attempt,
+        seq=envelope.seq,
+        lines=logged.lines,
+        max_lines=max_log_lines,
+    )
+
+
 async def _late_log_line(
     session: AsyncSession, job: Job, envelope: Envelope, payload: BaseModel, max_log_lines: int
 ) -> bool:
@@ -164,14 +177,7 @@ async def _late_log_line(
         session=session, job_id=job.id, attempt=envelope.attempt, seq=envelope.seq
     ):
         return False
-    await job_repo.add_log_chunk(
-        session=session,
-        job_id=job.id,
-        attempt=envelope.attempt,
-        seq=envelope.seq,
-        lines=payload.lines,
-        max_lines=max_log_lines,
-    )
+    await _store_lines(session, job, envelope, payload, max_log_lines)
     return True
 
 
@@ -185,14 +191,7 @@ async def _apply_job_event(
         return
     if isinstance(payload, JobLog):
         if payload.lines:
-            await job_repo.add_log_chunk(
-                session=session,
-                job_id=job.id,
-                attempt=envelope.attempt,
-                seq=envelope.seq,
-                lines=payload.lines,
-                max_lines=max_log_lines,
-            )
+            await _store_lines(session, job, envelope, payload, max_log_lines)
         return
     if isinstance(payload, JobStarted):
         # The claim made the attempt running (before the worker sent anything): only the run

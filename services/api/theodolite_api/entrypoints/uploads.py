@@ -20,6 +20,7 @@ from theodolite.problems import Problem, ProblemsError, control_character_messag
 from theodolite.storage import ObjectStore, entrypoint_archive_key
 from theodolite.web.errors import InvalidArchive
 from theodolite_api.repositories import entrypoints as entrypoint_repo
+from theodolite_api.repositories import rows
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +105,7 @@ async def store_entrypoint_archive(
         graph_text=described.graph_text,
     )
     try:
-        await entrypoint_repo.add(session=session, archive=row)
+        await rows.insert(session=session, row=row)
         await session.commit()
     except IntegrityError:
         await session.rollback()

@@ -18,8 +18,8 @@ from theodolite import topology
 from theodolite.db.tables import Job, JobTransition
 from theodolite.events import JobStatusChanged, make_event
 from theodolite.lifecycle import JobStatus, check_transition
-from theodolite_api.repositories import jobs as job_repo
 from theodolite_api.repositories import outbox as outbox_repo
+from theodolite_api.repositories import rows
 
 PRODUCER = "api"
 
@@ -43,7 +43,7 @@ async def record_submission(
     job.status = JobStatus.QUEUED.value
     job.attempt = 1
     job.last_seq = 0
-    await job_repo.add(session=session, job=job)  # flushed: the transition refers to its row
+    await rows.insert(session=session, row=job)  # flushed: the transition refers to its row
     row = JobTransition(
         job_id=job.id,
         status=job.status,

@@ -24,11 +24,5 @@ async def get_by_sha256(
     return result.first()
 
 
-async def add(*, session: AsyncSession, archive: EntryPointArchive) -> EntryPointArchive:
-    session.add(archive)
-    await session.flush()
-    return archive
-
-
 async def page(*, session: AsyncSession, page: PageRequest) -> tuple[list[EntryPointArchive], int]:
     return await newest_first(session=session, model=EntryPointArchive, page=page)

@@ -18,11 +18,5 @@ async def get_by_name(*, session: AsyncSession, name: str) -> Experiment | None:
     return result.first()
 
 
-async def add(*, session: AsyncSession, experiment: Experiment) -> Experiment:
-    session.add(experiment)
-    await session.flush()
-    return experiment
-
-
 async def page(*, session: AsyncSession, page: PageRequest) -> tuple[list[Experiment], int]:
     return await newest_first(session=session, model=Experiment, page=page)

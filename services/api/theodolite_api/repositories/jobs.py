@@ -20,12 +20,6 @@ async def get_by_idempotency_key(*, session: AsyncSession, key: str) -> Job | No
     return rows.first()
 
 
-async def add(*, session: AsyncSession, job: Job) -> Job:
-    session.add(job)
-    await session.flush()
-    return job
-
-
 async def history(*, session: AsyncSession, job_id: uuid.UUID) -> list[JobTransition]:
     rows = await session.exec(
         select(JobTransition)

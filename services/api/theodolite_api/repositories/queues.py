@@ -20,12 +20,6 @@ async def all_queues(*, session: AsyncSession) -> list[Queue]:
     return list(await session.exec(select(Queue).order_by(col(Queue.name))))
 
 
-async def add(*, session: AsyncSession, queue: Queue) -> Queue:
-    session.add(queue)
-    await session.flush()
-    return queue
-
-
 async def count(*, session: AsyncSession) -> int:
     return (await session.exec(select(func.count()).select_from(Queue))).one()
 

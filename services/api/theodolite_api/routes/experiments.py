@@ -9,6 +9,7 @@ from theodolite_api.auth.authenticate import CallerDep
 from theodolite_api.auth.ownership import ExperimentDep, PageDep, group_for_new
 from theodolite_api.deps import SessionDep, StateDep
 from theodolite_api.repositories import experiments as experiment_repo
+from theodolite_api.repositories import rows
 from theodolite_api.schemas.common import Page
 from theodolite_api.schemas.experiments import ExperimentCreate, ExperimentPublic
 from theodolite_api.views import experiment_public
@@ -35,7 +36,7 @@ async def create_experiment(
         mlflow_experiment_id=mlflow_id,
     )
     try:
-        await experiment_repo.add(session=session, experiment=experiment)
+        await rows.insert(session=session, row=experiment)
         await session.commit()
     except IntegrityError as exc:
         raise Conflict(f"an experiment named {body.name!r} exists already") from exc

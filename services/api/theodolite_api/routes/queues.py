@@ -14,6 +14,7 @@ from theodolite.web.errors import Conflict, InvalidSubmission, found_or_404
 from theodolite_api.deps import SessionDep, StateDep
 from theodolite_api.repositories import identity as identity_repo
 from theodolite_api.repositories import queues as queue_repo
+from theodolite_api.repositories import rows
 from theodolite_api.schemas.common import Page
 from theodolite_api.schemas.queues import DeadLetterPublic, QueueCreate, QueueDetail, QueuePublic
 from theodolite_api.state import AppState
@@ -122,7 +123,7 @@ async def create_queue(body: QueueCreate, session: SessionDep, state: StateDep) 
     queue = Queue(name=body.name, description=body.description, allowed_group_ids=allowed)
     await state.broker.declare_job_queue(body.name)
     try:
-        await queue_repo.add(session=session, queue=queue)
+        await rows.insert(session=session, row=queue)
         await session.commit()
     except IntegrityError as exc:
         raise Conflict(f"queue {body.name!r} exists already") from exc
