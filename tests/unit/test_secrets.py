@@ -26,6 +26,7 @@ PRODUCTION_VALUES = {
     "THEODOLITE_S3_SECRET_KEY": "a-real-s3-secret",
     "THEODOLITE_BROKER_URL": "amqp://theodolite:a-real-password@rabbitmq:5672/",
     "THEODOLITE_DB_URL": "postgresql+asyncpg://api:a-real-password@postgres:5432/theodolite",
+    "THEODOLITE_API_WORKER_SECRET": "a-real-worker-secret",
 }
 
 

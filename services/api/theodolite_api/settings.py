@@ -117,3 +117,12 @@ class ApiSettings(CommonSettings):
     outbox_poll_interval_s: float = Field(
         1.0, description="How often the relay looks for unpublished events it was not told of."
     )
+
+    def development_defaults(self) -> list[str]:
+        # Unset, worker tokens derive from the development secret, which anyone can read.
+        if self.worker_secret is None or not self.worker_secret.get_secret_value():
+            return [
+                "THEODOLITE_API_WORKER_SECRET (or THEODOLITE_API_WORKER_SECRET_FILE): a random "
+                "secret of this deployment's own"
+            ]
+        return []
