@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
-from typing import Annotated
+from collections.abc import AsyncIterator, Callable
+from typing import Annotated, TypeVar
 
 import anyio
 from fastapi import APIRouter, Header, Query
@@ -20,6 +20,8 @@ from theodolite_api.schemas.events import SSE_DESCRIPTION
 from theodolite_api.streams.experiment_stream import experiment_stream
 from theodolite_api.streams.ids import BadEventId, JobEventKey, parse_experiment_cursor
 from theodolite_api.streams.job_stream import StreamSources, job_stream
+
+T = TypeVar("T")
 
 router = APIRouter(tags=["events"])
 
@@ -51,8 +53,14 @@ def _response(
     )
 
 
-def _bad_id(exc: BadEventId) -> DomainError:
-    return DomainError("bad Last-Event-ID", [Problem(field="Last-Event-ID", message=str(exc))])
+def _resume(header: str | None, query: str | None, parse: Callable[[str], T]) -> T | None:
+    """Where a reconnecting client left off: the Last-Event-ID header or query, parsed."""
+    resume = header or query
+    try:
+        return parse(resume) if resume else None
+    except BadEventId as exc:
+        problem = Problem(field="Last-Event-ID", message=str(exc))
+        raise DomainError("bad Last-Event-ID", [problem]) from exc
 
 
 @router.get("/jobs/{job_id}/events", response_class=EventSourceResponse, responses=STREAM_RESPONSES)
@@ -66,11 +74,7 @@ async def stream_job_events(
 ) -> EventSourceResponse:
     """The job's status changes, log lines and progress as server-sent events; the stream ends
     after its terminal status. Ids are ``<attempt>.<seq>[.<n>]``."""
-    resume = last_event_id_header or last_event_id
-    try:
-        after = JobEventKey.parse(resume) if resume else None
-    except BadEventId as exc:
-        raise _bad_id(exc) from exc
+    after = _resume(last_event_id_header, last_event_id, JobEventKey.parse)
     async with state.sessions() as session:  # not the request's: the stream outlives it
         visible(await session.get(Job, job_id), caller, f"job {job_id}")
     stop = anyio.Event()
@@ -96,11 +100,7 @@ async def stream_experiment_events(
 ) -> EventSourceResponse:
     """Status changes and progress of every job of the experiment as server-sent events (a
     job's log lines are on its own stream). Ids are ``T<position>``; never ends by itself."""
-    resume = last_event_id_header or last_event_id
-    try:
-        cursor = parse_experiment_cursor(resume) if resume else None
-    except BadEventId as exc:
-        raise _bad_id(exc) from exc
+    cursor = _resume(last_event_id_header, last_event_id, parse_experiment_cursor)
     async with state.sessions() as session:
         found = await session.get(Experiment, experiment_id)
         visible(found, caller, f"experiment {experiment_id}")
