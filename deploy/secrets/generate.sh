@@ -41,6 +41,15 @@ for role in api registry mlflow prefect; do
     write "postgres_${role}_password" "$(random)"
 done
 write mlflow_ui_password "$(random)"
+write api_worker_secret "$(random)"
+
+# A worker's token on the api's internal listener: WORKER_ID.HMAC-SHA256(worker secret, WORKER_ID).
+worker_token() {
+    mac=$(printf '%s' "$1" | openssl dgst -sha256 -hmac "$(read_secret api_worker_secret)" -r)
+    printf '%s.%s' "$1" "${mac%% *}"
+}
+write worker_cpu_token "$(worker_token worker-cpu)"
+write worker_gpu_token "$(worker_token worker-gpu)"
 
 # Connection URLs carry their passwords: each service reads its URL from one secret.
 write broker_url "amqp://$(read_secret rabbitmq_user):$(read_secret rabbitmq_password)@rabbitmq:5672/"

@@ -23,12 +23,13 @@ from urllib.parse import urlsplit
 
 import pytest
 import yaml
-from pydantic import AliasChoices, TypeAdapter
+from pydantic import AliasChoices, SecretStr, TypeAdapter
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings
 from theodolite_registry.settings import RegistrySettings
 
 from theodolite.settings import DatabaseSettings, secret_variables
+from theodolite_api.auth.workers import token_worker
 from theodolite_api.settings import ApiSettings
 from theodolite_worker.settings import WorkerSettings
 
@@ -168,7 +169,7 @@ def settings_variables(
 def attribute(obj: Any, path: tuple[str, ...]) -> Any:
     for name in path:
         obj = getattr(obj, name)
-    return obj
+    return obj.get_secret_value() if isinstance(obj, SecretStr) else obj
 
 
 def dockerfile_instructions(path: Path) -> list[tuple[str, str]]:
@@ -386,6 +387,18 @@ def test_services_agree_on_credentials(generated_secrets: dict[str, str]) -> Non
         environment(SERVICES["postgres"])["POSTGRES_PASSWORD_FILE"]
         == (postgres_secrets["postgres_password"])
     )
+
+    # Each worker's token is the one the api derives for its name from the api's worker secret.
+    worker_secret = generated_secrets[secret_of("api", "THEODOLITE_API_WORKER_SECRET_FILE")]
+    for worker in ("worker-cpu", "worker-gpu"):
+        token = generated_secrets[secret_of(worker, "THEODOLITE_WORKER_TOKEN_FILE")]
+        worker_id = environment(SERVICES[worker])["THEODOLITE_WORKER_WORKER_ID"]
+        assert token_worker(worker_secret, token) == worker_id, worker
+        internal = urlsplit(environment(SERVICES[worker])["THEODOLITE_WORKER_API_URL"])
+        assert (internal.hostname, str(internal.port)) == (
+            "api",
+            environment(SERVICES["api"])["THEODOLITE_API_INTERNAL_PORT"],
+        )
 
 
 def test_buckets_and_databases_exist_before_they_are_used(
