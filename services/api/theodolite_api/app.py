@@ -16,6 +16,7 @@ from theodolite.archives import ArchiveLimits
 from theodolite.storage import ObjectStore
 from theodolite.web.errors import install_error_handlers
 from theodolite.web.lifespan import open_broker, open_database
+from theodolite.web.openapi import declare_problem_responses
 from theodolite_api.auth.authenticate import authorized, install_auth_error_handler
 from theodolite_api.auth.callers import Scope
 from theodolite_api.auth.oidc import OidcVerifier
@@ -106,7 +107,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
                 interval_s=settings.reaper_interval_s,
             )
         )
-        job_events = JobEventConsumer(sessions=sessions, on_transition=state.relay.wake)
+        job_events = JobEventConsumer(
+            sessions=sessions, on_transition=state.relay.wake, max_log_lines=settings.max_log_lines
+        )
         # One at a time: a job's events must be applied in order (a later one makes earlier
         # ones look stale). Competing replicas each take their share.
         consumption = await broker.consume(
@@ -150,6 +153,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     administering = [authorized(Scope.ADMIN, read_scope=Scope.ADMIN)]
     app.include_router(admin.router, prefix="/api/v1", dependencies=administering)
     app.include_router(admin.me_router, prefix="/api/v1", dependencies=submitting)
+    declare_problem_responses(app)
     return app
 
 

@@ -114,6 +114,11 @@ class ApiSettings(CommonSettings):
     webhooks: WebhookSettings = Field(default_factory=WebhookSettings)
     sweeps: SweepSettings = Field(default_factory=SweepSettings)
     log_tail_lines: int = Field(20, description="Log lines shown in a job's body.")
+    max_log_lines: int = Field(
+        100_000,
+        ge=1,
+        description="Lines of a job's output the api keeps; the line that fills it says so.",
+    )
     outbox_poll_interval_s: float = Field(
         1.0, description="How often the relay looks for unpublished events it was not told of."
     )
