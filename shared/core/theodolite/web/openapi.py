@@ -19,11 +19,11 @@ EVERYWHERE = {
     400: "The body could not be read (not JSON, or not the form expected)",
     401: "No API key, or one that does not hold (unknown, expired, revoked)",
     403: "The key lacks the scope, or the caller's role does not allow it",
+    404: "No such thing (named in the path, the query or the body), or one of another group",
     422: "The request has problems: each one is named",
     429: "Too many writes with this key: see Retry-After",
     503: "A service the answer needs (database, broker, MLflow, registry) does not answer",
 }
-WITH_PATH_PARAMETERS = {404: "No such resource, or one of another group"}
 
 
 class ProblemDetails(BaseModel):
@@ -38,10 +38,9 @@ class ProblemDetails(BaseModel):
     problems_omitted: int | None = None  # problems past the first 100, not listed
 
 
-def _declare(operation: dict[str, Any], path: str) -> None:
+def _declare(operation: dict[str, Any]) -> None:
     responses: dict[Any, Any] = operation.setdefault("responses", {})
-    wanted = {**EVERYWHERE, **(WITH_PATH_PARAMETERS if "{" in path else {})}
-    for code, description in wanted.items():
+    for code, description in EVERYWHERE.items():
         responses.setdefault(str(code), {"description": description})
     content = {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/ProblemDetails"}}}
     for code, response in responses.items():
@@ -64,7 +63,7 @@ def declare_problem_responses(app: FastAPI, prefix: str = "/api/") -> None:
         for path, operations in schema.get("paths", {}).items():
             if path.startswith(prefix):
                 for operation in operations.values():
-                    _declare(operation, path)
+                    _declare(operation)
         return schema
 
     app.openapi = document  # type: ignore[method-assign]
