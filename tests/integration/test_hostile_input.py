@@ -16,7 +16,7 @@ from tests.fixtures.archives import make_tar, mlproject
 from tests.fixtures.plugins import make_wheel
 from tests.fixtures.stack import ARCHIVE_LIMITS, Stack
 from tests.integration.helpers import create_experiment, job_target, run_job, unique, upload
-from tests.unit.test_hostile_input import link_member, tar_of
+from tests.unit.test_hostile_archives import link_member, tar_of
 
 MAX_BYTES = int(ARCHIVE_LIMITS["THEODOLITE_ARCHIVE_MAX_BYTES"])
 OK_PROJECT = mlproject("ok", "echo {p}", p=("string", "x"))

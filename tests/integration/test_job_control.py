@@ -184,11 +184,14 @@ def test_a_job_whose_worker_is_killed_is_lost_then_requeued_or_failed(
 
 def test_idempotent_submission(api: httpx.Client, sleeper: dict) -> None:
     key = {"Idempotency-Key": f"key-{time.time_ns()}"}
-    body = {**sleeper, "params": {"seconds": 0.1}}
+    # With a callback: its signing secret is shown once, to the first answer only.
+    body = {**sleeper, "params": {"seconds": 0.1}, "callback_url": "http://127.0.0.1:9/hook"}
     first = api.post("/jobs", json=body, headers=key)
     second = api.post("/jobs", json=body, headers=key)
     assert first.status_code == 202 and second.status_code == 202
     assert first.json()["id"] == second.json()["id"]
+    assert first.json()["webhook_secret"].startswith("whsec_")
+    assert second.json()["webhook_secret"] is None
     other = api.post("/jobs", json={**body, "params": {"seconds": 0.2}}, headers=key)
     assert other.status_code == 422
     assert other.json()["problems"][0]["field"] == "Idempotency-Key"
