@@ -17,6 +17,7 @@ from theodolite.devstack import (
     start_object_store,
     stop_process,
 )
+from theodolite.devstack.services import bootstrap_admin
 
 pytestmark = [pytest.mark.faults]
 
@@ -35,6 +36,7 @@ def test_the_api_answers_503_while_the_database_is_down_and_recovers(
     try:
         start_object_store(config)
         start_api(config)
+        bootstrap_admin(config)  # the key every /api/v1 request needs
         api = stack_exit.enter_context(
             httpx.Client(base_url=config.api_url, headers=config.auth_headers(), timeout=30)
         )
