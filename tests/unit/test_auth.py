@@ -171,3 +171,28 @@ async def test_a_token_signed_by_another_key_is_refused(issuer: _Issuer) -> None
         await _verifier(issuer).claims(issuer.token(key=stranger))
     with pytest.raises(Unauthorized, match="does not verify"):
         await _verifier(issuer).claims(issuer.token(kid="unknown"))
+
+
+async def test_admin_lookups_refuse_control_characters_before_the_database() -> None:
+    """A NUL in a user or group name is a 422 (PostgreSQL would refuse it: a 500)."""
+    import httpx
+    from fastapi import FastAPI
+
+    from theodolite.web.deps import get_session
+    from theodolite.web.errors import install_error_handlers
+    from theodolite_api.routes import admin
+
+    app = FastAPI()
+    install_error_handlers(app)
+
+    async def no_database() -> Any:
+        yield None
+
+    app.dependency_overrides[get_session] = no_database
+    app.include_router(admin.router)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        for url in ("/admin/keys?user=a%00b", "/admin/groups/a%00b/members"):
+            response = await client.get(url)
+            assert response.status_code == 422, url
+            assert "U+0000" in response.json()["problems"][0]["message"]

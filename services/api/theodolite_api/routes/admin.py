@@ -18,7 +18,7 @@ from theodolite_api.auth.authenticate import CallerDep
 from theodolite_api.auth.callers import Role
 from theodolite_api.deps import SessionDep
 from theodolite_api.repositories import identity as identity_repo
-from theodolite_api.schemas.common import Page
+from theodolite_api.schemas.common import Name, Page
 from theodolite_api.schemas.identity import (
     CallerPublic,
     GroupCreate,
@@ -95,7 +95,7 @@ async def create_group(body: GroupCreate, session: SessionDep) -> GroupPublic:
 
 
 @router.get("/groups/{group}/members", responses={404: {}})
-async def list_members(group: str, session: SessionDep) -> Page[MemberPublic]:
+async def list_members(group: Name, session: SessionDep) -> Page[MemberPublic]:
     found = await _group(session, group)
     rows = await identity_repo.memberships(session=session, group_id=found.id)
     data = [MemberPublic(user=u.name, group=g.name, role=Role(m.role)) for m, u, g in rows]
@@ -104,7 +104,7 @@ async def list_members(group: str, session: SessionDep) -> Page[MemberPublic]:
 
 @router.put("/groups/{group}/members/{user}", responses={404: {}})
 async def set_member(
-    group: str, user: str, body: MembershipSet, session: SessionDep
+    group: Name, user: Name, body: MembershipSet, session: SessionDep
 ) -> MemberPublic:
     """Add the user to the group with a role, or change their role."""
     found_group, found_user = await _group(session, group), await _user(session, user)
@@ -118,7 +118,7 @@ async def set_member(
 @router.delete(
     "/groups/{group}/members/{user}", status_code=status.HTTP_204_NO_CONTENT, responses={404: {}}
 )
-async def remove_member(group: str, user: str, session: SessionDep) -> Response:
+async def remove_member(group: Name, user: Name, session: SessionDep) -> Response:
     found_group, found_user = await _group(session, group), await _user(session, user)
     removed = await identity_repo.remove_membership(
         session=session, user_id=found_user.id, group_id=found_group.id
@@ -129,7 +129,7 @@ async def remove_member(group: str, user: str, session: SessionDep) -> Response:
 
 
 @router.get("/keys")
-async def list_keys(session: SessionDep, user: str | None = None) -> Page[KeyPublic]:
+async def list_keys(session: SessionDep, user: Name | None = None) -> Page[KeyPublic]:
     """Keys (never the keys themselves), newest first; of one user with ``user``."""
     user_id = None if user is None else (await _user(session, user)).id
     return _every(await identity_repo.keys(session=session, user_id=user_id), KeyPublic)

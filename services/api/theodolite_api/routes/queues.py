@@ -15,7 +15,7 @@ from theodolite_api.deps import SessionDep, StateDep
 from theodolite_api.repositories import identity as identity_repo
 from theodolite_api.repositories import queues as queue_repo
 from theodolite_api.repositories import rows
-from theodolite_api.schemas.common import Page
+from theodolite_api.schemas.common import Name, Page
 from theodolite_api.schemas.queues import DeadLetterPublic, QueueCreate, QueueDetail, QueuePublic
 from theodolite_api.state import AppState
 
@@ -79,7 +79,7 @@ def _dead_letter(message: Any) -> DeadLetterPublic:
 
 
 @router.get("/{name}", responses={404: {"description": "No such queue"}})
-async def get_queue(name: str, session: SessionDep, state: StateDep) -> QueueDetail:
+async def get_queue(name: Name, session: SessionDep, state: StateDep) -> QueueDetail:
     """One queue: live workers, waiting jobs, and its dead-letter queue (count and the most
     recent messages with the broker's reason)."""
     queue = found_or_404(await queue_repo.get(session=session, name=name), f"no queue {name!r}")
@@ -135,7 +135,7 @@ async def create_queue(body: QueueCreate, session: SessionDep, state: StateDep) 
     status_code=status.HTTP_204_NO_CONTENT,
     responses={404: {"description": "No such queue"}, 409: {"description": "Jobs use it"}},
 )
-async def delete_queue(name: str, session: SessionDep, state: StateDep) -> Response:
+async def delete_queue(name: Name, session: SessionDep, state: StateDep) -> Response:
     """Remove a queue no job has used (administrators only), with its two broker queues."""
     queue = found_or_404(await queue_repo.get(session=session, name=name), f"no queue {name!r}")
     if used := await queue_repo.job_count(session=session, name=name):
