@@ -4,6 +4,8 @@ They have a queue and a consumer of their own, apart from the job events (``even
 one at a time and in order): a slow or stuck job event never delays a heartbeat, so the reaper
 does not call a healthy worker's jobs lost. Both are idempotent (a heartbeat never moves a
 ``last_seen_at`` backwards), so they may be applied concurrently, and twice.
+
+A worker speaks only for itself: an event whose ``worker_id`` is not its signer's is dropped.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from theodolite.consumers import Consumer, Delivery
 from theodolite.events import Envelope, WorkerHeartbeat, WorkerPlugins
+from theodolite.signing import KeyLookup, worker_signer
 from theodolite_api.consumers.failures import database_failure_outcome
 from theodolite_api.repositories import jobs as job_repo
 from theodolite_api.repositories import plugins as plugin_repo
@@ -32,16 +35,34 @@ JOB_ROW_LOCK_TIMEOUT_MS = 1000
 LOCK_NOT_AVAILABLE = "55P03"
 
 
+def _own(envelope: Envelope, worker_id: str, delivery: Delivery) -> bool:
+    if delivery.signer == worker_signer(worker_id):
+        return True
+    log.warning(
+        "%s %s about worker %s signed by %s: dropped",
+        envelope.type,
+        envelope.id,
+        worker_id,
+        delivery.signer,
+    )
+    return False
+
+
 class WorkerEventConsumer:
     """The handlers; ``consumer`` is what the broker is given, with ``prefetch``."""
 
     # Worker events in hand at once: one worker's slow heartbeat does not hold up the others'.
     prefetch = 8
 
-    def __init__(self, *, sessions: async_sessionmaker[AsyncSession]) -> None:
+    def __init__(
+        self, *, sessions: async_sessionmaker[AsyncSession], signers: KeyLookup
+    ) -> None:
         self._sessions = sessions
         self.consumer = Consumer(
-            "api worker events", retry_delay_s=RETRY_DELAY_S, on_error=database_failure_outcome
+            "api worker events",
+            retry_delay_s=RETRY_DELAY_S,
+            on_error=database_failure_outcome,
+            signers=signers,
         )
         self.consumer.register(WorkerHeartbeat, self.on_heartbeat)
         self.consumer.register(WorkerPlugins, self.on_plugins)
@@ -49,6 +70,8 @@ class WorkerEventConsumer:
     async def on_heartbeat(
         self, envelope: Envelope, payload: WorkerHeartbeat, delivery: Delivery
     ) -> None:
+        if not _own(envelope, payload.worker_id, delivery):
+            return
         # The worker's own row first, in its own transaction: the worker is alive even while a
         # job row it names is locked.
         async with self._sessions() as session:
@@ -82,6 +105,8 @@ class WorkerEventConsumer:
     async def on_plugins(
         self, envelope: Envelope, payload: WorkerPlugins, delivery: Delivery
     ) -> None:
+        if not _own(envelope, payload.worker_id, delivery):
+            return
         async with self._sessions() as session:
             await plugin_repo.record_announcement(
                 session=session, announcement=payload, at=envelope.occurred_at
