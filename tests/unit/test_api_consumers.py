@@ -10,6 +10,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from tests.fixtures.database import claimed_job, move, new_job, sessions
+from tests.fixtures.events import API_KEY, SIGNERS, FixedHolders, worker_key
 from theodolite import topology
 from theodolite.db.status_tables import WebhookDelivery, WebhookSubscription
 from theodolite.db.tables import Job, JobLogChunk, JobTransition, utcnow
@@ -23,8 +24,10 @@ from theodolite.events import (
     make_event,
 )
 from theodolite.memory_broker import InMemoryBroker
+from theodolite.signing import SigningKey, worker_signer
 from theodolite_api.consumers.job_events import JobEventConsumer
 from theodolite_api.jobs import transitions
+from theodolite_api.jobs.claims import claim_attempt
 from theodolite_api.settings import WebhookSettings
 from theodolite_api.streams.live import LiveHub
 from theodolite_api.webhooks.dispatcher import WebhookDispatcher
@@ -35,7 +38,8 @@ EVENTS = topology.EVENTS_EXCHANGE.name
 
 
 async def _broker(queue: str, bindings: tuple[str, ...], handler: object) -> InMemoryBroker:
-    broker = await InMemoryBroker(job_delivery_limit=2).__aenter__()
+    """Publishing signed as the worker ``w`` (set ``signing_key`` to publish as another)."""
+    broker = await InMemoryBroker(job_delivery_limit=2, signing_key=worker_key()).__aenter__()
     declared = await broker.declare_quorum_queue(queue)
     for key in bindings:
         await declared.bind(EVENTS, key)
@@ -52,7 +56,9 @@ async def test_job_events_are_applied_once_in_order_and_own_announcements_left_a
 ) -> None:
     job_id = await claimed_job(sessions)
     woken: list[int] = []
-    consumer = JobEventConsumer(sessions=sessions, on_transition=lambda: woken.append(1))
+    consumer = JobEventConsumer(
+        sessions=sessions, signers=SIGNERS, on_transition=lambda: woken.append(1)
+    )
     broker = await _broker(
         topology.API_EVENTS_QUEUE, topology.API_EVENTS_BINDINGS, consumer.consumer
     )
@@ -79,6 +85,7 @@ async def test_job_events_are_applied_once_in_order_and_own_announcements_left_a
         job_id=job_id,
         attempt=1,
     )
+    broker.signing_key = API_KEY
     await broker.publish(EVENTS, topology.STATUS_CHANGED_ROUTING_KEY, own)
     await broker.drain()
     await broker.__aexit__(None, None, None)
@@ -121,7 +128,7 @@ async def test_events_of_a_fenced_attempt_are_stale(
             session, job, transitions.JobStatus.LOST, seq=seq, reason="lost", attempt=attempt
         )
         await session.commit()
-    consumer = JobEventConsumer(sessions=sessions)
+    consumer = JobEventConsumer(sessions=sessions, signers=SIGNERS)
     broker = await _broker(topology.API_EVENTS_QUEUE, ("job.#",), consumer.consumer)
     for event in (
         _worker_event(job_id, 7, JobLog(lines=["from a worker thought lost"])),
@@ -154,7 +161,10 @@ async def test_webhook_deliveries_come_from_the_announcement_once_per_transition
         job_id, experiment_id = job.id, job.experiment_id
     woken: list[int] = []
     dispatcher = WebhookDispatcher(
-        sessions=sessions, settings=WebhookSettings(), on_new_deliveries=lambda: woken.append(1)
+        sessions=sessions,
+        settings=WebhookSettings(),
+        signers=SIGNERS,
+        on_new_deliveries=lambda: woken.append(1),
     )
     broker = await _broker(
         topology.WEBHOOK_EVENTS_QUEUE, topology.WEBHOOK_EVENTS_BINDINGS, dispatcher.consumer
@@ -172,6 +182,7 @@ async def test_webhook_deliveries_come_from_the_announcement_once_per_transition
         job_id=job_id,
         attempt=1,
     )
+    broker.signing_key = API_KEY
     for _ in range(2):  # published twice (the relay crashed before marking it): one delivery
         await broker.publish(EVENTS, topology.STATUS_CHANGED_ROUTING_KEY, announced)
     # Forged by someone with broker access: a transition never recorded, and a recorded one
@@ -186,8 +197,15 @@ async def test_webhook_deliveries_come_from_the_announcement_once_per_transition
     ):
         forged_event = make_event(forged, producer="api", job_id=job_id, attempt=1, seq=5)
         await broker.publish(EVENTS, topology.STATUS_CHANGED_ROUTING_KEY, forged_event)
+    broker.signing_key = worker_key()  # signed, but no worker holds this job's claim
+    await broker.publish(EVENTS, topology.STATUS_CHANGED_ROUTING_KEY, announced)
+    async with sessions() as session:
+        await claim_attempt(session=session, job_id=job_id, attempt=1, worker_id="w")
+        await session.commit()
     log_event = _worker_event(job_id, 2, JobLog(lines=["x"]))
     await broker.publish(EVENTS, "job.log", log_event)
+    broker.signing_key = worker_key("other")  # a worker without the claim
+    await broker.publish(EVENTS, "job.log", _worker_event(job_id, 3, JobLog(lines=["forged"])))
     started = _worker_event(job_id, 1, JobStarted(worker_id="w", mlflow_run_id="r"))
     await broker.publish(EVENTS, "job.started", started, mandatory=False)  # not bound
     await broker.drain()
@@ -201,16 +219,18 @@ async def test_webhook_deliveries_come_from_the_announcement_once_per_transition
         ("http://example.com/hook", "job.queued"),
     ]
     assert woken == [1, 1]
+    assert [d.body for d in deliveries if d.event_type == "job.log" and "forged" in d.body] == []
     dead = broker.queues[topology.dead_letter_queue_name(topology.WEBHOOK_EVENTS_QUEUE)]
     assert dead.message_count == 0
 
 
 async def test_the_live_hub_fans_out_and_keeps_recent_log_events() -> None:
-    broker = await InMemoryBroker().__aenter__()
+    broker = await InMemoryBroker(signing_key=worker_key()).__aenter__()
     await broker.declare_quorum_queue("events.other")  # something else on the exchange
-    hub = LiveHub(broker, backlog=2)
-    await hub.start()
     job, other = uuid.uuid4(), uuid.uuid4()
+    holders = FixedHolders({job: (1, "w"), other: (1, "w")})
+    hub = LiveHub(broker, signers=SIGNERS, holders=holders, backlog=2)
+    await hub.start()
     with hub.subscribe(job_id=job) as mine, hub.subscribe(job_id=None) as everything:
         for seq in (1, 2, 3):
             event = _worker_event(job, seq, JobLog(lines=[str(seq)]))
@@ -221,6 +241,22 @@ async def test_the_live_hub_fans_out_and_keeps_recent_log_events() -> None:
             "job.started",
             _worker_event(job, 4, JobStarted(worker_id="w", mlflow_run_id="r")),
         )
+        # Never on a stream: unsigned, signed by a worker without the claim, a status change
+        # that is not the api's, and a wrong signature.
+        for key in (None, worker_key("other")):
+            broker.signing_key = key
+            await broker.publish(EVENTS, "job.log", _worker_event(job, 9, JobLog(lines=["no"])))
+        broker.signing_key = worker_key()
+        forged = JobStatusChanged(
+            experiment_id=uuid.uuid4(),
+            transition_id=1,
+            from_status=None,
+            to_status="x",
+            at=utcnow(),
+        )
+        await broker.publish(EVENTS, "job.status_changed", _worker_event(job, 9, forged))
+        broker.signing_key = SigningKey(worker_signer("w"), b"guessed")
+        await broker.publish(EVENTS, "job.log", _worker_event(job, 9, JobLog(lines=["no"])))
         await broker.drain()
         assert mine.wake.is_set()
         assert [e.seq for e, _ in mine.take()] == [1, 2, 3]
@@ -237,7 +273,7 @@ async def test_a_jobs_stored_log_is_cut_at_its_cap_and_says_so(
     sessions: async_sessionmaker[AsyncSession],
 ) -> None:
     job_id = await claimed_job(sessions)
-    consumer = JobEventConsumer(sessions=sessions, max_log_lines=5)
+    consumer = JobEventConsumer(sessions=sessions, signers=SIGNERS, max_log_lines=5)
     broker = await _broker(
         topology.API_EVENTS_QUEUE, topology.API_EVENTS_BINDINGS, consumer.consumer
     )
@@ -258,3 +294,46 @@ async def test_a_jobs_stored_log_is_cut_at_its_cap_and_says_so(
     assert stored[:4] == ["1", "2", "3", "4"] and len(stored) == 5
     assert "log cut at 5 lines" in stored[4] and "logs/output.log" in stored[4]
     assert [c.seq for c in chunks] == [1, 2]  # the third event's line is dropped
+
+
+async def test_only_the_claim_holder_speaks_for_a_job(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    """Forged as someone with broker access would: unsigned, signed with a guessed key, by a
+    worker without the claim, by the api's key, for another attempt, and with a sequence number
+    in the api's fenced range. None changes the job; the claim holder's own event then does."""
+    job_id = await claimed_job(sessions)  # worker ``w`` holds attempt 1
+    consumer = JobEventConsumer(sessions=sessions, signers=SIGNERS)
+    broker = await _broker(topology.API_EVENTS_QUEUE, ("job.#",), consumer.consumer)
+    forgeries = [
+        (None, _worker_event(job_id, 1, JobSucceeded(mlflow_run_id="forged"))),
+        (
+            SigningKey(worker_signer("w"), b"guessed"),
+            _worker_event(job_id, 1, JobSucceeded(mlflow_run_id="forged")),
+        ),
+        (worker_key("other"), _worker_event(job_id, 1, JobSucceeded(mlflow_run_id="forged"))),
+        (API_KEY, _worker_event(job_id, 1, JobSucceeded(mlflow_run_id="forged"))),
+        (worker_key(), _worker_event(job_id, 1, JobSucceeded(mlflow_run_id="x"), attempt=7)),
+        (
+            worker_key(),
+            _worker_event(job_id, transitions.ATTEMPT_FENCE + 1, JobLog(lines=["fence"])),
+        ),
+    ]
+    for key, event in forgeries:
+        broker.signing_key = key
+        await broker.publish(EVENTS, event.type.value, event)
+    await broker.drain()
+    async with sessions() as session:
+        job = await session.get(Job, job_id)
+        assert job is not None
+        assert (job.status, job.attempt, job.last_seq, job.mlflow_run_id) == ("running", 1, 0, None)
+        assert list(await session.exec(select(JobLogChunk))) == []
+    broker.signing_key = worker_key()
+    await broker.publish(
+        EVENTS, "job.succeeded", _worker_event(job_id, 1, JobSucceeded(mlflow_run_id="real"))
+    )
+    await broker.drain()
+    await broker.__aexit__(None, None, None)
+    async with sessions() as session:
+        job = await session.get(Job, job_id)
+        assert job is not None and (job.status, job.mlflow_run_id) == ("succeeded", "real")

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from tests.fixtures.database import announcements, move, move_and_commit, new_job, sessions
+from tests.fixtures.events import SIGNERS, FixedHolders
 from theodolite.db.tables import Job, JobTransition, utcnow
 from theodolite.events import JobLog, JobProgress, decode_event, make_event
 from theodolite.lifecycle import JobStatus
@@ -69,7 +70,7 @@ async def _running_job(
 
 @pytest.fixture
 def hub() -> LiveHub:
-    return LiveHub(broker=None)
+    return LiveHub(broker=None, signers=SIGNERS, holders=FixedHolders({}))
 
 
 @pytest.fixture

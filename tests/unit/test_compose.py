@@ -46,7 +46,7 @@ from tests.fixtures.compose import (
 
 __all__ = ["generated_secrets"]  # a fixture: used by name
 from theodolite.settings import secret_variables
-from theodolite_api.auth.workers import token_worker
+from theodolite_api.auth.worker_keys import token_worker
 from theodolite_api.settings import ApiSettings
 from theodolite_worker.settings import WorkerSettings
 

@@ -18,6 +18,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from tests.fixtures.database import claimed_job, sessions
+from tests.fixtures.events import SIGNERS, worker_key
 from tests.unit.waiting import eventually
 from theodolite import topology
 from theodolite.consumers import Outcome
@@ -58,7 +59,7 @@ async def _api_broker(
 ) -> InMemoryBroker:
     """Both of the api's event queues as its lifespan declares and consumes them, on a broker
     where an earlier version had bound worker events onto the job events' queue."""
-    broker = await InMemoryBroker(job_delivery_limit=2).__aenter__()
+    broker = await InMemoryBroker(job_delivery_limit=2, signing_key=worker_key()).__aenter__()
     old = await broker.declare_quorum_queue(topology.API_EVENTS_QUEUE)
     await old.bind(EVENTS, "worker.#")
     await broker.declare_event_queue(
@@ -69,8 +70,8 @@ async def _api_broker(
         topology.API_EVENTS_BINDINGS,
         retired_bindings=topology.API_EVENTS_RETIRED_BINDINGS,
     )
-    jobs = JobEventConsumer(sessions=sessions)  # type: ignore[arg-type]
-    workers = WorkerEventConsumer(sessions=sessions)  # type: ignore[arg-type]
+    jobs = JobEventConsumer(sessions=sessions, signers=SIGNERS)  # type: ignore[arg-type]
+    workers = WorkerEventConsumer(sessions=sessions, signers=SIGNERS)  # type: ignore[arg-type]
     await broker.consume(topology.API_EVENTS_QUEUE, jobs.consumer, prefetch=1)
     await broker.consume(
         topology.API_WORKER_EVENTS_QUEUE, workers.consumer, prefetch=workers.prefetch
@@ -97,7 +98,9 @@ def _heartbeat(worker_id: str, *jobs: uuid.UUID, hostname: str = "host") -> Enve
 
 
 async def _publish(broker: InMemoryBroker, *events: Envelope) -> None:
+    """Each signed by the worker that produced it, as workers sign."""
     for event in events:
+        broker.signing_key = worker_key(event.producer)
         await broker.publish(EVENTS, event.type.value, event)
 
 

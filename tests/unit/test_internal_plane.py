@@ -15,14 +15,14 @@ from pydantic import SecretStr
 
 from theodolite.settings import Environment
 from theodolite_api.app import create_app, create_internal_app
-from theodolite_api.auth.workers import (
+from theodolite_api.auth.worker_keys import (
     DEVELOPMENT_WORKER_SECRET,
-    WORKER_ID_HEADER,
     WorkerSecretMissing,
     token_worker,
     worker_secret,
     worker_token,
 )
+from theodolite_api.auth.workers import WORKER_ID_HEADER
 from theodolite_api.jobs.claims import ClaimAnswer
 from theodolite_api.routes import internal
 from theodolite_api.settings import ApiSettings

@@ -5,6 +5,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from tests.fixtures.events import SIGNERS, FixedHolders
 from theodolite.events import JobLog, JobProgress, make_event
 from theodolite_api.streams.ids import (
     HOLE_TTL_S,
@@ -168,7 +169,7 @@ def test_a_table_cursor_keeps_its_size_bounded() -> None:
 
 
 def test_hub_wakes_only_the_streams_that_care() -> None:
-    hub = LiveHub(broker=None)
+    hub = LiveHub(broker=None, signers=SIGNERS, holders=FixedHolders({}))
     with hub.subscribe(job_id=JOB) as mine, hub.subscribe(job_id=None) as everything:
         hub.publish(
             make_event(JobLog(lines=["x"]), producer="t", job_id=OTHER, attempt=1, seq=1),
@@ -186,7 +187,7 @@ def test_hub_wakes_only_the_streams_that_care() -> None:
 
 
 def test_a_reconnected_live_queue_makes_every_stream_read_again() -> None:
-    hub = LiveHub(broker=None)
+    hub = LiveHub(broker=None, signers=SIGNERS, holders=FixedHolders({}))
     with hub.subscribe(job_id=JOB) as mine:
         hub._on_reconnect()
         assert mine.wake.is_set() and mine.take_resync() and not mine.take_resync()

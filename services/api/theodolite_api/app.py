@@ -20,7 +20,8 @@ from theodolite.web.openapi import declare_problem_responses
 from theodolite_api.auth.authenticate import authorized, install_auth_error_handler
 from theodolite_api.auth.callers import Scope
 from theodolite_api.auth.oidc import OidcVerifier
-from theodolite_api.auth.workers import install_worker_auth_error_handler, worker_secret
+from theodolite_api.auth.worker_keys import api_event_key, event_signers, worker_secret
+from theodolite_api.auth.workers import install_worker_auth_error_handler
 from theodolite_api.clients.mlflow import MlflowReader
 from theodolite_api.clients.registry import RegistryClient
 from theodolite_api.consumers.job_events import JobEventConsumer
@@ -73,7 +74,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine, sessions = await open_database(
             stack, settings.db, migrate=settings.migrate_on_start
         )
-        broker = await open_broker(stack, settings.broker, client_name="theodolite-api")
+        secret = worker_secret(settings)
+        broker = await open_broker(
+            stack, settings.broker, client_name="theodolite-api", signing_key=api_event_key(secret)
+        )
         http = await stack.enter_async_context(
             httpx.AsyncClient(timeout=settings.mlflow.request_timeout_s)
         )
@@ -107,8 +111,12 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
                 interval_s=settings.reaper_interval_s,
             )
         )
+        signers = event_signers(secret)
         job_events = JobEventConsumer(
-            sessions=sessions, on_transition=state.relay.wake, max_log_lines=settings.max_log_lines
+            sessions=sessions,
+            signers=signers,
+            on_transition=state.relay.wake,
+            max_log_lines=settings.max_log_lines,
         )
         # One at a time: a job's events must be applied in order (a later one makes earlier
         # ones look stale). Competing replicas each take their share.
@@ -117,7 +125,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         )
         stack.push_async_callback(consumption.close)
         # Heartbeats and plugin announcements on their own queue: never behind a job event.
-        worker_events = WorkerEventConsumer(sessions=sessions)
+        worker_events = WorkerEventConsumer(sessions=sessions, signers=signers)
         worker_consumption = await broker.consume(
             topology.API_WORKER_EVENTS_QUEUE,
             worker_events.consumer,

@@ -11,9 +11,11 @@ from dataclasses import dataclass
 import httpx
 
 from theodolite import topology
+from theodolite_api.auth.worker_keys import event_signers, worker_secret
 from theodolite_api.state import AppState
 from theodolite_api.streams.job_stream import StreamSources
 from theodolite_api.streams.live import LiveHub
+from theodolite_api.streams.senders import ClaimHolders
 from theodolite_api.webhooks.dispatcher import WebhookDispatcher
 from theodolite_api.webhooks.sender import WebhookSender
 
@@ -32,8 +34,14 @@ class Notifications:
 async def notifications(state: AppState) -> AsyncIterator[Notifications]:
     """Start everything; stop it on exit."""
     settings = state.settings
+    signers = event_signers(worker_secret(settings))
     async with AsyncExitStack() as stack:
-        hub = LiveHub(state.broker, backlog=settings.events.backlog)
+        hub = LiveHub(
+            state.broker,
+            signers=signers,
+            holders=ClaimHolders(state.sessions),
+            backlog=settings.events.backlog,
+        )
         await hub.start()
         stack.push_async_callback(hub.close)
         http = await stack.enter_async_context(
@@ -47,7 +55,10 @@ async def notifications(state: AppState) -> AsyncIterator[Notifications]:
         )
         sender = WebhookSender(sessions=state.sessions, http=http, settings=settings.webhooks)
         dispatcher = WebhookDispatcher(
-            sessions=state.sessions, settings=settings.webhooks, on_new_deliveries=sender.notify
+            sessions=state.sessions,
+            settings=settings.webhooks,
+            signers=signers,
+            on_new_deliveries=sender.notify,
         )
         queue = await state.broker.declare_quorum_queue(topology.WEBHOOK_EVENTS_QUEUE)
         for pattern in topology.WEBHOOK_EVENTS_BINDINGS:

@@ -12,9 +12,21 @@ from typing import Self
 
 import httpx
 
+from theodolite.signing import SigningKey, worker_signer
+
 log = logging.getLogger(__name__)
 
 WORKER_ID_HEADER = "Theodolite-Worker-Id"  # the worker the token must belong to
+
+
+def event_signing_key(worker_id: str, token: str | None) -> SigningKey | None:
+    """The key the worker signs its events with: its own token, which only it and the api can
+    compute, so the api applies an event only from the worker that holds the job's claim. None
+    without a token (the api then drops the worker's events as unsigned)."""
+    if not token:
+        log.warning("worker %s has no token: the api will not apply its events", worker_id)
+        return None
+    return SigningKey(worker_signer(worker_id), token.encode())
 
 
 @dataclass

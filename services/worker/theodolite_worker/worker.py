@@ -16,7 +16,7 @@ from tenacity import AsyncRetrying, before_sleep_log, stop_after_delay, wait_exp
 from theodolite.broker import Broker
 from theodolite.storage import ObjectStore
 from theodolite_worker.archive_cache import ArchiveCache
-from theodolite_worker.claims import JobClaims
+from theodolite_worker.claims import JobClaims, event_signing_key
 from theodolite_worker.consumers import ControlConsumer, JobConsumer
 from theodolite_worker.jobs import JobRunner
 from theodolite_worker.loops import Heartbeat, PluginAnnouncer
@@ -42,6 +42,7 @@ class Worker:
 
     async def __aenter__(self) -> Self:
         settings = self.settings
+        token = settings.token.get_secret_value() if settings.token else None
         async with AsyncExitStack() as stack:
             warm_pool: WarmPool | None = None
             if settings.warm_pool:
@@ -54,13 +55,14 @@ class Worker:
                     settings.broker.url,
                     client_name=f"theodolite-worker-{settings.worker_id}",
                     job_delivery_limit=settings.broker.job_delivery_limit,
+                    signing_key=event_signing_key(settings.worker_id, token),
                 )
             )
             claims = await stack.enter_async_context(
                 JobClaims(
                     settings.api_url,
                     settings.worker_id,
-                    token=settings.token.get_secret_value() if settings.token else None,
+                    token=token,
                 )
             )
             store = ObjectStore(settings.storage)

@@ -28,6 +28,7 @@ from tenacity import AsyncRetrying, before_sleep_log, stop_after_delay, wait_exp
 
 from theodolite import topology
 from theodolite.events import Envelope
+from theodolite.signing import SigningKey
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +38,9 @@ class IncomingMessage(Protocol):
 
     body: bytes
     message_id: str | None
+
+    @property
+    def headers(self) -> Mapping[str, object] | None: ...
 
     async def ack(self, multiple: bool = False) -> None: ...
 
@@ -96,10 +100,16 @@ class OutgoingMessage:
     message_id: str
     message_type: str
     mandatory: bool = True
+    headers: Mapping[str, str] | None = None
 
 
 class MessageBroker(Protocol):
-    """The broker as the services use it: an async context manager owning the connection."""
+    """The broker as the services use it: an async context manager owning the connection.
+
+    With a ``signing_key`` every message it publishes is signed (``theodolite.signing``).
+    """
+
+    signing_key: SigningKey | None = None
 
     async def __aenter__(self) -> Self: ...
 
@@ -168,8 +178,11 @@ class MessageBroker(Protocol):
         mandatory: bool = True,
     ) -> None:
         """Publish bytes encoded already (the outbox relay's stored envelopes)."""
+        headers = self.signing_key.headers(body) if self.signing_key is not None else None
         await self.send(
-            OutgoingMessage(exchange, routing_key, body, message_id, message_type, mandatory)
+            OutgoingMessage(
+                exchange, routing_key, body, message_id, message_type, mandatory, headers
+            )
         )
 
     async def send(self, message: OutgoingMessage) -> None:
@@ -230,8 +243,10 @@ class Broker(MessageBroker):
         client_name: str,
         job_delivery_limit: int = 5,
         connect_timeout_s: float = 120.0,
+        signing_key: SigningKey | None = None,
     ) -> None:
         self._url = url
+        self.signing_key = signing_key
         self._connect_timeout_s = connect_timeout_s
         self._client_name = client_name
         self._delivery_limit = job_delivery_limit
@@ -328,6 +343,7 @@ class Broker(MessageBroker):
                 delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
                 message_id=message.message_id,
                 type=message.message_type,
+                headers=dict(message.headers) if message.headers else None,
             ),
             routing_key=message.routing_key,
             mandatory=message.mandatory,

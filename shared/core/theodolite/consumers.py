@@ -28,6 +28,7 @@ from pydantic import BaseModel
 # IncomingMessage lives with the brokers; handlers written for this module import it from here.
 from theodolite.broker import IncomingMessage as IncomingMessage
 from theodolite.events import Envelope, UndecodableEvent, decode_event
+from theodolite.signing import KeyLookup, verified_signer
 
 log = logging.getLogger(__name__)
 
@@ -76,9 +77,11 @@ class Reject(Settle):
 class Delivery:
     """The message being handled; a handler may settle it early (``ack`` before long work)."""
 
-    def __init__(self, message: IncomingMessage) -> None:
+    def __init__(self, message: IncomingMessage, signer: str | None = None) -> None:
         self.message = message
         self.outcome: Outcome | None = None
+        # Who signed it (``theodolite.signing``), where the consumer checks signatures.
+        self.signer = signer
 
     @property
     def settled(self) -> bool:
@@ -129,6 +132,11 @@ class Consumer:
     ``on_error`` says what an unexpected exception means: ``RetryLater`` (the default, with a
     pause) for handlers whose failures are transient (a database restart), ``Reject`` for ones
     where a retry cannot help, or a ``FailureOutcome`` that decides per exception.
+
+    With ``signers`` (a key lookup, ``theodolite.signing``) a message must carry a valid
+    signature: one that does not is dropped before any handler sees it, and ``Delivery.signer``
+    names who signed the rest. Dropped rather than dead-lettered: a forger must not be able to
+    fill the dead-letter queue operators read.
     """
 
     def __init__(
@@ -138,8 +146,10 @@ class Consumer:
         retry_delay_s: float = 1.0,
         on_error: Outcome | FailureOutcome = Outcome.RETRY_LATER,
         ignore_unhandled: bool = False,
+        signers: KeyLookup | None = None,
     ) -> None:
         self.name = name
+        self._signers = signers
         self._routes: dict[type[BaseModel], _Route] = {}
         self._retry_delay_s = retry_delay_s
         self._on_error = on_error if callable(on_error) else _always(on_error)
@@ -171,7 +181,18 @@ class Consumer:
 
     async def consume(self, message: IncomingMessage) -> Outcome:
         """Decode, dispatch and settle one message; the outcome."""
-        delivery = Delivery(message)
+        signer = None
+        if self._signers is not None:
+            signer = verified_signer(message.body, message.headers, self._signers)
+            if signer is None:
+                log.warning(
+                    "%s: message %s is unsigned or its signature is wrong; dropped",
+                    self.name,
+                    message.message_id,
+                )
+                await message.ack()
+                return Outcome.ACK
+        delivery = Delivery(message, signer)
         try:
             envelope, payload = decode_event(message.body)
         except UndecodableEvent as exc:

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Self
 
 from theodolite import topology
 from theodolite.broker import DeclaredQueue, MessageBroker, OutgoingMessage
+from theodolite.signing import SigningKey
 
 if TYPE_CHECKING:
     from theodolite.broker import Broker
@@ -156,8 +157,15 @@ class MemoryConsumption:
 class InMemoryBroker(MessageBroker):
     """Async context manager like ``Broker``; ``drain()`` runs until nothing is left to do."""
 
-    def __init__(self, *, job_delivery_limit: int = 5, client_name: str = "memory") -> None:
+    def __init__(
+        self,
+        *,
+        job_delivery_limit: int = 5,
+        client_name: str = "memory",
+        signing_key: SigningKey | None = None,
+    ) -> None:
         self._delivery_limit = job_delivery_limit
+        self.signing_key = signing_key
         self.queues: dict[str, MemoryQueue] = {}
         self.published: list[MemoryMessage] = []
         self._tasks: set[asyncio.Future[None]] = set()
@@ -214,6 +222,7 @@ class InMemoryBroker(MessageBroker):
             message.message_type,
             message.routing_key,
             message.exchange,
+            headers=dict(message.headers or {}),
         )
 
     async def consume(

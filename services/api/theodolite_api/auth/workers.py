@@ -3,54 +3,19 @@
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 from typing import Annotated
 
 from fastapi import Depends, FastAPI, Header, Request, Security
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from theodolite.settings import Environment
 from theodolite.web.errors import problem_response
+from theodolite_api.auth.worker_keys import token_worker, worker_secret
 from theodolite_api.deps import SettingsDep
-from theodolite_api.settings import ApiSettings
 
-# Development only (a stack started without THEODOLITE_API_WORKER_SECRET): anyone who reads this
-# source can mint worker tokens, so production refuses to start with it.
-DEVELOPMENT_WORKER_SECRET = "theodolite-dev-worker-secret"
 WORKER_ID_HEADER = "Theodolite-Worker-Id"
 
 worker_bearer = HTTPBearer(auto_error=False, scheme_name="worker")
-
-
-class WorkerSecretMissing(ValueError):
-    """Production with no worker secret of its own."""
-
-
-def worker_secret(settings: ApiSettings) -> str:
-    """The secret worker tokens are derived from (the development one outside production)."""
-    if settings.worker_secret is not None:
-        secret = settings.worker_secret.get_secret_value()
-        if secret and secret != DEVELOPMENT_WORKER_SECRET:
-            return secret
-    if settings.environment is Environment.PRODUCTION:
-        raise WorkerSecretMissing("THEODOLITE_API_WORKER_SECRET must be set outside development")
-    return DEVELOPMENT_WORKER_SECRET
-
-
-def worker_token(secret: str, worker_id: str) -> str:
-    """The one token of ``worker_id``."""
-    mac = hmac.new(secret.encode(), worker_id.encode(), hashlib.sha256).hexdigest()
-    return f"{worker_id}.{mac}"
-
-
-def token_worker(secret: str, token: str) -> str | None:
-    """The worker a token belongs to; None when the secret did not make it."""
-    worker_id, _, _ = token.rpartition(".")
-    if not worker_id or not hmac.compare_digest(token, worker_token(secret, worker_id)):
-        return None
-    return worker_id
 
 
 class WorkerRefused(Exception):

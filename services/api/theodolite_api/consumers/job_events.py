@@ -5,6 +5,11 @@ Status changes go through ``jobs.transitions`` (which announces them as ``job.st
 this consumer hears its own announcements too (``job.#``) and leaves them alone. Heartbeats and
 plugin announcements have their own queue and consumer (``consumers.worker_events``).
 
+Only the worker holding an attempt's claim speaks for it: the consumer checks each message's
+signature (``theodolite.signing``) and applies a job event only when its signer is the worker the
+claim granted the job's current attempt to; its ``attempt`` must be that attempt, and its ``seq``
+stays below the api's fence. Anything else changes nothing.
+
 Events are applied one at a time, so none may jam the queue: text PostgreSQL cannot store (NUL)
 is replaced before it is written, and a database error that would recur dead-letters the event at
 once (``consumers.failures``); only transient ones are retried.
@@ -37,9 +42,11 @@ from theodolite.events import (
     WorkerPlugins,
 )
 from theodolite.lifecycle import IllegalTransition, JobStatus
+from theodolite.signing import KeyLookup
 from theodolite_api.consumers.failures import database_failure_outcome
 from theodolite_api.consumers.worker_events import WorkerEventConsumer
 from theodolite_api.jobs import transitions
+from theodolite_api.jobs.claims import from_claim_holder
 from theodolite_api.jobs.retries import may_retry, requeue
 from theodolite_api.repositories import jobs as job_repo
 
@@ -73,6 +80,7 @@ class JobEventConsumer:
         self,
         *,
         sessions: async_sessionmaker[AsyncSession],
+        signers: KeyLookup,
         on_transition: Callable[[], None] = lambda: None,
         max_log_lines: int = MAX_LOG_LINES,
     ) -> None:
@@ -82,12 +90,15 @@ class JobEventConsumer:
         # A transient failure (the database restarting) is retried, and after the delivery limit
         # the message ends in events.api.dead; one that would recur goes there at once.
         self.consumer = Consumer(
-            "api events", retry_delay_s=RETRY_DELAY_S, on_error=database_failure_outcome
+            "api events",
+            retry_delay_s=RETRY_DELAY_S,
+            on_error=database_failure_outcome,
+            signers=signers,
         )
         # Worker events still on this queue (sent before they had their own, or routed here by
         # an older replica's binding during a rolling upgrade) are applied as there: both are
         # idempotent, so a copy on each queue does no harm.
-        left_over = WorkerEventConsumer(sessions=sessions)
+        left_over = WorkerEventConsumer(sessions=sessions, signers=signers)
         self.consumer.register(WorkerHeartbeat, left_over.on_heartbeat)
         self.consumer.register(WorkerPlugins, left_over.on_plugins)
         self.consumer.register(JobStatusChanged, self.on_own_status_changed)
@@ -115,6 +126,16 @@ class JobEventConsumer:
             if job is None:
                 log.warning("event %s for unknown job %s dropped", envelope.type, envelope.job_id)
                 return
+            if not from_claim_holder(job, envelope, delivery.signer) or _fenced(envelope):
+                log.warning(
+                    "%s %s for job %s (attempt %s) from %s, who does not hold its claim: dropped",
+                    envelope.type,
+                    envelope.id,
+                    job.id,
+                    envelope.attempt,
+                    delivery.signer,
+                )
+                return
             if (envelope.attempt, envelope.seq) <= (job.attempt, job.last_seq):
                 if not await _late_log_line(session, job, envelope, payload, self._max_log_lines):
                     log.debug("stale %s for job %s dropped", envelope.type, job.id)
@@ -127,6 +148,11 @@ class JobEventConsumer:
             await session.commit()
         if changed:
             self._on_transition()
+
+
+def _fenced(envelope: Envelope) -> bool:
+    """A sequence number in the api's own range: a worker cannot fence the api out."""
+    return envelope.seq >= transitions.ATTEMPT_FENCE
 
 
 # PostgreSQL text and jsonb cannot hold NUL. Workers escape it in job output; an event that still
@@ -194,9 +220,8 @@ async def _apply_job_event(
             await _store_lines(session, job, envelope, payload, max_log_lines)
         return
     if isinstance(payload, JobStarted):
-        # The claim made the attempt running (before the worker sent anything): only the run
-        # is new.
-        job.worker_id = payload.worker_id
+        # The claim made the attempt running (before the worker sent anything) and named its
+        # worker: only the run is new.
         job.mlflow_run_id = payload.mlflow_run_id
         return
     if await _retried(session, job, envelope, payload):

@@ -54,9 +54,7 @@ class WorkerEventConsumer:
     # Worker events in hand at once: one worker's slow heartbeat does not hold up the others'.
     prefetch = 8
 
-    def __init__(
-        self, *, sessions: async_sessionmaker[AsyncSession], signers: KeyLookup
-    ) -> None:
+    def __init__(self, *, sessions: async_sessionmaker[AsyncSession], signers: KeyLookup) -> None:
         self._sessions = sessions
         self.consumer = Consumer(
             "api worker events",

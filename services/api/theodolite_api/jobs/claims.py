@@ -8,10 +8,22 @@ from dataclasses import dataclass
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from theodolite.db.tables import utcnow
+from theodolite.db.tables import Job, utcnow
+from theodolite.events import Envelope
 from theodolite.lifecycle import JobStatus
+from theodolite.signing import worker_signer
 from theodolite_api.jobs import transitions
 from theodolite_api.repositories import jobs as job_repo
+
+
+def from_claim_holder(job: Job, envelope: Envelope, signer: str | None) -> bool:
+    """An event about the job's current attempt, signed by the worker the claim granted it to:
+    the only events about a job the api believes (``attempt`` is checked, not taken)."""
+    return (
+        job.worker_id is not None
+        and signer == worker_signer(job.worker_id)
+        and envelope.attempt == job.attempt
+    )
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,8 @@ from typing import Any
 from theodolite import topology
 from theodolite.consumers import Consumer, Delivery
 from theodolite.events import Envelope, JobLog, JobProgress, JobStatusChanged
+from theodolite.signing import KeyLookup
+from theodolite_api.streams.senders import Admission
 
 log = logging.getLogger(__name__)
 
@@ -61,15 +63,24 @@ class Subscription:
 
 
 class LiveHub:
-    def __init__(self, broker: Any, *, backlog: int = DEFAULT_BACKLOG) -> None:
+    def __init__(
+        self,
+        broker: Any,
+        *,
+        signers: KeyLookup,
+        holders: Admission,
+        backlog: int = DEFAULT_BACKLOG,
+    ) -> None:
         self._broker = broker
+        self._holders = holders
         self._backlog_size = backlog
         self._consumption: Any = None
         self._by_job: dict[uuid.UUID, set[Subscription]] = {}
         self._all_jobs: set[Subscription] = set()
         self._backlogs: OrderedDict[uuid.UUID, deque[LiveEvent]] = OrderedDict()
         # Nothing to retry or dead-letter on a replica's own live queue: a handler cannot fail.
-        self.consumer = Consumer("live events", ignore_unhandled=True)
+        # Unsigned and forged messages are dropped before they reach a stream.
+        self.consumer = Consumer("live events", ignore_unhandled=True, signers=signers)
         self.consumer.register(JobStatusChanged, self._on_event)
         self.consumer.register(JobLog, self._on_event)
         self.consumer.register(JobProgress, self._on_event)
@@ -116,8 +127,14 @@ class LiveHub:
         return len(self._all_jobs) + sum(len(group) for group in self._by_job.values())
 
     async def _on_event(
-        self, envelope: Envelope, payload: JobStatusChanged | JobLog | JobProgress, _: Delivery
+        self,
+        envelope: Envelope,
+        payload: JobStatusChanged | JobLog | JobProgress,
+        delivery: Delivery,
     ) -> None:
+        if not await self._holders.admits(envelope, payload, delivery.signer):
+            log.warning("live %s %s from %s: dropped", envelope.type, envelope.id, delivery.signer)
+            return
         self.publish(envelope, payload)
 
     def publish(self, envelope: Envelope, payload: JobStatusChanged | JobLog | JobProgress) -> None:

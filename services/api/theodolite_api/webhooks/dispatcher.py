@@ -22,6 +22,8 @@ from theodolite.consumers import Consumer, Delivery
 from theodolite.db.status_tables import WebhookDelivery, WebhookSubscription
 from theodolite.db.tables import Job, JobTransition, utcnow
 from theodolite.events import Envelope, JobLog, JobProgress, JobStatusChanged
+from theodolite.signing import API_SIGNER, KeyLookup
+from theodolite_api.jobs.claims import from_claim_holder
 from theodolite_api.repositories import webhooks as webhook_repo
 from theodolite_api.schemas.webhooks import STATUS_EVENT_TYPES
 from theodolite_api.settings import WebhookSettings
@@ -73,13 +75,17 @@ class WebhookDispatcher:
         *,
         sessions: async_sessionmaker[AsyncSession],
         settings: WebhookSettings,
+        signers: KeyLookup,
         on_new_deliveries: Callable[[], None],
     ) -> None:
         self._sessions = sessions
         self._settings = settings
         self._on_new_deliveries = on_new_deliveries
         # Anything else the queue may still hold (bindings of an older version) is not ours.
-        self.consumer = Consumer("webhooks", retry_delay_s=RETRY_DELAY_S, ignore_unhandled=True)
+        # Unsigned and forged messages are dropped before a handler sees them.
+        self.consumer = Consumer(
+            "webhooks", retry_delay_s=RETRY_DELAY_S, ignore_unhandled=True, signers=signers
+        )
         self.consumer.register(JobStatusChanged, self.on_status_changed)
         self.consumer.register(JobLog, self.on_live_event)
         self.consumer.register(JobProgress, self.on_live_event)
@@ -104,13 +110,13 @@ class WebhookDispatcher:
     async def on_status_changed(
         self, envelope: Envelope, payload: JobStatusChanged, delivery: Delivery
     ) -> None:
-        if await self.deliver_status(envelope, payload):
+        if delivery.signer == API_SIGNER and await self.deliver_status(envelope, payload):
             self._on_new_deliveries()
 
     async def on_live_event(
         self, envelope: Envelope, payload: JobLog | JobProgress, delivery: Delivery
     ) -> None:
-        if await self.deliver_live(envelope, payload):
+        if await self.deliver_live(envelope, payload, delivery.signer):
             self._on_new_deliveries()
 
     async def deliver_status(self, envelope: Envelope, payload: JobStatusChanged) -> int:
@@ -145,12 +151,15 @@ class WebhookDispatcher:
             await session.commit()
             return created
 
-    async def deliver_live(self, envelope: Envelope, payload: JobProgress | JobLog) -> int:
+    async def deliver_live(
+        self, envelope: Envelope, payload: JobProgress | JobLog, signer: str | None
+    ) -> int:
+        """Deliveries for a log or progress event of the worker holding the job's claim."""
         if envelope.job_id is None:
             return 0
         async with self._sessions() as session:
             job = await session.get(Job, envelope.job_id)
-            if job is None:
+            if job is None or not from_claim_holder(job, envelope, signer):
                 return 0
             subscriptions = await webhook_repo.enabled_subscriptions(
                 session=session, experiment_id=job.experiment_id

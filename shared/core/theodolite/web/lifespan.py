@@ -12,6 +12,7 @@ from theodolite.broker import Broker
 from theodolite.db.engine import create_engine, create_session_factory
 from theodolite.db.migrate import upgrade
 from theodolite.settings import BrokerSettings, DatabaseSettings
+from theodolite.signing import SigningKey
 
 
 async def open_database(
@@ -26,8 +27,20 @@ async def open_database(
     return engine, create_session_factory(engine)
 
 
-async def open_broker(stack: AsyncExitStack, broker: BrokerSettings, *, client_name: str) -> Broker:
-    """A connected broker, closed when ``stack`` closes."""
+async def open_broker(
+    stack: AsyncExitStack,
+    broker: BrokerSettings,
+    *,
+    client_name: str,
+    signing_key: SigningKey | None = None,
+) -> Broker:
+    """A connected broker, closed when ``stack`` closes; it signs what it publishes with
+    ``signing_key`` (``theodolite.signing``)."""
     return await stack.enter_async_context(
-        Broker(broker.url, client_name=client_name, job_delivery_limit=broker.job_delivery_limit)
+        Broker(
+            broker.url,
+            client_name=client_name,
+            job_delivery_limit=broker.job_delivery_limit,
+            signing_key=signing_key,
+        )
     )
