@@ -1,0 +1,173 @@
+"""Inside the sandbox: ``127.0.0.1:<port>`` (the job's own loopback) copied to the worker's
+tracking proxy on a unix socket in the job's folder. Standard library only, and nothing done at
+import: the warm pool's forkserver imports this module.
+
+Two forms:
+
+- warm children: ``start_forwarder(socket_path)`` after entering the sandbox and before the job's
+  code runs; it serves from daemon threads for as long as the process lives.
+- cold jobs: ``python -m theodolite_worker.tracking_proxy.forward --socket S --port P -- CMD...``
+  runs ``CMD`` with ``MLFLOW_TRACKING_URI`` pointing at the forwarder, forwards until it exits
+  and exits with its status.
+
+Port 0 takes any free port: the only safe choice where the job shares the host's network (weaker
+isolation, when namespaces are not allowed); in a network namespace of its own any port will do.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+LOOPBACK = "127.0.0.1"
+TRACKING_URI_ENV = "MLFLOW_TRACKING_URI"
+_CHUNK = 256 * 1024
+
+
+def tracking_uri_for(port: int) -> str:
+    """What the job's MLflow client is given: the forwarder on its own loopback."""
+    return f"http://{LOOPBACK}:{port}"
+
+
+def _pump(source: socket.socket, target: socket.socket) -> None:
+    """Copy until ``source`` ends, then pass the end on (half-close: HTTP bodies end cleanly)."""
+    try:
+        while chunk := source.recv(_CHUNK):
+            target.sendall(chunk)
+    except OSError:
+        pass  # either side went away: the other half's pump sees it too
+    finally:
+        try:
+            target.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+
+
+def _serve_connection(client: socket.socket, socket_path: str) -> None:
+    upstream = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        upstream.connect(socket_path)
+    except OSError:
+        # The proxy is gone (the job is ending): the client sees a closed connection.
+        upstream.close()
+        client.close()
+        return
+    back = threading.Thread(target=_pump, args=(upstream, client), daemon=True)
+    back.start()
+    _pump(client, upstream)
+    back.join()
+    upstream.close()
+    client.close()
+
+
+@dataclass
+class Forwarder:
+    """A running forwarder: ``port`` is where it listens, ``tracking_uri`` what the job uses."""
+
+    port: int
+    socket_path: str
+    _listener: socket.socket
+
+    @property
+    def tracking_uri(self) -> str:
+        return tracking_uri_for(self.port)
+
+    def close(self) -> None:
+        """Stop accepting (connections already open finish on their own threads)."""
+        try:
+            self._listener.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self._listener.close()
+
+
+def _accept_loop(listener: socket.socket, socket_path: str) -> None:
+    while True:
+        try:
+            client, _ = listener.accept()
+        except OSError:
+            return  # closed
+        threading.Thread(target=_serve_connection, args=(client, socket_path), daemon=True).start()
+
+
+def start_forwarder(socket_path: str | Path, port: int = 0) -> Forwarder:
+    """Listen on ``127.0.0.1:port`` (0: any free port) and forward every connection to the unix
+    socket ``socket_path``, from daemon threads. Call it where the job's code will run: after
+    entering the sandbox's network namespace (whose loopback must be up), before the job starts;
+    set the job's ``MLFLOW_TRACKING_URI`` to the returned ``tracking_uri``.
+
+    Raises ``OSError`` when it cannot listen (loopback down, port taken).
+    """
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind((LOOPBACK, port))
+        listener.listen(64)
+    except OSError:
+        listener.close()
+        raise
+    forwarder = Forwarder(
+        port=listener.getsockname()[1], socket_path=str(socket_path), _listener=listener
+    )
+    threading.Thread(
+        target=_accept_loop,
+        args=(listener, forwarder.socket_path),
+        name="theodolite-tracking-forwarder",
+        daemon=True,
+    ).start()
+    return forwarder
+
+
+def _exit_status(returncode: int) -> int:
+    """A child killed by signal N exits its wrapper with 128 + N, as a shell reports it."""
+    return 128 - returncode if returncode < 0 else returncode
+
+
+def run_forwarded(socket_path: str, port: int, command: Sequence[str]) -> int:
+    """Run ``command`` with its tracking URI on a forwarder; its exit status (signals passed on)."""
+    forwarder = start_forwarder(socket_path, port)
+    env = dict(os.environ)
+    env[TRACKING_URI_ENV] = forwarder.tracking_uri
+    try:
+        child = subprocess.Popen(list(command), env=env)
+    except OSError as exc:
+        print(f"tracking forwarder: cannot run {command[0]!r}: {exc}", file=sys.stderr)
+        return 127
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(signum, lambda received, _frame: child.send_signal(received))
+    status = child.wait()
+    forwarder.close()
+    return _exit_status(status)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m theodolite_worker.tracking_proxy.forward",
+        description="Run CMD with MLFLOW_TRACKING_URI on a loopback forwarder to SOCKET.",
+    )
+    parser.add_argument("--socket", required=True, help="the tracking proxy's unix socket")
+    parser.add_argument("--port", type=int, default=0, help="loopback port (0: any free one)")
+    parser.add_argument("command", nargs=argparse.REMAINDER, help="-- CMD [ARGS...]")
+    args = parser.parse_args(argv)
+    command = args.command[1:] if args.command[:1] == ["--"] else args.command
+    if not command:
+        parser.error("no command given after --")
+    try:
+        return run_forwarded(args.socket, args.port, command)
+    except OSError as exc:
+        print(
+            f"tracking forwarder: cannot listen on {LOOPBACK}:{args.port}: {exc}", file=sys.stderr
+        )
+        return 126
+
+
+if __name__ == "__main__":
+    sys.exit(main())

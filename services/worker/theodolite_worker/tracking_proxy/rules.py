@@ -1,0 +1,310 @@
+"""Which MLflow REST calls a job may make through its proxy (MLflow 3.17's REST paths, from
+``mlflow/server/handlers.py`` ``get_endpoints``: ``/api/2.0/mlflow/...``, a few ``/api/3.0``).
+
+Writes must name the job's own run (``run_id`` or its alias ``run_uuid``, both checked); reads
+reach its readable experiments and the model registry. Anything not listed here is refused.
+What is forwarded is what was checked: GET calls forward their parsed query only, other calls
+their parsed JSON body only, re-encoded, so MLflow cannot read a request differently.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from theodolite_worker.tracking_proxy.artifact_rules import judge_artifacts
+from theodolite_worker.tracking_proxy.scope import (
+    Forward,
+    JobScope,
+    Lookup,
+    OwnedModels,
+    Query,
+    Refusal,
+    Verdict,
+    artifact_root,
+    denied,
+    invalid,
+)
+
+_API = re.compile(r"^/api/(?P<version>[23])\.0/(?P<endpoint>mlflow(?:-artifacts)?/.*)$")
+_LOGGED_MODEL = re.compile(r"^mlflow/logged-models/(?P<id>[^/]+)(?P<rest>/.*)?$")
+# Tags the worker writes on every run: provenance a job may not forge or remove.
+RESERVED_TAG_PREFIX = "theodolite."
+
+
+@dataclass(frozen=True)
+class TrackingRequest:
+    """A request as the rules see it: the decoded path, the query, the JSON body (non-GET)."""
+
+    method: str
+    path: str
+    query: Query = ()
+    body: dict[str, Any] | None = None
+
+
+def is_streamed(path: str) -> bool:
+    """Artifact bodies pass through unread: only their path is judged."""
+    match = _API.match(path)
+    return match is not None and match["endpoint"].startswith("mlflow-artifacts/")
+
+
+def _single(query: Query, key: str) -> str | None | Refusal:
+    values = [value for name, value in query if name == key]
+    if len(values) > 1:
+        return invalid(f"{key} given {len(values)} times")
+    return values[0] if values else None
+
+
+class TrackingRules:
+    """The rules for one job; ``owned`` grows as the job creates logged models."""
+
+    def __init__(self, scope: JobScope, lookup: Lookup, owned: OwnedModels | None = None) -> None:
+        self.scope = scope
+        self.lookup = lookup
+        self.owned = owned or OwnedModels()
+        self._post: dict[str, Callable[[TrackingRequest], Awaitable[Verdict]]] = {
+            **dict.fromkeys(
+                (
+                    "mlflow/runs/log-metric",
+                    "mlflow/runs/log-parameter",
+                    "mlflow/runs/log-inputs",
+                    "mlflow/runs/log-model",
+                    "mlflow/runs/outputs",
+                ),
+                self._own_run_write,
+            ),
+            "mlflow/runs/log-batch": self._log_batch,
+            "mlflow/runs/set-tag": self._tag_write,
+            "mlflow/runs/delete-tag": self._tag_write,
+            "mlflow/runs/update": self._update_run,
+            "mlflow/runs/search": self._search_in_readable,
+            "mlflow/logged-models": self._create_logged_model,
+            "mlflow/logged-models/search": self._search_in_readable,
+            "mlflow/registered-models/create": self._forward_body,
+            "mlflow/registered-models/get-latest-versions": self._forward_body,
+            "mlflow/model-versions/create": self._create_model_version,
+        }
+        self._get: dict[str, Callable[[TrackingRequest], Awaitable[Verdict]]] = {
+            "mlflow/runs/get": self._read_run,
+            "mlflow/metrics/get-history": self._read_run,
+            "mlflow/artifacts/list": self._read_run,
+            "mlflow/metrics/get-history-bulk-interval": self._read_runs,
+            "mlflow/experiments/get": self._read_experiment,
+            "mlflow/experiments/get-by-name": self._read_experiment_by_name,
+            "mlflow/server-info": self._forward_query,
+            **dict.fromkeys(
+                (
+                    "mlflow/registered-models/get",
+                    "mlflow/registered-models/search",
+                    "mlflow/registered-models/get-latest-versions",
+                    "mlflow/registered-models/alias",
+                    "mlflow/model-versions/get",
+                    "mlflow/model-versions/get-download-uri",
+                    "mlflow/model-versions/search",
+                ),
+                self._forward_query,
+            ),
+        }
+
+    async def judge(self, request: TrackingRequest) -> Verdict:
+        """Forward the request as checked, or refuse it naming the rule."""
+        match = _API.match(request.path)
+        if match is None:
+            return denied(f"{request.method} {request.path} is not an MLflow REST call a job makes")
+        if any(part in ("", ".", "..") for part in request.path[1:].split("/")):
+            return invalid("request paths may not hold empty, '.' or '..' parts")
+        endpoint, method = match["endpoint"], request.method.upper()
+        if endpoint.startswith("mlflow-artifacts/"):
+            return judge_artifacts(method, endpoint, request.query, self.scope, self.owned)
+        table = self._get if method == "GET" else self._post if method == "POST" else {}
+        if (check := table.get(endpoint)) is not None:
+            return await check(request)
+        if (model := _LOGGED_MODEL.match(endpoint)) and model["id"] != "search":
+            return await self._logged_model_call(method, request, model["id"], model["rest"] or "")
+        return denied(f"{method} {endpoint} is not allowed for jobs")
+
+    # -- writes to the job's own run ------------------------------------------------------------
+
+    def _run_named(self, fields: dict[str, Any]) -> str | Refusal:
+        """The run a body or query names through ``run_id`` and/or ``run_uuid`` (must agree)."""
+        named = {fields[key] for key in ("run_id", "run_uuid") if key in fields}
+        if not named:
+            return invalid("run_id is required")
+        if len(named) > 1 or not all(isinstance(run, str) for run in named):
+            return invalid("run_id and run_uuid must be one string")
+        return str(named.pop())
+
+    async def _own_run_write(self, request: TrackingRequest) -> Verdict:
+        body = request.body or {}
+        run = self._run_named(body)
+        if isinstance(run, Refusal):
+            return run
+        if run != self.scope.run_id:
+            return denied(f"a job writes only its own run {self.scope.run_id}, not {run}")
+        return Forward(request.path, body=body)
+
+    def _reserved(self, keys: list[Any]) -> Refusal | None:
+        for key in keys:
+            if not isinstance(key, str):
+                return invalid("tag keys must be strings")
+            if key.startswith(RESERVED_TAG_PREFIX):
+                return denied(f"tag {key!r}: {RESERVED_TAG_PREFIX}* tags are the worker's")
+        return None
+
+    async def _tag_write(self, request: TrackingRequest) -> Verdict:
+        verdict = await self._own_run_write(request)
+        if isinstance(verdict, Forward):
+            return self._reserved([(request.body or {}).get("key")]) or verdict
+        return verdict
+
+    async def _log_batch(self, request: TrackingRequest) -> Verdict:
+        verdict = await self._own_run_write(request)
+        tags = (request.body or {}).get("tags") or []
+        if isinstance(verdict, Forward):
+            if not isinstance(tags, list) or not all(isinstance(tag, dict) for tag in tags):
+                return invalid("tags must be a list of {key, value}")
+            return self._reserved([tag.get("key") for tag in tags]) or verdict
+        return verdict
+
+    async def _update_run(self, request: TrackingRequest) -> Verdict:
+        """The worker ends its jobs' runs: a status other than RUNNING, or an end time, is
+        dropped (the call still succeeds, so ``mlflow.end_run()`` in a job does not fail);
+        a new run name passes."""
+        verdict = await self._own_run_write(request)
+        if isinstance(verdict, Refusal):
+            return verdict
+        body = dict(verdict.body or {})
+        if body.get("status") != "RUNNING":
+            body.pop("status", None)
+        body.pop("end_time", None)
+        return Forward(request.path, body=body)
+
+    # -- logged models (MLflow 3) and the registry ----------------------------------------------
+
+    async def _create_logged_model(self, request: TrackingRequest) -> Verdict:
+        body = request.body or {}
+        if body.get("experiment_id") != self.scope.experiment_id:
+            return denied(
+                f"a job creates logged models only in experiment {self.scope.experiment_id}"
+            )
+        source_run = body.get("source_run_id")
+        if source_run not in (None, "", self.scope.run_id):
+            return denied(
+                f"a logged model's source run must be the job's own run, not {source_run}"
+            )
+        return Forward(request.path, body=body, records_logged_model=True)
+
+    async def _logged_model_call(
+        self, method: str, request: TrackingRequest, model_id: str, rest: str
+    ) -> Verdict:
+        if method == "GET" and rest in ("", "/artifacts/directories"):
+            experiment = await self.lookup.logged_model_experiment(model_id)
+            if self.owned.owns(model_id) or experiment in self.scope.readable_experiments:
+                return Forward(request.path, query=request.query)
+            return denied(f"logged model {model_id} is not in an experiment this job may read")
+        writes = {("PATCH", ""), ("PATCH", "/tags"), ("POST", "/params")}
+        if (method, rest) in writes or (method == "DELETE" and rest.startswith("/tags/")):
+            if self.owned.owns(model_id):
+                return Forward(request.path, body=request.body or {})
+            return denied(f"logged model {model_id} was not created by this job")
+        return denied(f"{method} logged-models{rest} is not allowed for jobs")
+
+    async def _create_model_version(self, request: TrackingRequest) -> Verdict:
+        """A new version of a registered model, from the job's own run or logged model only
+        (MLflow 3 registers ``models:/<model id>`` and may send no ``run_id``)."""
+        body = request.body or {}
+        if any(key in body for key in ("run_id", "run_uuid")):
+            verdict = await self._own_run_write(request)
+            if isinstance(verdict, Refusal):
+                return verdict
+        model_id = body.get("model_id")
+        if model_id not in (None, "") and not self.owned.owns(str(model_id)):
+            return denied(f"logged model {model_id} was not created by this job")
+        if not self._own_source(body.get("source")):
+            return denied("a model version's source must be the job's own run or logged model")
+        name = body.get("name")
+        if not isinstance(name, str) or not name or "'" in name:
+            return invalid("name must be a registered model's name")
+        for run in await self.lookup.registered_model_runs(name):
+            if not run or not await self._readable_run(run):
+                return denied(
+                    f"registered model {name!r} has versions from runs this job may not read"
+                )
+        return Forward(request.path, body=body)
+
+    def _own_source(self, source: Any) -> bool:
+        if not isinstance(source, str) or ".." in source.split("/"):
+            return False
+        run = self.scope.run_id
+        if source.startswith(f"runs:/{run}/") or source == f"runs:/{run}":
+            return True
+        if source.startswith("models:/"):
+            return self.owned.owns(source.removeprefix("models:/"))
+        root = artifact_root(source)
+        own_roots = [self.scope.run_artifact_root, *self.owned.roots.values()]
+        return root is not None and any(
+            mine is not None and (root == mine or root.startswith(f"{mine}/")) for mine in own_roots
+        )
+
+    # -- reads ----------------------------------------------------------------------------------
+
+    async def _readable_run(self, run: str) -> bool:
+        if run == self.scope.run_id:
+            return True
+        return await self.lookup.run_experiment(run) in self.scope.readable_experiments
+
+    async def _read_run(self, request: TrackingRequest) -> Verdict:
+        keys = [key for key, _ in request.query if key in ("run_id", "run_uuid")]
+        if len(keys) != len(set(keys)):
+            return invalid("run_id given more than once")
+        run = self._run_named(dict(request.query))
+        if isinstance(run, Refusal):
+            return run
+        if not await self._readable_run(run):
+            return denied(f"run {run} is not in an experiment this job may read")
+        return Forward(request.path, query=request.query)
+
+    async def _read_runs(self, request: TrackingRequest) -> Verdict:
+        runs = [value for key, value in request.query if key == "run_ids"]
+        if not runs:
+            return invalid("run_ids is required")
+        for run in runs:
+            if not await self._readable_run(run):
+                return denied(f"run {run} is not in an experiment this job may read")
+        return Forward(request.path, query=request.query)
+
+    async def _read_experiment(self, request: TrackingRequest) -> Verdict:
+        experiment = _single(request.query, "experiment_id")
+        if isinstance(experiment, Refusal):
+            return experiment
+        if experiment not in self.scope.readable_experiments:
+            return denied(f"experiment {experiment} is not one this job may read")
+        return Forward(request.path, query=request.query)
+
+    async def _read_experiment_by_name(self, request: TrackingRequest) -> Verdict:
+        name = _single(request.query, "experiment_name")
+        if isinstance(name, Refusal):
+            return name
+        if name is None or await self.lookup.experiment_id_by_name(name) not in (
+            self.scope.readable_experiments
+        ):
+            return denied(f"experiment {name!r} is not one this job may read")
+        return Forward(request.path, query=request.query)
+
+    async def _search_in_readable(self, request: TrackingRequest) -> Verdict:
+        body = request.body or {}
+        experiments = body.get("experiment_ids")
+        if not isinstance(experiments, list) or not experiments:
+            return denied("a search must name the experiments it reads (experiment_ids)")
+        outside = [e for e in experiments if e not in self.scope.readable_experiments]
+        if outside:
+            return denied(f"experiments {outside} are not ones this job may read")
+        return Forward(request.path, body=body)
+
+    async def _forward_query(self, request: TrackingRequest) -> Verdict:
+        return Forward(request.path, query=request.query)
+
+    async def _forward_body(self, request: TrackingRequest) -> Verdict:
+        return Forward(request.path, body=request.body or {})
