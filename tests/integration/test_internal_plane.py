@@ -3,12 +3,26 @@ to a worker holding its own token, claiming for itself."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 
 import httpx
+from pydantic import BaseModel
 
 from tests.fixtures.stack import Stack
+from tests.integration.helpers import (
+    create_queue,
+    job_target,
+    submit,
+    unique,
+    wait_for_end,
+    wait_until,
+)
+from theodolite import topology
+from theodolite.broker import Broker
 from theodolite.devstack.services import worker_env
+from theodolite.events import Envelope, JobLog, JobSucceeded, make_event
+from theodolite.signing import SigningKey, worker_signer
 
 
 def _claim(url: str, worker_id: str, headers: dict[str, str]) -> httpx.Response:
@@ -57,3 +71,62 @@ def test_the_stack_gives_each_worker_the_internal_listener_and_its_own_token(
     worker_id = env["THEODOLITE_WORKER_WORKER_ID"]
     assert env["THEODOLITE_WORKER_TOKEN"] == stack.config.worker_token(worker_id)
     assert stack.config.api_internal_port != stack.config.api_port
+
+
+async def _publish(broker_url: str, key: SigningKey | None, *events: Envelope) -> None:
+    async with Broker(broker_url, client_name="forger", signing_key=key) as broker:
+        for event in events:
+            await broker.publish(topology.EVENTS_EXCHANGE.name, event.type.value, event)
+
+
+def test_only_the_claim_holders_signed_events_change_a_job(
+    stack: Stack, api: httpx.Client, scripted_archive: bytes
+) -> None:
+    """As someone holding the broker's URL would try it: a job.succeeded with attempt 7 that
+    nobody signed, and events signed by a worker that does not hold the claim. None changes the
+    job; the claim holder's own events then do."""
+    config = stack.config
+    holder, other = unique("holder"), unique("other")
+    job = submit(api, **job_target(api, scripted_archive), params={}, queue=create_queue(api))
+    assert job.status_code == 202, job.text
+    job_id = uuid.UUID(job.json()["id"])
+    claim = httpx.post(
+        f"{config.api_internal_url}/internal/jobs/{job_id}/claim",
+        json={"attempt": 1, "worker_id": holder},
+        headers={
+            "Authorization": f"Bearer {config.worker_token(holder)}",
+            "Theodolite-Worker-Id": holder,
+        },
+        timeout=30,
+    )
+    assert claim.status_code == 200 and claim.json()["claimed"], claim.text
+
+    def event(payload: BaseModel, seq: int, attempt: int = 1) -> Envelope:
+        return make_event(payload, producer=holder, job_id=job_id, attempt=attempt, seq=seq)
+
+    def key_of(worker_id: str) -> SigningKey:
+        return SigningKey(worker_signer(worker_id), config.worker_token(worker_id).encode())
+
+    forged = JobSucceeded(mlflow_run_id="forged", exit_code=0)
+    asyncio.run(_publish(config.broker_url, None, event(forged, 7, attempt=7)))
+    asyncio.run(_publish(config.broker_url, None, event(JobLog(lines=["unsigned"]), 1)))
+    asyncio.run(
+        _publish(
+            config.broker_url,
+            key_of(other),
+            event(JobLog(lines=["not the holder"]), 1),
+            event(forged, 2),
+        )
+    )
+    # The holder's own line comes after the forgeries on the same queue: once it is recorded,
+    # they were all looked at.
+    asyncio.run(_publish(config.broker_url, key_of(holder), event(JobLog(lines=["mine"]), 1)))
+    wait_until(lambda: "mine" in api.get(f"/jobs/{job_id}/logs").text, what="the holder's line")
+    logs = api.get(f"/jobs/{job_id}/logs").text
+    assert "unsigned" not in logs and "not the holder" not in logs
+    state = api.get(f"/jobs/{job_id}").json()
+    assert (state["status"], state["attempt"], state["mlflow_run_id"]) == ("running", 1, None)
+
+    done = JobSucceeded(mlflow_run_id="real", exit_code=0)
+    asyncio.run(_publish(config.broker_url, key_of(holder), event(done, 2)))
+    assert wait_for_end(api, str(job_id), timeout_s=30)["status"] == "succeeded"

@@ -4,7 +4,6 @@ either of two api replicas."""
 from __future__ import annotations
 
 import json
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -15,7 +14,7 @@ import httpx
 import pytest
 
 from tests.fixtures.archives import make_tar, mlproject
-from tests.fixtures.stack import Stack
+from tests.fixtures.stack import Stack, api_replica
 from tests.integration.helpers import TERMINAL, create_experiment, submit, upload_ok, wait_for_end
 
 SLOW_PROJECT = mlproject(
@@ -93,28 +92,8 @@ def _key(event_id: str) -> tuple[int, ...]:
 @pytest.fixture(scope="module")
 def second_api(stack: Stack) -> Iterator[str]:
     """Another api replica on the same database and broker."""
-    from theodolite.devstack import (
-        api_env,
-        free_ports,
-        http_ok,
-        start_process,
-        stop_process,
-        wait_until,
-    )
-
-    port, internal_port = free_ports(2)
-    name = "api-replica-2"
-    start_process(
-        stack.config,
-        name,
-        [sys.executable, "-m", "theodolite_api"],
-        api_env(stack.config, port, internal_port),
-    )
-    try:
-        wait_until(stack.config, name, http_ok(f"http://127.0.0.1:{port}/readyz"), 60)
-        yield f"http://127.0.0.1:{port}/api/v1"
-    finally:
-        stop_process(stack.config, name)
+    with api_replica(stack, "api-replica-2") as url:
+        yield url
 
 
 @pytest.fixture

@@ -4,12 +4,15 @@ store and clients; ``create_internal_app(public)``, the workers' listener, on th
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 
 import httpx
 from fastapi import FastAPI
+from tenacity import AsyncRetrying, before_sleep_log, wait_exponential
 
 from theodolite import topology
 from theodolite.archives import ArchiveLimits
@@ -62,9 +65,42 @@ async def _declare_topology(state: AppState) -> None:
         topology.API_EVENTS_BINDINGS,
         retired_bindings=topology.API_EVENTS_RETIRED_BINDINGS,
     )
+
+
+async def _declare_job_queues(state: AppState) -> None:
+    """Every job queue the database names, declared again (after a broker lost them). In the
+    background: a broker slow with many quorum queues must not hold the api's readiness, and
+    nothing is lost meanwhile, since a job whose queue is not back yet stays in the outbox (its
+    publish is mandatory) and the relay sends it once the queue exists."""
     async with state.sessions() as session:
-        for queue in await queue_repo.all_queues(session=session):
-            await state.broker.declare_job_queue(queue.name)
+        names = [queue.name for queue in await queue_repo.all_queues(session=session)]
+    started = time.monotonic()
+    for name in names:
+        # Until it works (the broker may be restarting): the api is up meanwhile.
+        async for attempt in AsyncRetrying(
+            wait=wait_exponential(multiplier=0.5, max=30),
+            before_sleep=before_sleep_log(log, logging.WARNING),
+        ):
+            with attempt:
+                await state.broker.declare_job_queue(name)
+    log.info("%d job queues declared in %.1f s", len(names), time.monotonic() - started)
+
+
+@asynccontextmanager
+async def _declaring_job_queues(state: AppState) -> AsyncIterator[None]:
+    task = asyncio.create_task(_declare_job_queues(state), name="declare job queues")
+    task.add_done_callback(_log_failure)
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+def _log_failure(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("declaring the job queues failed", exc_info=task.exception())
 
 
 @asynccontextmanager
@@ -100,6 +136,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             oidc=OidcVerifier(settings.auth.oidc) if settings.auth.oidc.issuer else None,
         )
         await _declare_topology(state)
+        await stack.enter_async_context(_declaring_job_queues(state))
         # Loops first, consumers after: a consumer's commit wakes the relay.
         await stack.enter_async_context(state.relay)
         await stack.enter_async_context(
