@@ -113,10 +113,14 @@ def bwrap_command(
         command += ["--setenv", name, value]
     command += mount_arguments(policy)
     command += ["--chdir", str(policy.work_dir), "--"]
-    memory_in_cgroup = cgroup is not None and cgroup.limits_memory
+    values = rlimits_for(
+        policy.limits,
+        memory_in_cgroup=cgroup is not None and cgroup.limits_memory,
+        processes_in_cgroup=cgroup is not None and cgroup.limits_processes,
+    )
     command += [
         _tool("prlimit"),
-        *prlimit_arguments(rlimits_for(policy.limits, memory_in_cgroup=memory_in_cgroup)),
+        *prlimit_arguments(values),
     ]
     command += ["--", _tool("setpriv"), f"--reuid={policy.uid}", f"--regid={policy.gid}"]
     command += ["--clear-groups", "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs"]

@@ -197,7 +197,7 @@ class JobCgroup:
                 return Breach.PROCESSES
         used = self.cpu_seconds()
         if used is not None and self.limits.cpu_seconds is not None:
-            if used > self.limits.cpu_seconds:
+            if used >= self.limits.cpu_seconds:  # RLIMIT_CPU kills at the limit itself
                 return Breach.CPU
         return None
 

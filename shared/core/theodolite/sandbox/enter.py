@@ -49,7 +49,8 @@ STAGE = "/tmp"
 RELAYED_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 # pid 1 of a PID namespace ignores signals it has no handler for: these end it as they would
 # any process (exit status 128 + signal number), unless the job installs handlers of its own.
-ENDING_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+# SIGXCPU too (the soft CPU limit), so its exit status names the breach (limits.breach_of_exit).
+ENDING_SIGNALS = (signal.SIGTERM, signal.SIGHUP, signal.SIGXCPU)
 
 
 class SandboxEntryFailed(RuntimeError):
@@ -168,8 +169,8 @@ def loopback_up() -> None:
         fcntl.ioctl(sock, SIOCSIFFLAGS, request)
 
 
-def _become(policy: SandboxPolicy, *, memory_in_cgroup: bool) -> None:
-    apply_rlimits(rlimits_for(policy.limits, memory_in_cgroup=memory_in_cgroup))
+def _become(policy: SandboxPolicy, rlimits: dict[int, int]) -> None:
+    apply_rlimits(rlimits)
     os.setgroups([])
     os.setresgid(policy.gid, policy.gid, policy.gid)
     os.setresuid(policy.uid, policy.uid, policy.uid)  # from root to a uid: every capability gone
@@ -193,7 +194,8 @@ def _relay(child: int) -> None:
             continue
     if os.WIFSIGNALED(status):
         ended_by = os.WTERMSIG(status)
-        signal.signal(ended_by, signal.SIG_DFL)
+        if ended_by not in (signal.SIGKILL, signal.SIGSTOP):  # those two have no handler
+            signal.signal(ended_by, signal.SIG_DFL)
         os.kill(os.getpid(), ended_by)
     os._exit(os.waitstatus_to_exitcode(status) if os.WIFEXITED(status) else 1)
 
@@ -228,7 +230,12 @@ def enter_sandbox(policy: SandboxPolicy, *, cgroup: JobCgroup | None = None) -> 
         previous_umask = os.umask(0o022)
         _build_root(policy)
         os.umask(previous_umask)
-        _become(policy, memory_in_cgroup=cgroup is not None and cgroup.limits_memory)
+        values = rlimits_for(
+            policy.limits,
+            memory_in_cgroup=cgroup is not None and cgroup.limits_memory,
+            processes_in_cgroup=cgroup is not None and cgroup.limits_processes,
+        )
+        _become(policy, values)
     except BaseException as error:  # never run the job half-contained
         os.write(2, f"sandbox: {error}\n".encode())
         os._exit(125)

@@ -8,6 +8,7 @@ field (None) means no limit of that kind.
 from __future__ import annotations
 
 import re
+import signal
 from collections.abc import Mapping
 from enum import StrEnum
 from typing import Annotated, Any
@@ -141,6 +142,18 @@ _WORDS = {
     Breach.FILE_SIZE: "file size limit {} exceeded",
     Breach.DISK: "disk limit {} exceeded (the job's folder)",
 }
+
+
+# Signals the kernel sends at an rlimit (a process left to their default action dies of them).
+_SIGNAL_BREACHES = {signal.SIGXCPU: Breach.CPU, signal.SIGXFSZ: Breach.FILE_SIZE}
+
+
+def breach_of_exit(code: int) -> Breach | None:
+    """The rlimit an exit status shows: killed by SIGXCPU or SIGXFSZ (``-24`` as subprocess
+    and multiprocessing report it) or exited ``128 + signal`` (a shell, bwrap, or pid 1 of an
+    `enter_sandbox` namespace, which turns those signals into that exit status)."""
+    number = -code if code < 0 else code - 128 if code > 128 else 0
+    return _SIGNAL_BREACHES.get(signal.Signals(number)) if number in set(_SIGNAL_BREACHES) else None
 
 
 def _shown(field: str, value: int) -> str:

@@ -39,11 +39,21 @@ PRLIMIT_OPTION = {
 }
 
 
-def rlimits_for(limits: _Limits, *, memory_in_cgroup: bool) -> dict[int, int]:
+# Where a pids cgroup counts the sandbox's processes, RLIMIT_NPROC stays this far above it as a
+# backstop: the kernel checks the rlimit first, and only the cgroup records that it refused.
+NPROC_MARGIN = 8
+
+
+def rlimits_for(
+    limits: _Limits, *, memory_in_cgroup: bool, processes_in_cgroup: bool = False
+) -> dict[int, int]:
     """resource -> value (soft and hard alike) for one sandbox; core dumps always off."""
+    processes = limits.processes
+    if processes is not None and processes_in_cgroup:
+        processes += NPROC_MARGIN
     wanted: dict[int, int | None] = {
         resource.RLIMIT_CPU: limits.cpu_seconds,
-        resource.RLIMIT_NPROC: limits.processes,
+        resource.RLIMIT_NPROC: processes,
         resource.RLIMIT_NOFILE: limits.open_files,
         resource.RLIMIT_FSIZE: limits.file_size_bytes,
         resource.RLIMIT_AS: None if memory_in_cgroup else limits.memory_bytes,
@@ -52,12 +62,23 @@ def rlimits_for(limits: _Limits, *, memory_in_cgroup: bool) -> dict[int, int]:
     return {kind: value for kind, value in wanted.items() if value is not None}
 
 
+def _soft_and_hard(kind: int, value: int) -> tuple[int, int]:
+    # At the soft CPU limit the kernel sends SIGXCPU, which names the breach; SIGKILL follows
+    # a second later for a process that ignores it.
+    return (value, value + 1) if kind == resource.RLIMIT_CPU else (value, value)
+
+
 def apply_rlimits(values: dict[int, int]) -> None:
     """Set each limit in this process (inherited by what it starts)."""
     for kind, value in values.items():
-        resource.setrlimit(kind, (value, value))
+        resource.setrlimit(kind, _soft_and_hard(kind, value))
 
 
 def prlimit_arguments(values: dict[int, int]) -> list[str]:
-    """The same limits as prlimit(1) options (``--cpu=60:60``)."""
-    return [f"{PRLIMIT_OPTION[kind]}={value}:{value}" for kind, value in values.items()]
+    """The same limits as prlimit(1) options (``--cpu=60:61``)."""
+    return [
+        f"{PRLIMIT_OPTION[kind]}={soft}:{hard}"
+        for kind, (soft, hard) in (
+            (kind, _soft_and_hard(kind, value)) for kind, value in values.items()
+        )
+    ]
