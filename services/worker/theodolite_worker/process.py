@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
 import signal
 from abc import ABC, abstractmethod
@@ -79,6 +80,6 @@ async def start_bash(command: str, *, cwd: Path, env: dict[str, str]) -> JobProc
         stderr=asyncio.subprocess.STDOUT,
         start_new_session=True,
         # bash execs a single simple command, which keeps this: the job dies with the worker.
-        preexec_fn=die_with_parent,
+        preexec_fn=functools.partial(die_with_parent, os.getpid()),
     )
     return BashProcess(process)

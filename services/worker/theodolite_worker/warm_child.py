@@ -18,8 +18,6 @@ import traceback
 from multiprocessing.connection import Connection
 from typing import Literal, NamedTuple
 
-from theodolite_worker.orphans import die_with_parent
-
 # The streams replaced in the child, kept so that nothing closes fds 1 and 2 behind our back.
 _replaced_streams: list[object] = []
 
@@ -131,8 +129,9 @@ def _finish(code: int) -> None:
 
 def run_job(command: WarmCommand, cwd: str, env: dict[str, str], output: Connection) -> None:
     """The warm child's entry point; never returns."""
+    # It dies with the forkserver (which dies with the worker) from the fork on: set by
+    # ``warm_server_init``'s fork hook, before this is even unpickled.
     os.setpgid(0, 0)  # its own process group: killing the group spares the forkserver
-    die_with_parent()  # the forkserver ends with the worker: so does the job
     code = 1
     try:
         _redirect_output(output)

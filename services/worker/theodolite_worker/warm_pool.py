@@ -172,13 +172,24 @@ class WarmPool:
         self.preloaded: list[str] = []
         self.skipped: list[str] = []
         self.startup_s: float | None = None
+        self._began = 0.0
+        self._wanted: list[str] = []
 
     @property
     def ready(self) -> bool:
         return self._ready
 
     def start(self) -> bool:
-        """Start the forkserver and wait until it is warm; False (logged) when it cannot."""
+        """Start the forkserver and wait until it is warm; False (logged) when it cannot.
+
+        The forkserver dies with the thread that calls this (the kernel's parent-death signal
+        follows the forking thread): call it from one that lives as long as the pool, or call
+        ``launch`` there and ``warm_up`` from any thread.
+        """
+        return self.launch() and self.warm_up()
+
+    def launch(self) -> bool:
+        """Start the forkserver (quick: it imports in the background); False when it cannot."""
         global _owner
         with self._lock, _owner_lock:
             if self._closing:
@@ -186,29 +197,41 @@ class WarmPool:
             if _owner is not None:
                 raise RuntimeError("a warm pool is already started in this process")
             _owner = self
-        return self._warm_up()
+        return self._launch()
 
-    def _warm_up(self, probe_timeout_s: float = 600.0) -> bool:
-        began = time.monotonic()
-        wanted = [name for name in self._preload if _installed(name)]
+    def _launch(self) -> bool:
+        self._began = time.monotonic()
+        self._wanted = [name for name in self._preload if _installed(name)]
         try:
             with self._lock:
                 if self._closing:
                     return False
-                self._context.set_forkserver_preload([*SERVER_MODULES, *wanted])
+                self._context.set_forkserver_preload([*SERVER_MODULES, *self._wanted])
                 multiprocessing.forkserver.ensure_running()
-            loaded = self._probe(wanted, probe_timeout_s)
         except Exception as exc:
-            if not self._closing:
-                log.warning("warm pool could not start (%r): jobs run in new interpreters", exc)
-            self.shutdown()
+            self._failed(exc)
+            return False
+        return True
+
+    def _failed(self, exc: Exception) -> None:
+        if not self._closing:
+            log.warning("warm pool could not start (%r): jobs run in new interpreters", exc)
+        self.shutdown()
+
+    def warm_up(self, probe_timeout_s: float = 600.0) -> bool:
+        """Wait until the launched forkserver has imported everything (seconds); False when
+        it failed (logged)."""
+        try:
+            loaded = self._probe(self._wanted, probe_timeout_s)
+        except Exception as exc:
+            self._failed(exc)
             return False
         with self._lock:
             if self._closing:
                 return False
             self.preloaded = loaded
             self.skipped = [name for name in self._preload if name not in loaded]
-            self.startup_s = time.monotonic() - began
+            self.startup_s = time.monotonic() - self._began
             self._ready = True
         log.info(
             "warm pool ready in %.1f s: preloaded %s; skipped (not installed or failed) %s",
@@ -249,7 +272,10 @@ class WarmPool:
             # multiprocessing would start a new one right here, blocking for the imports.
             log.warning("the warm pool's forkserver died: restarting it, jobs run cold meanwhile")
             self._ready = False
-            threading.Thread(target=self._warm_up, name="warm-pool-restart", daemon=True).start()
+            # Launched here, on the loop's thread, which lives as long as the worker: the new
+            # forkserver dies with it (see ``start``). Only the wait goes to a thread.
+            if self._launch():
+                threading.Thread(target=self.warm_up, name="warm-pool-restart", daemon=True).start()
             return None
         try:
             return await WarmProcess.start(self._context, parsed, cwd=cwd, env=env)
@@ -259,7 +285,7 @@ class WarmPool:
             return None
 
     def shutdown(self) -> None:
-        """Stop the forkserver (jobs started from it live on in their own groups)."""
+        """Stop the forkserver (jobs started from it die with it)."""
         global _owner
         with self._lock:
             self._closing = True
@@ -280,13 +306,15 @@ class WarmPool:
 async def running_warm_pool(preload: Sequence[str]) -> AsyncIterator[WarmPool]:
     """A pool warming up in the background (jobs that come before it is warm run cold)."""
     pool = WarmPool(preload)
-    # It takes the environment as it is now (Prefect reads its settings at import).
-    starting = asyncio.ensure_future(asyncio.to_thread(pool.start))
+    # It takes the environment as it is now (Prefect reads its settings at import). Launched on
+    # the loop's thread, so that the forkserver dies with the worker (see ``WarmPool.start``).
+    starting = asyncio.ensure_future(asyncio.to_thread(pool.warm_up)) if pool.launch() else None
     try:
         yield pool
     finally:
         await asyncio.to_thread(pool.shutdown)
-        try:
-            await starting
-        except Exception:
-            log.warning("the warm pool failed to start", exc_info=True)
+        if starting is not None:
+            try:
+                await starting
+            except Exception:
+                log.warning("the warm pool failed to start", exc_info=True)
