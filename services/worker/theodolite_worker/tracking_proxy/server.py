@@ -103,7 +103,7 @@ class _Handler:
         self.rules = rules
         self.upstream = upstream
 
-    async def __call__(self, request: web.Request) -> web.StreamResponse:
+    async def handle(self, request: web.Request) -> web.StreamResponse:
         path = unquote(request.raw_path.split("?", 1)[0])
         query = tuple(parse_qsl(request.query_string, keep_blank_values=True))
         body: dict[str, Any] | None = None
@@ -213,7 +213,7 @@ async def job_tracking_proxy(
         scope = await tracking.job_scope(run_id, experiment_id, frozenset(readable_experiments))
         rules = TrackingRules(scope, tracking)
         app = web.Application(client_max_size=MAX_JSON_BODY)
-        app.router.add_route("*", "/{tail:.*}", _Handler(rules, tracking))
+        app.router.add_route("*", "/{tail:.*}", _Handler(rules, tracking).handle)
         runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await runner.setup()
         try:
