@@ -142,6 +142,9 @@ class WorkerHeartbeat(BaseModel):
     started_at: datetime
     stopping: bool = False
     running_jobs: list[uuid.UUID] = Field(default_factory=list)
+    # What this worker's job sandboxes enforce on its host (kind -> how, or "no: why"), as
+    # ``theodolite.sandbox.probe.Isolation.enforced`` says; None from workers that predate it.
+    isolation: dict[str, str] | None = None
 
 
 class WorkerPlugins(BaseModel):
