@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import os
 import socket
+from collections.abc import Callable
 from pathlib import Path
+from typing import Annotated, Any
 
-from pydantic import Field, SecretStr
+from pydantic import BeforeValidator, Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
+from theodolite.sandbox.limits import SandboxLimits
 from theodolite.settings import ArchiveLimitSettings, CommonSettings
 
 # What entry points import, imported once by the warm pool (those that are installed).
@@ -25,6 +28,41 @@ DEFAULT_WARM_PRELOAD = (
     "theodolite.cli",
     "theodolite.graphs.command",
 )
+
+
+# What a job may use unless it asks for other limits (within the maxima below).
+DEFAULT_JOB_LIMITS = SandboxLimits.model_validate(
+    {
+        "memory_bytes": "4 GiB",
+        "cpu_seconds": 4 * 3600,
+        "processes": 1024,  # threads count too (torch starts one per core)
+        "open_files": 4096,
+        "file_size_bytes": "16 GiB",
+        "disk_bytes": "32 GiB",
+    }
+)
+# The most a job of this worker's queue may ask for.
+DEFAULT_MAX_LIMITS = SandboxLimits.model_validate(
+    {
+        "memory_bytes": "32 GiB",
+        "cpu_seconds": 7 * 24 * 3600,
+        "processes": 8192,
+        "open_files": 65536,
+        "file_size_bytes": "256 GiB",
+        "disk_bytes": "512 GiB",
+    }
+)
+
+
+def _over_defaults(defaults: SandboxLimits) -> Callable[[Any], Any]:
+    """A setting names only the limits it changes (``null`` removes one): the rest stay."""
+
+    def merge(value: Any) -> Any:
+        if isinstance(value, dict):
+            return defaults.with_overrides(value)
+        return value
+
+    return merge
 
 
 def _default_worker_id() -> str:
@@ -76,3 +114,44 @@ class WorkerSettings(CommonSettings):
         description="Modules the warm pool imports once (those not installed are skipped).",
     )
     archive_limits: ArchiveLimitSettings = Field(default_factory=ArchiveLimitSettings)
+    sandbox: bool = Field(
+        True,
+        description="Run every job in a sandbox of its own: own uid, private mounts (its folder "
+        "writable; interpreter, site-packages and caches read-only), PID and network namespaces, "
+        "limits. Off only for development on a host that has no namespaces.",
+    )
+    accept_weak_isolation: bool = Field(
+        False,
+        description="Start even where the host allows no namespaces (jobs then run without a "
+        "sandbox, with the allow-listed environment and what cgroups and rlimits allow); the "
+        "worker logs loudly what is missing. Without it the worker refuses to start there.",
+    )
+    job_limits: Annotated[SandboxLimits, BeforeValidator(_over_defaults(DEFAULT_JOB_LIMITS))] = (
+        Field(
+            default_factory=lambda: DEFAULT_JOB_LIMITS,
+            description="Limits of a job that asks for none of its own (JSON; sizes as '4 GiB').",
+        )
+    )
+    max_limits: Annotated[SandboxLimits, BeforeValidator(_over_defaults(DEFAULT_MAX_LIMITS))] = (
+        Field(
+            default_factory=lambda: DEFAULT_MAX_LIMITS,
+            description="The most a job of this worker's queue may ask for; a job's own limits are "
+            "clamped to these.",
+        )
+    )
+    sandbox_uid_base: int = Field(
+        100_000,
+        gt=0,
+        description="Jobs run as uid (and gid) base + slot: one uid per running job, never the "
+        "worker's. Replicas on one host should take ranges that do not overlap.",
+    )
+    disk_poll_interval_s: float = Field(
+        2.0, gt=0, description="Seconds between checks of a running job's folder size."
+    )
+    limits_poll_interval_s: float = Field(
+        0.5, gt=0, description="Seconds between checks of a running job's cgroup for a breach."
+    )
+    job_proxies: dict[str, str] = Field(
+        default_factory=dict,
+        description="Proxy settings jobs get (HTTP_PROXY, HTTPS_PROXY, NO_PROXY, ALL_PROXY).",
+    )
