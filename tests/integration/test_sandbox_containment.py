@@ -163,14 +163,17 @@ def sandbox(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> 
 
 
 def _processes_of(uid: int) -> list[int]:
+    """Live processes of a uid (a zombie waiting for the host's init to reap it runs nothing)."""
     found = []
     for name in os.listdir("/proc"):
         if name.isdigit():
             try:
-                if os.stat(f"/proc/{name}").st_uid == uid:
-                    found.append(int(name))
-            except FileNotFoundError:
+                status = Path(f"/proc/{name}/status").read_text()
+            except (FileNotFoundError, ProcessLookupError):
                 continue
+            fields = dict(line.split(":\t", 1) for line in status.splitlines() if ":\t" in line)
+            if fields["Uid"].split()[0] == str(uid) and not fields["State"].startswith("Z"):
+                found.append(int(name))
     return found
 
 
@@ -352,3 +355,75 @@ def test_a_loop_past_its_cpu_time_is_killed(sandbox: Sandbox) -> None:
     assert breach_of_exit(outcome.status) is Breach.CPU, outcome.output
     assert "finished" not in outcome.output
     assert outcome.breach is Breach.CPU
+
+
+def test_every_job_process_dies_with_its_worker_however_the_worker_dies(sandbox: Sandbox) -> None:
+    policy, cgroup = sandbox.policy(_limits(processes=64, memory_bytes="1 GiB"))
+    ticks = policy.work_dir / "ticks"
+    snippet = textwrap.dedent(
+        """
+        import os, time
+        if os.fork() == 0:
+            os.setsid()  # a child of its own session: no process-group kill reaches it
+        while True:
+            with open("ticks", "a") as ticks:
+                ticks.write(".")
+            time.sleep(0.05)
+        """
+    )
+    worker = os.fork()
+    if worker == 0:  # a stand-in worker in a session of its own, like the warm pool's forkserver
+        try:
+            os.setsid()
+            BACKENDS[sandbox.backend](policy, snippet, cgroup, 60)
+        finally:
+            os._exit(0)
+    try:
+        deadline = time.monotonic() + 20
+        while not ticks.exists() or ticks.stat().st_size < 10:
+            assert time.monotonic() < deadline, "the job never started"
+            time.sleep(0.05)
+        os.kill(worker, 9)
+        os.waitpid(worker, 0)
+        time.sleep(0.5)
+        written = ticks.stat().st_size
+        time.sleep(1.0)
+        assert ticks.stat().st_size == written, "a job process wrote after its worker died"
+        assert _processes_of(policy.uid) == []
+        assert cgroup.pids() == set()
+    finally:
+        cgroup.remove()
+
+
+def test_kill_all_empties_a_cgroup_a_fork_bomb_keeps_filling(sandbox: Sandbox) -> None:
+    policy, cgroup = sandbox.policy(_limits(processes=200, memory_bytes="1 GiB"))
+    snippet = textwrap.dedent(
+        """
+        import os, time
+        open("started", "w").close()
+        while True:
+            try:
+                if os.fork() == 0:
+                    time.sleep(0.01)
+            except OSError:
+                time.sleep(0.01)
+        """
+    )
+    worker = os.fork()
+    if worker == 0:
+        try:
+            BACKENDS[sandbox.backend](policy, snippet, cgroup, 60)
+        finally:
+            os._exit(0)
+    try:
+        deadline = time.monotonic() + 20
+        while not (policy.work_dir / "started").exists():
+            assert time.monotonic() < deadline, "the job never started"
+            time.sleep(0.05)
+        time.sleep(0.3)
+        assert len(cgroup.pids()) > 1
+        assert cgroup.kill_all()
+        assert cgroup.pids() == set()
+        os.waitpid(worker, 0)
+    finally:
+        cgroup.remove()

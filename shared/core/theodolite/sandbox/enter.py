@@ -18,6 +18,7 @@ import ctypes
 import fcntl
 import os
 import platform
+import select
 import signal
 import socket
 import struct
@@ -81,10 +82,16 @@ def _bytes(text: str | None) -> bytes | None:
     return text.encode() if text else None
 
 
-def _die_with_parent() -> None:
+def _die_with_parent(parent_alive: int | None = None) -> None:
+    """SIGKILL when the parent dies. A change of uid clears this, so pid 1 sets it again after
+    becoming the sandbox's uid; it cannot see its parent's pid, so ``parent_alive`` (the read
+    end of a pipe the parent holds open) tells whether the parent died before the prctl."""
     parent = os.getppid()
     _call("prctl", PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    if os.getppid() != parent:  # the parent died before the prctl took
+    if parent_alive is not None:
+        if select.select([parent_alive], [], [], 0)[0]:  # readable: end of file, parent gone
+            os._exit(137)
+    elif os.getppid() != parent:
         os._exit(137)
 
 
@@ -216,11 +223,14 @@ def enter_sandbox(policy: SandboxPolicy, *, cgroup: JobCgroup | None = None) -> 
     _die_with_parent()
     flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWCGROUP
     _call("unshare", flags | (0 if policy.network else CLONE_NEWNET))
+    relay_alive, relay_holds = os.pipe()  # the relay keeps the write end open until it exits
     child = os.fork()
     if child != 0:
+        os.close(relay_alive)
         _relay(child)
+    os.close(relay_holds)
     try:
-        _die_with_parent()
+        _die_with_parent(relay_alive)
         for number in ENDING_SIGNALS:
             signal.signal(number, _end_on_signal)
         name = policy.hostname.encode()
@@ -236,6 +246,8 @@ def enter_sandbox(policy: SandboxPolicy, *, cgroup: JobCgroup | None = None) -> 
             processes_in_cgroup=cgroup is not None and cgroup.limits_processes,
         )
         _become(policy, values)
+        _die_with_parent(relay_alive)
+        os.close(relay_alive)
     except BaseException as error:  # never run the job half-contained
         os.write(2, f"sandbox: {error}\n".encode())
         os._exit(125)
