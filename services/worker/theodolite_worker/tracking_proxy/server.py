@@ -141,6 +141,8 @@ class _Handler:
             data = json.dumps(verdict.body or {}).encode()
             headers["Content-Type"] = "application/json"
             headers.pop("Content-Length", None)
+        if verdict.records_logged_model:
+            headers["Accept-Encoding"] = "identity"  # the proxy reads this answer itself
         async with self.upstream.session.request(
             request.method,
             self.upstream.url(verdict.path),
@@ -151,7 +153,12 @@ class _Handler:
             if verdict.records_logged_model:
                 content = await answer.read()
                 if answer.status == 200:
-                    self.rules.owned.remember(json.loads(content))
+                    try:
+                        self.rules.owned.remember(json.loads(content))
+                    except ValueError:
+                        log.warning(
+                            "run %s: a logged model answer not JSON", self.rules.scope.run_id
+                        )
                 return web.Response(
                     body=content,
                     status=answer.status,
@@ -214,7 +221,8 @@ async def job_tracking_proxy(
         rules = TrackingRules(scope, tracking)
         app = web.Application(client_max_size=MAX_JSON_BODY)
         app.router.add_route("*", "/{tail:.*}", _Handler(rules, tracking).handle)
-        runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        # A job killed mid-upload leaves a request open: the worker does not wait long for it.
+        runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=2.0)
         await runner.setup()
         try:
             await web.UnixSite(runner, str(socket_path)).start()

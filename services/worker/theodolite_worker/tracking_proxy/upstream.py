@@ -48,7 +48,9 @@ class Upstream:
     async def _get(self, path: str, **params: str) -> Any | None:
         """MLflow's JSON answer to a GET, or ``None`` when it answered an error."""
         try:
-            async with self.session.get(self.url(path), params=params) as response:
+            async with self.session.get(
+                self.url(path), params=params, headers={"Accept-Encoding": "identity"}
+            ) as response:
                 if response.status != 200:
                     return None
                 return await response.json(content_type=None)
