@@ -22,6 +22,8 @@ from mlflow.entities import Metric, Param, RunTag
 from mlflow.exceptions import MlflowException
 
 from tests.fixtures.mlflow_server import mlflow_server
+from theodolite.sandbox.bwrap import bwrap_command
+from theodolite.sandbox.policy import SandboxPolicy, interpreter_paths
 from theodolite_worker.tracking_proxy.forward import start_forwarder
 from theodolite_worker.tracking_proxy.server import TrackingProxy, job_tracking_proxy
 
@@ -264,4 +266,62 @@ async def test_a_cold_job_logs_through_the_wrapper_which_returns_its_exit_status
     assert code == 3, output
     assert "refused PERMISSION_DENIED" in output
     assert job.server.get_run(job.run_id).data.metrics == {"cold": 1.0}
+    assert "k" not in job.server.get_run(job.other_run_id).data.tags
+
+
+async def test_a_sandboxed_job_reaches_mlflow_only_through_its_proxy(
+    job: Job, tracking_server: str
+) -> None:
+    """The cold form in a real sandbox (bwrap: its own uid and network namespace, the job
+    folder bound): the proxy's socket is all it reaches, and it logs through it."""
+    job_dir = job.socket_path.parent.parent
+    job_dir.chmod(0o755)  # the sandbox's uid walks to its socket
+    script = (
+        "import os, sys, httpx, mlflow\n"
+        "from mlflow.exceptions import MlflowException\n"
+        "try:\n"
+        f"    httpx.get({tracking_server + '/health'!r}, timeout=5)\n"
+        "    print('reached MLflow directly')\n"
+        "except httpx.HTTPError as exc:\n"
+        "    print('no direct route:', type(exc).__name__)\n"
+        "client = mlflow.MlflowClient()\n"
+        "client.log_metric(os.environ['MLFLOW_RUN_ID'], 'sandboxed', 1.0)\n"
+        "try:\n"
+        f"    client.set_tag({job.other_run_id!r}, 'k', 'v')\n"
+        "except MlflowException as exc:\n"
+        "    print('refused', exc.error_code)\n"
+    )
+    policy = SandboxPolicy(
+        uid=200_999,
+        gid=200_999,
+        work_dir=job_dir,
+        read_only=interpreter_paths(),
+        env={
+            "PATH": "/usr/bin:/bin",
+            "HOME": str(job_dir),
+            "MLFLOW_RUN_ID": job.run_id,
+            "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",
+            "MLFLOW_DISABLE_TELEMETRY": "true",
+        },
+    )
+    wrapped = [
+        sys.executable,
+        "-m",
+        "theodolite_worker.tracking_proxy.forward",
+        "--socket",
+        str(job.socket_path),
+        "--",
+        sys.executable,
+        "-c",
+        script,
+    ]
+    process = await asyncio.create_subprocess_exec(
+        *bwrap_command(policy, wrapped),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    output = (await asyncio.wait_for(process.communicate(), timeout=240))[0].decode()
+    assert process.returncode == 0, output
+    assert "no direct route" in output and "refused PERMISSION_DENIED" in output, output
+    assert job.server.get_run(job.run_id).data.metrics == {"sandboxed": 1.0}
     assert "k" not in job.server.get_run(job.other_run_id).data.tags
