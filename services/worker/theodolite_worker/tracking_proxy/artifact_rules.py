@@ -9,6 +9,7 @@ artifacts`` (MLflow's layout below an experiment's artifact location).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from typing import Any
 
 from theodolite_worker.tracking_proxy.scope import (
     Forward,
@@ -16,6 +17,7 @@ from theodolite_worker.tracking_proxy.scope import (
     OwnedModels,
     Query,
     Verdict,
+    artifact_root,
     denied,
     invalid,
 )
@@ -54,6 +56,20 @@ def _writable(path: str, scope: JobScope, owned: OwnedModels) -> bool:
 def _readable(path: str, scope: JobScope, owned: OwnedModels) -> bool:
     roots = [scope.run_artifact_root, *owned.roots.values(), *scope.readable_artifact_roots]
     return _below(path, roots, inside=False)
+
+
+def own_model_source(source: Any, scope: JobScope, owned: OwnedModels) -> bool:
+    """A model version's ``source`` lies in the job's run or a logged model it created:
+    ``runs:/<own run>/...``, ``models:/<own model id>`` or an ``mlflow-artifacts:`` URI there."""
+    if not isinstance(source, str) or ".." in source.split("/"):
+        return False
+    if source == f"runs:/{scope.run_id}" or source.startswith(f"runs:/{scope.run_id}/"):
+        return True
+    if source.startswith("models:/"):
+        return owned.owns(source.removeprefix("models:/"))
+    root = artifact_root(source)
+    own_roots = [scope.run_artifact_root, *owned.roots.values()]
+    return root is not None and _below(root, own_roots, inside=False)
 
 
 def judge_artifacts(

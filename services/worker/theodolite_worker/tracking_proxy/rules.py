@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from theodolite_worker.tracking_proxy.artifact_rules import judge_artifacts
+from theodolite_worker.tracking_proxy.artifact_rules import judge_artifacts, own_model_source
 from theodolite_worker.tracking_proxy.scope import (
     Forward,
     JobScope,
@@ -23,7 +23,6 @@ from theodolite_worker.tracking_proxy.scope import (
     Query,
     Refusal,
     Verdict,
-    artifact_root,
     denied,
     invalid,
 )
@@ -222,7 +221,7 @@ class TrackingRules:
         model_id = body.get("model_id")
         if model_id not in (None, "") and not self.owned.owns(str(model_id)):
             return denied(f"logged model {model_id} was not created by this job")
-        if not self._own_source(body.get("source")):
+        if not own_model_source(body.get("source"), self.scope, self.owned):
             return denied("a model version's source must be the job's own run or logged model")
         name = body.get("name")
         if not isinstance(name, str) or not name or "'" in name:
@@ -233,20 +232,6 @@ class TrackingRules:
                     f"registered model {name!r} has versions from runs this job may not read"
                 )
         return Forward(request.path, body=body)
-
-    def _own_source(self, source: Any) -> bool:
-        if not isinstance(source, str) or ".." in source.split("/"):
-            return False
-        run = self.scope.run_id
-        if source.startswith(f"runs:/{run}/") or source == f"runs:/{run}":
-            return True
-        if source.startswith("models:/"):
-            return self.owned.owns(source.removeprefix("models:/"))
-        root = artifact_root(source)
-        own_roots = [self.scope.run_artifact_root, *self.owned.roots.values()]
-        return root is not None and any(
-            mine is not None and (root == mine or root.startswith(f"{mine}/")) for mine in own_roots
-        )
 
     # -- reads ----------------------------------------------------------------------------------
 
