@@ -52,6 +52,9 @@ def _pump(source: socket.socket, target: socket.socket) -> None:
 
 
 def _serve_connection(client: socket.socket, socket_path: str) -> None:
+    # Each piece is passed on as it comes: with Nagle's wait against the client's delayed ACK,
+    # an answer sent as headers then body would stall about 40 ms.
+    client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     upstream = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         upstream.connect(socket_path)

@@ -3,6 +3,7 @@ facts its rules need (a run's experiment, an experiment's artifact location) and
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import os
 from collections.abc import Mapping
@@ -89,27 +90,30 @@ class Upstream:
                 return runs
             page = {"page_token": token}
 
+    async def _experiment_root(self, experiment_id: str) -> str | None:
+        got = await self._get("/api/2.0/mlflow/experiments/get", experiment_id=experiment_id)
+        if got is None:
+            raise TrackingProxyError(f"MLflow has no experiment {experiment_id}")
+        return artifact_root(got.get("experiment", {}).get("artifact_location"))
+
     async def job_scope(
         self, run_id: str, experiment_id: str, readable_experiments: frozenset[str]
     ) -> JobScope:
-        """The scope of a job, with the artifact roots MLflow holds for its run and experiments;
-        refuses a run that is not in ``experiment_id``."""
-        found = await self._get("/api/2.0/mlflow/runs/get", run_id=run_id)
+        """The scope of a job, with the artifact roots MLflow holds for its run and experiments
+        (asked at once: this lies on the job's start); refuses a run not in ``experiment_id``."""
+        readable = readable_experiments | {experiment_id}
+        found, *roots = await asyncio.gather(
+            self._get("/api/2.0/mlflow/runs/get", run_id=run_id),
+            *(self._experiment_root(experiment) for experiment in sorted(readable)),
+        )
         info = (found or {}).get("run", {}).get("info", {})
         if info.get("experiment_id") != experiment_id:
             raise TrackingProxyError(f"MLflow has no run {run_id} in experiment {experiment_id}")
         self._run_experiments[run_id] = experiment_id
-        roots = []
-        for experiment in sorted(readable_experiments | {experiment_id}):
-            got = await self._get("/api/2.0/mlflow/experiments/get", experiment_id=experiment)
-            if got is None:
-                raise TrackingProxyError(f"MLflow has no experiment {experiment}")
-            if root := artifact_root(got.get("experiment", {}).get("artifact_location")):
-                roots.append(root)
         return JobScope(
             run_id=run_id,
             experiment_id=experiment_id,
-            readable_experiments=readable_experiments | {experiment_id},
+            readable_experiments=readable,
             run_artifact_root=artifact_root(info.get("artifact_uri")),
-            readable_artifact_roots=tuple(roots),
+            readable_artifact_roots=tuple(root for root in roots if root),
         )
