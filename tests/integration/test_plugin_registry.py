@@ -70,7 +70,7 @@ BAD_PLUGINS = {
             "tasks_source": "from theodolite.sdk import task\n\n@task\ndef f(x: int) -> int\n    return x\n"
         },
         "syntax",
-        "syntax error in tasks.py:4",
+        "_plugin/tasks.py:4",
     ),
     "import error": (
         {"tasks_source": "import no_such_module_anywhere\n"},

@@ -15,6 +15,7 @@ from theodolite.web.lifespan import open_broker, open_database
 from theodolite_registry.loops.bucket_reconciler import BucketReconciler
 from theodolite_registry.publishing import Publisher
 from theodolite_registry.routes import health, internal, plugins
+from theodolite_registry.sandboxing import ValidationSandbox
 from theodolite_registry.settings import RegistrySettings
 from theodolite_registry.state import RegistryState
 
@@ -30,7 +31,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         broker = await open_broker(stack, settings.broker, client_name="theodolite-plugin-registry")
         store = ObjectStore(settings.storage)
         await asyncio.to_thread(store.ensure_bucket, settings.storage.plugin_bucket)
-        publisher = Publisher(settings=settings, store=store, broker=broker)
+        sandbox = ValidationSandbox(accept_weak_isolation=settings.validation_accept_weak_isolation)
+        await asyncio.to_thread(sandbox.probe)  # logs what validations get, before any runs
+        publisher = Publisher(settings=settings, store=store, broker=broker, sandbox=sandbox)
         app.state.core = RegistryState(
             settings=settings, engine=engine, sessions=sessions, store=store, publisher=publisher
         )

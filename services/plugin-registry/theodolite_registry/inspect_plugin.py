@@ -1,5 +1,10 @@
-"""``python -m theodolite_registry.inspect_plugin ARCHIVE WORKDIR``: what the registry runs in a
-subprocess (time- and memory-limited) for each candidate plugin. Prints one JSON object.
+"""``python -I -B -m theodolite_registry.inspect_plugin --result-fd FD ARCHIVE WORKDIR``: what the
+registry runs in a sandbox (``validation``) for each candidate plugin.
+
+The result is one JSON object and a newline, written to file descriptor FD (a pipe the registry
+passed in) after the import and the task discovery finished, then FD is closed. Nothing on
+stdout counts: a plugin's import may print whatever it likes there. A plugin that ends the
+process during its import (``os._exit(0)``) leaves FD empty, which the registry rejects.
 
 A wheel is used as it is; a source archive with ``pyproject.toml`` is built into a wheel
 (``pip wheel --no-deps --no-build-isolation``). The wheel is unpacked, its
@@ -8,14 +13,13 @@ A wheel is used as it is; a source archive with ``pyproject.toml`` is built into
 
 from __future__ import annotations
 
-import configparser
+import argparse
 import inspect
 import json
+import os
 import subprocess
 import sys
-import traceback
 import zipfile
-from email.parser import Parser
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +27,8 @@ from theodolite.archives import ArchiveLimits, extract_archive, inspect_archive
 from theodolite.problems import ProblemsError
 from theodolite.sdk.discovery import ENTRY_POINT_GROUP, module_tasks
 from theodolite.sdk.schema import task_spec
+from theodolite_registry.problem_report import import_problem, output_tail
+from theodolite_registry.wheel_identity import WheelProblem, wheel_identity
 
 
 class Rejected(Exception):
@@ -30,13 +36,6 @@ class Rejected(Exception):
         super().__init__(reason)
         self.kind = kind
         self.reason = reason
-
-
-class _CaseKeepingParser(configparser.ConfigParser):
-    """Keeps option names as written: entry point names are case-sensitive."""
-
-    def optionxform(self, optionstr: str) -> str:
-        return optionstr
 
 
 def _source_root(folder: Path) -> Path:
@@ -52,6 +51,7 @@ def _build_wheel(source: Path, out: Path) -> Path:
     result = subprocess.run(
         [
             sys.executable,
+            "-I",
             "-m",
             "pip",
             "wheel",
@@ -59,6 +59,7 @@ def _build_wheel(source: Path, out: Path) -> Path:
             "--no-build-isolation",
             "-q",
             "--disable-pip-version-check",
+            "--no-cache-dir",
             "-w",
             str(out),
             str(source),
@@ -67,9 +68,8 @@ def _build_wheel(source: Path, out: Path) -> Path:
         text=True,
     )
     if result.returncode != 0:
-        raise Rejected(
-            "build", f"building a wheel failed: {(result.stderr or result.stdout)[-1500:]}"
-        )
+        output = output_tail(result.stderr or result.stdout, [source, out.parent])
+        raise Rejected("build", f"building a wheel failed: {output}")
     wheels = list(out.glob("*.whl"))
     if len(wheels) != 1:
         raise Rejected("build", f"building produced {len(wheels)} wheels")
@@ -92,54 +92,28 @@ def _wheel_of(archive: Path, workdir: Path, limits: ArchiveLimits) -> Path:
     return _build_wheel(_source_root(source), workdir / "built")
 
 
-def _metadata(unpacked: Path) -> tuple[str, str, dict[str, str]]:
-    dist_infos = list(unpacked.glob("*.dist-info"))
-    if len(dist_infos) != 1:
-        raise Rejected("metadata", "the wheel has no single .dist-info folder")
-    meta = Parser().parsestr((dist_infos[0] / "METADATA").read_text())
-    name, version = meta.get("Name"), meta.get("Version")
-    if not name or not version:
-        raise Rejected("metadata", "METADATA names no Name and Version")
-    entry_points: dict[str, str] = {}
-    points_file = dist_infos[0] / "entry_points.txt"
-    if points_file.exists():
-        parser = _CaseKeepingParser(delimiters=("=",))
-        parser.read_string(points_file.read_text())
-        if parser.has_section(ENTRY_POINT_GROUP):
-            entry_points = {k.strip(): v.strip() for k, v in parser.items(ENTRY_POINT_GROUP)}
-    return name, version, entry_points
-
-
-def _import_error(exc: BaseException) -> Rejected:
-    if isinstance(exc, SyntaxError):
-        where = f"{Path(exc.filename or '?').name}:{exc.lineno}"
-        return Rejected("syntax", f"syntax error in {where}: {exc.msg}")
-    if isinstance(exc, MemoryError):
-        return Rejected("memory", "importing the plugin ran out of memory (memory limit)")
-    last = traceback.extract_tb(exc.__traceback__)[-1:] if exc.__traceback__ else []
-    where = f" ({Path(last[0].filename).name}:{last[0].lineno})" if last else ""
-    return Rejected("import", f"importing the plugin failed{where}: {type(exc).__name__}: {exc}")
-
-
 def inspect_candidate(archive: Path, workdir: Path) -> dict[str, Any]:
     limits = ArchiveLimits()
     wheel = _wheel_of(archive, workdir, limits)
     unpacked = workdir / "unpacked"
     with zipfile.ZipFile(wheel) as whl:
+        try:
+            identity = wheel_identity(whl)
+        except WheelProblem as exc:
+            raise Rejected("metadata", str(exc)) from exc
         whl.extractall(unpacked)  # built here, or already checked by inspect_archive
-    distribution, version, entry_points = _metadata(unpacked)
-    if len(entry_points) != 1:
+    if len(identity.entry_points) != 1:
         raise Rejected(
             "metadata",
             f'declare exactly one [project.entry-points."{ENTRY_POINT_GROUP}"] entry '
-            f"(found {len(entry_points)})",
+            f"(found {len(identity.entry_points)})",
         )
-    ((plugin, module_name),) = entry_points.items()
+    ((plugin, module_name),) = identity.entry_points.items()
     sys.path.insert(0, str(unpacked))
     try:
         module = __import__(module_name, fromlist=["_"])
     except BaseException as exc:  # noqa: BLE001 - whatever the import raises is the reason
-        raise _import_error(exc) from exc
+        raise Rejected(*import_problem(exc, [unpacked])) from exc
     tasks = module_tasks(module)
     if not tasks:
         raise Rejected("tasks", f"module {module_name} defines no @task functions")
@@ -155,21 +129,33 @@ def inspect_candidate(archive: Path, workdir: Path) -> dict[str, Any]:
     return {
         "ok": True,
         "plugin": plugin,
-        "distribution": distribution,
-        "version": version,
+        "distribution": identity.distribution,
+        "version": identity.version,
         "module": module_name,
         "tasks": specs,
         "wheel": str(wheel),
     }
 
 
+def write_result(fd: int, result: dict[str, Any]) -> None:
+    """The one JSON line the registry reads, then end of file."""
+    data = (json.dumps(result) + "\n").encode()
+    with os.fdopen(fd, "wb", closefd=True) as out:
+        out.write(data)
+
+
 def main() -> None:
     import warnings
 
     warnings.simplefilter("ignore")
-    archive, workdir = Path(sys.argv[1]), Path(sys.argv[2])
+    parser = argparse.ArgumentParser(prog="inspect_plugin")
+    parser.add_argument("--result-fd", type=int, required=True)
+    parser.add_argument("archive", type=Path)
+    parser.add_argument("workdir", type=Path)
+    arguments = parser.parse_args()
+    os.set_inheritable(arguments.result_fd, False)  # nothing the plugin starts gets it
     try:
-        result = inspect_candidate(archive, workdir)
+        result = inspect_candidate(arguments.archive, arguments.workdir)
     except Rejected as exc:
         result = {"ok": False, "kind": exc.kind, "reason": exc.reason}
     except MemoryError:
@@ -179,7 +165,7 @@ def main() -> None:
             "reason": "validation ran out of memory (memory limit)",
         }
     sys.stdout.flush()
-    print("\n" + json.dumps(result))
+    write_result(arguments.result_fd, result)
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ from theodolite.events import PluginPublished, PluginYanked, make_event
 from theodolite.storage import ObjectStore
 from theodolite.web.errors import Conflict, DomainError
 from theodolite_registry.repositories import plugins as repository
+from theodolite_registry.sandboxing import ValidationSandbox
 from theodolite_registry.settings import RegistrySettings
 from theodolite_registry.validation import ValidationFailed, validate_plugin
 
@@ -61,8 +62,18 @@ async def check_owner(session: AsyncSession, name: str, principal: Principal) ->
 
 
 class Publisher:
-    def __init__(self, *, settings: RegistrySettings, store: ObjectStore, broker: Broker) -> None:
+    def __init__(
+        self,
+        *,
+        settings: RegistrySettings,
+        store: ObjectStore,
+        broker: Broker,
+        sandbox: ValidationSandbox | None = None,
+    ) -> None:
         self._settings = settings
+        self.sandbox = sandbox or ValidationSandbox(
+            accept_weak_isolation=settings.validation_accept_weak_isolation
+        )
         self._store = store
         self._broker = broker
         self._lock = asyncio.Lock()  # one publish at a time: name/version checks stay simple
@@ -90,6 +101,7 @@ class Publisher:
             filename,
             timeout_s=self._settings.validation_timeout_s,
             memory_mb=self._settings.validation_memory_mb,
+            sandbox=self.sandbox,
         )
         async with self._lock:
             owned = await check_owner(session, validated.plugin, principal)

@@ -22,6 +22,13 @@ class RegistrySettings(CommonSettings):
     validation_memory_mb: int = Field(
         4096, description="Address-space limit of the validation subprocess, in MiB."
     )
+    validation_accept_weak_isolation: bool = Field(
+        False,
+        description="Validate plugins even where the host cannot sandbox the validation "
+        "(no bubblewrap, no namespaces): then only an empty environment, rlimits and a "
+        "session of its own contain it, as the registry's own uid. Off: such a host refuses "
+        "to validate (503) and says why in its log and /readyz.",
+    )
     reconcile_interval_s: float = Field(
         2.0, description="How often the plugin bucket is listed for archives put there directly."
     )

@@ -1,4 +1,5 @@
-"""``/healthz`` (the process is up) and ``/readyz`` (its database answers)."""
+"""``/healthz`` (the process is up) and ``/readyz`` (its database answers; it says how plugin
+validations are isolated)."""
 
 from __future__ import annotations
 
@@ -19,7 +20,14 @@ async def healthz() -> dict[str, str]:
 
 @router.get("/readyz")
 async def readyz(state: StateDep) -> JSONResponse:
-    """The database answers."""
+    """The database answers; ``validation_isolation`` says what contains a plugin's validation."""
     async with state.engine.connect() as connection:
         await connection.execute(text("SELECT 1"))
-    return JSONResponse({"status": "ready"})
+    isolation = state.publisher.sandbox.isolation
+    body: dict[str, object] = {"status": "ready"}
+    if isolation is not None:
+        body["validation_isolation"] = {
+            "sandboxed": isolation.sandboxed,
+            "description": isolation.description,
+        }
+    return JSONResponse(body)
