@@ -115,8 +115,16 @@ async def test_a_job_logs_metrics_params_tags_and_artifacts_to_its_own_run(
     report = tmp_path / "report.json"
     report.write_text('{"robust_accuracy": 0.41}')
     await in_thread(client.log_artifact, job.run_id, str(report), "reports")
+    # Past the proxy's limit for a JSON body: artifacts stream through, unread.
+    weights = tmp_path / "weights.bin"
+    weights.write_bytes(os.urandom(20 * 1024 * 1024))
+    await in_thread(client.log_artifact, job.run_id, str(weights), "reports")
     listed = await in_thread(client.list_artifacts, job.run_id, "reports")
-    assert [entry.path for entry in listed] == ["reports/report.json"]
+    assert [entry.path for entry in listed] == ["reports/report.json", "reports/weights.bin"]
+    back = await in_thread(
+        client.download_artifacts, job.run_id, "reports/weights.bin", str(tmp_path / "back")
+    )
+    assert await in_thread(Path(back).read_bytes) == await in_thread(weights.read_bytes)
     # The worker ends the run: a job's end_run() succeeds, the run stays RUNNING.
     await in_thread(client.set_terminated, job.run_id, "FINISHED")
 
