@@ -94,6 +94,8 @@ async def test_a_job_writes_its_own_run_and_no_other(endpoint: str, body: dict[s
         both = {"run_id": OWN_RUN, "run_uuid": other, **body}
         refused(await judge("POST", path, both), status=400)
     refused(await judge("POST", path, body), status=400)
+    for odd in ([OWN_RUN], {"id": OWN_RUN}, 7, None):
+        refused(await judge("POST", path, {"run_id": odd, **body}), status=400)
 
 
 async def test_the_workers_provenance_tags_cannot_be_forged_or_removed() -> None:
@@ -180,6 +182,13 @@ async def test_only_the_logged_models_it_created_are_changed() -> None:
         refused(await judge(method, f"/api/2.0/mlflow/logged-models/{FOREIGN_MODEL}{rest}", {}))
     assert isinstance(await judge("GET", f"/api/2.0/mlflow/logged-models/{OWN_MODEL}"), Forward)
     refused(await judge("GET", f"/api/2.0/mlflow/logged-models/{FOREIGN_MODEL}"))
+
+
+async def test_a_runs_outputs_are_its_own_logged_models() -> None:
+    path = "/api/2.0/mlflow/runs/outputs"
+    foreign = {"run_id": OWN_RUN, "models": [{"model_id": FOREIGN_MODEL, "step": 0}]}
+    assert "not created by this job" in refused(await judge("POST", path, foreign))
+    refused(await judge("POST", path, {"run_id": OWN_RUN, "models": "m-own"}), status=400)
 
 
 def test_a_created_logged_model_is_remembered_from_mlflows_answer() -> None:
@@ -272,6 +281,7 @@ async def test_searches_and_experiments_within_readable_experiments() -> None:
         assert isinstance(await judge("POST", path, {"experiment_ids": ["1", "2"]}), Forward)
         refused(await judge("POST", path, {"experiment_ids": ["1", "9"]}))
         refused(await judge("POST", path, {"filter": "tags.x = 'y'"}))
+        refused(await judge("POST", path, {"experiment_ids": [["1"]]}), status=400)
     get = "/api/2.0/mlflow/experiments/get"
     assert isinstance(await judge("GET", get, experiment_id="2"), Forward)
     refused(await judge("GET", get, experiment_id="9"))

@@ -70,10 +70,10 @@ class TrackingRules:
                     "mlflow/runs/log-parameter",
                     "mlflow/runs/log-inputs",
                     "mlflow/runs/log-model",
-                    "mlflow/runs/outputs",
                 ),
                 self._own_run_write,
             ),
+            "mlflow/runs/outputs": self._log_outputs,
             "mlflow/runs/log-batch": self._log_batch,
             "mlflow/runs/set-tag": self._tag_write,
             "mlflow/runs/delete-tag": self._tag_write,
@@ -128,12 +128,12 @@ class TrackingRules:
 
     def _run_named(self, fields: dict[str, Any]) -> str | Refusal:
         """The run a body or query names through ``run_id`` and/or ``run_uuid`` (must agree)."""
-        named = {fields[key] for key in ("run_id", "run_uuid") if key in fields}
-        if not named:
+        given = [fields[key] for key in ("run_id", "run_uuid") if key in fields]
+        if not given:
             return invalid("run_id is required")
-        if len(named) > 1 or not all(isinstance(run, str) for run in named):
+        if not all(isinstance(run, str) for run in given) or len(set(given)) > 1:
             return invalid("run_id and run_uuid must be one string")
-        return str(named.pop())
+        return str(given[0])
 
     async def _own_run_write(self, request: TrackingRequest) -> Verdict:
         body = request.body or {}
@@ -165,6 +165,20 @@ class TrackingRules:
             if not isinstance(tags, list) or not all(isinstance(tag, dict) for tag in tags):
                 return invalid("tags must be a list of {key, value}")
             return self._reserved([tag.get("key") for tag in tags]) or verdict
+        return verdict
+
+    async def _log_outputs(self, request: TrackingRequest) -> Verdict:
+        """A run's outputs are logged models it made: this job's own."""
+        verdict = await self._own_run_write(request)
+        models = (request.body or {}).get("models") or []
+        if isinstance(verdict, Forward):
+            if not isinstance(models, list) or not all(isinstance(m, dict) for m in models):
+                return invalid("models must be a list of {model_id, step}")
+            for model in models:
+                if not self.owned.owns(str(model.get("model_id"))):
+                    return denied(
+                        f"logged model {model.get('model_id')} was not created by this job"
+                    )
         return verdict
 
     async def _update_run(self, request: TrackingRequest) -> Verdict:
@@ -283,6 +297,8 @@ class TrackingRules:
         experiments = body.get("experiment_ids")
         if not isinstance(experiments, list) or not experiments:
             return denied("a search must name the experiments it reads (experiment_ids)")
+        if not all(isinstance(experiment, str) for experiment in experiments):
+            return invalid("experiment_ids must be strings")
         outside = [e for e in experiments if e not in self.scope.readable_experiments]
         if outside:
             return denied(f"experiments {outside} are not ones this job may read")

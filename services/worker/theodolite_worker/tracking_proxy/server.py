@@ -115,7 +115,17 @@ class _Handler:
             if isinstance(parsed, Refusal):
                 return _refused(parsed)
             body = parsed
-        verdict = await self.rules.judge(TrackingRequest(request.method, path, query, body))
+        try:
+            verdict = await self.rules.judge(TrackingRequest(request.method, path, query, body))
+        except TrackingProxyError as exc:
+            return _refused(Refusal(503, "TEMPORARILY_UNAVAILABLE", str(exc)))
+        except Exception:  # a rule's bug: refuse, never forward unjudged
+            log.exception(
+                "run %s: judging %s %s failed", self.rules.scope.run_id, request.method, path
+            )
+            return _refused(
+                Refusal(500, "INTERNAL_ERROR", "the tracking proxy could not judge this")
+            )
         if isinstance(verdict, Refusal):
             log.info(
                 "run %s: refused %s %s: %s",
