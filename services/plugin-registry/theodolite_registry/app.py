@@ -31,7 +31,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         broker = await open_broker(stack, settings.broker, client_name="theodolite-plugin-registry")
         store = ObjectStore(settings.storage)
         await asyncio.to_thread(store.ensure_bucket, settings.storage.plugin_bucket)
-        sandbox = ValidationSandbox(accept_weak_isolation=settings.validation_accept_weak_isolation)
+        sandbox = ValidationSandbox(
+            accept_weak_isolation=settings.validation_accept_weak_isolation,
+            uid_base=settings.validation_uid_base,
+        )
         await asyncio.to_thread(sandbox.probe)  # logs what validations get, before any runs
         publisher = Publisher(settings=settings, store=store, broker=broker, sandbox=sandbox)
         app.state.core = RegistryState(

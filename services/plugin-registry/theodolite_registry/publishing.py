@@ -72,7 +72,8 @@ class Publisher:
     ) -> None:
         self._settings = settings
         self.sandbox = sandbox or ValidationSandbox(
-            accept_weak_isolation=settings.validation_accept_weak_isolation
+            accept_weak_isolation=settings.validation_accept_weak_isolation,
+            uid_base=settings.validation_uid_base,
         )
         self._store = store
         self._broker = broker

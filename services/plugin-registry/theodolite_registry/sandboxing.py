@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 SETTING = "THEODOLITE_REGISTRY_VALIDATION_ACCEPT_WEAK_ISOLATION"
 # The interpreter, always: what the probe and every validation start with.
 PYTHON = (sys.executable, "-I", "-B")
+UID_COUNT = 1000
 
 
 class IsolationRefused(DomainError, status_code=503, title="Validation unavailable"):
@@ -50,9 +51,10 @@ def validation_environment() -> dict[str, str]:
 class ValidationSandbox:
     """Builds each validation's command line; knows (after ``probe``) what the host allows."""
 
-    def __init__(self, *, accept_weak_isolation: bool = False) -> None:
+    def __init__(self, *, accept_weak_isolation: bool = False, uid_base: int = 200_000) -> None:
         self._accept_weak = accept_weak_isolation
-        self._uids = SandboxUids()
+        # A range of its own: a job of a worker on the same host never shares a validation's uid.
+        self._uids = SandboxUids(uid_base, UID_COUNT)
         self.isolation: Isolation | None = None
 
     def probe(self) -> Isolation:

@@ -29,6 +29,13 @@ class RegistrySettings(CommonSettings):
         "session of its own contain it, as the registry's own uid. Off: such a host refuses "
         "to validate (503) and says why in its log and /readyz.",
     )
+    validation_uid_base: int = Field(
+        200_000,
+        gt=0,
+        description="Validations run as uids base .. base+999, one per running validation, "
+        "never the registry's; keep it clear of the workers' THEODOLITE_WORKER_SANDBOX_UID_BASE "
+        "range (100000 + slot) and of other registry replicas on the same host.",
+    )
     reconcile_interval_s: float = Field(
         2.0, description="How often the plugin bucket is listed for archives put there directly."
     )
