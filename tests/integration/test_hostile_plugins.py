@@ -192,3 +192,33 @@ def test_the_report_names_the_plugins_file_and_line_and_nothing_outside(
     assert f'File "{plugin}_plugin/tasks.py", line 8, in <module>' in message
     assert "FileNotFoundError" in message
     assert not HOST_PATH.search(message), message
+
+
+def validation_processes() -> list[str]:
+    """Processes running as a validation's uid (the registry's range, 200000..200999)."""
+    found = []
+    for status in Path("/proc").glob("[0-9]*/status"):
+        try:
+            lines = status.read_text().splitlines()
+        except OSError:
+            continue  # ended meanwhile
+        uid = next((int(line.split()[1]) for line in lines if line.startswith("Uid:")), 0)
+        if 200_000 <= uid < 201_000:
+            found.append(f"{status.parent.name} (uid {uid})")
+    return found
+
+
+def test_a_daemon_started_by_the_import_ends_with_its_validation(api: httpx.Client) -> None:
+    source = """\
+import os, time
+if os.fork() == 0:
+    os.setsid()
+    if os.fork() == 0:
+        while True:
+            time.sleep(0.1)
+    os._exit(0)
+time.sleep(0.5)
+raise RuntimeError("left a daemon behind")
+"""
+    assert "left a daemon behind" in refused(api, name(), source)["message"]
+    assert validation_processes() == []
