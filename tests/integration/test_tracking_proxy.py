@@ -6,11 +6,12 @@ nothing changed."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import sys
 import tempfile
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -61,37 +62,49 @@ class Job:
 
 
 @pytest.fixture
-async def job(tracking_server: str) -> AsyncIterator[Job]:
-    server = MlflowClient(tracking_uri=tracking_server)
-    name = uuid.uuid4().hex[:8]
-    experiment = server.create_experiment(f"job-{name}")
-    foreign = server.create_experiment(f"foreign-{name}")
-    run, other = server.create_run(experiment), server.create_run(experiment)
-    foreign_run = server.create_run(foreign)
-    # A short path: a unix socket's path holds 107 bytes at most.
-    with tempfile.TemporaryDirectory(prefix="tp-job-") as job_dir:
-        socket_path = Path(job_dir) / ".theodolite" / "mlflow.sock"
-        async with job_tracking_proxy(
-            socket_path=socket_path,
-            upstream=tracking_server,
-            run_id=run.info.run_id,
-            experiment_id=experiment,
-        ) as proxy:
-            forwarder = start_forwarder(socket_path)
-            try:
-                yield Job(
-                    server=server,
-                    experiment_id=experiment,
-                    run_id=run.info.run_id,
-                    other_run_id=other.info.run_id,
-                    foreign_experiment_id=foreign,
-                    foreign_run_id=foreign_run.info.run_id,
-                    proxy=proxy,
-                    tracking_uri=forwarder.tracking_uri,
+async def open_job(tracking_server: str) -> AsyncIterator[Callable[[], Awaitable[Job]]]:
+    """Opens jobs, each in an experiment of its own with its proxy and forwarder, until the
+    test ends."""
+    async with contextlib.AsyncExitStack() as stack:
+
+        async def open_one() -> Job:
+            server = MlflowClient(tracking_uri=tracking_server)
+            name = uuid.uuid4().hex[:8]
+            experiment = server.create_experiment(f"job-{name}")
+            foreign = server.create_experiment(f"foreign-{name}")
+            run, other = server.create_run(experiment), server.create_run(experiment)
+            foreign_run = server.create_run(foreign)
+            # A short path: a unix socket's path holds 107 bytes at most.
+            job_dir = stack.enter_context(tempfile.TemporaryDirectory(prefix="tp-job-"))
+            socket_path = Path(job_dir) / ".theodolite" / "mlflow.sock"
+            proxy = await stack.enter_async_context(
+                job_tracking_proxy(
                     socket_path=socket_path,
+                    upstream=tracking_server,
+                    run_id=run.info.run_id,
+                    experiment_id=experiment,
                 )
-            finally:
-                forwarder.close()
+            )
+            forwarder = start_forwarder(socket_path)
+            stack.callback(forwarder.close)
+            return Job(
+                server=server,
+                experiment_id=experiment,
+                run_id=run.info.run_id,
+                other_run_id=other.info.run_id,
+                foreign_experiment_id=foreign,
+                foreign_run_id=foreign_run.info.run_id,
+                proxy=proxy,
+                tracking_uri=forwarder.tracking_uri,
+                socket_path=socket_path,
+            )
+
+        yield open_one
+
+
+@pytest.fixture
+async def job(open_job: Callable[[], Awaitable[Job]]) -> Job:
+    return await open_job()
 
 
 async def in_thread(call: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
@@ -157,6 +170,49 @@ async def test_a_job_logs_registers_and_loads_a_model(job: Job, tmp_path: Path) 
     (version,) = job.server.search_model_versions(f"name='{name}'")
     assert version.run_id == job.run_id
     assert job.proxy.rules.owned.owns(str(version.source).removeprefix("models:/"))
+
+
+async def test_a_later_job_loads_a_registered_model_of_another_experiment_only(
+    open_job: Callable[[], Awaitable[Job]], tmp_path: Path
+) -> None:
+    """A job attacks a model that a training job registered (another experiment): it loads the
+    registered version, not the trainer's unregistered models, and adds no version to it."""
+    trainer, attacker = await open_job(), await open_job()
+    name = f"target-{uuid.uuid4().hex[:8]}"
+    train = tmp_path / "train.py"
+    train.write_text(
+        "import os, mlflow, mlflow.sklearn\n"
+        "from sklearn.dummy import DummyClassifier\n"
+        "model = DummyClassifier().fit([[0], [1]], [0, 1])\n"
+        "with mlflow.start_run(run_id=os.environ['MLFLOW_RUN_ID']):\n"
+        f"    mlflow.sklearn.log_model(model, name='model', registered_model_name={name!r})\n"
+        "    scratch = mlflow.sklearn.log_model(model, name='scratch')\n"
+        "    print('scratch', scratch.model_id)\n"
+    )
+    code, output = await run_cold_job(trainer, [sys.executable, str(train)])
+    assert code == 0, output
+    scratch = output.split("scratch ")[-1].split()[0]
+    attack = tmp_path / "attack.py"
+    attack.write_text(
+        "import mlflow, mlflow.sklearn\n"
+        "from mlflow.exceptions import MlflowException\n"
+        f"print('predicted', list(mlflow.sklearn.load_model('models:/{name}/1').predict([[0]])))\n"
+        "for what, call in (\n"
+        f"    ('scratch', lambda: mlflow.sklearn.load_model('models:/{scratch}')),\n"
+        f"    ('version', lambda: mlflow.register_model('models:/{scratch}', {name!r})),\n"
+        "):\n"
+        "    try:\n"
+        "        call()\n"
+        "        print(what, 'allowed')\n"
+        "    except MlflowException as exc:\n"
+        "        print(what, 'refused', exc.error_code)\n"
+    )
+    code, output = await run_cold_job(attacker, [sys.executable, str(attack)])
+    assert code == 0, output
+    assert "predicted [" in output
+    assert "scratch refused PERMISSION_DENIED" in output, output
+    assert "version refused PERMISSION_DENIED" in output, output
+    assert len(attacker.server.search_model_versions(f"name='{name}'")) == 1
 
 
 def refusal(exc: pytest.ExceptionInfo[MlflowException]) -> str:

@@ -21,7 +21,7 @@ from theodolite_worker.tracking_proxy.scope import (
 
 OWN_RUN, OTHER_RUN, FOREIGN_RUN = "a" * 32, "b" * 32, "c" * 32
 OWN_EXPERIMENT, SHARED_EXPERIMENT, FOREIGN_EXPERIMENT = "1", "2", "9"
-OWN_MODEL, FOREIGN_MODEL = "m-own", "m-foreign"
+OWN_MODEL, FOREIGN_MODEL, PUBLISHED_MODEL = "m-own", "m-foreign", "m-published"
 
 
 class Facts:
@@ -29,7 +29,13 @@ class Facts:
 
     runs = {OWN_RUN: OWN_EXPERIMENT, OTHER_RUN: OWN_EXPERIMENT, FOREIGN_RUN: FOREIGN_EXPERIMENT}
     names = {"mine": OWN_EXPERIMENT, "theirs": FOREIGN_EXPERIMENT}
-    models = {OWN_MODEL: OWN_EXPERIMENT, FOREIGN_MODEL: FOREIGN_EXPERIMENT}
+    models = {
+        OWN_MODEL: OWN_EXPERIMENT,
+        FOREIGN_MODEL: FOREIGN_EXPERIMENT,
+        PUBLISHED_MODEL: FOREIGN_EXPERIMENT,
+    }
+    # Logged models that a registered version has as its source, with their artifact roots.
+    registered = {PUBLISHED_MODEL: f"9/models/{PUBLISHED_MODEL}/artifacts"}
     versions = {"ours": [OTHER_RUN], "theirs": [FOREIGN_RUN], "unlinked": [""]}
 
     async def run_experiment(self, run_id: str) -> str | None:
@@ -43,6 +49,9 @@ class Facts:
 
     async def registered_model_runs(self, name: str) -> list[str]:
         return self.versions.get(name, [])
+
+    async def registered_model_root(self, model_id: str) -> str | None:
+        return self.registered.get(model_id)
 
 
 def rules() -> TrackingRules:
@@ -314,6 +323,31 @@ async def test_the_registry_is_read_and_versions_come_from_its_own_models() -> N
         {**mine, "model_id": FOREIGN_MODEL},
     ):
         refused(await judge("POST", create, body))
+
+
+async def test_a_registered_model_is_read_from_any_experiment_and_never_written() -> None:
+    """A later job attacks a model another job registered (``models:/<name>/<version>``)."""
+    published = f"{ARTIFACTS}/9/models/{PUBLISHED_MODEL}/artifacts"
+    judging = rules()
+    for request in (
+        TrackingRequest("GET", f"/api/2.0/mlflow/logged-models/{PUBLISHED_MODEL}"),
+        TrackingRequest("GET", ARTIFACTS, (("path", f"9/models/{PUBLISHED_MODEL}/artifacts"),)),
+        TrackingRequest("GET", f"{published}/MLmodel"),
+    ):
+        assert isinstance(await judging.judge(request), Forward), request
+    refused(await judging.judge(TrackingRequest("PUT", f"{published}/MLmodel")))
+    refused(
+        await judging.judge(
+            TrackingRequest("PATCH", f"/api/2.0/mlflow/logged-models/{PUBLISHED_MODEL}", body={})
+        )
+    )
+    # Only that model's folder: not the rest of its experiment.
+    refused(await judging.judge(TrackingRequest("GET", f"{ARTIFACTS}/9/{FOREIGN_RUN}/artifacts/x")))
+    unpublished = f"{ARTIFACTS}/9/models/{FOREIGN_MODEL}/artifacts/MLmodel"
+    refused(await judging.judge(TrackingRequest("GET", unpublished)))
+    # A path that names the published model inside another folder is not its folder.
+    elsewhere = f"{ARTIFACTS}/9/{FOREIGN_RUN}/artifacts/models/{PUBLISHED_MODEL}/artifacts/MLmodel"
+    refused(await judging.judge(TrackingRequest("GET", elsewhere)))
 
 
 def test_a_scope_always_reads_its_own_experiment() -> None:

@@ -8,6 +8,7 @@ artifacts`` (MLflow's layout below an experiment's artifact location).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -23,6 +24,7 @@ from theodolite_worker.tracking_proxy.scope import (
 )
 
 _FILES = "mlflow-artifacts/artifacts"
+_MODEL_ARTIFACTS = re.compile(r"(?:^|/)models/(?P<id>m-[0-9A-Za-z]+)/artifacts(?:/|$)")
 _MULTIPART = (
     "mlflow-artifacts/mpu/create/",
     "mlflow-artifacts/mpu/complete/",
@@ -53,9 +55,27 @@ def _writable(path: str, scope: JobScope, owned: OwnedModels) -> bool:
     return _below(path, [scope.run_artifact_root, *owned.roots.values()], inside=True)
 
 
-def _readable(path: str, scope: JobScope, owned: OwnedModels) -> bool:
+def readable(path: str, scope: JobScope, owned: OwnedModels) -> bool:
+    """``path`` lies in the job's run, its models, a readable experiment or a registered model."""
     roots = [scope.run_artifact_root, *owned.roots.values(), *scope.readable_artifact_roots]
-    return _below(path, roots, inside=False)
+    return _below(path, [*roots, *owned.registered_roots], inside=False)
+
+
+def read_path(method: str, endpoint: str, query: Query) -> str | None:
+    """The artifact path a download or listing reads (``None`` for anything else)."""
+    if method != "GET":
+        return None
+    if endpoint == _FILES:
+        paths = [value for key, value in query if key == "path"]
+        return paths[0] if len(paths) == 1 else None
+    return endpoint.removeprefix(f"{_FILES}/") if endpoint.startswith(f"{_FILES}/") else None
+
+
+def logged_model_in(path: str) -> str | None:
+    """The logged model whose artifacts ``path`` names (MLflow's ``.../models/<id>/artifacts``
+    layout), if any: the proxy then asks whether the registry publishes it."""
+    match = _MODEL_ARTIFACTS.search(path)
+    return match["id"] if match else None
 
 
 def own_model_source(source: Any, scope: JobScope, owned: OwnedModels) -> bool:
@@ -76,19 +96,20 @@ def judge_artifacts(
     method: str, endpoint: str, query: Query, scope: JobScope, owned: OwnedModels
 ) -> Verdict:
     """Uploads within the job's run or its logged models; downloads and listings within what
-    the job may read; deleting and presigned URLs not at all."""
+    the job may read (registered models' included, once ``owned`` has learnt their roots);
+    deleting and presigned URLs not at all."""
     api_path = f"/api/2.0/{endpoint}"
     if endpoint == _FILES and method == "GET":  # a listing: ?path=...
         paths = [value for key, value in query if key == "path"]
         if len(paths) != 1:
             return denied("a job lists artifacts of one path it names (path=...)")
-        return _judged(paths[0], _readable, scope, owned, Forward(api_path, query=query))
+        return _judged(paths[0], readable, scope, owned, Forward(api_path, query=query))
     if endpoint.startswith(f"{_FILES}/"):
         path = endpoint.removeprefix(f"{_FILES}/")
         if method == "PUT":
             return _judged(path, _writable, scope, owned, Forward(api_path, streamed=True))
         if method == "GET":
-            return _judged(path, _readable, scope, owned, Forward(api_path))
+            return _judged(path, readable, scope, owned, Forward(api_path))
         return denied(f"{method} of an artifact is not allowed for jobs")
     for prefix in _MULTIPART:
         if endpoint.startswith(prefix) and method == "POST":

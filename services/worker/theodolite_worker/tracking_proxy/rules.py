@@ -14,7 +14,13 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from theodolite_worker.tracking_proxy.artifact_rules import judge_artifacts, own_model_source
+from theodolite_worker.tracking_proxy.artifact_rules import (
+    judge_artifacts,
+    logged_model_in,
+    own_model_source,
+    read_path,
+    readable,
+)
 from theodolite_worker.tracking_proxy.scope import (
     Forward,
     JobScope,
@@ -116,6 +122,9 @@ class TrackingRules:
             return invalid("request paths may not hold empty, '.' or '..' parts")
         endpoint, method = match["endpoint"], request.method.upper()
         if endpoint.startswith("mlflow-artifacts/"):
+            path = read_path(method, endpoint, request.query)
+            if path is not None and not readable(path, self.scope, self.owned):
+                await self._learn_registered_root(path)
             return judge_artifacts(method, endpoint, request.query, self.scope, self.owned)
         table = self._get if method == "GET" else self._post if method == "POST" else {}
         if (check := table.get(endpoint)) is not None:
@@ -213,10 +222,16 @@ class TrackingRules:
         self, method: str, request: TrackingRequest, model_id: str, rest: str
     ) -> Verdict:
         if method == "GET" and rest in ("", "/artifacts/directories"):
-            experiment = await self.lookup.logged_model_experiment(model_id)
-            if self.owned.owns(model_id) or experiment in self.scope.readable_experiments:
+            if self.owned.owns(model_id) or (
+                await self.lookup.logged_model_experiment(model_id)
+                in self.scope.readable_experiments
+                or await self.lookup.registered_model_root(model_id) is not None
+            ):
                 return Forward(request.path, query=request.query)
-            return denied(f"logged model {model_id} is not in an experiment this job may read")
+            return denied(
+                f"logged model {model_id} is neither registered nor in an experiment this job "
+                "may read"
+            )
         writes = {("PATCH", ""), ("PATCH", "/tags"), ("POST", "/params")}
         if (method, rest) in writes or (method == "DELETE" and rest.startswith("/tags/")):
             if self.owned.owns(model_id):
@@ -246,6 +261,16 @@ class TrackingRules:
                     f"registered model {name!r} has versions from runs this job may not read"
                 )
         return Forward(request.path, body=body)
+
+    async def _learn_registered_root(self, path: str) -> None:
+        """A read of a logged model's artifacts outside the job's experiments: readable when the
+        registry publishes that model (a pipeline stage loads ``models:/<name>/<version>``)."""
+        model_id = logged_model_in(path)
+        if model_id is None:
+            return
+        root = await self.lookup.registered_model_root(model_id)
+        if root is not None and logged_model_in(root) == model_id:
+            self.owned.registered_roots.add(root)
 
     # -- reads ----------------------------------------------------------------------------------
 

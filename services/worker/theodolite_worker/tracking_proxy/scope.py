@@ -47,9 +47,13 @@ class JobScope:
 @dataclass
 class OwnedModels:
     """Logged models (MLflow 3 ``LoggedModel``) this job created through its proxy: model id ->
-    its ``mlflow-artifacts`` root. Only these may be finalized, tagged or uploaded to."""
+    its ``mlflow-artifacts`` root. Only these may be finalized, tagged or uploaded to.
+
+    ``registered_roots``: the roots of other logged models the registry publishes (a version's
+    source is ``models:/<id>``), learnt as the job reads them: readable, never writable."""
 
     roots: dict[str, str | None] = field(default_factory=dict)
+    registered_roots: set[str] = field(default_factory=set)
 
     def owns(self, model_id: str) -> bool:
         return model_id in self.roots
@@ -76,6 +80,11 @@ class Lookup(Protocol):
 
     async def registered_model_runs(self, name: str) -> list[str]:
         """The run of every version of a registered model ("" for a version without one)."""
+        ...
+
+    async def registered_model_root(self, model_id: str) -> str | None:
+        """The artifact root of a logged model that some registered version has as its source
+        (``models:/<id>``); ``None`` when the registry does not publish it."""
         ...
 
 

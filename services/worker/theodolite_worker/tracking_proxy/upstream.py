@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import os
+import re
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote
@@ -14,6 +15,8 @@ import aiohttp
 from yarl import URL
 
 from theodolite_worker.tracking_proxy.scope import JobScope, artifact_root
+
+_MODEL_ID = re.compile(r"^m-[0-9A-Za-z]+$")
 
 
 class TrackingProxyError(Exception):
@@ -40,6 +43,7 @@ class Upstream:
         self.base_url = base_url.rstrip("/")
         self.session = session
         self._run_experiments: dict[str, str | None] = {}  # a run never changes experiment
+        self._registered_roots: dict[str, str | None] = {}
 
     def url(self, path: str) -> URL:
         """``path`` decoded, as the rules judged it: encoded once here (and not again by yarl),
@@ -95,6 +99,24 @@ class Upstream:
         if got is None:
             raise TrackingProxyError(f"MLflow has no experiment {experiment_id}")
         return artifact_root(got.get("experiment", {}).get("artifact_location"))
+
+    async def registered_model_root(self, model_id: str) -> str | None:
+        if model_id in self._registered_roots:
+            return self._registered_roots[model_id]
+        root = None
+        if _MODEL_ID.match(model_id):
+            versions = await self._get(
+                "/api/2.0/mlflow/model-versions/search",
+                filter=f"source_path = 'models:/{model_id}'",
+                max_results="1",
+            )
+            if (versions or {}).get("model_versions"):
+                found = await self._get(f"/api/2.0/mlflow/logged-models/{model_id}")
+                info = (found or {}).get("model", {}).get("info", {})
+                root = artifact_root(info.get("artifact_uri"))
+        if root is not None:  # a registration is not taken back often: only hits are kept
+            self._registered_roots[model_id] = root
+        return root
 
     async def job_scope(
         self, run_id: str, experiment_id: str, readable_experiments: frozenset[str]
