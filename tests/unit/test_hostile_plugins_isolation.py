@@ -9,6 +9,7 @@ import os
 from pathlib import Path
 
 import pytest
+from theodolite_registry.problem_report import OUTSIDE, import_problem, scrub
 from theodolite_registry.sandboxing import SETTING, IsolationRefused, ValidationSandbox
 from theodolite_registry.validation import (
     ValidatedPlugin,
@@ -94,3 +95,21 @@ def test_the_wheel_must_be_a_regular_file_of_the_work_folder(tmp_path: Path) -> 
         with pytest.raises(ValidationFailed) as refused:
             _wheel_in(work, reported)
         assert refused.value.kind == "wheel", reported
+
+
+def test_reports_keep_the_plugins_paths_relative_and_hide_every_other(tmp_path: Path) -> None:
+    plugin = tmp_path / "work" / "unpacked"
+    (plugin / "pkg").mkdir(parents=True)
+    module = plugin / "pkg" / "tasks.py"
+    module.write_text("def load():\n    open('/etc/secret.json')\n\n\nload()\n")
+    try:
+        exec(compile(module.read_text(), str(module), "exec"), {})
+    except OSError as exc:
+        kind, reason = import_problem(exc, [plugin])
+    assert kind == "import"
+    assert reason.startswith("importing the plugin failed (pkg/tasks.py:2): FileNotFoundError")
+    assert 'File "pkg/tasks.py", line 5, in <module>' in reason
+    assert str(tmp_path) not in reason and "/etc" not in reason and OUTSIDE in reason
+
+    pip_output = f"error in {plugin}/pkg/setup.py\n  File /usr/lib/python3/site.py, line 3"
+    assert scrub(pip_output, [plugin]) == f"error in pkg/setup.py\n  File {OUTSIDE}, line 3"

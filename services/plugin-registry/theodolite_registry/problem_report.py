@@ -15,7 +15,7 @@ from pathlib import Path
 
 OUTSIDE = "<outside the plugin>"
 # An absolute path as tools print it: a slash-started run of path characters.
-_ABSOLUTE_PATH = re.compile(r"(?<![\w.\-~<])/[\w.+\-@%=,~]+(?:/[\w.+\-@%=,~]*)*")
+_ABSOLUTE_PATH = re.compile(r"(?<![\w.\-~<])/[\w.+\-@%=~]+(?:/[\w.+\-@%=~]*)*")
 MAX_FRAMES = 8
 MAX_REPORT_CHARS = 1500
 
