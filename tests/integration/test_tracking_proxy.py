@@ -389,3 +389,37 @@ async def test_a_sandboxed_job_reaches_mlflow_only_through_its_proxy(
     assert "no direct route" in output and "refused PERMISSION_DENIED" in output, output
     assert job.server.get_run(job.run_id).data.metrics == {"sandboxed": 1.0}
     assert "k" not in job.server.get_run(job.other_run_id).data.tags
+
+
+async def test_a_job_killed_mid_upload_does_not_hold_its_proxy_open(
+    tracking_server: str,
+) -> None:
+    """The worker ends the proxy when the job ends: an upload left half-sent (a killed job)
+    does not keep it waiting."""
+    server = MlflowClient(tracking_uri=tracking_server)
+    experiment = server.create_experiment(f"killed-{uuid.uuid4().hex[:8]}")
+    run_id = server.create_run(experiment).info.run_id
+    with tempfile.TemporaryDirectory(prefix="tp-job-") as job_dir:
+        socket_path = Path(job_dir) / ".theodolite" / "mlflow.sock"
+        proxy = job_tracking_proxy(
+            socket_path=socket_path,
+            upstream=tracking_server,
+            run_id=run_id,
+            experiment_id=experiment,
+        )
+        await proxy.__aenter__()
+        reader, writer = await asyncio.open_unix_connection(str(socket_path))
+        path = f"/api/2.0/mlflow-artifacts/artifacts/{experiment}/{run_id}/artifacts/half.bin"
+        writer.write(
+            f"PUT {path} HTTP/1.1\r\nHost: proxy\r\nContent-Length: 1000000\r\n\r\n".encode()
+            + b"x" * 1000
+        )
+        await writer.drain()
+        await asyncio.sleep(0.5)  # the proxy is streaming the upload to MLflow now
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        await asyncio.wait_for(proxy.__aexit__(None, None, None), timeout=30)
+        assert loop.time() - started < 10
+        assert not socket_path.exists()
+        writer.close()
+    assert server.list_artifacts(run_id) == []
