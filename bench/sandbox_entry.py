@@ -6,15 +6,18 @@
 measured from just before ``os.fork`` to the parent reading it. ``fork_enter``: the same child
 calls ``enter_sandbox`` first (unshare, the relay's fork, the new root, uid, rlimits), so the byte
 comes from pid 1 of the sandbox; ``fork_enter_cgroup`` also makes the job's cgroup (create with
-limits, join) and removes it after. ``added_ms`` is what the sandbox adds to the plain fork
-(p50 against p50). ``bwrap_true`` is ``bwrap ... -- /bin/true`` from spawn to exit against a
-plain ``/bin/true``, and ``bwrap_python`` the same for ``python -c pass``. ``--preload`` imports
-modules first so the forked process has a warm pool's size.
+limits, join) and removes it after. ``fork_as_pid_1_enter`` forks inside
+``pid_namespace_for_next_fork`` (as a forkserver would), so the child is pid 1 already and needs
+no relay. ``added_ms`` is what the sandbox adds to the plain fork (p50 against p50).
+``bwrap_true`` is ``bwrap ... -- /bin/true`` from spawn to exit against a plain ``/bin/true``,
+and ``bwrap_python`` the same for ``python -c pass``. ``--preload`` imports modules first so
+the forked process has a warm pool's size.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import json
 import os
@@ -31,7 +34,7 @@ from stats import percentiles
 
 from theodolite.sandbox.bwrap import bwrap_command
 from theodolite.sandbox.cgroups import JobCgroup
-from theodolite.sandbox.enter import enter_sandbox
+from theodolite.sandbox.enter import enter_sandbox, pid_namespace_for_next_fork
 from theodolite.sandbox.environment import sandbox_environment
 from theodolite.sandbox.limits import SandboxLimits
 from theodolite.sandbox.policy import SandboxPolicy, hand_over, interpreter_paths
@@ -40,12 +43,13 @@ UID = 240_000
 LIMITS = SandboxLimits(memory_bytes=1 << 30, processes=64, cpu_seconds=60, open_files=256)
 
 
-def forked(policy: SandboxPolicy | None, with_cgroup: bool) -> float:
+def forked(policy: SandboxPolicy | None, with_cgroup: bool, as_pid_1: bool = False) -> float:
     """ms from before the fork to the first byte from the (sandboxed) child."""
     started = time.perf_counter()
     cgroup = JobCgroup.create(f"bench-{uuid.uuid4().hex[:10]}", LIMITS) if with_cgroup else None
     reader, writer = os.pipe()
-    child = os.fork()
+    with pid_namespace_for_next_fork() if as_pid_1 else contextlib.nullcontext():
+        child = os.fork()
     if child == 0:
         os.close(reader)
         if policy is not None:
@@ -99,6 +103,7 @@ def main() -> None:
             "fork": measure(arguments.runs, lambda: forked(None, False)),
             "fork_enter": measure(arguments.runs, lambda: forked(policy, False)),
             "fork_enter_cgroup": measure(arguments.runs, lambda: forked(policy, True)),
+            "fork_as_pid_1_enter": measure(arguments.runs, lambda: forked(policy, False, True)),
             "true": measure(arguments.runs, lambda: spawned(["/bin/true"])),
             "bwrap_true": measure(
                 arguments.runs, lambda: spawned(bwrap_command(policy, ["/bin/true"]))
@@ -120,6 +125,7 @@ def main() -> None:
     results["added_ms"] = {
         "enter_sandbox": round(p50("fork_enter") - p50("fork"), 1),
         "enter_sandbox_with_cgroup": round(p50("fork_enter_cgroup") - p50("fork"), 1),
+        "enter_sandbox_as_pid_1": round(p50("fork_as_pid_1_enter") - p50("fork"), 1),
         "bwrap_true": round(p50("bwrap_true") - p50("true"), 1),
         "bwrap_python": round(p50("bwrap_python") - p50("python"), 1),
     }

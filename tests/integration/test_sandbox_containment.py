@@ -5,7 +5,9 @@ ports on this host; run as root, as the worker does."""
 
 from __future__ import annotations
 
+import contextlib
 import errno
+import functools
 import json
 import os
 import socket
@@ -25,7 +27,7 @@ import pytest
 
 from theodolite.sandbox.bwrap import bwrap_command
 from theodolite.sandbox.cgroups import JobCgroup
-from theodolite.sandbox.enter import enter_sandbox
+from theodolite.sandbox.enter import enter_sandbox, pid_namespace_for_next_fork
 from theodolite.sandbox.environment import sandbox_environment
 from theodolite.sandbox.limits import Breach, SandboxLimits, breach_of_exit
 from theodolite.sandbox.policy import SandboxPolicy, hand_over, interpreter_paths
@@ -86,9 +88,17 @@ def _in_forked_child(policy: SandboxPolicy, snippet: str, cgroup: JobCgroup, out
         os._exit(code)
 
 
-def _run_forked(policy: SandboxPolicy, snippet: str, cgroup: JobCgroup, timeout_s: float) -> int:
+def _run_forked(
+    policy: SandboxPolicy,
+    snippet: str,
+    cgroup: JobCgroup,
+    timeout_s: float,
+    *,
+    as_pid_1: bool = False,
+) -> int:
     with open(policy.work_dir / ".output", "w") as output:
-        child = os.fork()
+        with pid_namespace_for_next_fork() if as_pid_1 else contextlib.nullcontext():
+            child = os.fork()
         if child == 0:
             _in_forked_child(policy, snippet, cgroup, output.fileno())
     deadline = time.monotonic() + timeout_s
@@ -106,6 +116,8 @@ def _run_forked(policy: SandboxPolicy, snippet: str, cgroup: JobCgroup, timeout_
 BACKENDS: dict[str, Callable[[SandboxPolicy, str, JobCgroup, float], int]] = {
     "bwrap": _run_bwrap,
     "enter_sandbox": _run_forked,
+    # Forked straight into a PID namespace of its own (a forkserver's way): no relay.
+    "enter_sandbox_as_pid_1": functools.partial(_run_forked, as_pid_1=True),
 }
 
 

@@ -22,6 +22,8 @@ import select
 import signal
 import socket
 import struct
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -211,24 +213,56 @@ def _end_on_signal(number: int, _frame: object) -> None:
     os._exit(128 + number)
 
 
+@contextmanager
+def pid_namespace_for_next_fork() -> Iterator[None]:
+    """In a forkserver (root): the child forked inside this block is pid 1 of a PID namespace
+    of its own, so `enter_sandbox` needs no relay and no second fork of a large process (the
+    bigger part of its cost). The server's own namespace is restored on leaving."""
+    global _server_pid_namespace
+    server = os.getpid()
+    own = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
+    _server_pid_namespace = own  # the child closes it in enter_sandbox
+    try:
+        _call("unshare", CLONE_NEWPID)
+        yield
+    finally:
+        if os.getpid() == server:  # the child leaves the block too: it must not go back
+            _call("setns", own, CLONE_NEWPID)
+            _server_pid_namespace = None
+            os.close(own)
+
+
+_server_pid_namespace: int | None = None
+
+
 def enter_sandbox(policy: SandboxPolicy, *, cgroup: JobCgroup | None = None) -> None:
     """Make this freshly forked, single-threaded, root child the policy's sandbox; returns in
-    pid 1 of the new PID namespace (the caller's process stays outside as the relay and never
-    returns). With a cgroup, joins it first so every process of the sandbox is counted.
-    Raises SandboxEntryFailed if the namespaces cannot be made; a step that fails after the
-    fork ends the sandbox with status 125 and ``sandbox: <why>`` on stderr, before any of the
-    job runs."""
+    pid 1 of a new PID namespace. A child forked inside `pid_namespace_for_next_fork` is that
+    pid 1 already; any other forks once more and stays outside as the relay (never returns).
+    With a cgroup, joins it first so every process of the sandbox is counted.
+    Raises SandboxEntryFailed if the namespaces cannot be made; a step that fails after that
+    ends the sandbox with status 125 and ``sandbox: <why>`` on stderr, before any of the job
+    runs."""
+    global _server_pid_namespace
+    if _server_pid_namespace is not None:
+        os.close(_server_pid_namespace)  # the server's PID namespace: never inside
+        _server_pid_namespace = None
     if cgroup is not None:
         cgroup.add(os.getpid())
     _die_with_parent()
-    flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWCGROUP
-    _call("unshare", flags | (0 if policy.network else CLONE_NEWNET))
-    relay_alive, relay_holds = os.pipe()  # the relay keeps the write end open until it exits
-    child = os.fork()
-    if child != 0:
-        os.close(relay_alive)
-        _relay(child)
-    os.close(relay_holds)
+    flags = CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWCGROUP
+    flags |= 0 if policy.network else CLONE_NEWNET
+    relay_alive: int | None = None
+    if os.getpid() == 1:
+        _call("unshare", flags)
+    else:
+        _call("unshare", flags | CLONE_NEWPID)
+        relay_alive, relay_holds = os.pipe()  # the relay keeps the write end open until it exits
+        child = os.fork()
+        if child != 0:
+            os.close(relay_alive)
+            _relay(child)
+        os.close(relay_holds)
     try:
         _die_with_parent(relay_alive)
         for number in ENDING_SIGNALS:
@@ -247,7 +281,8 @@ def enter_sandbox(policy: SandboxPolicy, *, cgroup: JobCgroup | None = None) -> 
         )
         _become(policy, values)
         _die_with_parent(relay_alive)
-        os.close(relay_alive)
+        if relay_alive is not None:
+            os.close(relay_alive)
     except BaseException as error:  # never run the job half-contained
         os.write(2, f"sandbox: {error}\n".encode())
         os._exit(125)
