@@ -9,6 +9,7 @@ memory group of its own whose limit is not the sandbox's business).
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import signal
@@ -72,6 +73,28 @@ def _read_keyed(path: Path) -> dict[str, int]:
     return {pair[0]: int(pair[1]) for pair in pairs if len(pair) == 2 and pair[1].isdigit()}
 
 
+def _enable_controllers(root: Path, parent: Path, controllers: frozenset[str]) -> None:
+    """Let the groups under ``parent`` use the controllers (v2). A cgroup with processes of its
+    own cannot hand controllers down (the no-internal-processes rule: the root of a container's
+    cgroup namespace holding the worker, say), so those processes move to a leaf of their own
+    first, ``theodolite-init``, as container init systems do."""
+    enable = " ".join(f"+{name}" for name in sorted(controllers))
+    try:
+        _write(root / "cgroup.subtree_control", enable)
+    except OSError as error:
+        if error.errno != errno.EBUSY:
+            raise
+        leaf = root / "theodolite-init"
+        leaf.mkdir(exist_ok=True)
+        for pid in (root / "cgroup.procs").read_text().split():
+            try:
+                _write(leaf / "cgroup.procs", pid)
+            except ProcessLookupError:
+                continue
+        _write(root / "cgroup.subtree_control", enable)
+    _write(parent / "cgroup.subtree_control", enable)
+
+
 class JobCgroup:
     """One sandbox's cgroup (a folder per hierarchy). Make it with `create`."""
 
@@ -104,9 +127,7 @@ class JobCgroup:
             if not parent.exists():
                 parent.mkdir(exist_ok=True)
                 if layout.version == 2:
-                    enable = " ".join(f"+{c}" for c in sorted(layout.controllers))
-                    _write(root / "cgroup.subtree_control", enable)
-                    _write(parent / "cgroup.subtree_control", enable)
+                    _enable_controllers(root, parent, layout.controllers)
             folder = parent / name
             folder.mkdir(exist_ok=True)
             folders[controller] = folder
