@@ -222,3 +222,13 @@ raise RuntimeError("left a daemon behind")
 """
     assert "left a daemon behind" in refused(api, name(), source)["message"]
     assert validation_processes() == []
+
+
+def test_a_fork_bomb_in_the_import_stops_at_the_process_limit(
+    api: httpx.Client, stack: Stack
+) -> None:
+    problem = refused(api, name(), "import os\nwhile True:\n    os.fork()\n")
+    assert problem["field"] == "archive (import)"
+    assert "BlockingIOError" in problem["message"], problem
+    assert validation_processes() == []
+    assert httpx.get(f"{stack.config.registry_url}/healthz", timeout=10).status_code == 200

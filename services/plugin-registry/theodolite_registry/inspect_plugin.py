@@ -154,6 +154,7 @@ def main() -> None:
     parser.add_argument("workdir", type=Path)
     arguments = parser.parse_args()
     os.set_inheritable(arguments.result_fd, False)  # nothing the plugin starts gets it
+    validator = os.getpid()
     try:
         result = inspect_candidate(arguments.archive, arguments.workdir)
     except Rejected as exc:
@@ -165,6 +166,8 @@ def main() -> None:
             "reason": "validation ran out of memory (memory limit)",
         }
     sys.stdout.flush()
+    if os.getpid() != validator:
+        os._exit(1)  # a copy the plugin forked during its import: it reports nothing
     write_result(arguments.result_fd, result)
 
 

@@ -41,6 +41,9 @@ log = logging.getLogger(__name__)
 MAX_RESULT_BYTES = 16 * 2**20
 MAX_OUTPUT_BYTES = 64 * 2**10  # of stdout and stderr each, kept for the log and a crash reason
 MAX_WHEEL_BYTES = 512 * 2**20
+# Processes and threads of one validation (RLIMIT_NPROC of its own uid): pip's build and an
+# import's thread pools fit; a fork bomb stops there.
+VALIDATION_PROCESSES = 64
 
 
 class ValidationFailed(DomainError, status_code=422, title="Invalid plugin"):
@@ -233,6 +236,7 @@ async def validate_plugin(
     limits = SandboxLimits(
         memory_bytes=memory_mb * 2**20,
         cpu_seconds=max(1, int(timeout_s) + 1),
+        processes=VALIDATION_PROCESSES,
         open_files=1024,
         file_size_bytes=MAX_WHEEL_BYTES,
     )
