@@ -62,12 +62,12 @@ class Job:
 
 
 @pytest.fixture
-async def open_job(tracking_server: str) -> AsyncIterator[Callable[[], Awaitable[Job]]]:
+async def open_job(tracking_server: str) -> AsyncIterator[Callable[..., Awaitable[Job]]]:
     """Opens jobs, each in an experiment of its own with its proxy and forwarder, until the
     test ends."""
     async with contextlib.AsyncExitStack() as stack:
 
-        async def open_one() -> Job:
+        async def open_one(max_upload_bytes: int | None = None) -> Job:
             server = MlflowClient(tracking_uri=tracking_server)
             name = uuid.uuid4().hex[:8]
             experiment = server.create_experiment(f"job-{name}")
@@ -83,6 +83,7 @@ async def open_job(tracking_server: str) -> AsyncIterator[Callable[[], Awaitable
                     upstream=tracking_server,
                     run_id=run.info.run_id,
                     experiment_id=experiment,
+                    max_upload_bytes=max_upload_bytes,
                 )
             )
             forwarder = start_forwarder(socket_path)
@@ -103,7 +104,7 @@ async def open_job(tracking_server: str) -> AsyncIterator[Callable[[], Awaitable
 
 
 @pytest.fixture
-async def job(open_job: Callable[[], Awaitable[Job]]) -> Job:
+async def job(open_job: Callable[..., Awaitable[Job]]) -> Job:
     return await open_job()
 
 
@@ -173,7 +174,7 @@ async def test_a_job_logs_registers_and_loads_a_model(job: Job, tmp_path: Path) 
 
 
 async def test_a_later_job_loads_a_registered_model_of_another_experiment_only(
-    open_job: Callable[[], Awaitable[Job]], tmp_path: Path
+    open_job: Callable[..., Awaitable[Job]], tmp_path: Path
 ) -> None:
     """A job attacks a model that a training job registered (another experiment): it loads the
     registered version, not the trainer's unregistered models, and adds no version to it."""
@@ -423,3 +424,24 @@ async def test_a_job_killed_mid_upload_does_not_hold_its_proxy_open(
         assert not socket_path.exists()
         writer.close()
     assert server.list_artifacts(run_id) == []
+
+
+async def test_a_jobs_uploads_stop_at_its_cap(
+    open_job: Callable[..., Awaitable[Job]], tmp_path: Path
+) -> None:
+    job = await open_job(max_upload_bytes=1024 * 1024)
+    first, second = tmp_path / "first.bin", tmp_path / "second.bin"
+    first.write_bytes(b"1" * 600 * 1024)
+    second.write_bytes(b"2" * 600 * 1024)
+    await in_thread(job.client.log_artifact, job.run_id, str(first))
+    with pytest.raises(Exception, match="413"):
+        await in_thread(job.client.log_artifact, job.run_id, str(second))
+    base = f"{job.tracking_uri}/api/2.0/mlflow-artifacts/artifacts/{job.experiment_id}"
+
+    async def unsized() -> AsyncIterator[bytes]:
+        yield b"no length given"
+
+    async with httpx.AsyncClient(timeout=30) as http:
+        answer = await http.put(f"{base}/{job.run_id}/artifacts/chunked.bin", content=unsized())
+    assert answer.status_code == 411, answer.text
+    assert [a.path for a in job.server.list_artifacts(job.run_id)] == ["first.bin"]

@@ -99,9 +99,30 @@ def _picked(headers: Mapping[str, str], names: Iterable[str]) -> dict[str, str]:
 
 
 class _Handler:
-    def __init__(self, rules: TrackingRules, upstream: Upstream) -> None:
+    def __init__(
+        self, rules: TrackingRules, upstream: Upstream, max_upload_bytes: int | None
+    ) -> None:
         self.rules = rules
         self.upstream = upstream
+        self.max_upload_bytes = max_upload_bytes
+        self.uploaded_bytes = 0  # artifact bodies forwarded so far (their Content-Length)
+
+    def _upload_refused(self, request: web.Request) -> Refusal | None:
+        """With a cap, an upload says its length and fits in what is left of the job's cap."""
+        if self.max_upload_bytes is None or not request.can_read_body:
+            return None
+        length = request.content_length
+        if length is None:
+            return Refusal(411, "INVALID_PARAMETER_VALUE", "an artifact upload states its length")
+        if self.uploaded_bytes + length > self.max_upload_bytes:
+            return Refusal(
+                413,
+                "RESOURCE_LIMIT_EXCEEDED",
+                f"theodolite tracking proxy: this job's artifacts may total "
+                f"{self.max_upload_bytes} bytes ({self.uploaded_bytes} uploaded)",
+            )
+        self.uploaded_bytes += length
+        return None
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         path = unquote(request.raw_path.split("?", 1)[0])
@@ -135,6 +156,8 @@ class _Handler:
                 verdict.message,
             )
             return _refused(verdict)
+        if verdict.streamed and (too_much := self._upload_refused(request)) is not None:
+            return _refused(too_much)
         log.debug("run %s: forwards %s %s", self.rules.scope.run_id, request.method, path)
         try:
             return await self._forward(request, verdict)
@@ -205,6 +228,7 @@ async def job_tracking_proxy(
     experiment_id: str,
     readable_experiments: Iterable[str] = (),
     upstream_headers: Mapping[str, str] | None = None,
+    max_upload_bytes: int | None = None,
     socket_mode: int = 0o666,
 ) -> AsyncIterator[TrackingProxy]:
     """Serve one job's MLflow proxy on the unix socket ``socket_path`` while the block runs.
@@ -214,6 +238,8 @@ async def job_tracking_proxy(
     ``_USERNAME``/``_PASSWORD``, see ``worker_credentials``). The job writes only ``run_id``
     (which must be a run of ``experiment_id``) and the logged models it creates, and reads runs
     and artifacts of ``experiment_id`` and ``readable_experiments``, and the model registry.
+    ``max_upload_bytes`` caps what its artifact uploads may total (the job's folder has a disk
+    limit; MLflow's store has none of its own): beyond it, a 413.
 
     The socket's folder is made if missing; the socket gets ``socket_mode`` (any uid may
     connect: the sandbox's own uid must, and only this job's mount namespace shows the path).
@@ -230,7 +256,7 @@ async def job_tracking_proxy(
         scope = await tracking.job_scope(run_id, experiment_id, frozenset(readable_experiments))
         rules = TrackingRules(scope, tracking)
         app = web.Application(client_max_size=MAX_JSON_BODY)
-        app.router.add_route("*", "/{tail:.*}", _Handler(rules, tracking).handle)
+        app.router.add_route("*", "/{tail:.*}", _Handler(rules, tracking, max_upload_bytes).handle)
         # A job killed mid-upload leaves a request open: the worker does not wait long for it.
         runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=2.0)
         await runner.setup()
