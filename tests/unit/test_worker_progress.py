@@ -21,7 +21,8 @@ from theodolite.events import (
     JobSubmitted,
     JobSucceeded,
 )
-from theodolite_worker.jobs import JobRunner, job_environment
+from theodolite_worker.containment import job_environment
+from theodolite_worker.jobs import JobRunner
 from theodolite_worker.settings import WorkerSettings
 from theodolite_worker.warm_pool import WarmPool
 
@@ -121,8 +122,10 @@ async def test_progress_lines_are_published_as_progress_events(
 
 def test_jobs_learn_their_device(tmp_path: Path) -> None:
     job_id = uuid.uuid4()
-    cpu = job_environment(WorkerSettings(work_dir=tmp_path), job_id, "r", "1")
-    gpu = job_environment(WorkerSettings(work_dir=tmp_path, gpus="0"), job_id, "r", "1")
+    cpu = job_environment(WorkerSettings(work_dir=tmp_path), job_id, "r", "1", home=tmp_path)
+    gpu = job_environment(
+        WorkerSettings(work_dir=tmp_path, gpus="0"), job_id, "r", "1", home=tmp_path
+    )
     assert (cpu["THEODOLITE_DEVICE"], cpu["CUDA_VISIBLE_DEVICES"]) == ("cpu", "")
     assert (gpu["THEODOLITE_DEVICE"], gpu["CUDA_VISIBLE_DEVICES"]) == ("cuda", "0")
 

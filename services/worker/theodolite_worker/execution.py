@@ -25,7 +25,8 @@ from typing import TextIO
 from pydantic import ValidationError
 
 from theodolite.events import PROGRESS_LINE_PREFIX, JobProgress
-from theodolite_worker.process import JobProcess, ProcessSpawner, start_bash
+from theodolite_worker.process import JobProcess, ProcessSpawner, start_bash, start_command
+from theodolite_worker.sandboxing import JobSandbox, cold_command
 from theodolite_worker.settings import WorkerSettings
 
 log = logging.getLogger(__name__)
@@ -69,9 +70,12 @@ class ExecutionResult:
     log_tail: list[str]
     warm: bool = False
     stopped: bool = False  # ended by ``cancel`` (cancel, shutdown), not by itself
+    breach: str | None = None  # ended by ``end_for_breach``: the limit it crossed, in words
 
     @property
     def status(self) -> ExecutionStatus:
+        if self.breach is not None:
+            return ExecutionStatus.FAILED
         if self.stopped:
             return ExecutionStatus.STOPPED
         if self.timed_out:
@@ -107,6 +111,7 @@ class JobCommand:
     env: dict[str, str]
     log_file: Path  # every log line is appended here too
     timeout_s: float | None = None
+    sandbox: JobSandbox | None = None  # where it runs (None: as the worker's user)
 
 
 def parse_progress(line: str) -> JobProgress | None:
@@ -192,6 +197,7 @@ class JobExecution:
         self._log_sink = log_sink
         self._progress_sink = progress_sink
         self._stop = asyncio.Event()
+        self._breach: str | None = None
         self._supervisor: asyncio.Task[ExecutionResult] | None = None
 
     @classmethod
@@ -213,6 +219,13 @@ class JobExecution:
 
     def cancel(self) -> None:
         """Stop the job: SIGTERM to its group, SIGKILL after the grace; ``wait`` says stopped."""
+        self._stop.set()
+
+    def end_for_breach(self, reason: str) -> None:
+        """Kill the job at once (no grace: a fork bomb would use it); ``wait`` says failed with
+        ``reason`` (the first one given)."""
+        if self._breach is None:
+            self._breach = reason
         self._stop.set()
 
     def status(self) -> ExecutionStatus:
@@ -266,6 +279,7 @@ class JobExecution:
             log_tail=list(output.tail),
             warm=process.warm,
             stopped=stopped,
+            breach=self._breach,
         )
 
     async def _watch(self, output: _Output) -> tuple[int, bool, bool]:
@@ -301,7 +315,10 @@ class JobExecution:
                         process.kill_group(signal.SIGKILL)
                 elif self._stop.is_set() and not stopped:
                     stopped = True
-                    await _terminate(process, options.kill_grace_s)
+                    if self._breach is not None:
+                        process.kill_group(signal.SIGKILL)
+                    else:
+                        await _terminate(process, options.kill_grace_s)
                     deadline = None
                 elif deadline is not None and now > deadline:
                     timed_out = True
@@ -337,8 +354,13 @@ class JobLauncher:
         # instead when one is given, else they are log lines like any other.
         process = None
         if self._warm_pool is not None:
-            process = await self._warm_pool.spawn(job.command, cwd=job.cwd, env=job.env)
-        if process is None:
+            process = await self._warm_pool.spawn(
+                job.command, cwd=job.cwd, env=job.env, sandbox=job.sandbox
+            )
+        if process is None and job.sandbox is not None:
+            argv = cold_command(job.sandbox, job.command, job.cwd)
+            process = await start_command(argv, cwd=job.cwd, env={})  # bwrap sets its own
+        elif process is None:
             process = await start_bash(job.command, cwd=job.cwd, env=job.env)
         log.info("job process %d started %s", process.pid, "warm" if process.warm else "cold")
         return JobExecution.supervise(

@@ -7,7 +7,6 @@ import json
 import logging
 import os
 import shutil
-import sys
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,9 +25,11 @@ from theodolite.events import (
 )
 from theodolite.mlproject import MLPROJECT_FILENAME, parse_mlproject, render_command
 from theodolite.problems import ProblemsError
+from theodolite.sandbox.limits import SandboxLimits
 from theodolite.sdk.protocol import PLUGINS_ENV, RESULT_FILE_ENV
 from theodolite.storage import IntegrityError, ObjectNotFound
 from theodolite_worker.archive_cache import ArchiveCache
+from theodolite_worker.containment import breach_after, contained, watching_limits
 from theodolite_worker.execution import (
     ExecutionOptions,
     ExecutionResult,
@@ -40,6 +41,7 @@ from theodolite_worker.execution import (
 from theodolite_worker.job_events import JobEventPublisher
 from theodolite_worker.plugin_cache import PluginCache
 from theodolite_worker.process import ProcessSpawner
+from theodolite_worker.sandboxing import Sandboxes
 from theodolite_worker.settings import WorkerSettings
 from theodolite_worker.tracking import JobRunTracker
 
@@ -70,31 +72,13 @@ class JobControl:
             execution.cancel()
 
 
-def job_environment(
-    settings: WorkerSettings, job_id: uuid.UUID, run_id: str, experiment_id: str
-) -> dict[str, str]:
-    env = dict(os.environ)
-    # MLflow Projects would take ``python`` from PATH; jobs get the worker's own interpreter.
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-    env.update(
-        {
-            "MLFLOW_TRACKING_URI": settings.mlflow.tracking_uri,
-            "MLFLOW_RUN_ID": run_id,
-            "MLFLOW_EXPERIMENT_ID": experiment_id,
-            "THEODOLITE_JOB_ID": str(job_id),
-            "PYTHONUNBUFFERED": "1",
-            "CUDA_VISIBLE_DEVICES": settings.gpus or "",
-            # Which device the job's code should use (the SDK reads it).
-            "THEODOLITE_DEVICE": "cuda" if settings.gpus else "cpu",
-        }
-    )
-    return env
-
-
 def _reported_error(result_file: Path) -> str | None:
     """What the job's code said went wrong (a graph names its failed step), if it said."""
     try:
-        reported = json.loads(result_file.read_text())
+        # The job owns its folder: never follow a link it left there to a file of the worker's.
+        fd = os.open(result_file, os.O_RDONLY | os.O_NOFOLLOW)
+        with os.fdopen(fd, "rb") as file:
+            reported = json.loads(file.read(1024 * 1024))
     except (OSError, ValueError):
         return None
     error = reported.get("error") if isinstance(reported, dict) else None
@@ -110,8 +94,10 @@ class JobRunner:
         tracker: JobRunTracker,
         plugins: PluginCache | None = None,
         warm_pool: ProcessSpawner | None = None,
+        sandboxes: Sandboxes | None = None,
     ) -> None:
         self._settings = settings
+        self._sandboxes = sandboxes or Sandboxes(settings, None)
         self._plugins = plugins
         self._launcher = JobLauncher(ExecutionOptions.from_settings(settings), warm_pool=warm_pool)
         self._cache = cache
@@ -133,6 +119,13 @@ class JobRunner:
         if spec is None:
             raise JobSetupError(f"the archive has no entry point {job.entry_point!r}")
         return render_command(spec, job.params, project_dir)
+
+    def _job_limits(self, job: JobSubmitted) -> SandboxLimits:
+        requested = getattr(job, "limits", None)  # JobSubmitted.limits: from the api's submission
+        try:
+            return self._sandboxes.limits_for(requested)
+        except ValueError as exc:
+            raise JobSetupError(f"the job's limits are not usable: {exc}") from exc
 
     async def _plugin_folders(self, job: JobSubmitted) -> dict[str, dict[str, str]]:
         """The job's pinned registry plugins, fetched: what its process imports, exactly."""
@@ -160,15 +153,18 @@ class JobRunner:
         """Run the attempt and publish its events; the terminal one is confirmed on return."""
         job_dir = self._settings.work_dir / "jobs" / f"{job_id}-{attempt}"
         job_dir.mkdir(parents=True, exist_ok=True)
+        # Outside the job's folder, which the job owns: it must not swap the log for a link.
+        log_file = self._settings.work_dir / "logs" / f"{job_id}-{attempt}" / "output.log"
+        log_file.parent.mkdir(parents=True, exist_ok=True)
         run_id: str | None = None
         try:
             run_id = await self._tracker.start(job_id, attempt, job)
             await events.publish(
                 JobStarted(worker_id=self._settings.worker_id, mlflow_run_id=run_id)
             )
+            limits = self._job_limits(job)
             command = await self._prepare(job, job_dir)
             await events.publish(JobLog(lines=[f"[theodolite] $ {command}"]))
-            log_file = job_dir / "output.log"
 
             async def send_lines(lines: list[str]) -> None:
                 await events.publish(JobLog(lines=lines))
@@ -176,34 +172,52 @@ class JobRunner:
             async def send_progress(progress: JobProgress) -> None:
                 await events.publish(progress)
 
-            env = job_environment(self._settings, job_id, run_id, job.mlflow_experiment_id)
             result_file = job_dir / "result.json"
-            env[RESULT_FILE_ENV] = str(result_file)
-            env[PLUGINS_ENV] = json.dumps(await self._plugin_folders(job))
-
-            execution = await self._launcher.start(
-                JobCommand(
-                    command,
-                    cwd=job_dir / "project",
-                    env=env,
-                    log_file=log_file,
-                    timeout_s=job.timeout_s,
-                ),
-                log_sink=send_lines,
-                progress_sink=send_progress,
-            )
-            if control is not None:
-                control.attach(execution)
-            result = await execution.wait()
+            plugins = await self._plugin_folders(job)
+            async with contained(
+                self._sandboxes,
+                self._settings,
+                job_id=job_id,
+                attempt=attempt,
+                run_id=run_id,
+                experiment_id=job.mlflow_experiment_id,
+                job_dir=job_dir,
+                limits=limits,
+                read_only=[Path(folder["path"]) for folder in plugins.values()],
+                extra_env={RESULT_FILE_ENV: str(result_file), PLUGINS_ENV: json.dumps(plugins)},
+            ) as containment:
+                execution = await self._launcher.start(
+                    JobCommand(
+                        command,
+                        cwd=job_dir / "project",
+                        env=containment.env,
+                        log_file=log_file,
+                        timeout_s=job.timeout_s,
+                        sandbox=containment.sandbox,
+                    ),
+                    log_sink=send_lines,
+                    progress_sink=send_progress,
+                )
+                if control is not None:
+                    control.attach(execution)
+                async with watching_limits(
+                    containment.sandbox,
+                    execution,
+                    interval_s=self._settings.limits_poll_interval_s,
+                    disk_interval_s=self._settings.disk_poll_interval_s,
+                ):
+                    result = await execution.wait()
+                breach = await asyncio.to_thread(breach_after, result, containment.sandbox)
             if log_file.exists():
                 await self._tracker.log_artifact(run_id, log_file, "logs")
-            await self._report(events, run_id, job, result, result_file, control)
+            await self._report(events, run_id, job, result, result_file, control, breach)
         except JobSetupError as exc:
             await self._fail(events, str(exc), run_id)
         except Exception as exc:
             log.exception("job %s attempt %s failed in the worker", job_id, attempt)
             await self._fail(events, f"worker error: {type(exc).__name__}: {exc}", run_id)
         finally:
+            await asyncio.to_thread(shutil.rmtree, log_file.parent, True)
             if not self._settings.keep_job_dirs:
                 await asyncio.to_thread(shutil.rmtree, job_dir, True)
 
@@ -215,10 +229,19 @@ class JobRunner:
         result: ExecutionResult,
         result_file: Path,
         control: JobControl | None,
+        breach: str | None = None,
     ) -> None:
         """Close the MLflow run and publish the attempt's terminal event."""
         tail = result.log_tail
-        if result.stopped and control is not None and control.reason == "shutdown":
+        if breach is not None:
+            await self._tracker.finish(run_id, succeeded=False, killed=True)
+            await events.publish(JobLog(lines=[f"[theodolite] {breach}"]))
+            await events.publish(
+                JobFailed(
+                    reason=breach, mlflow_run_id=run_id, exit_code=result.exit_code, log_tail=tail
+                )
+            )
+        elif result.stopped and control is not None and control.reason == "shutdown":
             await self._tracker.finish(run_id, succeeded=False, killed=True)
             await events.publish(
                 JobReleased(reason="its worker shut down before it ended", mlflow_run_id=run_id)

@@ -45,6 +45,7 @@ class Heartbeat(PeriodicService):
             started_at=self._state.started_at,
             stopping=self._state.stopping,
             running_jobs=list(self._state.controls),
+            isolation=self._state.isolation,
         )
         event = make_event(heartbeat, producer=self._settings.worker_id)
         await self._broker.publish(topology.EVENTS_EXCHANGE.name, event.type.value, event)

@@ -14,10 +14,14 @@ import functools
 import os
 import signal
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from theodolite_worker.orphans import die_with_parent
+
+if TYPE_CHECKING:
+    from theodolite_worker.sandboxing import JobSandbox
 
 
 class JobProcess(ABC):
@@ -46,8 +50,11 @@ class JobProcess(ABC):
 class ProcessSpawner(Protocol):
     """Starts some commands faster than bash would (the warm pool); None: use bash."""
 
-    async def spawn(self, command: str, *, cwd: Path, env: dict[str, str]) -> JobProcess | None:
-        """The job started, or None when this spawner cannot start this command now."""
+    async def spawn(
+        self, command: str, *, cwd: Path, env: dict[str, str], sandbox: JobSandbox | None = None
+    ) -> JobProcess | None:
+        """The job started (in ``sandbox`` when given), or None when this spawner cannot start
+        this command now."""
         ...
 
 
@@ -69,17 +76,21 @@ class BashProcess(JobProcess):
 
 async def start_bash(command: str, *, cwd: Path, env: dict[str, str]) -> JobProcess:
     """``bash -c command`` in a new session (its own process group); stderr joins stdout."""
+    return await start_command(["bash", "-c", command], cwd=cwd, env=env)
+
+
+async def start_command(argv: Sequence[str], *, cwd: Path, env: dict[str, str]) -> JobProcess:
+    """``argv`` in a new session (its own process group); stderr joins stdout."""
     process = await asyncio.create_subprocess_exec(
-        "bash",
-        "-c",
-        command,
+        *argv,
         cwd=cwd,
         env=env,
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
         start_new_session=True,
-        # bash execs a single simple command, which keeps this: the job dies with the worker.
+        # Kept across exec (bash execs a single simple command; bwrap's sandbox dies with bwrap):
+        # the job dies with the worker.
         preexec_fn=functools.partial(die_with_parent, os.getpid()),
     )
     return BashProcess(process)

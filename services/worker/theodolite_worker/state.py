@@ -21,3 +21,4 @@ class WorkerState:
     stopping: bool = False
     busy: int = 0  # job messages in hand: waiting for a slot, being claimed or running
     controls: dict[uuid.UUID, JobControl] = field(default_factory=dict)  # running, by job
+    isolation: dict[str, str] | None = None  # what its sandboxes enforce (probed at start)

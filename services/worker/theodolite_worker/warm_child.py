@@ -16,7 +16,12 @@ import sys
 import threading
 import traceback
 from multiprocessing.connection import Connection
-from typing import Literal, NamedTuple
+from typing import TYPE_CHECKING, Literal, NamedTuple
+
+if TYPE_CHECKING:
+    from theodolite.sandbox.cgroups import JobCgroup
+    from theodolite.sandbox.policy import SandboxPolicy
+    from theodolite_worker.sandbox_entry import LoopbackForward
 
 # The streams replaced in the child, kept so that nothing closes fds 1 and 2 behind our back.
 _replaced_streams: list[object] = []
@@ -28,6 +33,14 @@ class WarmCommand(NamedTuple):
     kind: Literal["script", "module"]
     target: str
     args: tuple[str, ...]
+
+
+class WarmSandbox(NamedTuple):
+    """What a warm job enters after the fork, before any of its code runs."""
+
+    policy: SandboxPolicy
+    cgroup: JobCgroup | None
+    forwards: tuple[LoopbackForward, ...]
 
 
 def probe(result: Connection, modules: list[str]) -> None:
@@ -127,7 +140,22 @@ def _finish(code: int) -> None:
     os._exit(code)
 
 
-def run_job(command: WarmCommand, cwd: str, env: dict[str, str], output: Connection) -> None:
+def _enter(sandbox: WarmSandbox) -> None:
+    """Become the sandbox (this process stays outside as its relay: only pid 1 returns)."""
+    from theodolite.sandbox.enter import enter_sandbox
+    from theodolite_worker.sandbox_entry import start_forwards
+
+    enter_sandbox(sandbox.policy, cgroup=sandbox.cgroup)
+    start_forwards(sandbox.forwards)
+
+
+def run_job(
+    command: WarmCommand,
+    cwd: str,
+    env: dict[str, str],
+    output: Connection,
+    sandbox: WarmSandbox | None = None,
+) -> None:
     """The warm child's entry point; never returns."""
     # It dies with the forkserver (which dies with the worker) from the fork on: set by
     # ``warm_server_init``'s fork hook, before this is even unpickled.
@@ -135,10 +163,12 @@ def run_job(command: WarmCommand, cwd: str, env: dict[str, str], output: Connect
     code = 1
     try:
         _redirect_output(output)
-        os.chdir(cwd)
         # Children start with the forkserver's environment: the job's is set here, whole.
         os.environ.clear()
         os.environ.update(env)
+        if sandbox is not None:
+            _enter(sandbox)  # its environment is the policy's, with the forwarders' URLs
+        os.chdir(cwd)
         _reseed()
         importlib.invalidate_caches()  # packages installed since the forkserver started
         code = _execute(command)

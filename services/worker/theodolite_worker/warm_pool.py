@@ -29,13 +29,16 @@ from collections.abc import AsyncIterator, Sequence
 from multiprocessing.connection import Connection
 from multiprocessing.context import ForkServerContext, ForkServerProcess
 from pathlib import Path
-from typing import Protocol, cast
+from typing import TYPE_CHECKING, Protocol, cast
 
 from theodolite_worker import warm_child
 from theodolite_worker.process import JobProcess
 from theodolite_worker.settings import DEFAULT_WARM_PRELOAD
 from theodolite_worker.warm_child import WarmCommand
 from theodolite_worker.warm_command import parse_warm_command
+
+if TYPE_CHECKING:
+    from theodolite_worker.sandboxing import JobSandbox
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +47,11 @@ log = logging.getLogger(__name__)
 SERVER_MODULES = (
     "theodolite_worker.warm_server_init",  # first: leave the worker's process group
     "theodolite_worker.warm_child",
+    # What a sandboxed job's arguments unpickle to, and how it enters its sandbox.
+    "theodolite.sandbox.enter",
+    "theodolite.sandbox.cgroups",
+    "theodolite.sandbox.policy",
+    "theodolite_worker.sandbox_entry",
     "theodolite_worker.warm_pool",
     "theodolite_worker.__main__",
 )
@@ -57,6 +65,12 @@ def _installed(name: str) -> bool:
         return importlib.util.find_spec(name.partition(".")[0]) is not None
     except (ImportError, ValueError):
         return False
+
+
+def _warm_sandbox(sandbox: JobSandbox | None) -> warm_child.WarmSandbox | None:
+    if sandbox is None:
+        return None
+    return warm_child.WarmSandbox(sandbox.policy, sandbox.cgroup, sandbox.forwards)
 
 
 class WarmProcess(JobProcess):
@@ -74,7 +88,13 @@ class WarmProcess(JobProcess):
 
     @classmethod
     async def start(
-        cls, context: ForkServerContext, command: WarmCommand, *, cwd: Path, env: dict[str, str]
+        cls,
+        context: ForkServerContext,
+        command: WarmCommand,
+        *,
+        cwd: Path,
+        env: dict[str, str],
+        sandbox: JobSandbox | None = None,
     ) -> WarmProcess:
         loop = asyncio.get_running_loop()
         read_fd, write_fd = os.pipe()
@@ -91,7 +111,7 @@ class WarmProcess(JobProcess):
                 raise
             process = context.Process(
                 target=warm_child.run_job,
-                args=(command, str(cwd), env, sender),
+                args=(command, str(cwd), env, sender, _warm_sandbox(sandbox)),
                 name="theodolite-job",
             )
             try:
@@ -261,7 +281,9 @@ class WarmPool:
             sender.close()
             receiver.close()
 
-    async def spawn(self, command: str, *, cwd: Path, env: dict[str, str]) -> JobProcess | None:
+    async def spawn(
+        self, command: str, *, cwd: Path, env: dict[str, str], sandbox: JobSandbox | None = None
+    ) -> JobProcess | None:
         """The job started in the pool, or None when the command or the pool is not fit."""
         if not self._ready:
             return None
@@ -278,7 +300,7 @@ class WarmPool:
                 threading.Thread(target=self.warm_up, name="warm-pool-restart", daemon=True).start()
             return None
         try:
-            return await WarmProcess.start(self._context, parsed, cwd=cwd, env=env)
+            return await WarmProcess.start(self._context, parsed, cwd=cwd, env=env, sandbox=sandbox)
         except Exception:
             log.warning("warm start failed: this and later jobs run cold", exc_info=True)
             self._ready = False

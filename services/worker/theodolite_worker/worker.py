@@ -21,6 +21,7 @@ from theodolite_worker.consumers import ControlConsumer, JobConsumer
 from theodolite_worker.jobs import JobRunner
 from theodolite_worker.loops import Heartbeat, PluginAnnouncer
 from theodolite_worker.plugin_cache import PluginCache
+from theodolite_worker.sandboxing import Sandboxes, isolation_at_start, isolation_report
 from theodolite_worker.settings import WorkerSettings
 from theodolite_worker.state import WorkerState
 from theodolite_worker.tracking import JobRunTracker
@@ -43,6 +44,11 @@ class Worker:
     async def __aenter__(self) -> Self:
         settings = self.settings
         token = settings.token.get_secret_value() if settings.token else None
+        # First, before any thread or the warm pool: the probe forks, and a host that allows no
+        # sandbox stops the worker here (unless weaker isolation is accepted).
+        isolation = isolation_at_start(settings)
+        sandboxes = Sandboxes(settings, isolation)  # sets the jobs' PREFECT_API_URL first
+        self.state.isolation = isolation_report(settings, isolation)
         async with AsyncExitStack() as stack:
             warm_pool: WarmPool | None = None
             if settings.warm_pool:
@@ -81,6 +87,7 @@ class Worker:
                 ),
                 tracker=JobRunTracker(settings.mlflow.tracking_uri),
                 warm_pool=warm_pool,
+                sandboxes=sandboxes,
             )
             # Before the first heartbeat: a worker counted live has said what its jobs can use.
             await stack.enter_async_context(PluginAnnouncer(broker=broker, settings=settings))
