@@ -21,6 +21,9 @@ JOB_NAMES = frozenset(
     {
         "HOME",
         "PATH",
+        # getpass.getuser() reads these first: the sandbox's uid has no /etc/passwd entry.
+        "USER",
+        "LOGNAME",
         "PWD",
         "TMPDIR",
         "MLFLOW_RUN_ID",
