@@ -220,6 +220,8 @@ print(json.dumps({
     "connects": {str(port): attempt(connect(port)) for port in PORTS},
     "own_loopback": attempt(connect(own_port)),
     "work_dir_write": attempt(write("written-by-job")),
+    "devices": {path: attempt(write(path)) for path in ("/dev/null", "/dev/shm/x", "/tmp/x")},
+    "hostname": socket.gethostname(),
 }))
 """
 
@@ -270,6 +272,8 @@ def test_a_hostile_job_sees_and_reaches_only_its_own(sandbox: Sandbox) -> None:
     }
     assert report["own_loopback"] == "allowed"  # a forwarder on 127.0.0.1 would work inside
     assert report["work_dir_write"] == "allowed"
+    assert report["devices"] == dict.fromkeys(["/dev/null", "/dev/shm/x", "/tmp/x"], "allowed")
+    assert report["hostname"] == policy.hostname
     assert (policy.work_dir / "written-by-job").stat().st_uid == policy.uid
     assert not os.path.exists(venv_file)
 

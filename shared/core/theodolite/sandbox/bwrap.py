@@ -68,7 +68,8 @@ def mount_arguments(policy: SandboxPolicy) -> list[str]:
     """bwrap's mount options: /proc, /dev, /tmp, then the system's and the policy's paths
     read-only, the work folder writable and the devices (later mounts lie over earlier ones, so
     a work folder under /tmp or under a read-only path stays writable)."""
-    arguments = ["--proc", "/proc", "--dev", "/dev", "--perms", "1777", "--tmpfs", "/tmp"]
+    arguments = ["--proc", "/proc", "--dev", "/dev", "--perms", "1777", "--tmpfs", "/dev/shm"]
+    arguments += ["--perms", "1777", "--tmpfs", "/tmp"]
     bound = (*policy.system_paths(), *policy.read_only_paths(), policy.work_dir, *policy.devices)
     # bwrap makes missing parents 0700 (root's): the sandbox's uid could not walk through them.
     parents = {parent for path in bound for parent in path.parents} - {Path("/"), Path("/tmp")}
