@@ -6,9 +6,11 @@ from __future__ import annotations
 import asyncio
 import uuid
 
+import aio_pika
 import httpx
 from pydantic import BaseModel
 
+from tests.fixtures.events import job_submitted
 from tests.fixtures.stack import Stack
 from tests.integration.helpers import (
     create_queue,
@@ -21,14 +23,25 @@ from tests.integration.helpers import (
 from theodolite import topology
 from theodolite.broker import Broker
 from theodolite.devstack.services import worker_env
-from theodolite.events import Envelope, JobLog, JobSucceeded, make_event
+from theodolite.events import (
+    Envelope,
+    JobLog,
+    JobSubmitted,
+    JobSucceeded,
+    decode_event,
+    make_event,
+)
 from theodolite.signing import SigningKey, worker_signer
 
 
 def _claim(url: str, worker_id: str, headers: dict[str, str]) -> httpx.Response:
     return httpx.post(
         f"{url}/internal/jobs/{uuid.uuid4()}/claim",
-        json={"attempt": 1, "worker_id": worker_id},
+        json={
+            "attempt": 1,
+            "worker_id": worker_id,
+            "submitted": job_submitted().model_dump(mode="json"),
+        },
         headers=headers,
         timeout=30,
     )
@@ -73,6 +86,23 @@ def test_the_stack_gives_each_worker_the_internal_listener_and_its_own_token(
     assert stack.config.api_internal_port != stack.config.api_port
 
 
+async def _take_job_message(broker_url: str, queue: str) -> JobSubmitted:
+    """The job message waiting on ``queue``, taken as a worker takes it."""
+    connection = await aio_pika.connect(broker_url)
+    async with connection:
+        channel = await connection.channel()
+        waiting = await channel.get_queue(topology.job_queue_name(queue), ensure=False)
+        for _ in range(100):
+            message = await waiting.get(fail=False)
+            if message is not None:
+                await message.ack()
+                _, payload = decode_event(message.body)
+                assert isinstance(payload, JobSubmitted)
+                return payload
+            await asyncio.sleep(0.1)
+    raise AssertionError(f"no job message on {queue}")
+
+
 async def _publish(broker_url: str, key: SigningKey | None, *events: Envelope) -> None:
     async with Broker(broker_url, client_name="forger", signing_key=key) as broker:
         for event in events:
@@ -82,24 +112,43 @@ async def _publish(broker_url: str, key: SigningKey | None, *events: Envelope) -
 def test_only_the_claim_holders_signed_events_change_a_job(
     stack: Stack, api: httpx.Client, scripted_archive: bytes
 ) -> None:
-    """As someone holding the broker's URL would try it: a job.succeeded with attempt 7 that
-    nobody signed, and events signed by a worker that does not hold the claim. None changes the
-    job; the claim holder's own events then do."""
+    """As someone holding the broker's URL would try it: a job message with other parameters
+    for a real job, a job.succeeded with attempt 7 that nobody signed, and events signed by a
+    worker that does not hold the claim. None changes the job; the claim holder's own events
+    then do."""
     config = stack.config
     holder, other = unique("holder"), unique("other")
-    job = submit(api, **job_target(api, scripted_archive), params={}, queue=create_queue(api))
+    queue = create_queue(api)
+    job = submit(api, **job_target(api, scripted_archive), params={}, queue=queue)
     assert job.status_code == 202, job.text
     job_id = uuid.UUID(job.json()["id"])
-    claim = httpx.post(
-        f"{config.api_internal_url}/internal/jobs/{job_id}/claim",
-        json={"attempt": 1, "worker_id": holder},
-        headers={
-            "Authorization": f"Bearer {config.worker_token(holder)}",
-            "Theodolite-Worker-Id": holder,
-        },
-        timeout=30,
+    message = asyncio.run(_take_job_message(config.broker_url, queue))
+
+    def claim(submitted: JobSubmitted) -> httpx.Response:
+        return httpx.post(
+            f"{config.api_internal_url}/internal/jobs/{job_id}/claim",
+            json={
+                "attempt": 1,
+                "worker_id": holder,
+                "submitted": submitted.model_dump(mode="json"),
+            },
+            headers={
+                "Authorization": f"Bearer {config.worker_token(holder)}",
+                "Theodolite-Worker-Id": holder,
+            },
+            timeout=30,
+        )
+
+    # A message forged for this job (other parameters, another archive) is not run.
+    forged_message = message.model_copy(update={"params": {"x": "1"}, "archive_sha256": "0" * 64})
+    refused = claim(forged_message)
+    assert refused.status_code == 409, refused.text
+    assert refused.json()["reason"] == (
+        "the job message is not the api's (archive_sha256, params differ)"
     )
-    assert claim.status_code == 200 and claim.json()["claimed"], claim.text
+    assert api.get(f"/jobs/{job_id}").json()["status"] == "queued"
+    claimed = claim(message)
+    assert claimed.status_code == 200 and claimed.json()["claimed"], claimed.text
 
     def event(payload: BaseModel, seq: int, attempt: int = 1) -> Envelope:
         return make_event(payload, producer=holder, job_id=job_id, attempt=attempt, seq=seq)

@@ -13,6 +13,7 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
+from tests.fixtures.events import job_submitted
 from theodolite.settings import Environment
 from theodolite_api.app import create_app, create_internal_app
 from theodolite_api.auth.worker_keys import (
@@ -30,6 +31,8 @@ from theodolite_worker.claims import WORKER_ID_HEADER as WORKER_SENDS
 from theodolite_worker.claims import Claim, JobClaims
 
 SECRET = "a-stack-secret"
+
+SUBMITTED = job_submitted()
 
 
 def test_a_token_names_its_worker_and_only_the_secret_makes_it() -> None:
@@ -94,7 +97,12 @@ async def _post(app: Any, path: str, worker_id: str, headers: dict[str, str]) ->
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app), base_url="http://api"
     ) as http:
-        return await http.post(path, json={"attempt": 1, "worker_id": worker_id}, headers=headers)
+        body = {
+            "attempt": 1,
+            "worker_id": worker_id,
+            "submitted": SUBMITTED.model_dump(mode="json"),
+        }
+        return await http.post(path, json=body, headers=headers)
 
 
 async def test_only_a_worker_with_its_own_token_claims_and_only_for_itself(
@@ -140,7 +148,7 @@ async def test_the_worker_sends_its_token_and_its_name() -> None:
     token = worker_token(SECRET, "worker-1")
     transport = httpx.MockTransport(api)
     async with JobClaims("http://api", "worker-1", token=token, transport=transport) as claims:
-        assert await claims.claim(uuid.uuid4(), 1, lambda: False) == Claim(claimed=True)
+        assert await claims.claim(uuid.uuid4(), 1, lambda: False, SUBMITTED) == Claim(claimed=True)
     assert seen[0]["Authorization"] == f"Bearer {token}"
     assert seen[0][WORKER_ID_HEADER] == "worker-1"
 
@@ -154,5 +162,7 @@ async def test_a_server_without_the_claim_route_is_asked_again_not_taken_for_a_r
     async with JobClaims(
         "http://api", "w", transport=httpx.MockTransport(lambda request: answers.pop(0))
     ) as claims:
-        assert await claims.claim(uuid.uuid4(), 1, lambda: False) == Claim(False, "no such job")
+        assert await claims.claim(uuid.uuid4(), 1, lambda: False, SUBMITTED) == Claim(
+            False, "no such job"
+        )
     assert answers == []

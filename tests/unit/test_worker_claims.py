@@ -7,7 +7,10 @@ import uuid
 import httpx
 import pytest
 
+from tests.fixtures.events import job_submitted
 from theodolite_worker.claims import Claim, JobClaims
+
+SUBMITTED = job_submitted()
 
 
 async def test_claims_are_answered_refused_or_asked_again() -> None:
@@ -22,9 +25,11 @@ async def test_claims_are_answered_refused_or_asked_again() -> None:
 
     claimed, refused = uuid.uuid4(), uuid.uuid4()
     async with JobClaims("http://api/", "worker-1", transport=httpx.MockTransport(api)) as claims:
-        assert await claims.claim(claimed, 1, lambda: False) == Claim(claimed=True)
-        assert await claims.claim(refused, 2, lambda: False) == Claim(False, "cancelled")
-        assert await claims.claim(claimed, 1, lambda: True) is None  # stopping: not asked
+        assert await claims.claim(claimed, 1, lambda: False, SUBMITTED) == Claim(claimed=True)
+        assert await claims.claim(refused, 2, lambda: False, SUBMITTED) == Claim(False, "cancelled")
+        assert (
+            await claims.claim(claimed, 1, lambda: True, SUBMITTED) is None
+        )  # stopping: not asked
     assert [path for path, _ in asked] == [f"/internal/jobs/{claimed}/claim"] * 2 + [
         f"/internal/jobs/{refused}/claim"
     ]
@@ -33,4 +38,4 @@ async def test_claims_are_answered_refused_or_asked_again() -> None:
 
 async def test_claims_need_their_async_with_block() -> None:
     with pytest.raises(RuntimeError, match="async with"):
-        await JobClaims("http://api", "w").claim(uuid.uuid4(), 1, lambda: False)
+        await JobClaims("http://api", "w").claim(uuid.uuid4(), 1, lambda: False, SUBMITTED)

@@ -20,6 +20,7 @@ from theodolite.events import (
     Envelope,
     JobCancel,
     JobLog,
+    JobSubmitted,
     PluginPublished,
     PluginYanked,
     make_event,
@@ -59,7 +60,11 @@ class FakeClaims:
     asked: list[uuid.UUID] = field(default_factory=list)
 
     async def claim(
-        self, job_id: uuid.UUID, attempt: int, stopping: Callable[[], bool]
+        self,
+        job_id: uuid.UUID,
+        attempt: int,
+        stopping: Callable[[], bool],
+        submitted: JobSubmitted,
     ) -> Claim | None:
         self.asked.append(job_id)
         while self.answer is None and not stopping():  # noqa: ASYNC110 - as JobClaims polls

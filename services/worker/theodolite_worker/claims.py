@@ -12,6 +12,7 @@ from typing import Self
 
 import httpx
 
+from theodolite.events import JobSubmitted
 from theodolite.signing import SigningKey, worker_signer
 
 log = logging.getLogger(__name__)
@@ -84,9 +85,14 @@ class JobClaims:
             await http.aclose()
 
     async def claim(
-        self, job_id: uuid.UUID, attempt: int, stopping: Callable[[], bool]
+        self,
+        job_id: uuid.UUID,
+        attempt: int,
+        stopping: Callable[[], bool],
+        submitted: JobSubmitted,
     ) -> Claim | None:
-        """The api's answer; while it does not answer, ask again (None once stopping)."""
+        """The api's answer; while it does not answer, ask again (None once stopping). The
+        message ``submitted`` goes with the claim: the api refuses one that is not its own."""
         if self._http is None:
             raise RuntimeError("JobClaims is used inside its async with block")
         delay = 0.5
@@ -94,7 +100,11 @@ class JobClaims:
             try:
                 response = await self._http.post(
                     f"/internal/jobs/{job_id}/claim",
-                    json={"attempt": attempt, "worker_id": self._worker_id},
+                    json={
+                        "attempt": attempt,
+                        "worker_id": self._worker_id,
+                        "submitted": submitted.model_dump(mode="json"),
+                    },
                 )
             except httpx.HTTPError as exc:
                 log.warning("claiming job %s: the api did not answer (%s); retrying", job_id, exc)

@@ -96,7 +96,9 @@ class JobConsumer:
         async with self._slots:
             if self._state.stopping:
                 raise Requeue("not claimed while stopping: another worker takes it")
-            claim = await self._claims.claim(job_id, attempt, lambda: self._state.stopping)
+            claim = await self._claims.claim(
+                job_id, attempt, lambda: self._state.stopping, submitted=job
+            )
             if claim is None:
                 raise Requeue("stopping before the api answered the claim")
             # Claimed or refused, the message has done its work: the api owns the job from here

@@ -9,10 +9,11 @@ from dataclasses import dataclass
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from theodolite.db.tables import Job, utcnow
-from theodolite.events import Envelope
+from theodolite.events import Envelope, JobSubmitted
 from theodolite.lifecycle import JobStatus
 from theodolite.signing import worker_signer
 from theodolite_api.jobs import transitions
+from theodolite_api.jobs.messages import differences, recorded_message
 from theodolite_api.repositories import jobs as job_repo
 
 
@@ -35,13 +36,27 @@ class ClaimAnswer:
 
 
 async def claim_attempt(
-    *, session: AsyncSession, job_id: uuid.UUID, attempt: int, worker_id: str
+    *,
+    session: AsyncSession,
+    job_id: uuid.UUID,
+    attempt: int,
+    worker_id: str,
+    submitted: JobSubmitted | None = None,
 ) -> ClaimAnswer:
     """Grant the attempt to ``worker_id`` (an attempt runs at most once at a time; a cancelled
-    or stale one never starts). Does not commit."""
+    or stale one never starts). ``submitted`` is the job message the worker holds: it must be
+    the api's, field for field (workers always send it; the api's own callers need not). Does
+    not commit."""
     job = await job_repo.get(session=session, job_id=job_id, for_update=True)
     if job is None:
         return ClaimAnswer(claimed=False, http_status=404, reason="no such job")
+    if submitted is not None:
+        recorded = await recorded_message(session, job)
+        if recorded is None:
+            return ClaimAnswer(claimed=False, http_status=409, reason="the job's rows are gone")
+        if differing := differences(submitted, recorded):
+            reason = f"the job message is not the api's ({', '.join(differing)} differ)"
+            return ClaimAnswer(claimed=False, http_status=409, reason=reason)
     if job.attempt != attempt or job.next_attempt_at is not None:
         reason = f"attempt {attempt} is stale (current attempt {job.attempt})"
         return ClaimAnswer(claimed=False, http_status=409, reason=reason)

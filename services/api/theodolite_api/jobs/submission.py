@@ -7,7 +7,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from theodolite import topology
 from theodolite.db.tables import EntryPointArchive, Experiment, Job, utcnow
-from theodolite.events import JobSubmitted, PluginPin, make_event
+from theodolite.events import PluginPin, make_event
 from theodolite.mlproject import EntryPointSpec, resolve_parameters
 from theodolite.problems import Problem, ProblemsError
 from theodolite.web.errors import InvalidSubmission
@@ -15,6 +15,7 @@ from theodolite_api.auth.callers import Caller, Forbidden
 from theodolite_api.clients.registry import RegistryClient
 from theodolite_api.entrypoints.graph_checks import check_graph
 from theodolite_api.jobs import transitions
+from theodolite_api.jobs.messages import job_message
 from theodolite_api.repositories import entrypoints as entrypoint_repo
 from theodolite_api.repositories import experiments as experiment_repo
 from theodolite_api.repositories import outbox as outbox_repo
@@ -114,20 +115,7 @@ def enqueue_attempt(
 ) -> None:
     """Put ``job.submitted`` for the job's current attempt in the outbox (same transaction)."""
     event = make_event(
-        JobSubmitted(
-            experiment_id=experiment.id,
-            mlflow_experiment_id=experiment.mlflow_experiment_id,
-            entrypoint_id=archive.id,
-            archive_sha256=archive.sha256,
-            entry_point=job.entry_point,
-            params=job.params,
-            queue=job.queue,
-            timeout_s=job.timeout_s,
-            plugins={
-                name: PluginPin.model_validate(pin)
-                for name, pin in (job.plugin_versions or {}).items()
-            },
-        ),
+        job_message(job, experiment, archive),
         producer=PRODUCER,
         job_id=job.id,
         attempt=job.attempt,

@@ -9,6 +9,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
+from theodolite.events import JobSubmitted
 from theodolite_api.auth.workers import WorkerDep
 from theodolite_api.deps import SessionDep, StateDep
 from theodolite_api.jobs.claims import claim_attempt
@@ -19,6 +20,9 @@ router = APIRouter(prefix="/internal", include_in_schema=False)
 class ClaimRequest(BaseModel):
     attempt: int
     worker_id: str
+    # The job message the worker received: a claim runs only the api's own (a message forged
+    # on the broker for a real job is refused).
+    submitted: JobSubmitted
 
 
 @router.post("/jobs/{job_id}/claim")
@@ -33,7 +37,11 @@ async def claim_job(
             status_code=403,
         )
     answer = await claim_attempt(
-        session=session, job_id=job_id, attempt=body.attempt, worker_id=body.worker_id
+        session=session,
+        job_id=job_id,
+        attempt=body.attempt,
+        worker_id=body.worker_id,
+        submitted=body.submitted,
     )
     if not answer.claimed:
         return JSONResponse(
