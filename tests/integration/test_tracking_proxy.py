@@ -83,6 +83,8 @@ async def open_job(tracking_server: str) -> AsyncIterator[Callable[..., Awaitabl
                     upstream=tracking_server,
                     run_id=run.info.run_id,
                     experiment_id=experiment,
+                    # As the worker, which made the run: MLflow is not asked at the start.
+                    run_artifact_uri=run.info.artifact_uri,
                     max_upload_bytes=max_upload_bytes,
                 )
             )
@@ -402,7 +404,7 @@ async def test_a_job_killed_mid_upload_does_not_hold_its_proxy_open(
     run_id = server.create_run(experiment).info.run_id
     with tempfile.TemporaryDirectory(prefix="tp-job-") as job_dir:
         socket_path = Path(job_dir) / ".theodolite" / "mlflow.sock"
-        proxy = job_tracking_proxy(
+        proxy = job_tracking_proxy(  # without the run's artifact URI: the proxy asks MLflow
             socket_path=socket_path,
             upstream=tracking_server,
             run_id=run_id,

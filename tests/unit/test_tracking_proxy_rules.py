@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import aiohttp
 import pytest
 
 from theodolite_worker.tracking_proxy.rules import TrackingRequest, TrackingRules, is_streamed
@@ -18,6 +19,7 @@ from theodolite_worker.tracking_proxy.scope import (
     Refusal,
     artifact_root,
 )
+from theodolite_worker.tracking_proxy.upstream import TrackingProxyError, Upstream
 
 OWN_RUN, OTHER_RUN, FOREIGN_RUN = "a" * 32, "b" * 32, "c" * 32
 OWN_EXPERIMENT, SHARED_EXPERIMENT, FOREIGN_EXPERIMENT = "1", "2", "9"
@@ -353,6 +355,20 @@ async def test_a_registered_model_is_read_from_any_experiment_and_never_written(
 def test_a_scope_always_reads_its_own_experiment() -> None:
     with pytest.raises(ValueError, match="own experiment"):
         JobScope(OWN_RUN, OWN_EXPERIMENT, frozenset({"2"}), None)
+
+
+async def test_a_scope_from_the_runs_artifact_uri_asks_mlflow_nothing() -> None:
+    """The worker made the run and knows its artifact URI: no lookup lies on the job's start."""
+    async with aiohttp.ClientSession() as session:
+        nowhere = Upstream("http://127.0.0.1:9", session)  # nothing listens there
+        scope = await nowhere.job_scope(
+            OWN_RUN, OWN_EXPERIMENT, frozenset(), f"mlflow-artifacts:/1/{OWN_RUN}/artifacts"
+        )
+        assert scope.run_artifact_root == f"1/{OWN_RUN}/artifacts"
+        assert scope.readable_artifact_roots == ("1",)
+        assert await nowhere.run_experiment(OWN_RUN) == OWN_EXPERIMENT
+        with pytest.raises(TrackingProxyError, match="did not answer"):
+            await nowhere.job_scope(OWN_RUN, OWN_EXPERIMENT, frozenset({"2"}), None)
 
 
 def test_artifact_roots_of_proxied_uris_only() -> None:

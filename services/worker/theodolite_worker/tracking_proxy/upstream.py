@@ -119,11 +119,30 @@ class Upstream:
         return root
 
     async def job_scope(
-        self, run_id: str, experiment_id: str, readable_experiments: frozenset[str]
+        self,
+        run_id: str,
+        experiment_id: str,
+        readable_experiments: frozenset[str],
+        run_artifact_uri: str | None = None,
     ) -> JobScope:
         """The scope of a job, with the artifact roots MLflow holds for its run and experiments
-        (asked at once: this lies on the job's start); refuses a run not in ``experiment_id``."""
+        (asked at once: this lies on the job's start); refuses a run not in ``experiment_id``.
+
+        With the run's ``run_artifact_uri`` (the worker made the run and knows it) and no other
+        experiment to read, MLflow is not asked at all: the experiment's root is the run's less
+        its ``<run id>/artifacts`` (MLflow's layout)."""
         readable = readable_experiments | {experiment_id}
+        run_root = artifact_root(run_artifact_uri)
+        suffix = f"/{run_id}/artifacts"
+        if readable == {experiment_id} and run_root is not None and run_root.endswith(suffix):
+            self._run_experiments[run_id] = experiment_id
+            return JobScope(
+                run_id=run_id,
+                experiment_id=experiment_id,
+                readable_experiments=readable,
+                run_artifact_root=run_root,
+                readable_artifact_roots=(run_root.removesuffix(suffix),),
+            )
         found, *roots = await asyncio.gather(
             self._get("/api/2.0/mlflow/runs/get", run_id=run_id),
             *(self._experiment_root(experiment) for experiment in sorted(readable)),
