@@ -102,6 +102,7 @@ async def contained(
     job_id: uuid.UUID,
     attempt: int,
     run_id: str,
+    run_artifact_uri: str | None,
     experiment_id: str,
     job_dir: Path,
     limits: SandboxLimits,
@@ -124,6 +125,7 @@ async def contained(
                     upstream=settings.mlflow.tracking_uri,
                     run_id=run_id,
                     experiment_id=experiment_id,
+                    run_artifact_uri=run_artifact_uri,
                 )
             )
             forwards = [LoopbackForward(str(sockets / "mlflow.sock"), url_env=TRACKING_URI_ENV)]

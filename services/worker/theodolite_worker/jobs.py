@@ -180,6 +180,9 @@ class JobRunner:
                 job_id=job_id,
                 attempt=attempt,
                 run_id=run_id,
+                run_artifact_uri=self._tracker.artifact_uri(run_id)
+                if self._sandboxes.contained
+                else None,
                 experiment_id=job.mlflow_experiment_id,
                 job_dir=job_dir,
                 limits=limits,

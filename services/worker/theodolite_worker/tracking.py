@@ -38,6 +38,11 @@ def library_versions() -> dict[str, str]:
 class JobRunTracker:
     def __init__(self, tracking_uri: str) -> None:
         self._client = MlflowClient(tracking_uri=tracking_uri)
+        self._artifact_uris: dict[str, str] = {}
+
+    def artifact_uri(self, run_id: str) -> str | None:
+        """Where the artifacts of a run this tracker started go (its job's proxy needs it)."""
+        return self._artifact_uris.get(run_id)
 
     async def start(self, job_id: uuid.UUID, attempt: int, job: JobSubmitted) -> str:
         def create() -> str:
@@ -61,6 +66,7 @@ class JobRunTracker:
                 },
             )
             run_id = run.info.run_id
+            self._artifact_uris[run_id] = run.info.artifact_uri
             if job.params:
                 self._client.log_batch(
                     run_id, params=[Param(k, v) for k, v in sorted(job.params.items())]
@@ -77,4 +83,5 @@ class JobRunTracker:
 
     async def finish(self, run_id: str, *, succeeded: bool, killed: bool = False) -> None:
         status = "KILLED" if killed else "FINISHED" if succeeded else "FAILED"
+        self._artifact_uris.pop(run_id, None)
         await asyncio.to_thread(self._client.set_terminated, run_id, status)
