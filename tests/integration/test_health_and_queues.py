@@ -1,7 +1,7 @@
 import httpx
 
 from tests.fixtures.stack import Stack
-from tests.integration.helpers import create_queue, job_target, submit
+from tests.integration.helpers import create_queue, job_target, submit, unique
 
 
 def test_healthz_and_readyz_answer(stack: Stack) -> None:
@@ -51,3 +51,37 @@ def test_swagger_ui_and_openapi_are_served(stack: Stack) -> None:
     spec = httpx.get(f"{stack.config.api_url}/openapi.json").json()
     assert "/api/v1/jobs" in spec["paths"]
     assert "/api/v1/entrypoints" in spec["paths"]
+
+
+def test_a_queues_maxima_bound_the_limits_a_job_asks_for(
+    api: httpx.Client, scripted_archive: bytes
+) -> None:
+    name = unique("bounded")
+    created = api.post(
+        "/queues", json={"name": name, "max_limits": {"memory_bytes": "1 GiB", "processes": 64}}
+    )
+    assert created.status_code == 201, created.text
+    assert created.json()["max_limits"] == {"memory_bytes": 1024**3, "processes": 64}
+    target = job_target(api, scripted_archive)
+    before = api.get("/jobs", params={"experiment_id": target["experiment_id"]}).json()["count"]
+    over = submit(
+        api,
+        **target,
+        params={},
+        queue=name,
+        limits={"memory_bytes": "4 GiB", "processes": 1000, "cpu_seconds": 30},
+    )
+    assert over.status_code == 422
+    assert {(p["field"], p["message"]) for p in over.json()["problems"]} == {
+        ("limits.memory_bytes", "4 GiB is over this queue's maximum 1 GiB"),
+        ("limits.processes", "1000 is over this queue's maximum 64"),
+    }
+    unknown = submit(api, **target, params={}, queue=name, limits={"memory": "1 GiB"})
+    assert unknown.status_code == 422 and "memory" in unknown.text
+    after = api.get("/jobs", params={"experiment_id": target["experiment_id"]}).json()["count"]
+    assert after == before  # nothing left behind
+    within = submit(
+        api, **target, params={}, queue=name, limits={"memory_bytes": "512 MiB", "cpu_seconds": 30}
+    )
+    assert within.status_code == 202, within.text
+    assert within.json()["limits"] == {"memory_bytes": 512 * 1024**2, "cpu_seconds": 30}

@@ -52,6 +52,9 @@ class JobSubmitted(BaseModel):
     queue: str
     timeout_s: int | None = None
     plugins: dict[str, PluginPin] = Field(default_factory=dict)
+    # The job's own sandbox limits (``theodolite.sandbox.SandboxLimits`` fields), already within
+    # its queue's maxima; the worker bounds them by its own maxima too. None: the worker's defaults.
+    limits: dict[str, int] | None = None
 
 
 class JobStarted(BaseModel):

@@ -23,6 +23,7 @@ def job_message(job: Job, experiment: Experiment, archive: EntryPointArchive) ->
         plugins={
             name: PluginPin.model_validate(pin) for name, pin in (job.plugin_versions or {}).items()
         },
+        limits=job.limits,
     )
 
 

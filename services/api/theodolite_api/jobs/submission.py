@@ -10,6 +10,7 @@ from theodolite.db.tables import EntryPointArchive, Experiment, Job, utcnow
 from theodolite.events import PluginPin, make_event
 from theodolite.mlproject import EntryPointSpec, resolve_parameters
 from theodolite.problems import Problem, ProblemsError
+from theodolite.sandbox.limits import SandboxLimits
 from theodolite.web.errors import InvalidSubmission
 from theodolite_api.auth.callers import Caller, Forbidden
 from theodolite_api.clients.registry import RegistryClient
@@ -20,6 +21,7 @@ from theodolite_api.repositories import entrypoints as entrypoint_repo
 from theodolite_api.repositories import experiments as experiment_repo
 from theodolite_api.repositories import outbox as outbox_repo
 from theodolite_api.repositories import queues as queue_repo
+from theodolite_api.schemas.common import limits_row
 from theodolite_api.schemas.jobs import JobCreate
 from theodolite_api.settings import ApiSettings
 from theodolite_api.webhooks.callback_urls import callback_url_problems, new_webhook_secret
@@ -50,6 +52,8 @@ async def submit_job(
         problems.append(Problem(field="queue", message=f"no such queue (known: {known})"))
     elif experiment is not None and not queue_repo.open_to(queue, experiment.group_id):
         raise Forbidden(f"queue {queue.name!r} is not open to this experiment's group")
+    elif request.limits is not None and queue.max_limits:
+        problems.extend(_limit_problems(request.limits, queue.max_limits))
     timeout_s = request.timeout_s if request.timeout_s is not None else settings.default_timeout_s
     if request.callback_url is not None:
         problems.extend(callback_url_problems(request.callback_url, settings, "callback_url"))
@@ -101,6 +105,7 @@ async def submit_job(
         retry_on_failure=request.retry_on_failure,
         retry_backoff_s=request.retry_backoff_s,
         callback_url=request.callback_url,
+        limits=limits_row(request.limits),
         webhook_secret=new_webhook_secret() if request.callback_url else None,
         created_at=now,
         updated_at=now,
@@ -108,6 +113,15 @@ async def submit_job(
     await transitions.record_submission(session=session, job=job, at=now)
     enqueue_attempt(session=session, job=job, experiment=experiment, archive=archive)
     return job
+
+
+def _limit_problems(limits: SandboxLimits, maxima: dict[str, int]) -> list[Problem]:
+    """One problem per limit over the queue's maximum, named by its field."""
+    found = []
+    for sentence in limits.over(SandboxLimits.model_validate(maxima)):
+        field, _, message = sentence.partition(": ")
+        found.append(Problem(field=field, message=message))
+    return found
 
 
 def enqueue_attempt(

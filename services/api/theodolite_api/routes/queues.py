@@ -15,7 +15,7 @@ from theodolite_api.deps import SessionDep, StateDep
 from theodolite_api.repositories import identity as identity_repo
 from theodolite_api.repositories import queues as queue_repo
 from theodolite_api.repositories import rows
-from theodolite_api.schemas.common import Name, Page
+from theodolite_api.schemas.common import Name, Page, limits_row
 from theodolite_api.schemas.queues import DeadLetterPublic, QueueCreate, QueueDetail, QueuePublic
 from theodolite_api.state import AppState
 
@@ -37,6 +37,7 @@ def _public(queue: Queue, live: int, waiting: int | None) -> QueuePublic:
         live_workers=live,
         waiting_jobs=waiting,
         waiting_for_worker=bool(waiting) and live == 0,
+        max_limits=queue.max_limits,
         created_at=queue.created_at,
     )
 
@@ -120,7 +121,12 @@ async def create_queue(body: QueueCreate, session: SessionDep, state: StateDep) 
     if await queue_repo.count(session=session) >= limit:
         raise Conflict(f"the testbed has its limit of {limit} queues (THEODOLITE_API_MAX_QUEUES)")
     allowed = None if body.groups is None else await _group_ids(session, body.groups)
-    queue = Queue(name=body.name, description=body.description, allowed_group_ids=allowed)
+    queue = Queue(
+        name=body.name,
+        description=body.description,
+        allowed_group_ids=allowed,
+        max_limits=limits_row(body.max_limits),
+    )
     await state.broker.declare_job_queue(body.name)
     try:
         await rows.insert(session=session, row=queue)

@@ -10,6 +10,7 @@ from theodolite.problems import (
     PLUGIN_VERSION_PATTERN,
     control_character_message,
 )
+from theodolite.sandbox.limits import SandboxLimits
 
 T = TypeVar("T")
 
@@ -60,3 +61,8 @@ PluginNamePath = Annotated[
 PluginVersionPath = Annotated[
     str, Path(pattern=PLUGIN_VERSION_PATTERN, max_length=100, description="A PEP 440 version.")
 ]
+
+
+def limits_row(limits: SandboxLimits | None) -> dict[str, int] | None:
+    """Sandbox limits as a row stores them: only the ones set; None when none is."""
+    return (limits.model_dump(exclude_none=True) or None) if limits is not None else None

@@ -6,6 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from theodolite.sandbox.limits import SandboxLimits
 from theodolite_api.schemas.common import Name, RequestBody
 
 
@@ -23,6 +24,11 @@ class JobCreate(RequestBody):
     retry_backoff_s: float = Field(2.0, ge=0, le=3600, description="Base of exponential backoff.")
     callback_url: Name | None = Field(
         None, description="Called (Standard Webhooks) on every status change of this job."
+    )
+    limits: SandboxLimits | None = Field(
+        None,
+        description="The job's own sandbox limits, within its queue's maxima (sizes as bytes or "
+        "text such as '4 GiB'); unset ones are the worker's defaults.",
     )
 
 
@@ -47,6 +53,7 @@ class JobPublic(BaseModel):
     params: dict[str, str]
     queue: str
     timeout_s: int | None
+    limits: dict[str, int] | None = None
     status: str
     plugin_versions: dict[str, Any] | None
     history: list[TransitionPublic]

@@ -4,6 +4,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, Field
 
+from theodolite.sandbox.limits import SandboxLimits
 from theodolite.topology import QUEUE_NAME_PATTERN
 from theodolite_api.schemas.common import Name, RequestBody, Text
 
@@ -16,6 +17,9 @@ class QueueCreate(RequestBody):
     groups: list[Name] | None = Field(
         None, max_length=100, description="Groups that may submit to it; unset: every group."
     )
+    max_limits: SandboxLimits | None = Field(
+        None, description="The most a job on it may ask for in its own limits."
+    )
 
 
 class QueuePublic(BaseModel):
@@ -25,6 +29,7 @@ class QueuePublic(BaseModel):
     waiting_jobs: int | None  # messages ready in the broker; None when it cannot be asked
     # Jobs wait and no live worker serves the queue: they will not start until one comes.
     waiting_for_worker: bool
+    max_limits: dict[str, int] | None = None
     created_at: datetime
 
 

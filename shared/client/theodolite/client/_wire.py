@@ -153,6 +153,7 @@ class QueuePublic(ApiModel):
     live_workers: int = 0
     waiting_jobs: int | None = None
     waiting_for_worker: bool = False
+    max_limits: dict[str, int] | None = None
     created_at: datetime
 
 
@@ -276,6 +277,7 @@ class JobPublic(ApiModel):
     params: dict[str, str] = {}
     queue: str
     timeout_s: int | None = None
+    limits: dict[str, int] | None = None
     status: str
     plugin_versions: dict[str, Any] | None = None
     history: list[TransitionPublic] = Field([], validate_default=True)

@@ -68,6 +68,9 @@ class Queue(SQLModel, table=True):
     description: str | None = None
     # The groups that may submit to it (their ids); None: every group.
     allowed_group_ids: list[str] | None = Field(default=None, sa_column=Column(JSON))
+    # The most a job on it may ask for (``theodolite.sandbox.SandboxLimits`` fields); None: no
+    # maxima here (the workers' own settings still bound every job).
+    max_limits: dict[str, int] | None = Field(default=None, sa_column=Column(JSON))
     created_at: datetime = timestamp_field()
 
 
@@ -108,6 +111,8 @@ class Job(SQLModel, table=True):
     plugin_versions: dict[str, Any] | None = Field(
         default=None, sa_column=Column(JSON, nullable=True)
     )
+    # The job's own sandbox limits (``SandboxLimits`` fields), within its queue's maxima.
+    limits: dict[str, int] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
     # The latest job.progress: {"fraction", "message", "step", "at"}.
     progress: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
     # Reliability: retries of infrastructure failures (and of a failing script when asked).
