@@ -163,3 +163,23 @@ def test_the_real_compose_accepts_the_file(stack: Path) -> None:
         text=True,
     )
     assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize("stack", [COMPOSE_FILE, STACK_FILE], ids=["compose", "swarm"])
+def test_the_services_that_make_sandboxes_may_make_them_and_no_other(stack: Path) -> None:
+    """The worker and the registry need CAP_SYS_ADMIN for namespaces and mounts (and, in compose,
+    no AppArmor profile); nothing else gets either."""
+    services = load_compose(stack)["services"]
+    sandboxing = {"worker-cpu", "worker-gpu", "plugin-registry"}
+    granted = {
+        name for name, service in services.items() if "SYS_ADMIN" in service.get("cap_add", [])
+    }
+    assert granted == sandboxing
+    unconfined = {
+        name
+        for name, service in services.items()
+        if "apparmor:unconfined" in service.get("security_opt", [])
+    }
+    # Swarm services take no security_opt: its nodes are set up instead (deploy/README.md).
+    assert unconfined == (sandboxing if stack == COMPOSE_FILE else set())
+    assert not any(service.get("privileged") for service in services.values())
