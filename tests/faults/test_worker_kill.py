@@ -1,0 +1,139 @@
+"""Fault injection (marker ``faults``): SIGKILL of the CPU worker's whole process group a moment
+after a job started, warm (a fork of the pool's forkserver, which sits in a session of its own)
+and cold (bwrap). Every process of the job must be gone and nothing written afterwards: a job
+that outlived its worker would run beside the retry the api starts (issue 12's chaos run)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.fixtures.archives import make_tar
+from tests.fixtures.stack import ARCHIVE_LIMITS
+from theodolite.devstack import (
+    StackConfig,
+    down_isolated,
+    isolated_config,
+    running_pid,
+    start_worker,
+    up_isolated,
+    worker_name,
+)
+from theodolite.devstack.processes import log_tail
+
+pytestmark = [pytest.mark.faults, pytest.mark.timeout(900)]
+
+UID_BASE = 160_000  # this stack's sandbox uids: no other test's jobs run as these
+TICKER = """\
+import os, sys, time
+with open("ticks", "a") as out:
+    out.write(("warm" if "multiprocessing.forkserver" in sys.modules else "cold") + "\\n")
+    while True:
+        out.write(f"{time.time()}\\n")
+        out.flush()
+        time.sleep(0.05)
+"""
+MLPROJECT = """\
+name: ticker
+entry_points:
+  warm:
+    command: "python ticker.py"
+  cold:
+    command: "python ticker.py && true"
+"""
+WORKER = worker_name("cpu")
+
+
+@pytest.fixture(scope="module")
+def config(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackConfig]:
+    env = {
+        **ARCHIVE_LIMITS,
+        "THEODOLITE_WORKER_SANDBOX_UID_BASE": str(UID_BASE),
+        "THEODOLITE_WORKER_WARM_POOL_PRELOAD": '["json"]',
+    }
+    config = isolated_config(tmp_path_factory.mktemp("worker-kill"), env)
+    try:
+        up_isolated(config)
+        yield config
+    finally:
+        down_isolated(config)
+
+
+def _warm_pools_started(config: StackConfig) -> int:
+    """How often the worker's log says its warm pool got ready (one line per worker start)."""
+    log = config.state_dir / "logs" / f"{WORKER}.log"
+    return log.read_text(errors="replace").count("warm pool ready") if log.exists() else 0
+
+
+def _wait_for_warm_pools(config: StackConfig, count: int) -> None:
+    deadline = time.monotonic() + 60
+    while _warm_pools_started(config) < count:
+        assert time.monotonic() < deadline, log_tail(config, WORKER)
+        time.sleep(0.2)
+
+
+def _job_processes() -> list[int]:
+    """Live (not zombie) processes running as one of this stack's sandbox uids."""
+    found = []
+    for entry in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            status = Path(f"/proc/{entry}/status").read_text()
+        except OSError:
+            continue
+        fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+        uid = int(fields["Uid"].split()[0])
+        if UID_BASE <= uid < UID_BASE + 8 and not fields["State"].strip().startswith("Z"):
+            found.append(int(entry))
+    return found
+
+
+@pytest.mark.parametrize("start", ["warm", "cold"])
+def test_a_job_dies_with_its_worker_however_the_worker_dies(
+    config: StackConfig, start: str
+) -> None:
+    started = _warm_pools_started(config)
+    if running_pid(config, WORKER) is None:
+        start_worker(config, "cpu")  # the previous case killed it
+        started += 1
+    _wait_for_warm_pools(config, max(started, 1))
+    with httpx.Client(
+        base_url=f"{config.api_url}/api/v1", headers=config.auth_headers(), timeout=30
+    ) as api:
+        experiment = api.post("/experiments", json={"name": f"kill-{start}"}).json()
+        archive = make_tar({"MLproject": MLPROJECT, "ticker.py": TICKER})
+        entrypoint = api.post("/entrypoints", files={"archive": ("t.tar.gz", archive)}).json()
+        response = api.post(
+            "/jobs",
+            json={
+                "experiment_id": experiment["id"],
+                "entrypoint_id": entrypoint["id"],
+                "entry_point": start,
+            },
+        )
+        assert response.status_code == 202, response.text
+        job_id = response.json()["id"]
+    ticks = config.state_dir / WORKER / "jobs" / f"{job_id}-1" / "project" / "ticks"
+    deadline = time.monotonic() + 60
+    while not ticks.exists() or len(ticks.read_text().splitlines()) < 3:
+        assert time.monotonic() < deadline, log_tail(config, WORKER)
+        time.sleep(0.02)
+    assert ticks.read_text().splitlines()[0] == start
+    assert _job_processes(), "the job runs as its sandbox uid"
+
+    worker = running_pid(config, WORKER)
+    assert worker is not None
+    os.killpg(worker, signal.SIGKILL)  # the worker leads its own process group
+
+    deadline = time.monotonic() + 5
+    while _job_processes():
+        assert time.monotonic() < deadline, f"job processes outlived the worker: {_job_processes()}"
+        time.sleep(0.05)
+    written = ticks.stat().st_size
+    time.sleep(1.5)  # 30 ticks' time
+    assert ticks.stat().st_size == written, "the job wrote after its worker died"
