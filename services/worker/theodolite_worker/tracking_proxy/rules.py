@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any
 
 from theodolite_worker.tracking_proxy.artifact_rules import (
@@ -21,32 +20,25 @@ from theodolite_worker.tracking_proxy.artifact_rules import (
     read_path,
     readable,
 )
+from theodolite_worker.tracking_proxy.read_rules import ReadRules
 from theodolite_worker.tracking_proxy.scope import (
     Forward,
     JobScope,
     Lookup,
     OwnedModels,
-    Query,
     Refusal,
+    TrackingRequest,
     Verdict,
     denied,
     invalid,
 )
 
+__all__ = ["TrackingRequest", "TrackingRules", "is_streamed"]
+
 _API = re.compile(r"^/api/(?P<version>[23])\.0/(?P<endpoint>mlflow(?:-artifacts)?/.*)$")
 _LOGGED_MODEL = re.compile(r"^mlflow/logged-models/(?P<id>[^/]+)(?P<rest>/.*)?$")
 # Tags the worker writes on every run: provenance a job may not forge or remove.
 RESERVED_TAG_PREFIX = "theodolite."
-
-
-@dataclass(frozen=True)
-class TrackingRequest:
-    """A request as the rules see it: the decoded path, the query, the JSON body (non-GET)."""
-
-    method: str
-    path: str
-    query: Query = ()
-    body: dict[str, Any] | None = None
 
 
 def is_streamed(path: str) -> bool:
@@ -55,20 +47,11 @@ def is_streamed(path: str) -> bool:
     return match is not None and match["endpoint"].startswith("mlflow-artifacts/")
 
 
-def _single(query: Query, key: str) -> str | None | Refusal:
-    values = [value for name, value in query if name == key]
-    if len(values) > 1:
-        return invalid(f"{key} given {len(values)} times")
-    return values[0] if values else None
-
-
-class TrackingRules:
+class TrackingRules(ReadRules):
     """The rules for one job; ``owned`` grows as the job creates logged models."""
 
     def __init__(self, scope: JobScope, lookup: Lookup, owned: OwnedModels | None = None) -> None:
-        self.scope = scope
-        self.lookup = lookup
-        self.owned = owned or OwnedModels()
+        super().__init__(scope, lookup, owned)
         self._post: dict[str, Callable[[TrackingRequest], Awaitable[Verdict]]] = {
             **dict.fromkeys(
                 (
@@ -134,15 +117,6 @@ class TrackingRules:
         return denied(f"{method} {endpoint} is not allowed for jobs")
 
     # -- writes to the job's own run ------------------------------------------------------------
-
-    def _run_named(self, fields: dict[str, Any]) -> str | Refusal:
-        """The run a body or query names through ``run_id`` and/or ``run_uuid`` (must agree)."""
-        given = [fields[key] for key in ("run_id", "run_uuid") if key in fields]
-        if not given:
-            return invalid("run_id is required")
-        if not all(isinstance(run, str) for run in given) or len(set(given)) > 1:
-            return invalid("run_id and run_uuid must be one string")
-        return str(given[0])
 
     async def _own_run_write(self, request: TrackingRequest) -> Verdict:
         body = request.body or {}
@@ -273,64 +247,3 @@ class TrackingRules:
             self.owned.registered_roots.add(root)
 
     # -- reads ----------------------------------------------------------------------------------
-
-    async def _readable_run(self, run: str) -> bool:
-        if run == self.scope.run_id:
-            return True
-        return await self.lookup.run_experiment(run) in self.scope.readable_experiments
-
-    async def _read_run(self, request: TrackingRequest) -> Verdict:
-        keys = [key for key, _ in request.query if key in ("run_id", "run_uuid")]
-        if len(keys) != len(set(keys)):
-            return invalid("run_id given more than once")
-        run = self._run_named(dict(request.query))
-        if isinstance(run, Refusal):
-            return run
-        if not await self._readable_run(run):
-            return denied(f"run {run} is not in an experiment this job may read")
-        return Forward(request.path, query=request.query)
-
-    async def _read_runs(self, request: TrackingRequest) -> Verdict:
-        runs = [value for key, value in request.query if key == "run_ids"]
-        if not runs:
-            return invalid("run_ids is required")
-        for run in runs:
-            if not await self._readable_run(run):
-                return denied(f"run {run} is not in an experiment this job may read")
-        return Forward(request.path, query=request.query)
-
-    async def _read_experiment(self, request: TrackingRequest) -> Verdict:
-        experiment = _single(request.query, "experiment_id")
-        if isinstance(experiment, Refusal):
-            return experiment
-        if experiment not in self.scope.readable_experiments:
-            return denied(f"experiment {experiment} is not one this job may read")
-        return Forward(request.path, query=request.query)
-
-    async def _read_experiment_by_name(self, request: TrackingRequest) -> Verdict:
-        name = _single(request.query, "experiment_name")
-        if isinstance(name, Refusal):
-            return name
-        if name is None or await self.lookup.experiment_id_by_name(name) not in (
-            self.scope.readable_experiments
-        ):
-            return denied(f"experiment {name!r} is not one this job may read")
-        return Forward(request.path, query=request.query)
-
-    async def _search_in_readable(self, request: TrackingRequest) -> Verdict:
-        body = request.body or {}
-        experiments = body.get("experiment_ids")
-        if not isinstance(experiments, list) or not experiments:
-            return denied("a search must name the experiments it reads (experiment_ids)")
-        if not all(isinstance(experiment, str) for experiment in experiments):
-            return invalid("experiment_ids must be strings")
-        outside = [e for e in experiments if e not in self.scope.readable_experiments]
-        if outside:
-            return denied(f"experiments {outside} are not ones this job may read")
-        return Forward(request.path, body=body)
-
-    async def _forward_query(self, request: TrackingRequest) -> Verdict:
-        return Forward(request.path, query=request.query)
-
-    async def _forward_body(self, request: TrackingRequest) -> Verdict:
-        return Forward(request.path, body=request.body or {})

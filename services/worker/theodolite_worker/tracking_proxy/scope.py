@@ -113,6 +113,16 @@ Query: TypeAlias = tuple[tuple[str, str], ...]
 
 
 @dataclass(frozen=True)
+class TrackingRequest:
+    """A request as the rules see it: the decoded path, the query, the JSON body (non-GET)."""
+
+    method: str
+    path: str
+    query: Query = ()
+    body: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
 class Forward:
     """Forward this (with the worker's credentials): ``path`` decoded (the proxy encodes it),
     ``query`` for GET calls, ``body`` for the others; ``streamed``: the body is the job's own
