@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 
-TERMINAL = {"succeeded", "failed", "cancelled", "timed_out"}
+TERMINAL = {"succeeded", "failed", "cancelled", "timed_out", "skipped"}
 
 
 def unique(prefix: str) -> str:

@@ -40,3 +40,14 @@ def test_lost_jobs_are_requeued_or_failed() -> None:
     check_transition(JobStatus.RUNNING, JobStatus.LOST)
     check_transition(JobStatus.LOST, JobStatus.QUEUED)
     check_transition(JobStatus.LOST, JobStatus.FAILED)
+
+
+def test_a_waiting_job_is_queued_skipped_or_cancelled_and_never_runs_directly() -> None:
+    for target in (JobStatus.QUEUED, JobStatus.SKIPPED, JobStatus.CANCELLED):
+        check_transition(JobStatus.WAITING, target)
+    for target in (JobStatus.RUNNING, JobStatus.SUCCEEDED, JobStatus.FAILED):
+        with pytest.raises(IllegalTransition, match=f"from waiting to {target.value}"):
+            check_transition(JobStatus.WAITING, target)
+    assert JobStatus.SKIPPED in TERMINAL_STATUSES and JobStatus.WAITING not in TERMINAL_STATUSES
+    with pytest.raises(IllegalTransition):
+        check_transition(JobStatus.QUEUED, JobStatus.WAITING)  # a job waits only from the start

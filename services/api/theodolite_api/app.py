@@ -27,6 +27,7 @@ from theodolite_api.auth.worker_keys import api_event_key, event_signers, worker
 from theodolite_api.auth.workers import install_worker_auth_error_handler
 from theodolite_api.clients.mlflow import MlflowReader
 from theodolite_api.clients.registry import RegistryClient
+from theodolite_api.consumers.dependencies import DependencyConsumer
 from theodolite_api.consumers.job_events import JobEventConsumer
 from theodolite_api.consumers.worker_events import WorkerEventConsumer
 from theodolite_api.loops.outbox_relay import OutboxRelay
@@ -64,6 +65,9 @@ async def _declare_topology(state: AppState) -> None:
         topology.API_EVENTS_QUEUE,
         topology.API_EVENTS_BINDINGS,
         retired_bindings=topology.API_EVENTS_RETIRED_BINDINGS,
+    )
+    await state.broker.declare_event_queue(
+        topology.API_DEPENDENCIES_QUEUE, topology.API_DEPENDENCIES_BINDINGS
     )
 
 
@@ -169,6 +173,14 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             prefetch=worker_events.prefetch,
         )
         stack.push_async_callback(worker_consumption.close)
+        # Jobs waiting on others: queued or skipped when one ends.
+        dependencies = DependencyConsumer(
+            sessions=sessions, signers=signers, on_transition=state.relay.wake
+        )
+        dependency_consumption = await broker.consume(
+            topology.API_DEPENDENCIES_QUEUE, dependencies.consumer, prefetch=dependencies.prefetch
+        )
+        stack.push_async_callback(dependency_consumption.close)
         # Server-sent event fan-out and webhook delivery (stopped before the broker closes).
         app.state.notifications = await stack.enter_async_context(notifications(state))
         app.state.core = state

@@ -13,6 +13,7 @@ from theodolite.web.errors import DependencyUnavailable
 from theodolite_api.clients.mlflow import MlflowReader
 from theodolite_api.clients.registry import RegistryClient
 from theodolite_api.entrypoints.graph_checks import check_graph
+from theodolite_api.jobs.dependencies import dependency_ids
 from theodolite_api.repositories import experiments as experiment_repo
 from theodolite_api.repositories import jobs as job_repo
 from theodolite_api.repositories import queues as queue_repo
@@ -97,4 +98,5 @@ async def job_public(
         mlflow_run_url=run_url,
         log_tail=tail,
         waiting_for_worker=waiting,
+        depends_on=await dependency_ids(session=session, job_id=job.id),
     )

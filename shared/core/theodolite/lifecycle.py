@@ -6,6 +6,8 @@ from enum import StrEnum
 
 
 class JobStatus(StrEnum):
+    # Submitted with dependencies (``depends_on``) that have not all succeeded yet.
+    WAITING = "waiting"
     QUEUED = "queued"
     RUNNING = "running"
     SUCCEEDED = "succeeded"
@@ -13,13 +15,23 @@ class JobStatus(StrEnum):
     CANCELLED = "cancelled"
     TIMED_OUT = "timed_out"
     LOST = "lost"
+    # A dependency ended without succeeding: the job never runs.
+    SKIPPED = "skipped"
 
 
 TERMINAL_STATUSES = frozenset(
-    {JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED, JobStatus.TIMED_OUT}
+    {
+        JobStatus.SUCCEEDED,
+        JobStatus.FAILED,
+        JobStatus.CANCELLED,
+        JobStatus.TIMED_OUT,
+        JobStatus.SKIPPED,
+    }
 )
 
 ALLOWED_TRANSITIONS: dict[JobStatus, frozenset[JobStatus]] = {
+    # Queued once every dependency succeeded; skipped when one ended otherwise.
+    JobStatus.WAITING: frozenset({JobStatus.QUEUED, JobStatus.SKIPPED, JobStatus.CANCELLED}),
     JobStatus.QUEUED: frozenset({JobStatus.RUNNING, JobStatus.CANCELLED, JobStatus.FAILED}),
     JobStatus.RUNNING: frozenset(
         {

@@ -41,6 +41,11 @@ API_WORKER_EVENTS_BINDINGS = ("worker.#",)
 # Every worker's own auto-delete queue on ``theodolite.control``.
 WORKER_CONTROL_BINDINGS = ("plugin.*", JOB_CANCEL_ROUTING_KEY)
 
+# Jobs waiting on others (``depends_on``): the api's own durable queue of status changes, on which
+# a dependency's end queues or skips what waits for it (competing consumers across replicas).
+API_DEPENDENCIES_QUEUE = "events.api.dependencies"
+API_DEPENDENCIES_BINDINGS = (STATUS_CHANGED_ROUTING_KEY,)
+
 # Status out. Webhook deliveries: a durable queue of its own, competing consumers across api
 # replicas, fed by the api's status changes and the workers' log and progress events.
 WEBHOOK_EVENTS_QUEUE = "events.webhooks"

@@ -6,8 +6,12 @@ from __future__ import annotations
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from theodolite import topology
 from theodolite.db.tables import EntryPointArchive, Experiment, Job
-from theodolite.events import JobSubmitted, PluginPin
+from theodolite.events import JobSubmitted, PluginPin, make_event
+from theodolite_api.repositories import outbox as outbox_repo
+
+PRODUCER = "api"
 
 
 def job_message(job: Job, experiment: Experiment, archive: EntryPointArchive) -> JobSubmitted:
@@ -41,3 +45,22 @@ def differences(received: JobSubmitted, recorded: JobSubmitted) -> list[str]:
     mine, theirs = received.model_dump(mode="json"), recorded.model_dump(mode="json")
     names = mine.keys() | theirs.keys()
     return sorted(name for name in names if mine.get(name) != theirs.get(name))
+
+
+def enqueue_attempt(
+    *, session: AsyncSession, job: Job, experiment: Experiment, archive: EntryPointArchive
+) -> None:
+    """Put ``job.submitted`` for the job's current attempt in the outbox (same transaction)."""
+    event = make_event(
+        job_message(job, experiment, archive),
+        producer=PRODUCER,
+        job_id=job.id,
+        attempt=job.attempt,
+        seq=0,
+    )
+    outbox_repo.add(
+        session=session,
+        envelope=event,
+        exchange=topology.JOBS_EXCHANGE.name,
+        routing_key=job.queue,
+    )

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from theodolite import topology
-from theodolite.db.tables import EntryPointArchive, Experiment, Job, utcnow
-from theodolite.events import PluginPin, make_event
+from theodolite.db.tables import Job, utcnow
+from theodolite.events import PluginPin
+from theodolite.lifecycle import JobStatus
 from theodolite.mlproject import EntryPointSpec, resolve_parameters
 from theodolite.problems import Problem, ProblemsError
 from theodolite.sandbox.limits import SandboxLimits
@@ -16,10 +16,15 @@ from theodolite_api.auth.callers import Caller, Forbidden
 from theodolite_api.clients.registry import RegistryClient
 from theodolite_api.entrypoints.graph_checks import check_graph
 from theodolite_api.jobs import transitions
-from theodolite_api.jobs.messages import job_message
+from theodolite_api.jobs.dependencies import (
+    entry_status,
+    record_dependencies,
+    settle,
+    visible_dependencies,
+)
+from theodolite_api.jobs.messages import enqueue_attempt
 from theodolite_api.repositories import entrypoints as entrypoint_repo
 from theodolite_api.repositories import experiments as experiment_repo
-from theodolite_api.repositories import outbox as outbox_repo
 from theodolite_api.repositories import queues as queue_repo
 from theodolite_api.schemas.common import limits_row
 from theodolite_api.schemas.jobs import JobCreate
@@ -87,6 +92,10 @@ async def submit_job(
             checked = await check_graph(archive.graph_text, session=session, registry=registry)
             problems.extend(checked.problems)
             pins = checked.pins
+    dependencies, dependency_problems = await visible_dependencies(
+        session=session, caller=caller, ids=request.depends_on
+    )
+    problems.extend(dependency_problems)
     if problems:
         raise InvalidSubmission(f"{len(problems)} problem(s) in the submission", problems)
     assert experiment is not None and archive is not None
@@ -110,8 +119,13 @@ async def submit_job(
         created_at=now,
         updated_at=now,
     )
-    await transitions.record_submission(session=session, job=job, at=now)
-    enqueue_attempt(session=session, job=job, experiment=experiment, archive=archive)
+    entry = entry_status(dependencies)
+    await transitions.record_submission(session=session, job=job, at=now, status=entry)
+    record_dependencies(session=session, job=job, dependencies=dependencies)
+    if entry is JobStatus.QUEUED:
+        enqueue_attempt(session=session, job=job, experiment=experiment, archive=archive)
+    else:  # a dependency that ended unsuccessfully already skips it now
+        await settle(session=session, job=job)
     return job
 
 
@@ -122,22 +136,3 @@ def _limit_problems(limits: SandboxLimits, maxima: dict[str, int]) -> list[Probl
         field, _, message = sentence.partition(": ")
         found.append(Problem(field=field, message=message))
     return found
-
-
-def enqueue_attempt(
-    *, session: AsyncSession, job: Job, experiment: Experiment, archive: EntryPointArchive
-) -> None:
-    """Put ``job.submitted`` for the job's current attempt in the outbox (same transaction)."""
-    event = make_event(
-        job_message(job, experiment, archive),
-        producer=PRODUCER,
-        job_id=job.id,
-        attempt=job.attempt,
-        seq=0,
-    )
-    outbox_repo.add(
-        session=session,
-        envelope=event,
-        exchange=topology.JOBS_EXCHANGE.name,
-        routing_key=job.queue,
-    )

@@ -36,11 +36,18 @@ def api_key(job: Job) -> tuple[int, int]:
 
 
 async def record_submission(
-    *, session: AsyncSession, job: Job, at: datetime, reason: str | None = None
+    *,
+    session: AsyncSession,
+    job: Job,
+    at: datetime,
+    reason: str | None = None,
+    status: JobStatus = JobStatus.QUEUED,
 ) -> JobTransition:
-    """A new job enters the machine: its row is added ``queued`` at attempt 1, with its first
-    transition at ``(1, 0)`` and no status before it."""
-    job.status = JobStatus.QUEUED.value
+    """A new job enters the machine: its row is added ``queued`` (or ``waiting``, for its
+    dependencies) at attempt 1, with its first transition at ``(1, 0)`` and no status before it."""
+    if status not in (JobStatus.QUEUED, JobStatus.WAITING):
+        raise ValueError(f"a job enters as queued or waiting, not {status.value}")
+    job.status = status.value
     job.attempt = 1
     job.last_seq = 0
     await rows.insert(session=session, row=job)  # flushed: the transition refers to its row

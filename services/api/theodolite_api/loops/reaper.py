@@ -16,8 +16,8 @@ from theodolite.broker import Broker
 from theodolite.db.tables import EntryPointArchive, Experiment, Job, utcnow
 from theodolite.lifecycle import JobStatus
 from theodolite_api.jobs import transitions
+from theodolite_api.jobs.messages import enqueue_attempt
 from theodolite_api.jobs.retries import may_retry, requeue
-from theodolite_api.jobs.submission import enqueue_attempt
 from theodolite_api.loops.base import BATCH, DatabaseLoop
 from theodolite_api.loops.outbox_relay import OutboxRelay
 

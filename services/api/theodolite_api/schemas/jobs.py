@@ -25,6 +25,12 @@ class JobCreate(RequestBody):
     callback_url: Name | None = Field(
         None, description="Called (Standard Webhooks) on every status change of this job."
     )
+    depends_on: list[uuid.UUID] = Field(
+        default_factory=list,
+        max_length=100,
+        description="Jobs that must succeed first: this one waits (status waiting), and is "
+        "skipped if one of them fails, is cancelled or times out.",
+    )
     limits: SandboxLimits | None = Field(
         None,
         description="The job's own sandbox limits, within its queue's maxima (sizes as bytes or "
@@ -54,6 +60,7 @@ class JobPublic(BaseModel):
     queue: str
     timeout_s: int | None
     limits: dict[str, int] | None = None
+    depends_on: list[uuid.UUID] = Field(default_factory=list)
     status: str
     plugin_versions: dict[str, Any] | None
     history: list[TransitionPublic]

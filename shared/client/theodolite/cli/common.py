@@ -28,7 +28,14 @@ Params = Annotated[
 DEFAULT_API_URL = "http://127.0.0.1:8000"
 
 # Exit codes: 0 the job succeeded; the others name how it ended; 2 the api refused.
-EXIT_CODES = {"succeeded": 0, "failed": 1, "cancelled": 3, "timed_out": 4, "lost": 5}
+EXIT_CODES = {
+    "succeeded": 0,
+    "failed": 1,
+    "cancelled": 3,
+    "timed_out": 4,
+    "lost": 5,
+    "skipped": 6,
+}
 EXIT_API_ERROR = 2
 
 

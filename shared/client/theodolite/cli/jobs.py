@@ -86,15 +86,37 @@ def submit(
     callback_url: Annotated[
         str | None, typer.Option(help="Called (Standard Webhooks) on each status change.")
     ] = None,
+    depends_on: Annotated[
+        list[str],
+        typer.Option(
+            "--depends-on",
+            help="A job that must succeed first (repeatable); the job waits, and is skipped "
+            "if one of them does not succeed.",
+        ),
+    ] = [],  # noqa: B006
+    limit: Annotated[
+        list[str],
+        typer.Option(
+            "--limit",
+            help="A sandbox limit of this job, e.g. memory_bytes='4 GiB' or cpu_seconds=600 "
+            "(repeatable; at most the queue's maximum).",
+        ),
+    ] = [],  # noqa: B006
     wait_timeout: Timeout = None,
     as_json: AsJson = False,
     api_url: ApiUrl = DEFAULT_API_URL,
 ) -> None:
     """Submit a job; with --wait, follow it live and exit with how it ended.
 
-    Exit codes: 0 succeeded, 1 failed, 3 cancelled, 4 timed out, 2 refused by the api.
+    Exit codes: 0 succeeded, 1 failed, 3 cancelled, 4 timed out, 6 skipped (a dependency did not
+    succeed), 2 refused by the api.
     """
     params = parse_params(param)
+    options: dict[str, object] = {}
+    if depends_on:
+        options["depends_on"] = depends_on
+    if limit:
+        options["limits"] = parse_params(limit)
     with api_client(api_url) as client:
         job = client.submit_job(
             *what_to_run(client, experiment, source),
@@ -104,6 +126,7 @@ def submit(
             timeout_s=timeout_s,
             max_retries=max_retries,
             callback_url=callback_url,
+            **options,
         )
         status_console.print(f"job [bold]{job.id}[/] submitted to queue {job.queue}")
         if job.webhook_secret:

@@ -69,6 +69,7 @@ class GroupPublic(ApiModel):
 
 
 class JobStatus(StrEnum):
+    waiting = "waiting"
     queued = "queued"
     running = "running"
     succeeded = "succeeded"
@@ -76,6 +77,7 @@ class JobStatus(StrEnum):
     cancelled = "cancelled"
     timed_out = "timed_out"
     lost = "lost"
+    skipped = "skipped"
 
 
 class KeyPublic(ApiModel):
@@ -278,6 +280,7 @@ class JobPublic(ApiModel):
     queue: str
     timeout_s: int | None = None
     limits: dict[str, int] | None = None
+    depends_on: list[UUID] | None = None
     status: str
     plugin_versions: dict[str, Any] | None = None
     history: list[TransitionPublic] = Field([], validate_default=True)

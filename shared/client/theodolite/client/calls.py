@@ -139,6 +139,8 @@ def submit_job(
     retry_on_failure: bool | None = None,
     retry_backoff_s: float | None = None,
     callback_url: str | None = None,
+    depends_on: list[Id] | None = None,
+    limits: dict[str, Any] | None = None,
     idempotency_key: str | None = None,
 ) -> Call[api.JobData]:
     body = _submission(experiment_id, entrypoint_id, entry_point, params, queue, timeout_s)
@@ -147,6 +149,8 @@ def submit_job(
         retry_on_failure=retry_on_failure,
         retry_backoff_s=retry_backoff_s,
         callback_url=callback_url,
+        depends_on=[str(job_id) for job_id in depends_on] if depends_on else None,
+        limits=limits,
     )
     headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
     return Call("POST", "/jobs", _model(api.JobData), json=body, headers=headers)

@@ -65,7 +65,13 @@ __all__ = [
 # client imports no server code. Named through the generated enum, so a renamed status fails here.
 TERMINAL_STATUSES = frozenset(
     status.value
-    for status in (JobStatus.succeeded, JobStatus.failed, JobStatus.cancelled, JobStatus.timed_out)
+    for status in (
+        JobStatus.succeeded,
+        JobStatus.failed,
+        JobStatus.cancelled,
+        JobStatus.timed_out,
+        JobStatus.skipped,
+    )
 )
 
 T = TypeVar("T")

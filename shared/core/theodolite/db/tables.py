@@ -145,6 +145,15 @@ class JobTransition(SQLModel, table=True):
     seq: int = 0
 
 
+class JobDependency(SQLModel, table=True):
+    """``job_id`` waits for ``depends_on_id`` to succeed (``POST /jobs`` with ``depends_on``)."""
+
+    __tablename__ = "job_dependencies"
+
+    job_id: uuid.UUID = Field(foreign_key="jobs.id", primary_key=True)
+    depends_on_id: uuid.UUID = Field(foreign_key="jobs.id", primary_key=True, index=True)
+
+
 class JobLogChunk(SQLModel, table=True):
     __tablename__ = "job_log_chunks"
 
