@@ -120,6 +120,12 @@ async def test_the_workers_provenance_tags_cannot_be_forged_or_removed() -> None
             await judge("POST", f"/api/2.0/mlflow/{endpoint}", {"run_id": OWN_RUN, **body})
         )
         assert "theodolite.* tags are the worker's" in message
+    # The graph runner in the job records its steps: those tags are the job's own.
+    steps = {"tags": [{"key": "theodolite.step.attack.status", "value": "completed"}]}
+    path = "/api/2.0/mlflow/runs/log-batch"
+    assert await judge("POST", path, {"run_id": OWN_RUN, **steps}) == Forward(
+        path, body={"run_id": OWN_RUN, **steps}
+    )
 
 
 async def test_a_job_cannot_end_its_run_but_ending_it_does_not_fail_the_job() -> None:

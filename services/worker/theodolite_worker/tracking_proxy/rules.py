@@ -37,8 +37,11 @@ __all__ = ["TrackingRequest", "TrackingRules", "is_streamed"]
 
 _API = re.compile(r"^/api/(?P<version>[23])\.0/(?P<endpoint>mlflow(?:-artifacts)?/.*)$")
 _LOGGED_MODEL = re.compile(r"^mlflow/logged-models/(?P<id>[^/]+)(?P<rest>/.*)?$")
-# Tags the worker writes on every run: provenance a job may not forge or remove.
+# Tags the worker writes on every run: provenance a job may not forge or remove. The graph runner
+# inside the job records its own steps under theodolite.step.* (statuses, attempts): the job's
+# account of itself, not provenance, so those stay the job's to write.
 RESERVED_TAG_PREFIX = "theodolite."
+JOB_TAG_PREFIX = "theodolite.step."
 
 
 def is_streamed(path: str) -> bool:
@@ -131,7 +134,7 @@ class TrackingRules(ReadRules):
         for key in keys:
             if not isinstance(key, str):
                 return invalid("tag keys must be strings")
-            if key.startswith(RESERVED_TAG_PREFIX):
+            if key.startswith(RESERVED_TAG_PREFIX) and not key.startswith(JOB_TAG_PREFIX):
                 return denied(f"tag {key!r}: {RESERVED_TAG_PREFIX}* tags are the worker's")
         return None
 
