@@ -62,6 +62,7 @@ def job_environment(
     experiment_id: str,
     *,
     home: Path,
+    attempt: int = 1,
     tracking_uri: str | None = None,
     extra: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
@@ -76,6 +77,8 @@ def job_environment(
         "MLFLOW_RUN_ID": run_id,
         "MLFLOW_EXPERIMENT_ID": experiment_id,
         "THEODOLITE_JOB_ID": str(job_id),
+        # Which try this is (a job keeps nothing between attempts: each has a /tmp of its own).
+        "THEODOLITE_JOB_ATTEMPT": str(attempt),
         "PYTHONUNBUFFERED": "1",
         "CUDA_VISIBLE_DEVICES": settings.gpus or "",
         # Which device the job's code should use (the SDK reads it).
@@ -112,7 +115,9 @@ async def contained(
     """The attempt's environment and sandbox, its proxy and relay serving, while the block runs;
     afterwards every process of the sandbox is gone and its uid free."""
     if not sandboxes.contained:
-        env = job_environment(settings, job_id, run_id, experiment_id, home=job_dir)
+        env = job_environment(
+            settings, job_id, run_id, experiment_id, home=job_dir, attempt=attempt
+        )
         yield Containment(env={**env, **extra_env}, sandbox=None)
         return
     sockets = sandboxes.sockets_dir(job_id, attempt)
@@ -139,6 +144,7 @@ async def contained(
                 run_id,
                 experiment_id,
                 home=job_dir,
+                attempt=attempt,
                 tracking_uri=TRACKING_PLACEHOLDER,
                 extra=extra_env,
             )
