@@ -33,12 +33,14 @@ ENV PATH=/opt/venv/bin:$PATH \
     MPLCONFIGDIR=/tmp/matplotlib \
     THEODOLITE_WORKER_QUEUE=cpu \
     THEODOLITE_WORKER_WORK_DIR=/var/lib/theodolite/worker
-RUN useradd --create-home --uid 10001 --shell /usr/sbin/nologin theodolite \
-    && mkdir -p /var/lib/theodolite/worker \
-    && chown -R theodolite:theodolite /var/lib/theodolite
+RUN mkdir -p /var/lib/theodolite/worker
 COPY --from=build /opt/venv /opt/venv
-USER theodolite
-WORKDIR /home/theodolite
+# Root in the container, on purpose: the worker makes each job's sandbox (namespaces, mounts, a
+# uid of the job's own; docs/security.md#isolation) and no job code ever runs as root. compose.yaml
+# grants CAP_SYS_ADMIN for that and nothing more.
+# hadolint ignore=DL3002
+USER 0
+WORKDIR /var/lib/theodolite/worker
 # Archive cache and job folders; a named volume keeps the cache across restarts.
 VOLUME ["/var/lib/theodolite/worker"]
 CMD ["python", "-m", "theodolite_worker"]
