@@ -41,24 +41,26 @@ pytestmark = [pytest.mark.faults, pytest.mark.timeout(1500)]
 JOBS = 300
 TERMINAL = {"succeeded", "failed", "cancelled", "timed_out"}
 
+# Each attempt journals in its own folder (a sandboxed job writes nowhere else); the worker
+# keeps the folders, and the test reads them all at the end.
 JOURNALED = """\
 import os, sys, time
-journal, job = sys.argv[1], os.environ["THEODOLITE_JOB_ID"]
+journal, job = "journal.txt", os.environ["THEODOLITE_JOB_ID"]
 attempt = os.environ.get("MLFLOW_RUN_ID", "")
 with open(journal, "a") as out:
-    out.write(f"start {job} {attempt} {time.time()} {os.getpid()}\\n")
-time.sleep(float(sys.argv[2]))
+    out.write(f"start {job} {attempt} {time.time()}\\n")
+time.sleep(float(sys.argv[1]))
 with open(journal, "a") as out:
-    out.write(f"end {job} {attempt} {time.time()} {os.getpid()}\\n")
+    out.write(f"end {job} {attempt} {time.time()}\\n")
 """
+UID_BASE = 170_000  # this stack's sandbox uids
 MLPROJECT = """\
 name: journaled
 entry_points:
   main:
     parameters:
-      journal: path
       seconds: {type: float, default: 0.3}
-    command: "python journaled.py {journal} {seconds}"
+    command: "python journaled.py {seconds}"
 """
 
 
@@ -91,6 +93,21 @@ def _get(client: httpx.Client, path: str, **kwargs: Any) -> httpx.Response:
 KILLS: list[float] = []
 
 
+def _sandbox_processes() -> list[int]:
+    """Live (not zombie) processes running as one of this stack's sandbox uids."""
+    found = []
+    for entry in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            status = Path(f"/proc/{entry}/status").read_text()
+        except OSError:
+            continue
+        fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+        uid = int(fields["Uid"].split()[0])
+        if UID_BASE <= uid < UID_BASE + 8 and not fields["State"].strip().startswith("Z"):
+            found.append(int(entry))
+    return found
+
+
 def _kill_worker(config: Any, index: int) -> None:
     name = worker_name("cpu", index)
     pid = running_pid(config, name)
@@ -115,11 +132,15 @@ def test_jobs_survive_broker_restarts_killed_workers_and_an_api_restart(
     )
     node.start()
     config = isolated_config(
-        base / "stack", {**ARCHIVE_LIMITS, "THEODOLITE_WORKER_SHUTDOWN_GRACE_S": "5"}
+        base / "stack",
+        {
+            **ARCHIVE_LIMITS,
+            "THEODOLITE_WORKER_SHUTDOWN_GRACE_S": "5",
+            "THEODOLITE_WORKER_KEEP_JOB_DIRS": "true",
+            "THEODOLITE_WORKER_SANDBOX_UID_BASE": str(UID_BASE),
+        },
     )
     config.broker_url = node.url
-    journal = base / "journal.txt"
-    journal.touch()
     clients = contextlib.ExitStack()
     try:
         up(config, say=lambda line: None)
@@ -147,7 +168,7 @@ def test_jobs_survive_broker_restarts_killed_workers_and_an_api_restart(
                 body = {
                     "experiment_id": experiment["id"],
                     "entrypoint_id": entrypoint["id"],
-                    "params": {"journal": str(journal), "seconds": 0.2},
+                    "params": {"seconds": 0.2},
                     "max_retries": 8,
                     "retry_backoff_s": 0.5,
                 }
@@ -190,25 +211,19 @@ def test_jobs_survive_broker_restarts_killed_workers_and_an_api_restart(
         }
         runs: dict[str, list[tuple[float, float]]] = defaultdict(list)
         opened: dict[tuple[str, str], float] = {}
-        pids: dict[tuple[str, str], int] = {}
-        for line in journal.read_text().splitlines():
-            kind, job_id, run, at, pid = line.split()
+        journals = sorted((base / "stack").glob("worker-cpu-*/jobs/*/project/journal.txt"))
+        for line in (line for path in journals for line in path.read_text().splitlines()):
+            kind, job_id, run, when = line.split()
             if kind == "start":
-                opened[(job_id, run)] = float(at)
-                pids[(job_id, run)] = int(pid)
+                opened[(job_id, run)] = float(when)
             elif (job_id, run) in opened:
-                runs[job_id].append((opened.pop((job_id, run)), float(at)))
-        survivors = 0
+                runs[job_id].append((opened.pop((job_id, run)), float(when)))
         for key, start in opened.items():
-            # Never ended: its worker was killed under it. It must be gone (it dies with its
-            # worker), and it ran until that kill.
-            try:
-                os.kill(pids[key], 0)
-                survivors += 1
-            except ProcessLookupError:
-                pass
+            # Never ended: its worker was killed under it, and it ran until that kill.
             ended = min((k for k in KILLS if k >= start), default=float("inf"))
             runs[key[0]].append((start, ended))
+        # Every job is over: a process still running as a sandbox uid outlived its worker.
+        survivors = len(_sandbox_processes())
         overlapping = sum(
             1
             for intervals in runs.values()
