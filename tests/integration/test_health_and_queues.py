@@ -1,7 +1,7 @@
 import httpx
 
 from tests.fixtures.stack import Stack
-from tests.integration.helpers import create_queue, job_target, submit, unique
+from tests.integration.helpers import create_queue, job_target, submit, unique, wait_until
 
 
 def test_healthz_and_readyz_answer(stack: Stack) -> None:
@@ -85,3 +85,19 @@ def test_a_queues_maxima_bound_the_limits_a_job_asks_for(
     )
     assert within.status_code == 202, within.text
     assert within.json()["limits"] == {"memory_bytes": 512 * 1024**2, "cpu_seconds": 30}
+
+
+def test_a_queue_shows_its_live_workers_and_what_their_sandboxes_enforce(
+    api: httpx.Client,
+) -> None:
+    def reported() -> bool:
+        workers = api.get("/queues/cpu").json()["workers"]
+        return len(workers) == 1 and workers[0]["isolation"] is not None
+
+    wait_until(reported, 30, "the CPU worker's isolation report")
+    (worker,) = api.get("/queues/cpu").json()["workers"]
+    isolation = worker["isolation"]
+    assert isolation["sandbox_bwrap"] == "yes" and isolation["sandbox_fork"] == "yes"
+    assert isolation["network"] == "own network namespace (loopback only)"
+    assert "memory" in isolation["memory"] and worker["slots"] >= 1
+    assert api.get("/queues/gpu").json()["workers"] == []

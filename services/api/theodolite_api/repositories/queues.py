@@ -49,6 +49,15 @@ async def live_worker_counts(*, session: AsyncSession, seen_after: datetime) -> 
     return {queue: count for queue, count in rows}
 
 
+async def live_workers(*, session: AsyncSession, queue: str, seen_after: datetime) -> list[Worker]:
+    rows = await session.exec(
+        select(Worker)
+        .where(Worker.queue == queue, col(Worker.last_seen_at) > seen_after)
+        .order_by(col(Worker.id))
+    )
+    return list(rows)
+
+
 async def record_heartbeat(
     *, session: AsyncSession, heartbeat: WorkerHeartbeat, at: datetime
 ) -> None:
@@ -62,6 +71,7 @@ async def record_heartbeat(
         "stopping": heartbeat.stopping,
         "started_at": heartbeat.started_at,
         "last_seen_at": at,
+        "isolation": heartbeat.isolation,
     }
     statement = insert(Worker).values(**values)
     await session.exec(

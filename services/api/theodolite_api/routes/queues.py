@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from fastapi import APIRouter, Response, status
@@ -16,7 +16,13 @@ from theodolite_api.repositories import identity as identity_repo
 from theodolite_api.repositories import queues as queue_repo
 from theodolite_api.repositories import rows
 from theodolite_api.schemas.common import Name, Page, limits_row
-from theodolite_api.schemas.queues import DeadLetterPublic, QueueCreate, QueueDetail, QueuePublic
+from theodolite_api.schemas.queues import (
+    DeadLetterPublic,
+    QueueCreate,
+    QueueDetail,
+    QueuePublic,
+    WorkerPublic,
+)
 from theodolite_api.state import AppState
 
 router = APIRouter(prefix="/queues", tags=["queues"])
@@ -42,9 +48,12 @@ def _public(queue: Queue, live: int, waiting: int | None) -> QueuePublic:
     )
 
 
+def _seen_after(state: AppState) -> datetime:
+    return utcnow() - timedelta(seconds=state.settings.worker_liveness_s)
+
+
 async def _live(session: SessionDep, state: AppState) -> dict[str, int]:
-    seen_after = utcnow() - timedelta(seconds=state.settings.worker_liveness_s)
-    return await queue_repo.live_worker_counts(session=session, seen_after=seen_after)
+    return await queue_repo.live_worker_counts(session=session, seen_after=_seen_after(state))
 
 
 @router.get("")
@@ -81,8 +90,8 @@ def _dead_letter(message: Any) -> DeadLetterPublic:
 
 @router.get("/{name}", responses={404: {"description": "No such queue"}})
 async def get_queue(name: Name, session: SessionDep, state: StateDep) -> QueueDetail:
-    """One queue: live workers, waiting jobs, and its dead-letter queue (count and the most
-    recent messages with the broker's reason)."""
+    """One queue: its live workers (with what their sandboxes enforce), waiting jobs, and its
+    dead-letter queue (count and the most recent messages with the broker's reason)."""
     queue = found_or_404(await queue_repo.get(session=session, name=name), f"no queue {name!r}")
     broker_queue = topology.job_queue_name(name)
     live = (await _live(session, state)).get(name, 0)
@@ -95,6 +104,12 @@ async def get_queue(name: Name, session: SessionDep, state: StateDep) -> QueueDe
         **_public(queue, live, await _count(state, broker_queue)).model_dump(),
         dead_letters=await _count(state, dead_queue),
         recent_dead_letters=[_dead_letter(m) for m in recent],
+        workers=[
+            WorkerPublic.model_validate(worker, from_attributes=True)
+            for worker in await queue_repo.live_workers(
+                session=session, queue=name, seen_after=_seen_after(state)
+            )
+        ],
     )
 
 

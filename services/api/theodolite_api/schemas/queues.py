@@ -40,6 +40,19 @@ class DeadLetterPublic(BaseModel):
     deliveries: int | None
 
 
+class WorkerPublic(BaseModel):
+    id: str
+    hostname: str
+    slots: int
+    busy: int
+    stopping: bool
+    started_at: datetime
+    last_seen_at: datetime
+    # What its sandboxes enforce on its host (memory, processes, network...), as it reports.
+    isolation: dict[str, str] | None
+
+
 class QueueDetail(QueuePublic):
     dead_letters: int | None  # messages in jobs.<queue>.dead
     recent_dead_letters: list[DeadLetterPublic]
+    workers: list[WorkerPublic]  # the live ones

@@ -257,6 +257,17 @@ class WebhookPublic(ApiModel):
     updated_at: datetime
 
 
+class WorkerPublic(ApiModel):
+    id: str
+    hostname: str
+    slots: int = 0
+    busy: int = 0
+    stopping: bool = False
+    started_at: datetime
+    last_seen_at: datetime
+    isolation: dict[str, str] | None = None
+
+
 class EntryPointPublic(ApiModel):
     name: str
     command: str
@@ -313,6 +324,7 @@ class MemberPublic(ApiModel):
 class QueueDetail(QueuePublic):
     dead_letters: int | None = None
     recent_dead_letters: list[DeadLetterPublic] = Field([], validate_default=True)
+    workers: list[WorkerPublic] = Field([], validate_default=True)
 
 
 class SweepPublic(SweepSummary):

@@ -86,6 +86,8 @@ class Worker(SQLModel, table=True):
     stopping: bool = False
     started_at: datetime = Field(sa_type=DateTime(timezone=True))
     last_seen_at: datetime = Field(sa_type=DateTime(timezone=True), index=True)
+    # What its sandboxes enforce on its host, as its heartbeat says (``Isolation.enforced``).
+    isolation: dict[str, str] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
 
 
 class Job(SQLModel, table=True):
