@@ -121,7 +121,7 @@ class JobRunner:
         return render_command(spec, job.params, project_dir)
 
     def _job_limits(self, job: JobSubmitted) -> SandboxLimits:
-        requested = getattr(job, "limits", None)  # JobSubmitted.limits: from the api's submission
+        requested = job.limits  # the api checked them against the queue's maxima
         try:
             return self._sandboxes.limits_for(requested)
         except ValueError as exc:
