@@ -2,7 +2,8 @@
 out (MLflow through the worker's tracking proxy, Prefect through the worker's relay), each a
 unix socket the worker serves in a folder bound into the sandbox.
 
-Warm jobs call ``start_forwards`` in-process after entering the sandbox; cold jobs run
+Warm jobs call ``fork_forwards`` after entering the sandbox (the forwarders get a process of
+their own, off the job's GIL); cold jobs run
 ``python -m theodolite_worker.sandbox_entry --forward SPEC... -- CMD...`` inside bwrap, which
 starts them, runs ``CMD`` and exits with its status. Standard library only, nothing done at
 import: the warm pool's forkserver imports this module.
@@ -18,7 +19,13 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from theodolite_worker.tracking_proxy.forward import LOOPBACK, start_forwarder
+from theodolite_worker.orphans import die_with_parent
+from theodolite_worker.tracking_proxy.forward import (
+    LOOPBACK,
+    listen_on_loopback,
+    serve_forever,
+    start_forwarder,
+)
 
 
 @dataclass(frozen=True)
@@ -45,8 +52,37 @@ def start_forwards(forwards: Sequence[LoopbackForward]) -> None:
     """Start each forwarder (daemon threads) and point its variable at it in ``os.environ``."""
     for forward in forwards:
         forwarder = start_forwarder(forward.socket_path, forward.port)
-        if forward.url_env:
-            os.environ[forward.url_env] = f"http://{LOOPBACK}:{forwarder.port}{forward.url_path}"
+        _point_at(forward, forwarder.port)
+
+
+def fork_forwards(forwards: Sequence[LoopbackForward]) -> int | None:
+    """The warm job's forwarders, in a process of their own forked from this one (its pid; None
+    when there is nothing to forward). Threads in the job's own interpreter would wait for its
+    GIL behind whatever the job computes, and every MLflow or Prefect call would pay for it.
+    The forwarding process dies with the job: it is in the job's PID namespace, and asks for
+    SIGKILL at its parent's death as well."""
+    if not forwards:
+        return None
+    listeners = [listen_on_loopback(forward.port) for forward in forwards]
+    for forward, listener in zip(forwards, listeners, strict=True):
+        _point_at(forward, listener.getsockname()[1])
+    pid = os.fork()
+    if pid == 0:  # the forwarding process: nothing of the job's runs here
+        try:
+            die_with_parent()
+            serve_forever(
+                [(listener, f.socket_path) for f, listener in zip(forwards, listeners, strict=True)]
+            )
+        finally:
+            os._exit(0)
+    for listener in listeners:
+        listener.close()  # the forwarding process holds them
+    return pid
+
+
+def _point_at(forward: LoopbackForward, port: int) -> None:
+    if forward.url_env:
+        os.environ[forward.url_env] = f"http://{LOOPBACK}:{port}{forward.url_path}"
 
 
 def _exit_status(returncode: int) -> int:

@@ -143,10 +143,10 @@ def _finish(code: int) -> None:
 def _enter(sandbox: WarmSandbox) -> None:
     """Become the sandbox (this process stays outside as its relay: only pid 1 returns)."""
     from theodolite.sandbox.enter import enter_sandbox
-    from theodolite_worker.sandbox_entry import start_forwards
+    from theodolite_worker.sandbox_entry import fork_forwards
 
     enter_sandbox(sandbox.policy, cgroup=sandbox.cgroup)
-    start_forwards(sandbox.forwards)
+    fork_forwards(sandbox.forwards)
 
 
 def run_job(

@@ -101,14 +101,8 @@ def _accept_loop(listener: socket.socket, socket_path: str) -> None:
         threading.Thread(target=_serve_connection, args=(client, socket_path), daemon=True).start()
 
 
-def start_forwarder(socket_path: str | Path, port: int = 0) -> Forwarder:
-    """Listen on ``127.0.0.1:port`` (0: any free port) and forward every connection to the unix
-    socket ``socket_path``, from daemon threads. Call it where the job's code will run: after
-    entering the sandbox's network namespace (whose loopback must be up), before the job starts;
-    set the job's ``MLFLOW_TRACKING_URI`` to the returned ``tracking_uri``.
-
-    Raises ``OSError`` when it cannot listen (loopback down, port taken).
-    """
+def listen_on_loopback(port: int = 0) -> socket.socket:
+    """A listening socket on ``127.0.0.1:port`` (0: any free port); ``OSError`` when it cannot."""
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     try:
         listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -117,6 +111,28 @@ def start_forwarder(socket_path: str | Path, port: int = 0) -> Forwarder:
     except OSError:
         listener.close()
         raise
+    return listener
+
+
+def serve_forever(routes: Sequence[tuple[socket.socket, str]]) -> None:
+    """Forward each listener's connections to its unix socket until the process ends (the
+    process of its own that a warm job forks for its forwarders)."""
+    threads = [threading.Thread(target=_accept_loop, args=route, daemon=True) for route in routes]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+
+def start_forwarder(socket_path: str | Path, port: int = 0) -> Forwarder:
+    """Listen on ``127.0.0.1:port`` (0: any free port) and forward every connection to the unix
+    socket ``socket_path``, from daemon threads. Call it where the job's code will run: after
+    entering the sandbox's network namespace (whose loopback must be up), before the job starts;
+    set the job's ``MLFLOW_TRACKING_URI`` to the returned ``tracking_uri``.
+
+    Raises ``OSError`` when it cannot listen (loopback down, port taken).
+    """
+    listener = listen_on_loopback(port)
     forwarder = Forwarder(
         port=listener.getsockname()[1], socket_path=str(socket_path), _listener=listener
     )
