@@ -21,6 +21,7 @@ import httpx
 import pytest
 
 from tests.fixtures.archives import make_tar
+from tests.fixtures.processes import processes_running_as
 from tests.fixtures.rabbit_node import RabbitNode
 from tests.fixtures.stack import ARCHIVE_LIMITS
 from theodolite.devstack import (
@@ -91,21 +92,6 @@ def _get(client: httpx.Client, path: str, **kwargs: Any) -> httpx.Response:
 
 
 KILLS: list[float] = []
-
-
-def _sandbox_processes() -> list[int]:
-    """Live (not zombie) processes running as one of this stack's sandbox uids."""
-    found = []
-    for entry in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            status = Path(f"/proc/{entry}/status").read_text()
-        except OSError:
-            continue
-        fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
-        uid = int(fields["Uid"].split()[0])
-        if UID_BASE <= uid < UID_BASE + 8 and not fields["State"].strip().startswith("Z"):
-            found.append(int(entry))
-    return found
 
 
 def _kill_worker(config: Any, index: int) -> None:
@@ -223,7 +209,7 @@ def test_jobs_survive_broker_restarts_killed_workers_and_an_api_restart(
             ended = min((k for k in KILLS if k >= start), default=float("inf"))
             runs[key[0]].append((start, ended))
         # Every job is over: a process still running as a sandbox uid outlived its worker.
-        survivors = len(_sandbox_processes())
+        survivors = len(processes_running_as(UID_BASE))
         overlapping = sum(
             1
             for intervals in runs.values()

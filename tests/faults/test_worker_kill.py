@@ -9,12 +9,12 @@ import os
 import signal
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
 
 from tests.fixtures.archives import make_tar
+from tests.fixtures.processes import processes_running_as
 from tests.fixtures.stack import ARCHIVE_LIMITS
 from theodolite.devstack import (
     StackConfig,
@@ -78,21 +78,6 @@ def _wait_for_warm_pools(config: StackConfig, count: int) -> None:
         time.sleep(0.2)
 
 
-def _job_processes() -> list[int]:
-    """Live (not zombie) processes running as one of this stack's sandbox uids."""
-    found = []
-    for entry in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            status = Path(f"/proc/{entry}/status").read_text()
-        except OSError:
-            continue
-        fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
-        uid = int(fields["Uid"].split()[0])
-        if UID_BASE <= uid < UID_BASE + 8 and not fields["State"].strip().startswith("Z"):
-            found.append(int(entry))
-    return found
-
-
 @pytest.mark.parametrize("start", ["warm", "cold"])
 def test_a_job_dies_with_its_worker_however_the_worker_dies(
     config: StackConfig, start: str
@@ -124,15 +109,17 @@ def test_a_job_dies_with_its_worker_however_the_worker_dies(
         assert time.monotonic() < deadline, log_tail(config, WORKER)
         time.sleep(0.02)
     assert ticks.read_text().splitlines()[0] == start
-    assert _job_processes(), "the job runs as its sandbox uid"
+    assert processes_running_as(UID_BASE), "the job runs as its sandbox uid"
 
     worker = running_pid(config, WORKER)
     assert worker is not None
     os.killpg(worker, signal.SIGKILL)  # the worker leads its own process group
 
     deadline = time.monotonic() + 5
-    while _job_processes():
-        assert time.monotonic() < deadline, f"job processes outlived the worker: {_job_processes()}"
+    while processes_running_as(UID_BASE):
+        assert time.monotonic() < deadline, (
+            f"job processes outlived the worker: {processes_running_as(UID_BASE)}"
+        )
         time.sleep(0.05)
     written = ticks.stat().st_size
     time.sleep(1.5)  # 30 ticks' time

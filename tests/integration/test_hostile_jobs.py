@@ -22,6 +22,7 @@ import httpx
 import pytest
 
 from tests.fixtures.archives import make_tar
+from tests.fixtures.processes import processes_running_as
 from tests.fixtures.stack import Stack
 from tests.integration.helpers import create_experiment, submit, upload_ok, wait_for_end
 from theodolite.devstack import running_pid, start_worker, stop_process, worker_name
@@ -161,29 +162,11 @@ def _run(
     return job
 
 
-def _sandbox_processes() -> list[int]:
-    """Processes of this machine running as one of the hostile worker's sandbox uids (a zombie
-    the kernel has killed but not yet reaped runs nothing: not counted)."""
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            status = Path(f"/proc/{entry}/status").read_text()
-        except OSError:
-            continue
-        fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
-        uid = int(fields["Uid"].split()[0])
-        if UID_BASE <= uid < UID_BASE + 8 and not fields["State"].strip().startswith("Z"):
-            found.append(int(entry))
-    return found
-
-
 def _no_sandbox_process_within(seconds: float) -> None:
     # The kernel's SIGKILLs land a moment after the job's end was reported.
     deadline = time.monotonic() + seconds
-    while _sandbox_processes():
-        assert time.monotonic() < deadline, f"left running: {_sandbox_processes()}"
+    while processes_running_as(UID_BASE):
+        assert time.monotonic() < deadline, f"left running: {processes_running_as(UID_BASE)}"
         time.sleep(0.1)
 
 

@@ -145,7 +145,7 @@ def start_forwarder(socket_path: str | Path, port: int = 0) -> Forwarder:
     return forwarder
 
 
-def _exit_status(returncode: int) -> int:
+def exit_status(returncode: int) -> int:
     """A child killed by signal N exits its wrapper with 128 + N, as a shell reports it."""
     return 128 - returncode if returncode < 0 else returncode
 
@@ -164,7 +164,7 @@ def run_forwarded(socket_path: str, port: int, command: Sequence[str]) -> int:
         signal.signal(signum, lambda received, _frame: child.send_signal(received))
     status = child.wait()
     forwarder.close()
-    return _exit_status(status)
+    return exit_status(status)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
