@@ -29,6 +29,13 @@ from theodolite_worker.tracking_proxy.server import job_tracking_proxy
 
 log = logging.getLogger(__name__)
 
+# A job reaches MLflow only through its tracking proxy: presigned URLs point at the artifact
+# store itself, which the job cannot reach (and the proxy refuses them). MLflow's client asks
+# for them when the server offers multipart transfers, unless told not to.
+NO_PRESIGNED_URLS = {
+    "MLFLOW_ENABLE_PROXY_MULTIPART_DOWNLOAD": "false",
+    "MLFLOW_ENABLE_PROXY_MULTIPART_UPLOAD": "false",
+}
 # Besides the core's allow-list: what the SDK, graphs and the tracking client read.
 JOB_VARIABLES = frozenset(
     {
@@ -40,6 +47,7 @@ JOB_VARIABLES = frozenset(
         "DO_NOT_TRACK",
         "MLFLOW_DISABLE_TELEMETRY",
         "PREFECT_SERVER_ANALYTICS_ENABLED",
+        *NO_PRESIGNED_URLS,
     }
 )
 # Taken from the worker's own environment when set (none is a credential).
@@ -83,6 +91,7 @@ def job_environment(
         "CUDA_VISIBLE_DEVICES": settings.gpus or "",
         # Which device the job's code should use (the SDK reads it).
         "THEODOLITE_DEVICE": "cuda" if settings.gpus else "cpu",
+        **NO_PRESIGNED_URLS,
         **{name: os.environ[name] for name in PASSED_ON if name in os.environ},
         **(extra or {}),
     }
