@@ -23,6 +23,7 @@ from tests.fixtures.stack import Stack
 from tests.integration.helpers import job_target, submit, wait_for_end
 from theodolite import topology
 from theodolite.events import Envelope, JobLog, JobSucceeded, make_event
+from theodolite.signing import SigningKey, worker_signer
 
 PRINTER = """\
 import sys
@@ -58,15 +59,25 @@ async def _until(check: Callable[[], Awaitable[bool]], what: str, timeout_s: flo
 
 
 class Events:
-    """Publishes to theodolite.events as a worker would, and reads the api's dead letters."""
+    """Publishes to theodolite.events as the job's worker would (signed with its token: the api
+    applies a job's events only from the worker holding its claim), and reads the api's dead
+    letters."""
 
-    def __init__(self, channel: aio_pika.abc.AbstractChannel) -> None:
+    def __init__(self, channel: aio_pika.abc.AbstractChannel, stack: Stack) -> None:
         self.channel = channel
+        self.stack = stack
 
-    async def publish(self, event: Envelope) -> None:
+    async def publish(self, event: Envelope, job: dict[str, Any]) -> None:
+        worker_id = job["worker_id"]
+        key = SigningKey(
+            worker_signer(worker_id), self.stack.config.worker_token(worker_id).encode()
+        )
+        body = event.to_bytes()
         exchange = await self.channel.get_exchange(topology.EVENTS_EXCHANGE.name)
         await exchange.publish(
-            aio_pika.Message(event.to_bytes(), message_id=str(event.id), type=event.type.value),
+            aio_pika.Message(
+                body, message_id=str(event.id), type=event.type.value, headers=key.headers(body)
+            ),
             routing_key=event.type.value,
         )
 
@@ -86,7 +97,7 @@ class Events:
 async def _with_events(stack: Stack, body: Callable[[Events], Awaitable[None]]) -> None:
     connection = await aio_pika.connect(stack.config.broker_url)
     async with connection:
-        await body(Events(await connection.channel()))
+        await body(Events(await connection.channel(), stack))
 
 
 def _event(job: dict[str, Any], seq: int, payload: BaseModel) -> Envelope:
@@ -117,11 +128,12 @@ def test_an_event_the_database_refuses_is_dead_lettered_at_once(
     async def scenario(events: Events) -> None:
         before = len(await events.dead_letters())
         # As a worker that does not escape its output would send it: stored with U+FFFD.
-        await events.publish(_event(jobs[0], 10_000, JobLog(lines=["raw\x00nul"])))
+        await events.publish(_event(jobs[0], 10_000, JobLog(lines=["raw\x00nul"])), jobs[0])
         # An exit code PostgreSQL's integer column cannot hold: refused on every try.
         refused = _event(jobs[0], 10_001, JobSucceeded(mlflow_run_id="r", exit_code=2**40))
-        await events.publish(refused)
-        await events.publish(_event(jobs[1], 10_000, JobLog(lines=["behind the refused one"])))
+        await events.publish(refused, jobs[0])
+        behind = _event(jobs[1], 10_000, JobLog(lines=["behind the refused one"]))
+        await events.publish(behind, jobs[1])
 
         async def applied() -> bool:
             return "behind the refused one" in _logs(api, second)
@@ -160,7 +172,7 @@ def test_a_heartbeat_is_applied_while_the_job_events_queue_is_blocked(
             await blocker.execute(
                 "SELECT 1 FROM jobs WHERE id = $1 FOR UPDATE", uuid.UUID(job["id"])
             )
-            await events.publish(_event(job, 10_000, JobLog(lines=["held up"])))
+            await events.publish(_event(job, 10_000, JobLog(lines=["held up"])), job)
             held_since = await last_heartbeat()
 
             async def heard_again() -> bool:
