@@ -149,6 +149,16 @@ def _enter(sandbox: WarmSandbox) -> None:
     fork_forwards(sandbox.forwards)
 
 
+def _rehome() -> None:
+    """Libraries the forkserver imported under the worker's HOME kept paths below it, which the
+    sandbox does not show: point them at the job's own HOME. ART keeps its data folder
+    (``~/.art/data``) from its import on."""
+    art_config = sys.modules.get("art.config")
+    home = os.environ.get("HOME")
+    if art_config is not None and home:
+        art_config.set_data_path(os.path.join(home, ".art", "data"))
+
+
 def run_job(
     command: WarmCommand,
     cwd: str,
@@ -170,6 +180,7 @@ def run_job(
             _enter(sandbox)  # its environment is the policy's, with the forwarders' URLs
         os.chdir(cwd)
         _reseed()
+        _rehome()
         importlib.invalidate_caches()  # packages installed since the forkserver started
         code = _execute(command)
     except BaseException:
