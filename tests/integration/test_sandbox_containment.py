@@ -10,7 +10,6 @@ import socket
 import sys
 import textwrap
 import time
-from collections.abc import Iterator
 
 import pytest
 
@@ -21,16 +20,13 @@ from tests.fixtures.sandboxes import (
     Sandbox,
     all_gone,
     as_limits,
-    sandbox_of,
+    as_root,
+    sandbox,
 )
 
-pytestmark = pytest.mark.skipif(os.getuid() != 0, reason="the worker runs sandboxes as root")
+__all__ = ["as_root", "sandbox"]
 
-
-@pytest.fixture(params=sorted(BACKENDS))
-def sandbox(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[Sandbox]:
-    with sandbox_of(request.param, monkeypatch) as runner:
-        yield runner
+pytestmark = pytest.mark.usefixtures("as_root")
 
 
 PROBE = """

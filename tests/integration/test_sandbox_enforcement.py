@@ -4,28 +4,22 @@ time, by cgroups where the host has them and by rlimits without."""
 from __future__ import annotations
 
 import errno
-import os
 import time
-from collections.abc import Iterator
 
 import pytest
 
 from tests.fixtures.sandboxes import (
-    BACKENDS,
     Sandbox,
     all_gone,
     as_limits,
-    sandbox_of,
+    as_root,
+    sandbox,
 )
 from theodolite.sandbox.limits import Breach, breach_of_exit
 
-pytestmark = pytest.mark.skipif(os.getuid() != 0, reason="the worker runs sandboxes as root")
+__all__ = ["as_root", "sandbox"]
 
-
-@pytest.fixture(params=sorted(BACKENDS))
-def sandbox(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[Sandbox]:
-    with sandbox_of(request.param, monkeypatch) as runner:
-        yield runner
+pytestmark = pytest.mark.usefixtures("as_root")
 
 
 def test_a_memory_hog_is_stopped_by_the_cgroup(sandbox: Sandbox) -> None:

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import os
-
 import pytest
 
+from tests.fixtures.sandboxes import as_root
 from theodolite.sandbox.cgroups import detect_layout
 from theodolite.sandbox.probe import probe_isolation
 
-pytestmark = pytest.mark.skipif(os.getuid() != 0, reason="the worker runs sandboxes as root")
+__all__ = ["as_root"]
+
+pytestmark = pytest.mark.usefixtures("as_root")
 
 
 def test_the_probe_finds_both_ways_in_and_the_cgroups_this_host_has() -> None:

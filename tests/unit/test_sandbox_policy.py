@@ -11,11 +11,14 @@ from pathlib import Path
 
 import pytest
 
+from tests.fixtures.sandboxes import as_root
 from theodolite.sandbox.bwrap import bwrap_command, bwrap_path, mount_arguments
 from theodolite.sandbox.cgroups import CgroupLayout, JobCgroup, detect_layout
 from theodolite.sandbox.disk import folder_bytes
 from theodolite.sandbox.limits import Breach, SandboxLimits
 from theodolite.sandbox.policy import SandboxPolicy, SandboxUids, hand_over, interpreter_paths
+
+__all__ = ["as_root"]
 
 
 def _policy(tmp_path: Path, **changes: object) -> SandboxPolicy:
@@ -112,8 +115,7 @@ def test_uids_are_distinct_until_released() -> None:
     assert uids.acquire() == first
 
 
-@pytest.mark.skipif(os.getuid() != 0, reason="chown to another uid needs root")
-def test_hand_over_gives_the_whole_folder_to_the_sandbox_uid(tmp_path: Path) -> None:
+def test_hand_over_gives_the_whole_folder_to_the_sandbox_uid(tmp_path: Path, as_root: None) -> None:
     (tmp_path / "a" / "b").mkdir(parents=True)
     (tmp_path / "a" / "b" / "f").write_text("x")
     hand_over(tmp_path, 200_200, 200_201)
