@@ -370,3 +370,49 @@ async def test_a_body_within_the_limit_is_taken() -> None:
     app, spooled = _upload_app(1000)
     body, headers = _form(900)
     assert (await _send(app, body, headers)).json() == {"size": 900}
+
+
+# --- sandbox limits and dependencies a caller sends ---------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("limits", "field"),
+    [
+        ({"memory_bytes": -1}, "limits.memory_bytes"),
+        ({"memory_bytes": 0}, "limits.memory_bytes"),
+        ({"memory_bytes": "lots"}, "limits.memory_bytes"),
+        ({"memory_bytes": "4 PiB"}, "limits.memory_bytes"),  # no such unit
+        ({"file_size_bytes": 2**64}, "limits.file_size_bytes"),  # past what an rlimit takes
+        ({"cpu_seconds": 10**30}, "limits.cpu_seconds"),
+        ({"processes": [1]}, "limits.processes"),
+        ({"memory": "1 GiB"}, "limits.memory"),  # not a limit
+    ],
+)
+async def test_hostile_sandbox_limits_are_a_422_naming_the_limit(
+    limits: dict[str, Any], field: str
+) -> None:
+    # A job's own limits, and a queue's maxima (administrators only, but as strictly checked).
+    for model, body, named in (
+        (JobCreate, {**JOB, "limits": limits}, field),
+        (QueueCreate, {"name": "q", "max_limits": limits}, f"max_{field}"),
+    ):
+        answer = await _post(model, body)
+        assert answer.status_code == 422, (model, limits)
+        assert [p["field"] for p in answer.json()["problems"]] == [named]
+
+
+def test_a_limit_may_be_written_as_people_write_sizes() -> None:
+    job = JobCreate.model_validate({**JOB, "limits": {"memory_bytes": "1.5 GiB", "processes": 8}})
+    assert job.limits is not None
+    assert (job.limits.memory_bytes, job.limits.processes) == (int(1.5 * 1024**3), 8)
+
+
+async def test_dependencies_must_be_job_ids_and_at_most_a_hundred() -> None:
+    for depends_on, field in (
+        (["not-a-job"], "depends_on.0"),
+        ([ZERO] * 101, "depends_on"),
+        ("one-id", "depends_on"),
+    ):
+        answer = await _post(JobCreate, {**JOB, "depends_on": depends_on})
+        assert answer.status_code == 422
+        assert [p["field"] for p in answer.json()["problems"]] == [field], depends_on

@@ -52,7 +52,10 @@ def human_size(count: int) -> str:
     return f"{count} B"
 
 
-ByteCount = Annotated[int, BeforeValidator(parse_size), Field(gt=0)]
+# What an rlimit and a cgroup take: a larger value (the API's callers send any JSON number) is
+# refused here rather than failing the job's start.
+MOST = 2**63 - 1
+ByteCount = Annotated[int, BeforeValidator(parse_size), Field(gt=0, le=MOST)]
 
 
 class Breach(StrEnum):
@@ -78,15 +81,17 @@ class SandboxLimits(BaseModel):
     cpu_seconds: int | None = Field(
         None,
         gt=0,
+        le=MOST,
         description="CPU time of each process (RLIMIT_CPU; a cgroup's total where polled).",
     )
     processes: int | None = Field(
         None,
         gt=0,
+        le=MOST,
         description="Processes and threads at once (pids cgroup and RLIMIT_NPROC of its uid).",
     )
     open_files: int | None = Field(
-        None, gt=0, description="Open file descriptors per process (RLIMIT_NOFILE)."
+        None, gt=0, le=MOST, description="Open file descriptors per process (RLIMIT_NOFILE)."
     )
     file_size_bytes: ByteCount | None = Field(
         None, description="Largest file a process may write (RLIMIT_FSIZE)."
