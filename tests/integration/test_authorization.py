@@ -231,3 +231,27 @@ def test_queues_are_made_by_administrators_and_may_be_kept_to_groups(
     with world.client("alice") as alice:
         submit = alice.post("/api/v1/jobs", json=world.job(queue=name))
         assert submit.status_code == 403 and name in submit.json()["detail"]
+
+
+def test_another_groups_job_is_no_dependency_and_only_administrators_see_workers(
+    world: World, stack: Stack
+) -> None:
+    alices_job = world.ids["job_id"]
+    with world.client("bob") as bob:
+        experiment = _created(bob.post("/api/v1/experiments", json={"name": unique("bob")}))
+        entrypoint = _created(
+            bob.post("/api/v1/entrypoints", files={"archive": ("p.tar.gz", ARCHIVE)})
+        )
+        target = {"experiment_id": experiment["id"], "entrypoint_id": entrypoint["id"]}
+        refused = bob.post(
+            "/api/v1/jobs", json={**target, "params": {}, "depends_on": [alices_job]}
+        )
+        # As unknown as a job that does not exist: nothing tells bob it does.
+        assert refused.status_code == 422
+        assert refused.json()["problems"] == [
+            {"field": "depends_on.0", "message": f"no such job {alices_job}"}
+        ]
+        assert bob.get("/api/v1/queues/cpu").json()["workers"] is None
+    with httpx.Client(base_url=stack.api, headers=stack.headers) as admin:
+        (worker,) = admin.get("/queues/cpu").json()["workers"]
+        assert worker["hostname"] and worker["isolation"] is not None

@@ -11,6 +11,7 @@ from theodolite import topology
 from theodolite.db.tables import Queue, utcnow
 from theodolite.problems import Problem
 from theodolite.web.errors import Conflict, InvalidSubmission, found_or_404
+from theodolite_api.auth.authenticate import CallerDep
 from theodolite_api.deps import SessionDep, StateDep
 from theodolite_api.repositories import identity as identity_repo
 from theodolite_api.repositories import queues as queue_repo
@@ -89,9 +90,12 @@ def _dead_letter(message: Any) -> DeadLetterPublic:
 
 
 @router.get("/{name}", responses={404: {"description": "No such queue"}})
-async def get_queue(name: Name, session: SessionDep, state: StateDep) -> QueueDetail:
-    """One queue: its live workers (with what their sandboxes enforce), waiting jobs, and its
-    dead-letter queue (count and the most recent messages with the broker's reason)."""
+async def get_queue(
+    name: Name, session: SessionDep, state: StateDep, caller: CallerDep
+) -> QueueDetail:
+    """One queue: waiting jobs, its dead-letter queue (count and the most recent messages with
+    the broker's reason) and, for administrators, its live workers with what their sandboxes
+    enforce (host names and isolation gaps are an operator's, not every user's)."""
     queue = found_or_404(await queue_repo.get(session=session, name=name), f"no queue {name!r}")
     broker_queue = topology.job_queue_name(name)
     live = (await _live(session, state)).get(name, 0)
@@ -104,13 +108,15 @@ async def get_queue(name: Name, session: SessionDep, state: StateDep) -> QueueDe
         **_public(queue, live, await _count(state, broker_queue)).model_dump(),
         dead_letters=await _count(state, dead_queue),
         recent_dead_letters=[_dead_letter(m) for m in recent],
-        workers=[
-            WorkerPublic.model_validate(worker, from_attributes=True)
-            for worker in await queue_repo.live_workers(
-                session=session, queue=name, seen_after=_seen_after(state)
-            )
-        ],
+        workers=await _workers(session, state, name) if caller.is_admin else None,
     )
+
+
+async def _workers(session: SessionDep, state: AppState, queue: str) -> list[WorkerPublic]:
+    live = await queue_repo.live_workers(
+        session=session, queue=queue, seen_after=_seen_after(state)
+    )
+    return [WorkerPublic.model_validate(worker, from_attributes=True) for worker in live]
 
 
 async def _group_ids(session: SessionDep, names: list[str]) -> list[str]:

@@ -55,4 +55,4 @@ class WorkerPublic(BaseModel):
 class QueueDetail(QueuePublic):
     dead_letters: int | None  # messages in jobs.<queue>.dead
     recent_dead_letters: list[DeadLetterPublic]
-    workers: list[WorkerPublic]  # the live ones
+    workers: list[WorkerPublic] | None  # the live ones; administrators only (else null)

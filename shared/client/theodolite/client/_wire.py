@@ -324,7 +324,7 @@ class MemberPublic(ApiModel):
 class QueueDetail(QueuePublic):
     dead_letters: int | None = None
     recent_dead_letters: list[DeadLetterPublic] = Field([], validate_default=True)
-    workers: list[WorkerPublic] = Field([], validate_default=True)
+    workers: list[WorkerPublic] | None = None
 
 
 class SweepPublic(SweepSummary):
