@@ -9,11 +9,11 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from tests.fixtures.database import claimed_job, move, new_job, sessions
+from tests.fixtures.database import claimed_job, move, move_and_commit, new_job, sessions
 from tests.fixtures.events import API_KEY, SIGNERS, FixedHolders, worker_key
 from theodolite import topology
 from theodolite.db.status_tables import WebhookDelivery, WebhookSubscription
-from theodolite.db.tables import Job, JobLogChunk, JobTransition, utcnow
+from theodolite.db.tables import Job, JobDependency, JobLogChunk, JobTransition, utcnow
 from theodolite.events import (
     Envelope,
     JobLog,
@@ -24,7 +24,8 @@ from theodolite.events import (
     make_event,
 )
 from theodolite.memory_broker import InMemoryBroker
-from theodolite.signing import SigningKey, worker_signer
+from theodolite.signing import API_SIGNER, SigningKey, worker_signer
+from theodolite_api.consumers.dependencies import DependencyConsumer
 from theodolite_api.consumers.job_events import JobEventConsumer
 from theodolite_api.jobs import transitions
 from theodolite_api.jobs.claims import claim_attempt
@@ -337,3 +338,48 @@ async def test_only_the_claim_holder_speaks_for_a_job(
     async with sessions() as session:
         job = await session.get(Job, job_id)
         assert job is not None and (job.status, job.mlflow_run_id) == ("succeeded", "real")
+
+
+async def test_only_the_apis_announcement_of_an_end_settles_the_jobs_waiting_on_it(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    first = await claimed_job(sessions)
+    async with sessions() as session:
+        waiting = await new_job(session, status="waiting")
+        session.add(JobDependency(job_id=waiting.id, depends_on_id=first))
+        await session.commit()
+        waiting_id = waiting.id
+    consumer = DependencyConsumer(sessions=sessions, signers=SIGNERS)
+    broker = await _broker(
+        topology.API_DEPENDENCIES_QUEUE, topology.API_DEPENDENCIES_BINDINGS, consumer.consumer
+    )
+    ended = make_event(
+        JobStatusChanged(
+            experiment_id=uuid.uuid4(),
+            transition_id=1,
+            from_status="running",
+            to_status="succeeded",
+            at=utcnow(),
+        ),
+        producer="api",
+        job_id=first,
+        attempt=1,
+    )
+
+    async def status_after(key: SigningKey | None) -> str:
+        broker.signing_key = key
+        await broker.publish(EVENTS, topology.STATUS_CHANGED_ROUTING_KEY, ended)
+        await broker.drain()
+        async with sessions() as session:
+            job = await session.get(Job, waiting_id)
+            assert job is not None
+            return job.status
+
+    # Announced by the api, but not so in the database: nothing to settle.
+    assert await status_after(API_KEY) == "waiting"
+    await move_and_commit(sessions, first, transitions.JobStatus.SUCCEEDED, seq=1)
+    # Ended now, but announced by a worker, unsigned, or with a guessed key: not believed.
+    for key in (worker_key(), None, SigningKey(API_SIGNER, b"guessed")):
+        assert await status_after(key) == "waiting"
+    assert await status_after(API_KEY) == "queued"
+    await broker.__aexit__(None, None, None)
