@@ -293,17 +293,14 @@ async def raw_put(tracking_uri: str, url: str, body: bytes) -> int:
 
 
 async def run_cold_job(job: Job, command: list[str]) -> tuple[int, str]:
-    """A cold job: the forward wrapper runs ``command`` with its own loopback forwarder."""
+    """A cold job: the worker's wrapper runs ``command`` with its own loopback forwarder."""
     env = {**os.environ, "MLFLOW_RUN_ID": job.run_id, "MLFLOW_EXPERIMENT_ID": job.experiment_id}
     env.pop("MLFLOW_TRACKING_URI", None)
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "theodolite_worker.tracking_proxy.forward",
-        "--socket",
-        str(job.socket_path),
-        "--port",
-        "0",
+        "theodolite_worker.sandbox_entry",
+        f"--forward=0,MLFLOW_TRACKING_URI,,{job.socket_path}",
         "--",
         *command,
         env=env,
@@ -374,9 +371,8 @@ async def test_a_sandboxed_job_reaches_mlflow_only_through_its_proxy(
     wrapped = [
         sys.executable,
         "-m",
-        "theodolite_worker.tracking_proxy.forward",
-        "--socket",
-        str(job.socket_path),
+        "theodolite_worker.sandbox_entry",
+        f"--forward=0,MLFLOW_TRACKING_URI,,{job.socket_path}",
         "--",
         sys.executable,
         "-c",

@@ -15,7 +15,7 @@ import pytest
 
 from theodolite_worker.tracking_proxy.forward import start_forwarder
 
-WRAPPER = [sys.executable, "-m", "theodolite_worker.tracking_proxy.forward"]
+WRAPPER = [sys.executable, "-m", "theodolite_worker.sandbox_entry"]  # the cold jobs' wrapper
 
 
 @pytest.fixture
@@ -101,10 +101,7 @@ def test_the_wrapper_gives_its_command_the_tracking_uri_and_returns_its_status(
     done = subprocess.run(
         [
             *WRAPPER,
-            "--socket",
-            str(socket_dir / "mlflow.sock"),
-            "--port",
-            "0",
+            f"--forward=0,MLFLOW_TRACKING_URI,,{socket_dir / 'mlflow.sock'}",
             "--",
             sys.executable,
             "-c",
@@ -121,7 +118,7 @@ def test_the_wrapper_gives_its_command_the_tracking_uri_and_returns_its_status(
 def test_a_command_killed_by_a_signal_exits_as_a_shell_reports_it(socket_dir: Path) -> None:
     script = "import os, signal; os.kill(os.getpid(), signal.SIGKILL)"
     done = subprocess.run(
-        [*WRAPPER, "--socket", str(socket_dir / "s"), "--", sys.executable, "-c", script],
+        [*WRAPPER, f"--forward=0,,,{socket_dir / 's'}", "--", sys.executable, "-c", script],
         timeout=60,
     )
     assert done.returncode == 128 + 9
@@ -129,7 +126,7 @@ def test_a_command_killed_by_a_signal_exits_as_a_shell_reports_it(socket_dir: Pa
 
 def test_the_wrapper_refuses_a_missing_command(socket_dir: Path) -> None:
     done = subprocess.run(
-        [*WRAPPER, "--socket", str(socket_dir / "s"), "--"], capture_output=True, text=True
+        [*WRAPPER, f"--forward=0,,,{socket_dir / 's'}", "--"], capture_output=True, text=True
     )
     assert done.returncode == 2
     assert "no command given" in done.stderr

@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from theodolite_worker.orphans import die_with_parent
 from theodolite_worker.tracking_proxy.forward import (
     LOOPBACK,
-    exit_status,
     listen_on_loopback,
     serve_forever,
     start_forwarder,
@@ -86,6 +85,11 @@ def _point_at(forward: LoopbackForward, port: int) -> None:
         os.environ[forward.url_env] = f"http://{LOOPBACK}:{port}{forward.url_path}"
 
 
+def _exit_status(returncode: int) -> int:
+    """A child killed by signal N exits this wrapper with 128 + N, as a shell reports it."""
+    return 128 - returncode if returncode < 0 else returncode
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m theodolite_worker.sandbox_entry",
@@ -110,7 +114,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 127
     for number in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(number, lambda received, _frame: child.send_signal(received))
-    return exit_status(child.wait())
+    return _exit_status(child.wait())
 
 
 if __name__ == "__main__":

@@ -2,13 +2,10 @@
 tracking proxy on a unix socket in the job's folder. Standard library only, and nothing done at
 import: the warm pool's forkserver imports this module.
 
-Two forms:
-
-- warm children: ``start_forwarder(socket_path)`` after entering the sandbox and before the job's
-  code runs; it serves from daemon threads for as long as the process lives.
-- cold jobs: ``python -m theodolite_worker.tracking_proxy.forward --socket S --port P -- CMD...``
-  runs ``CMD`` with ``MLFLOW_TRACKING_URI`` pointing at the forwarder, forwards until it exits
-  and exits with its status.
+``start_forwarder(socket_path)`` serves from daemon threads for as long as the process lives;
+``listen_on_loopback`` and ``serve_forever`` let a process of its own do it
+(``theodolite_worker.sandbox_entry``: the warm job's forked forwarding process, and the cold
+job's wrapper).
 
 Port 0 takes any free port: the only safe choice where the job shares the host's network (weaker
 isolation, when namespaces are not allowed); in a network namespace of its own any port will do.
@@ -16,12 +13,7 @@ isolation, when namespaces are not allowed); in a network namespace of its own a
 
 from __future__ import annotations
 
-import argparse
-import os
-import signal
 import socket
-import subprocess
-import sys
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -143,50 +135,3 @@ def start_forwarder(socket_path: str | Path, port: int = 0) -> Forwarder:
         daemon=True,
     ).start()
     return forwarder
-
-
-def exit_status(returncode: int) -> int:
-    """A child killed by signal N exits its wrapper with 128 + N, as a shell reports it."""
-    return 128 - returncode if returncode < 0 else returncode
-
-
-def run_forwarded(socket_path: str, port: int, command: Sequence[str]) -> int:
-    """Run ``command`` with its tracking URI on a forwarder; its exit status (signals passed on)."""
-    forwarder = start_forwarder(socket_path, port)
-    env = dict(os.environ)
-    env[TRACKING_URI_ENV] = forwarder.tracking_uri
-    try:
-        child = subprocess.Popen(list(command), env=env)
-    except OSError as exc:
-        print(f"tracking forwarder: cannot run {command[0]!r}: {exc}", file=sys.stderr)
-        return 127
-    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-        signal.signal(signum, lambda received, _frame: child.send_signal(received))
-    status = child.wait()
-    forwarder.close()
-    return exit_status(status)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m theodolite_worker.tracking_proxy.forward",
-        description="Run CMD with MLFLOW_TRACKING_URI on a loopback forwarder to SOCKET.",
-    )
-    parser.add_argument("--socket", required=True, help="the tracking proxy's unix socket")
-    parser.add_argument("--port", type=int, default=0, help="loopback port (0: any free one)")
-    parser.add_argument("command", nargs=argparse.REMAINDER, help="-- CMD [ARGS...]")
-    args = parser.parse_args(argv)
-    command = args.command[1:] if args.command[:1] == ["--"] else args.command
-    if not command:
-        parser.error("no command given after --")
-    try:
-        return run_forwarded(args.socket, args.port, command)
-    except OSError as exc:
-        print(
-            f"tracking forwarder: cannot listen on {LOOPBACK}:{args.port}: {exc}", file=sys.stderr
-        )
-        return 126
-
-
-if __name__ == "__main__":
-    sys.exit(main())

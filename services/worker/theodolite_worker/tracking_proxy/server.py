@@ -12,8 +12,8 @@ Use from the worker (``jobs.py``)::
     ) as proxy:
         # inside the sandbox (the job folder is bind-mounted, so the socket is visible at the
         # same or a re-mapped path), the job talks to 127.0.0.1 through the forwarder:
-        #   warm child: forward.start_forwarder(socket_inside).tracking_uri is MLFLOW_TRACKING_URI
-        #   cold job: python -m theodolite_worker.tracking_proxy.forward --socket S --port 0 -- CMD
+        #   warm child: sandbox_entry.fork_forwards (a forwarding process of its own)
+        #   cold job: python -m theodolite_worker.sandbox_entry --forward 0,ENV,,S -- CMD
         ...run the job; the proxy stops (and its socket goes) when the block ends...
 """
 
