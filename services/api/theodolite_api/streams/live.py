@@ -21,7 +21,7 @@ from theodolite import topology
 from theodolite.consumers import Consumer, Delivery
 from theodolite.events import Envelope, JobLog, JobProgress, JobStatusChanged
 from theodolite.signing import KeyLookup
-from theodolite_api.streams.senders import Admission
+from theodolite_api.streams.senders import ClaimHolders
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +68,7 @@ class LiveHub:
         broker: Any,
         *,
         signers: KeyLookup,
-        holders: Admission,
+        holders: ClaimHolders,
         backlog: int = DEFAULT_BACKLOG,
     ) -> None:
         self._broker = broker

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import uuid
 from collections import OrderedDict
-from typing import Protocol
 
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import async_sessionmaker
@@ -24,17 +23,12 @@ REMEMBERED_JOBS = 4096
 Holder = tuple[int, str | None]  # (attempt, worker id)
 
 
-class Admission(Protocol):
-    """Whether the live path may pass an event on (``ClaimHolders``; tests give fixed answers)."""
-
-    async def admits(self, envelope: Envelope, payload: BaseModel, signer: str | None) -> bool: ...
-
-
 class ClaimHolders:
     """Looked up once per job and attempt; again when an event names another attempt or worker
     (a retry moved on), so a forger costs a lookup and gets nothing through."""
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession] | None) -> None:
+        # None only for a subclass that knows the holders otherwise (``recorded``: tests).
         self._sessions = sessions
         self._holders: OrderedDict[uuid.UUID, Holder] = OrderedDict()
 
@@ -47,19 +41,22 @@ class ClaimHolders:
         claimed: Holder = (envelope.attempt, worker_id)
         if self._holders.get(envelope.job_id) == claimed:
             return True
-        holder = await self._lookup(envelope.job_id)
+        holder = await self.recorded(envelope.job_id)
+        if holder is not None:
+            self._remember(envelope.job_id, holder)
         return holder == claimed
 
-    async def _lookup(self, job_id: uuid.UUID) -> Holder | None:
+    async def recorded(self, job_id: uuid.UUID) -> Holder | None:
+        """The job's current attempt and its worker, as the database holds them."""
+        assert self._sessions is not None
         async with self._sessions() as session:
             row = (
                 await session.exec(select(Job.attempt, Job.worker_id).where(Job.id == job_id))
             ).first()
-        if row is None:
-            return None
-        holder: Holder = (row[0], row[1])
+        return None if row is None else (row[0], row[1])
+
+    def _remember(self, job_id: uuid.UUID, holder: Holder) -> None:
         self._holders[job_id] = holder
         self._holders.move_to_end(job_id)
         while len(self._holders) > REMEMBERED_JOBS:
             self._holders.popitem(last=False)
-        return holder
