@@ -53,9 +53,9 @@ def logged_metrics(project: ProjectSpec, entry_point: str) -> set[str]:
             continue
         first = node.args[0]
         if node.func.attr == "log_metrics" and isinstance(first, ast.Dict):
-            keys |= {k.value for k in first.keys if isinstance(k, ast.Constant)}
+            keys |= {str(k.value) for k in first.keys if isinstance(k, ast.Constant)}
         if node.func.attr == "log_metric" and isinstance(first, ast.Constant):
-            keys.add(first.value)
+            keys.add(str(first.value))
     return keys
 
 
