@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 
+import httpx
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -24,7 +25,9 @@ from theodolite.events import (
     make_event,
 )
 from theodolite.memory_broker import InMemoryBroker
+from theodolite.settings import MlflowSettings
 from theodolite.signing import API_SIGNER, SigningKey, worker_signer
+from theodolite_api.clients.mlflow import MlflowReader
 from theodolite_api.consumers.dependencies import DependencyConsumer
 from theodolite_api.consumers.job_events import JobEventConsumer
 from theodolite_api.jobs import transitions
@@ -349,7 +352,10 @@ async def test_only_the_apis_announcement_of_an_end_settles_the_jobs_waiting_on_
         session.add(JobDependency(job_id=waiting.id, depends_on_id=first))
         await session.commit()
         waiting_id = waiting.id
-    consumer = DependencyConsumer(sessions=sessions, signers=SIGNERS)
+    # No pipeline job here: MLflow is never asked (the address is no server).
+    http = httpx.AsyncClient()
+    mlflow = MlflowReader(MlflowSettings(tracking_uri="http://127.0.0.1:9"), http)
+    consumer = DependencyConsumer(sessions=sessions, signers=SIGNERS, mlflow=mlflow)
     broker = await _broker(
         topology.API_DEPENDENCIES_QUEUE, topology.API_DEPENDENCIES_BINDINGS, consumer.consumer
     )
@@ -383,3 +389,4 @@ async def test_only_the_apis_announcement_of_an_end_settles_the_jobs_waiting_on_
         assert await status_after(key) == "waiting"
     assert await status_after(API_KEY) == "queued"
     await broker.__aexit__(None, None, None)
+    await http.aclose()

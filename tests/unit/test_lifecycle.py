@@ -42,10 +42,11 @@ def test_lost_jobs_are_requeued_or_failed() -> None:
     check_transition(JobStatus.LOST, JobStatus.FAILED)
 
 
-def test_a_waiting_job_is_queued_skipped_or_cancelled_and_never_runs_directly() -> None:
-    for target in (JobStatus.QUEUED, JobStatus.SKIPPED, JobStatus.CANCELLED):
+def test_a_waiting_job_is_queued_skipped_cancelled_or_failed_and_never_runs_directly() -> None:
+    # failed: a pipeline stage whose parameters, resolved from its dependencies, do not fit.
+    for target in (JobStatus.QUEUED, JobStatus.SKIPPED, JobStatus.CANCELLED, JobStatus.FAILED):
         check_transition(JobStatus.WAITING, target)
-    for target in (JobStatus.RUNNING, JobStatus.SUCCEEDED, JobStatus.FAILED):
+    for target in (JobStatus.RUNNING, JobStatus.SUCCEEDED, JobStatus.TIMED_OUT):
         with pytest.raises(IllegalTransition, match=f"from waiting to {target.value}"):
             check_transition(JobStatus.WAITING, target)
     assert JobStatus.SKIPPED in TERMINAL_STATUSES and JobStatus.WAITING not in TERMINAL_STATUSES

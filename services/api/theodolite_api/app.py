@@ -43,6 +43,7 @@ from theodolite_api.routes import (
     internal,
     jobs,
     models,
+    pipelines,
     plugins,
     queues,
     sweeps,
@@ -175,7 +176,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         stack.push_async_callback(worker_consumption.close)
         # Jobs waiting on others: queued or skipped when one ends.
         dependencies = DependencyConsumer(
-            sessions=sessions, signers=signers, on_transition=state.relay.wake
+            sessions=sessions, signers=signers, mlflow=state.mlflow, on_transition=state.relay.wake
         )
         dependency_consumption = await broker.consume(
             topology.API_DEPENDENCIES_QUEUE, dependencies.consumer, prefetch=dependencies.prefetch
@@ -202,7 +203,8 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     submitting = [authorized(Scope.SUBMIT)]
     for module in (experiments, entrypoints, jobs, tasks, models):
         app.include_router(module.router, prefix="/api/v1", dependencies=submitting)
-    for module in (events, webhooks, sweeps):  # notifications: event streams, webhooks, sweeps
+    # Notifications (event streams, webhooks), sweeps and pipelines.
+    for module in (events, webhooks, sweeps, pipelines):
         app.include_router(module.router, prefix="/api/v1", dependencies=submitting)
     publishing = [authorized(Scope.PUBLISH_PLUGINS)]
     app.include_router(plugins.router, prefix="/api/v1", dependencies=publishing)

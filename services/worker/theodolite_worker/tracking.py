@@ -50,6 +50,8 @@ class JobRunTracker:
                 job.mlflow_experiment_id,
                 run_name=f"job-{str(job_id)[:8]}-{attempt}",
                 tags={
+                    # The api's (a pipeline stage's parent run); the worker's own come after.
+                    **job.run_tags,
                     "theodolite.job_id": str(job_id),
                     "theodolite.attempt": str(attempt),
                     "theodolite.entrypoint_id": str(job.entrypoint_id),

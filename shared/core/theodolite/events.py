@@ -25,6 +25,7 @@ class EventType(StrEnum):
     JOB_RELEASED = "job.released"
     JOB_CANCEL = "job.cancel"
     JOB_STATUS_CHANGED = "job.status_changed"
+    PIPELINE_STATUS_CHANGED = "pipeline.status_changed"
     WORKER_HEARTBEAT = "worker.heartbeat"
     WORKER_PLUGINS = "worker.plugins"
     PLUGIN_PUBLISHED = "plugin.published"
@@ -55,6 +56,9 @@ class JobSubmitted(BaseModel):
     # The job's own sandbox limits (``theodolite.sandbox.SandboxLimits`` fields), already within
     # its queue's maxima; the worker bounds them by its own maxima too. None: the worker's defaults.
     limits: dict[str, int] | None = None
+    # Tags its MLflow run gets besides the worker's own: a pipeline stage's parent run
+    # (``mlflow.parentRunId``), pipeline and stage names.
+    run_tags: dict[str, str] = Field(default_factory=dict)
 
 
 class JobStarted(BaseModel):
@@ -135,6 +139,20 @@ class JobStatusChanged(BaseModel):
     reason: str | None = None
 
 
+class PipelineStatusChanged(BaseModel):
+    """A pipeline started or ended (api -> status out: streams, webhooks). Written to the outbox
+    in the transaction that changed the pipeline's status."""
+
+    pipeline_id: uuid.UUID
+    experiment_id: uuid.UUID
+    name: str
+    from_status: str | None  # None when it was created
+    to_status: str
+    at: datetime
+    # Each stage's status when it changed: {stage: status}.
+    stages: dict[str, str] = Field(default_factory=dict)
+
+
 class WorkerHeartbeat(BaseModel):
     worker_id: str
     queue: str
@@ -184,6 +202,7 @@ PAYLOAD_MODELS: dict[EventType, type[BaseModel]] = {
     EventType.JOB_RELEASED: JobReleased,
     EventType.JOB_CANCEL: JobCancel,
     EventType.JOB_STATUS_CHANGED: JobStatusChanged,
+    EventType.PIPELINE_STATUS_CHANGED: PipelineStatusChanged,
     EventType.WORKER_HEARTBEAT: WorkerHeartbeat,
     EventType.WORKER_PLUGINS: WorkerPlugins,
     EventType.PLUGIN_PUBLISHED: PluginPublished,

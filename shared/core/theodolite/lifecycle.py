@@ -30,8 +30,11 @@ TERMINAL_STATUSES = frozenset(
 )
 
 ALLOWED_TRANSITIONS: dict[JobStatus, frozenset[JobStatus]] = {
-    # Queued once every dependency succeeded; skipped when one ended otherwise.
-    JobStatus.WAITING: frozenset({JobStatus.QUEUED, JobStatus.SKIPPED, JobStatus.CANCELLED}),
+    # Queued once every dependency succeeded; skipped when one ended otherwise; failed when a
+    # pipeline stage's parameters, resolved from its dependencies, do not fit.
+    JobStatus.WAITING: frozenset(
+        {JobStatus.QUEUED, JobStatus.SKIPPED, JobStatus.CANCELLED, JobStatus.FAILED}
+    ),
     JobStatus.QUEUED: frozenset({JobStatus.RUNNING, JobStatus.CANCELLED, JobStatus.FAILED}),
     JobStatus.RUNNING: frozenset(
         {

@@ -270,9 +270,14 @@ def type_error(declared: str, value: Any) -> str | None:
 
 
 def resolve_parameters(
-    entry_point: EntryPointSpec, values: dict[str, Any], *, field_prefix: str = "params"
+    entry_point: EntryPointSpec,
+    values: dict[str, Any],
+    *,
+    field_prefix: str = "params",
+    deferred: frozenset[str] = frozenset(),
 ) -> dict[str, str]:
-    """Check user values against the declaration and fill defaults; raise with every problem."""
+    """Check user values against the declaration and fill defaults; raise with every problem.
+    ``deferred`` values (a pipeline stage's references) are declared but typed once resolved."""
     problems: list[Problem] = []
     resolved: dict[str, str] = {}
     for name in sorted(set(values) - set(entry_point.parameters)):
@@ -291,6 +296,9 @@ def resolve_parameters(
                 resolved[name] = spec.default
             continue
         value = values[name]
+        if name in deferred:
+            resolved[name] = str(value)
+            continue
         if (error := type_error(spec.type, value)) is not None:
             problems.append(_problem(f"{field_prefix}.{name}", error))
             continue

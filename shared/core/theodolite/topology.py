@@ -24,6 +24,7 @@ ALL_EXCHANGES = (JOBS_EXCHANGE, EVENTS_EXCHANGE, CONTROL_EXCHANGE, DEAD_LETTER_E
 # Routing keys on the topic exchanges (besides each event type's own, e.g. ``job.log``).
 STATUS_CHANGED_ROUTING_KEY = "job.status_changed"  # events: the api recorded a transition
 JOB_CANCEL_ROUTING_KEY = "job.cancel"  # control: stop this job wherever it runs
+PIPELINE_STATUS_CHANGED_ROUTING_KEY = "pipeline.status_changed"  # events: a pipeline moved
 
 # The api's durable queue of job events, applied one at a time and in order: competing consumers
 # across api replicas. It hears the api's own status_changed too (``job.#``) and leaves it alone.
@@ -49,9 +50,14 @@ API_DEPENDENCIES_BINDINGS = (STATUS_CHANGED_ROUTING_KEY,)
 # Status out. Webhook deliveries: a durable queue of its own, competing consumers across api
 # replicas, fed by the api's status changes and the workers' log and progress events.
 WEBHOOK_EVENTS_QUEUE = "events.webhooks"
-WEBHOOK_EVENTS_BINDINGS = (STATUS_CHANGED_ROUTING_KEY, "job.log", "job.progress")
+WEBHOOK_EVENTS_BINDINGS = (
+    STATUS_CHANGED_ROUTING_KEY,
+    "job.log",
+    "job.progress",
+    PIPELINE_STATUS_CHANGED_ROUTING_KEY,
+)
 # Server-sent events: each api replica's own exclusive, auto-delete queue (fan-out).
-LIVE_EVENTS_BINDINGS = ("job.#",)
+LIVE_EVENTS_BINDINGS = ("job.#", PIPELINE_STATUS_CHANGED_ROUTING_KEY)
 
 # Queue names users create: lower-case letters, digits, '-' and '_'.
 QUEUE_NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"

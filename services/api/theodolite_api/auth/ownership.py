@@ -1,6 +1,6 @@
-"""Every experiment, entry point, job and sweep belongs to a group. These dependencies load one
-by its path id for the caller, and answer 404 for a row of a group the caller is not in, exactly
-as for a row that does not exist, so ids say nothing about other groups."""
+"""Every experiment, entry point, job, sweep and pipeline belongs to a group. These dependencies
+load one by its path id for the caller, and answer 404 for a row of a group the caller is not in,
+exactly as for a row that does not exist, so ids say nothing about other groups."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Annotated, Protocol, TypeVar
 from fastapi import Depends
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from theodolite.db.status_tables import Sweep
+from theodolite.db.status_tables import Pipeline, Sweep
 from theodolite.db.tables import EntryPointArchive, Experiment, Job
 from theodolite.problems import Problem
 from theodolite.web.errors import InvalidSubmission, NotFound
@@ -59,6 +59,10 @@ async def _sweep(sweep_id: uuid.UUID, caller: CallerDep, session: SessionDep) ->
     return visible(await session.get(Sweep, sweep_id), caller, f"sweep {sweep_id}")
 
 
+async def _pipeline(pipeline_id: uuid.UUID, caller: CallerDep, session: SessionDep) -> Pipeline:
+    return visible(await session.get(Pipeline, pipeline_id), caller, f"pipeline {pipeline_id}")
+
+
 async def _page_request(caller: CallerDep, limit: Limit = 50, offset: Offset = 0) -> PageRequest:
     return PageRequest(groups=caller.visible_groups(), limit=limit, offset=offset)
 
@@ -69,6 +73,7 @@ ExperimentDep = Annotated[Experiment, Depends(_experiment)]
 EntryPointDep = Annotated[EntryPointArchive, Depends(_entrypoint)]
 JobDep = Annotated[Job, Depends(_job)]
 SweepDep = Annotated[Sweep, Depends(_sweep)]
+PipelineDep = Annotated[Pipeline, Depends(_pipeline)]
 
 
 async def group_for_new(session: AsyncSession, caller: Caller, name: str | None) -> uuid.UUID:

@@ -104,6 +104,39 @@ class MlflowReader:
             )
         return str(experiment["experiment_id"])
 
+    async def run(self, run_id: str) -> dict[str, Any]:
+        """A run's info and data (latest metric values, params, tags)."""
+        found = await self._json("GET", "/api/2.0/mlflow/runs/get", params={"run_id": run_id})
+        run: dict[str, Any] = found["run"]
+        return run
+
+    async def start_run(
+        self, mlflow_experiment_id: str, name: str, tags: dict[str, str], start_ms: int
+    ) -> str:
+        """A new run (a pipeline's parent run); its id."""
+        created = await self._json(
+            "POST",
+            "/api/2.0/mlflow/runs/create",
+            json={
+                "experiment_id": mlflow_experiment_id,
+                "run_name": name,
+                "start_time": start_ms,
+                "tags": [{"key": k, "value": v} for k, v in sorted(tags.items())],
+            },
+        )
+        return str(created["run"]["info"]["run_id"])
+
+    async def end_run(self, run_id: str, status: str, end_ms: int) -> None:
+        """Mark a run ended: FINISHED, FAILED or KILLED."""
+        await self._json(
+            "POST",
+            "/api/2.0/mlflow/runs/update",
+            json={"run_id": run_id, "status": status, "end_time": end_ms},
+        )
+
+    async def delete_run(self, run_id: str) -> None:
+        await self._json("POST", "/api/2.0/mlflow/runs/delete", json={"run_id": run_id})
+
     async def ping(self) -> None:
         response = await self._call("GET", "/health")
         if response.status_code != 200:

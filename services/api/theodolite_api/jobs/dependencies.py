@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from typing import Protocol
 
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -27,6 +28,13 @@ from theodolite_api.jobs.messages import enqueue_attempt
 ENDED_UNSUCCESSFULLY = frozenset(
     {JobStatus.FAILED, JobStatus.CANCELLED, JobStatus.TIMED_OUT, JobStatus.SKIPPED}
 )
+
+
+class ParameterResolver(Protocol):
+    """Fills in a job's parameters from its dependencies' results just before it is queued (a
+    pipeline stage's references); why it cannot, or None once done."""
+
+    async def __call__(self, *, session: AsyncSession, job: Job) -> str | None: ...
 
 
 async def visible_dependencies(
@@ -89,18 +97,23 @@ async def waiting_dependants(*, session: AsyncSession, job_id: uuid.UUID) -> lis
     return list(rows)
 
 
-async def settle_dependants(*, session: AsyncSession, job_id: uuid.UUID) -> int:
+async def settle_dependants(
+    *, session: AsyncSession, job_id: uuid.UUID, resolve: ParameterResolver | None = None
+) -> int:
     """After ``job_id`` ended: settle each job waiting on it; how many changed. Does not commit."""
     changed = 0
     for dependant in await waiting_dependants(session=session, job_id=job_id):
-        changed += await settle(session=session, job=dependant)
+        changed += await settle(session=session, job=dependant, resolve=resolve)
     return changed
 
 
-async def settle(*, session: AsyncSession, job: Job) -> bool:
+async def settle(
+    *, session: AsyncSession, job: Job, resolve: ParameterResolver | None = None
+) -> bool:
     """Queue or skip a waiting job whose dependencies allow it (the caller holds its row lock);
     whether it changed. Skipping is a transition like any other: its announcement settles the
-    jobs that wait on this one in turn."""
+    jobs that wait on this one in turn. A job whose parameters ``resolve`` cannot fill in fails,
+    with the reason, and never runs."""
     if job.status != JobStatus.WAITING.value:
         return False
     dependencies = await dependencies_of(session=session, job_id=job.id)
@@ -114,6 +127,13 @@ async def settle(*, session: AsyncSession, job: Job) -> bool:
         return True
     if entry_status(dependencies) is JobStatus.WAITING:
         return False
+    unresolved = None if resolve is None else await resolve(session=session, job=job)
+    if unresolved is not None:
+        job.error = unresolved
+        await transitions.api_change(
+            session=session, job=job, to=JobStatus.FAILED, at=utcnow(), reason=unresolved
+        )
+        return True
     # Not fenced: the worker's events of this first attempt come after (attempt 1, seq 0).
     await transitions.change_status(
         session=session,

@@ -28,6 +28,7 @@ def job_message(job: Job, experiment: Experiment, archive: EntryPointArchive) ->
             name: PluginPin.model_validate(pin) for name, pin in (job.plugin_versions or {}).items()
         },
         limits=job.limits,
+        run_tags=job.run_tags or {},
     )
 
 

@@ -41,9 +41,14 @@ async def submit_job(
     caller: Caller,
     settings: ApiSettings,
     registry: RegistryClient,
+    deferred: frozenset[str] = frozenset(),
+    run_tags: dict[str, str] | None = None,
 ) -> Job:
     """Create a queued job in its experiment's group, or raise InvalidSubmission listing every
-    problem (Forbidden where the caller may not submit there). Does not commit."""
+    problem (Forbidden where the caller may not submit there). Does not commit.
+
+    A pipeline stage's job names its ``deferred`` parameters (references, typed once resolved)
+    and the tags its runs get (``run_tags``: the pipeline's parent run)."""
     problems: list[Problem] = []
     experiment = await experiment_repo.get(session=session, experiment_id=request.experiment_id)
     if experiment is None or not caller.sees(experiment.group_id):
@@ -85,7 +90,7 @@ async def submit_job(
     else:
         spec = EntryPointSpec.model_validate(archive.entry_points[request.entry_point])
         try:
-            params = resolve_parameters(spec, request.params)
+            params = resolve_parameters(spec, request.params, deferred=deferred)
         except ProblemsError as exc:
             problems.extend(exc.problems)
         if archive.graph_text is not None:
@@ -115,6 +120,7 @@ async def submit_job(
         retry_backoff_s=request.retry_backoff_s,
         callback_url=request.callback_url,
         limits=limits_row(request.limits),
+        run_tags=run_tags,
         webhook_secret=new_webhook_secret() if request.callback_url else None,
         created_at=now,
         updated_at=now,

@@ -165,7 +165,7 @@ async def claim_due(
     secret = func.coalesce(col(WebhookSubscription.secret), col(Job.webhook_secret))
     query = (
         select(WebhookDelivery, secret)
-        .join(Job, col(Job.id) == col(WebhookDelivery.job_id))
+        .outerjoin(Job, col(Job.id) == col(WebhookDelivery.job_id))  # none: a pipeline event
         .outerjoin(
             WebhookSubscription,
             col(WebhookSubscription.id) == col(WebhookDelivery.subscription_id),

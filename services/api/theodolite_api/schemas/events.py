@@ -40,6 +40,18 @@ class ProgressEvent(BaseModel):
     at: datetime
 
 
+class PipelineEvent(BaseModel):
+    """``event: pipeline``: a pipeline of the experiment started or ended (experiment streams).
+    Live only: not replayed on reconnect (``GET /pipelines/{id}`` has the status)."""
+
+    pipeline_id: uuid.UUID
+    name: str
+    from_status: str | None = None
+    status: str
+    stages: dict[str, str]
+    at: datetime
+
+
 class EndEvent(BaseModel):
     """``event: end``: the job has ended and everything it recorded was sent (job streams)."""
 
@@ -48,9 +60,10 @@ class EndEvent(BaseModel):
 
 
 SSE_DESCRIPTION = (
-    "A `text/event-stream`. Event types (the SSE `event:` field): `status`, `log`, `progress` "
-    "and, on a job stream, `end` after the terminal status; `data` is JSON "
-    "(schemas StatusEvent, LogEvent, ProgressEvent, EndEvent). Reconnect with the `Last-Event-ID` "
-    "header (or `last_event_id` query parameter) to continue after the last event received: "
-    "nothing recorded is missed or repeated."
+    "A `text/event-stream`. Event types (the SSE `event:` field): `status`, `log`, `progress`, "
+    "on an experiment stream `pipeline` (a pipeline started or ended; live only), and, on a job "
+    "stream, `end` after the terminal status; `data` is JSON "
+    "(schemas StatusEvent, LogEvent, ProgressEvent, PipelineEvent, EndEvent). Reconnect with "
+    "the `Last-Event-ID` header (or `last_event_id` query parameter) to continue after the "
+    "last event received: nothing recorded is missed or repeated."
 )

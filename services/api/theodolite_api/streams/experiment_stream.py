@@ -1,4 +1,5 @@
-"""Server-sent event stream of an experiment: status changes and progress of all its jobs.
+"""Server-sent event stream of an experiment: status changes and progress of all its jobs, and
+its pipelines' starts and ends (live only).
 
 Like a job's stream it subscribes to live events first, replays what was recorded after the
 client's position, then goes on with live ``job.status_changed`` and ``job.progress`` events, each
@@ -16,15 +17,17 @@ from dataclasses import replace
 
 from sse_starlette import ServerSentEvent
 
-from theodolite.events import JobProgress, JobStatusChanged
+from theodolite.events import JobProgress, JobStatusChanged, PipelineStatusChanged
 from theodolite.lifecycle import JobStatus, is_terminal
 from theodolite_api.repositories import events as events_repo
+from theodolite_api.schemas.events import PipelineEvent
 from theodolite_api.streams.ids import TableCursor, experiment_event_id
 from theodolite_api.streams.job_stream import (
     Stop,
     StreamSources,
     item_event,
     live_item,
+    sse,
     wait_for_news,
 )
 from theodolite_api.streams.live import LiveEvent
@@ -144,6 +147,18 @@ async def experiment_stream(
 
 def _live(position: _Position, experiment_id: uuid.UUID, event: LiveEvent) -> list[ServerSentEvent]:
     envelope, payload = event
+    if isinstance(payload, PipelineStatusChanged):
+        if payload.experiment_id != experiment_id:
+            return []
+        shown = PipelineEvent(
+            pipeline_id=payload.pipeline_id,
+            name=payload.name,
+            from_status=payload.from_status,
+            status=payload.to_status,
+            stages=payload.stages,
+            at=payload.at,
+        )
+        return [sse("pipeline", shown, None)]
     if isinstance(payload, JobStatusChanged) and payload.experiment_id != experiment_id:
         position.hear_other(payload.transition_id)
         return []

@@ -19,13 +19,14 @@ from typing import Any
 
 from theodolite import topology
 from theodolite.consumers import Consumer, Delivery
-from theodolite.events import Envelope, JobLog, JobProgress, JobStatusChanged
-from theodolite.signing import KeyLookup
+from theodolite.events import Envelope, JobLog, JobProgress, JobStatusChanged, PipelineStatusChanged
+from theodolite.signing import API_SIGNER, KeyLookup
 from theodolite_api.streams.senders import ClaimHolders
 
 log = logging.getLogger(__name__)
 
-LiveEvent = tuple[Envelope, JobStatusChanged | JobLog | JobProgress]
+LivePayload = JobStatusChanged | JobLog | JobProgress | PipelineStatusChanged
+LiveEvent = tuple[Envelope, LivePayload]
 
 DEFAULT_BACKLOG = 64
 BACKLOG_JOBS = 512
@@ -84,6 +85,7 @@ class LiveHub:
         self.consumer.register(JobStatusChanged, self._on_event)
         self.consumer.register(JobLog, self._on_event)
         self.consumer.register(JobProgress, self._on_event)
+        self.consumer.register(PipelineStatusChanged, self._on_pipeline_event)
 
     async def start(self) -> None:
         self._consumption = await self._broker.consume_broadcasts(
@@ -137,8 +139,20 @@ class LiveHub:
             return
         self.publish(envelope, payload)
 
-    def publish(self, envelope: Envelope, payload: JobStatusChanged | JobLog | JobProgress) -> None:
+    async def _on_pipeline_event(
+        self, envelope: Envelope, payload: PipelineStatusChanged, delivery: Delivery
+    ) -> None:
+        if delivery.signer != API_SIGNER:  # only the api decides a pipeline's status
+            log.warning("live %s %s from %s: dropped", envelope.type, envelope.id, delivery.signer)
+            return
+        self.publish(envelope, payload)
+
+    def publish(self, envelope: Envelope, payload: LivePayload) -> None:
         """Hand one event to the streams that care."""
+        if isinstance(payload, PipelineStatusChanged):
+            for subscription in self._all_jobs:  # experiment streams pick their own
+                subscription.offer((envelope, payload))
+            return
         if envelope.job_id is None:
             return
         event: LiveEvent = (envelope, payload)

@@ -44,34 +44,60 @@ class Point:
 
 def grid_problems(request: SweepCreate, max_points: int) -> list[Problem]:
     """What is wrong with the grid itself, before any point is tried."""
-    problems: list[Problem] = []
-    for name, values in request.grid.items():
-        if not values:
-            problems.append(Problem(field=f"grid.{name}", message="give at least one value"))
-        elif len(set(map(repr, values))) != len(values):
-            problems.append(Problem(field=f"grid.{name}", message="values repeat"))
-        if name in request.params:
-            problems.append(
-                Problem(field=f"grid.{name}", message="also in params: fixed or swept, not both")
-            )
-    if request.seeds:
-        if request.seed_param in request.grid or request.seed_param in request.params:
-            problems.append(
-                Problem(
-                    field="seed_param",
-                    message=f"{request.seed_param!r} is already in the grid or params",
-                )
-            )
-        if len(set(request.seeds)) != len(request.seeds):
-            problems.append(Problem(field="seeds", message="seeds repeat"))
-    if not request.grid and not request.seeds and request.repeats == 1:
-        problems.append(
-            Problem(field="grid", message="nothing to sweep: give a grid, seeds or repeats")
-        )
+    problems = shape_problems(
+        grid=request.grid,
+        seeds=request.seeds,
+        seed_param=request.seed_param,
+        params=request.params,
+        repeats=request.repeats,
+    )
     total = point_count(request)
     if total > max_points:
         problems.append(
             Problem(field="grid", message=f"{total} points; a sweep may have at most {max_points}")
+        )
+    return problems
+
+
+def shape_problems(
+    *,
+    grid: dict[str, list[Any]],
+    seeds: list[int],
+    seed_param: str,
+    params: dict[str, Any],
+    repeats: int = 1,
+    prefix: str = "",
+) -> list[Problem]:
+    """What is wrong with a grid, its seeds and repeats (a sweep's, or a pipeline stage's)."""
+    problems: list[Problem] = []
+    for name, values in grid.items():
+        if not values:
+            problems.append(
+                Problem(field=f"{prefix}grid.{name}", message="give at least one value")
+            )
+        elif len(set(map(repr, values))) != len(values):
+            problems.append(Problem(field=f"{prefix}grid.{name}", message="values repeat"))
+        if name in params:
+            problems.append(
+                Problem(
+                    field=f"{prefix}grid.{name}", message="also in params: fixed or swept, not both"
+                )
+            )
+    if seeds:
+        if seed_param in grid or seed_param in params:
+            problems.append(
+                Problem(
+                    field=f"{prefix}seed_param",
+                    message=f"{seed_param!r} is already in the grid or params",
+                )
+            )
+        if len(set(seeds)) != len(seeds):
+            problems.append(Problem(field=f"{prefix}seeds", message="seeds repeat"))
+    if not grid and not seeds and repeats == 1:
+        problems.append(
+            Problem(
+                field=f"{prefix}grid", message="nothing to sweep: give a grid, seeds or repeats"
+            )
         )
     return problems
 
@@ -85,15 +111,22 @@ def point_count(request: SweepCreate) -> int:
 
 
 def expand(request: SweepCreate) -> list[Point]:
+    """Every point of the sweep (see ``expand_points``)."""
+    return expand_points(request.grid, request.seeds, request.seed_param, request.repeats)
+
+
+def expand_points(
+    grid: dict[str, list[Any]], seeds: list[int], seed_param: str, repeats: int = 1
+) -> list[Point]:
     """Every point, in grid order (the last grid name varies fastest), then seed, then repeat."""
-    names = list(request.grid)
+    names = list(grid)
     points: list[Point] = []
-    for combination in itertools.product(*(request.grid[n] for n in names)):
+    for combination in itertools.product(*(grid[n] for n in names)):
         values = dict(zip(names, combination, strict=True))
-        seeds: list[int | None] = list(request.seeds) or [None]
-        for seed in seeds:
-            with_seed = values if seed is None else {**values, request.seed_param: seed}
-            for repeat in range(request.repeats):
+        seed_values: list[int | None] = list(seeds) or [None]
+        for seed in seed_values:
+            with_seed = values if seed is None else {**values, seed_param: seed}
+            for repeat in range(repeats):
                 points.append(Point(values=with_seed, repeat=repeat))
     return points
 

@@ -4,8 +4,9 @@ Fed by ``events.webhooks``, a durable quorum queue of its own on ``theodolite.ev
 consumers across api replicas). A status change is sent as the api recorded it: from its
 ``job.status_changed``, which ``jobs.transitions`` writes in the transaction of the change. Its
 deliveries are keyed by endpoint and transition id, so a redelivered announcement never makes a
-second delivery. Progress and log events are sent as they come, to subscriptions that asked for
-them.
+second delivery. A pipeline's start and end (``pipeline.status_changed``) go to its experiment's
+subscriptions, keyed by pipeline and status. Progress and log events are sent as they come, to
+subscriptions that asked for them.
 """
 
 from __future__ import annotations
@@ -14,20 +15,32 @@ import logging
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from theodolite.consumers import Consumer, Delivery
-from theodolite.db.status_tables import WebhookDelivery, WebhookSubscription
+from theodolite.db.status_tables import Pipeline, WebhookDelivery, WebhookSubscription
 from theodolite.db.tables import Job, JobTransition, utcnow
-from theodolite.events import Envelope, JobLog, JobProgress, JobStatusChanged
+from theodolite.events import (
+    Envelope,
+    JobLog,
+    JobProgress,
+    JobStatusChanged,
+    PipelineStatusChanged,
+)
 from theodolite.signing import API_SIGNER, KeyLookup
 from theodolite_api.jobs.claims import from_claim_holder
 from theodolite_api.repositories import webhooks as webhook_repo
 from theodolite_api.schemas.webhooks import STATUS_EVENT_TYPES
 from theodolite_api.settings import WebhookSettings
-from theodolite_api.webhooks.payloads import live_body, status_body, status_event_type
+from theodolite_api.webhooks.payloads import (
+    live_body,
+    pipeline_body,
+    status_body,
+    status_event_type,
+)
 
 log = logging.getLogger(__name__)
 
@@ -41,9 +54,11 @@ class _Endpoint:
     url: str
     event_types: frozenset[str]
     after_transition_id: int
+    created_at: datetime  # a subscription hears no pipeline event from before it existed
 
 
-def _endpoints(job: Job, subscriptions: list[WebhookSubscription]) -> list[_Endpoint]:
+def _endpoints(job: Job | None, subscriptions: list[WebhookSubscription]) -> list[_Endpoint]:
+    """The subscriptions, and the job's own callback if it has one."""
     found = [
         _Endpoint(
             key=str(s.id),
@@ -51,10 +66,11 @@ def _endpoints(job: Job, subscriptions: list[WebhookSubscription]) -> list[_Endp
             url=s.url,
             event_types=frozenset(s.event_types),
             after_transition_id=s.after_transition_id,
+            created_at=s.created_at,
         )
         for s in subscriptions
     ]
-    if job.callback_url is not None and job.webhook_secret is not None:
+    if job is not None and job.callback_url is not None and job.webhook_secret is not None:
         found.append(
             _Endpoint(
                 key="callback",
@@ -62,6 +78,7 @@ def _endpoints(job: Job, subscriptions: list[WebhookSubscription]) -> list[_Endp
                 url=job.callback_url,
                 event_types=frozenset(STATUS_EVENT_TYPES),
                 after_transition_id=0,
+                created_at=job.created_at,
             )
         )
     return found
@@ -89,18 +106,25 @@ class WebhookDispatcher:
         self.consumer.register(JobStatusChanged, self.on_status_changed)
         self.consumer.register(JobLog, self.on_live_event)
         self.consumer.register(JobProgress, self.on_live_event)
+        self.consumer.register(PipelineStatusChanged, self.on_pipeline_event)
 
     def _delivery(
-        self, endpoint: _Endpoint, job: Job, event_type: str, body: str, event_key: str
+        self,
+        endpoint: _Endpoint,
+        about: Job | Pipeline,
+        event_type: str,
+        body: str,
+        event_key: str,
     ) -> WebhookDelivery:
         now = utcnow()
         return WebhookDelivery(
             subscription_id=endpoint.subscription_id,
-            job_id=job.id,
+            job_id=about.id if isinstance(about, Job) else None,
+            pipeline_id=about.id if isinstance(about, Pipeline) else None,
             url=endpoint.url,
             event_type=event_type,
             body=body,
-            dedup_key=f"{endpoint.key}:{job.id}:{event_key}",
+            dedup_key=f"{endpoint.key}:{about.id}:{event_key}",
             status="pending",
             attempts_left=self._settings.max_attempts,
             next_attempt_at=now,
@@ -118,6 +142,38 @@ class WebhookDispatcher:
     ) -> None:
         if await self.deliver_live(envelope, payload, delivery.signer):
             self._on_new_deliveries()
+
+    async def on_pipeline_event(
+        self, envelope: Envelope, payload: PipelineStatusChanged, delivery: Delivery
+    ) -> None:
+        if delivery.signer == API_SIGNER and await self.deliver_pipeline(payload):
+            self._on_new_deliveries()
+
+    async def deliver_pipeline(self, payload: PipelineStatusChanged) -> int:
+        """Deliveries for a pipeline's start or end, to its experiment's subscriptions."""
+        event_type = f"pipeline.{payload.to_status}"
+        async with self._sessions() as session:
+            pipeline = await session.get(Pipeline, payload.pipeline_id)
+            # As recorded: the pipeline exists, and an end is the status it holds.
+            if pipeline is None or (
+                payload.from_status is not None and pipeline.status != payload.to_status
+            ):
+                log.warning(
+                    "pipeline event for %s names no recorded status: dropped", payload.pipeline_id
+                )
+                return 0
+            subscriptions = await webhook_repo.enabled_subscriptions(
+                session=session, experiment_id=pipeline.experiment_id
+            )
+            body = pipeline_body(pipeline, payload)
+            deliveries = [
+                self._delivery(endpoint, pipeline, event_type, body, event_type)
+                for endpoint in _endpoints(None, subscriptions)
+                if event_type in endpoint.event_types and endpoint.created_at <= payload.at
+            ]
+            created = await webhook_repo.add_deliveries(session=session, deliveries=deliveries)
+            await session.commit()
+            return created
 
     async def deliver_status(self, envelope: Envelope, payload: JobStatusChanged) -> int:
         """Deliveries for one recorded transition; the number created."""

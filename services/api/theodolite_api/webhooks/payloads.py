@@ -7,8 +7,9 @@ import json
 from datetime import datetime
 from typing import Any
 
+from theodolite.db.status_tables import Pipeline
 from theodolite.db.tables import Job, JobTransition
-from theodolite.events import Envelope, JobLog, JobProgress
+from theodolite.events import Envelope, JobLog, JobProgress, PipelineStatusChanged
 
 
 def _body(event_type: str, timestamp: datetime, data: dict[str, Any]) -> str:
@@ -51,5 +52,22 @@ def live_body(job: Job, envelope: Envelope, payload: JobProgress | JobLog) -> st
             "attempt": envelope.attempt,
             "seq": envelope.seq,
             **payload.model_dump(mode="json"),
+        },
+    )
+
+
+def pipeline_body(pipeline: Pipeline, payload: PipelineStatusChanged) -> str:
+    return _body(
+        f"pipeline.{payload.to_status}",
+        payload.at,
+        {
+            "pipeline_id": str(pipeline.id),
+            "experiment_id": str(pipeline.experiment_id),
+            "name": pipeline.name,
+            "status": payload.to_status,
+            "from_status": payload.from_status,
+            "stages": payload.stages,
+            "at": payload.at.isoformat(),
+            "mlflow_run_id": pipeline.mlflow_run_id,
         },
     )

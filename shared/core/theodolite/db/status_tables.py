@@ -49,7 +49,9 @@ class WebhookDelivery(SQLModel, table=True):
     subscription_id: uuid.UUID | None = Field(
         default=None, foreign_key="webhook_subscriptions.id", ondelete="CASCADE", index=True
     )
-    job_id: uuid.UUID = Field(foreign_key="jobs.id", index=True)
+    # The job it is about, or the pipeline (``pipeline.*`` events): exactly one of the two.
+    job_id: uuid.UUID | None = Field(default=None, foreign_key="jobs.id", index=True)
+    pipeline_id: uuid.UUID | None = Field(default=None, foreign_key="pipelines.id", index=True)
     url: str = Field(sa_type=Text)
     event_type: str
     body: str = Field(sa_type=Text)  # the exact JSON sent (and signed) on every attempt
@@ -115,3 +117,36 @@ class SweepJob(SQLModel, table=True):
     # The swept values of this point (grid names and, with seeds, the seed parameter).
     point: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
     repeat: int = 0
+
+
+class Pipeline(SQLModel, table=True):
+    """A named DAG of stages, each one job or one per point of a sweep (``pipeline_jobs``)."""
+
+    __tablename__ = "pipelines"
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    experiment_id: uuid.UUID = Field(foreign_key="experiments.id", index=True)
+    group_id: uuid.UUID = Field(foreign_key="groups.id", index=True)  # its experiment's
+    name: str
+    # The stages as submitted (``StageCreate`` each) and the edges, declared and implied.
+    stages: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    depends_on: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))  # {stage: [..]}
+    status: str  # running | succeeded | failed | cancelled; set by pipelines.progress
+    mlflow_run_id: str | None = None  # the parent run of the stages' runs
+    cancel_requested_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
+    created_at: datetime = _timestamp(index=True)
+    updated_at: datetime = _timestamp()
+
+
+class PipelineJob(SQLModel, table=True):
+    """One job of a pipeline's stage, and the parameter values it waits to have resolved."""
+
+    __tablename__ = "pipeline_jobs"
+
+    pipeline_id: uuid.UUID = Field(foreign_key="pipelines.id", primary_key=True)
+    job_id: uuid.UUID = Field(foreign_key="jobs.id", primary_key=True, unique=True)
+    stage: str
+    point_index: int | None = None  # the sweep point it runs or follows; None: the only job
+    point: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))  # swept values
+    # Parameters whose values reference upstream stages, resolved when the job is queued.
+    templates: dict[str, str] = Field(sa_column=Column(JSON, nullable=False))

@@ -115,6 +115,8 @@ class Job(SQLModel, table=True):
     )
     # The job's own sandbox limits (``SandboxLimits`` fields), within its queue's maxima.
     limits: dict[str, int] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    # Tags its MLflow runs get besides the worker's own (a pipeline stage: its parent run).
+    run_tags: dict[str, str] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
     # The latest job.progress: {"fraction", "message", "step", "at"}.
     progress: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
     # Reliability: retries of infrastructure failures (and of a failing script when asked).

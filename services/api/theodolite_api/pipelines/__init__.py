@@ -1,0 +1,1 @@
+"""Pipelines: DAGs of stages whose parameters reference what earlier stages produced."""
