@@ -392,7 +392,41 @@ def pod_environment(
             copied.write_text(source.read_text())
             env[key] = str(copied)
             file_variables.add(key)
+    env.update(wrapper_exports(container, env))
     return env, file_variables
+
+
+def _exports_then_exec(script: str) -> tuple[str, list[str]] | None:
+    """A script of ``export NAME=...;`` statements, then ``exec COMMAND``: (the exports, COMMAND),
+    with the kubelet's ``$$`` -> ``$`` applied; None for any other script."""
+    script = script.replace("$$", "$")
+    head, found, command = script.rpartition("exec ")
+    if not found or not all(
+        re.fullmatch(r"export [A-Z_]+=.+", statement.strip())
+        for statement in head.split(";")
+        if statement.strip()
+    ):
+        return None
+    return head, shlex.split(command)
+
+
+def wrapper_exports(container: dict[str, Any], env: dict[str, str]) -> dict[str, str]:
+    """What the container's `sh -c` wrapper exports before its exec, run by a real shell with the
+    pod's environment."""
+    argv = container.get("command", [])
+    if argv[:2] != ["sh", "-c"]:
+        return {}
+    split = _exports_then_exec(argv[2])
+    assert split is not None, f"{container['name']}: its script does more than export and exec"
+    names = re.findall(r"export ([A-Z_]+)=", split[0])
+    result = subprocess.run(
+        ["sh", "-c", split[0] + "\n" + "".join(f'printf "%s\\n" "${name}"\n' for name in names)],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return dict(zip(names, result.stdout.splitlines(), strict=True))
 
 
 def _theodolite_workloads() -> Iterator[tuple[str, str]]:
@@ -557,11 +591,14 @@ def _dockerfile_cmd(dockerfile: str) -> list[str]:
 
 
 def _argv(container: dict[str, Any]) -> list[str]:
-    """What the container runs, the file-env wrapper left out (the Dockerfile's CMD if no command
-    is given: no image here has an ENTRYPOINT)."""
+    """What the container runs, the file-env wrapper and a `sh -c` that only exports variables
+    before its `exec` left out (the Dockerfile's CMD if no command is given: no image here has an
+    ENTRYPOINT)."""
     argv = [*container.get("command", []), *container.get("args", [])]
     if argv[:2] == FILE_ENV:
         argv = argv[2:]
+    if argv[:2] == ["sh", "-c"] and (split := _exports_then_exec(argv[2])) is not None:
+        argv = split[1]
     return argv or _dockerfile_cmd(DOCKERFILES[source_image(container)])
 
 
@@ -721,3 +758,25 @@ def test_keda_alone_sets_the_worker_pools_replicas() -> None:
     workers KEDA started (and the jobs they run)."""
     for pool in WORKER_POOLS:
         assert "replicas" not in find(RENDERED["external"], "StatefulSet", pool)["spec"], pool
+
+
+def test_sandbox_uids_of_pods_that_may_share_a_node_never_overlap(
+    secret_files: Path, tmp_path: Path
+) -> None:
+    """RLIMIT_NPROC counts a uid's processes across every container of a node: each worker pod
+    and the registry run their sandboxes as uids no other pod uses."""
+    documents = RENDERED["external"]
+    ranges = [("plugin-registry", RegistrySettings().validation_uid_base, 1000)]
+    for pool in WORKER_POOLS:
+        workload = find(documents, "StatefulSet", pool)
+        limit = find(documents, "ScaledObject", pool)["spec"]["maxReplicaCount"]
+        env, _ = pod_environment(documents, workload, secret_files, tmp_path)
+        container = containers(workload, init=False)[0]
+        slots = int(env["THEODOLITE_WORKER_SLOTS"])
+        for index in range(limit):
+            pod_env = {**env, "THEODOLITE_WORKER_WORKER_ID": f"{pool}-{index}"}
+            base = int(wrapper_exports(container, pod_env)["THEODOLITE_WORKER_SANDBOX_UID_BASE"])
+            ranges.append((f"{pool}-{index}", base, slots))
+    ranges.sort(key=lambda entry: entry[1])
+    for (name, base, size), (next_name, next_base, _) in zip(ranges, ranges[1:], strict=False):
+        assert base + size <= next_base, f"{name} and {next_name} share sandbox uids"
