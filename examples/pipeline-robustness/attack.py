@@ -88,6 +88,9 @@ def main() -> None:
     args = parser.parse_args()
     if args.attack != "cw" and not 0.0 < args.eps <= 1.0:
         parser.error(f"--eps must lie in (0, 1], got {args.eps}")
+    # The three attack stages run at once, often on fewer cores than torch would take threads
+    # each; the network is tiny, so one thread apiece loses nothing and avoids oversubscription.
+    torch.set_num_threads(1)
     random.seed(args.seed)
     np.random.seed(args.seed)
     torch.manual_seed(args.seed)

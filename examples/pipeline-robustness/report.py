@@ -16,15 +16,15 @@ matplotlib.use("Agg")  # no display in a job
 import matplotlib.pyplot as plt  # noqa: E402
 import mlflow  # noqa: E402
 
-ATTACKS = {"fgsm": "FGSM", "pgd": "PGD", "cw": "Carlini-Wagner L2"}
+ATTACKS = ("fgsm", "pgd", "cw")
 FIGURE = "figures/robustness_comparison.png"
 COLOURS = ["#4c72b0", "#dd8452", "#55a868"]
 
 
 def draw(summary: dict[str, Any], path: Path) -> None:
     """Three panels, one bar per attack: robust accuracy (clean as a line), L2, seconds."""
-    labels = [ATTACKS[name] for name in ATTACKS]
     rows = [summary["attacks"][name] for name in ATTACKS]
+    labels = [row["label"] for row in rows]
     figure, axes = plt.subplots(1, 3, figsize=(12, 4), constrained_layout=True)
     panels = [
         ("robust_accuracy", "accuracy under attack", "{:.2f}"),
@@ -48,7 +48,9 @@ def draw(summary: dict[str, Any], path: Path) -> None:
         fontsize=9,
     )
     axes[0].set_ylim(0, 1.1)
-    figure.suptitle(f"Attacks on the digits CNN ({summary['samples_note']})")
+    figure.suptitle(
+        f"Attacks on the digits CNN, the same {summary['samples']} held-out digits each"
+    )
     figure.savefig(path, dpi=110)
     plt.close(figure)
 
@@ -56,17 +58,26 @@ def draw(summary: dict[str, Any], path: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--clean-accuracy", type=float, required=True)
+    parser.add_argument("--fgsm-eps", type=float, default=0.1)
+    parser.add_argument("--pgd-eps", type=float, default=0.1)
+    parser.add_argument("--samples", type=int, default=100, help="digits each attack ran on")
     for name in ATTACKS:
         parser.add_argument(f"--{name}-robust-accuracy", type=float, required=True)
         parser.add_argument(f"--{name}-l2", type=float, required=True)
         parser.add_argument(f"--{name}-time-s", type=float, required=True)
         parser.add_argument(f"--{name}-run-id", default="")
     args = vars(parser.parse_args())
+    labels = {
+        "fgsm": f"FGSM\nL-inf eps {args['fgsm_eps']:g}",
+        "pgd": f"PGD\nL-inf eps {args['pgd_eps']:g}",
+        "cw": "Carlini-Wagner L2\nno bound",
+    }
     summary: dict[str, Any] = {
         "clean_accuracy": args["clean_accuracy"],
-        "samples_note": "same held-out digits for each attack",
+        "samples": args["samples"],
         "attacks": {
             name: {
+                "label": labels[name],
                 "robust_accuracy": args[f"{name}_robust_accuracy"],
                 "mean_perturbation_l2": args[f"{name}_l2"],
                 "attack_time_s": args[f"{name}_time_s"],
