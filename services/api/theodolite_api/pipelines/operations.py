@@ -129,39 +129,45 @@ async def create_pipeline(
     """Create the pipeline, its MLflow parent run and every stage's jobs, or raise
     InvalidSubmission naming every problem (then nothing is created: the caller does not commit,
     and the parent run is deleted). Does not commit."""
-    plan = plan_pipeline(request.stages, settings.sweeps.max_points)
+    plan, problems = plan_pipeline(request.stages, settings.sweeps.max_points)
     experiment = await experiment_repo.get(session=session, experiment_id=request.experiment_id)
-    if experiment is None or not caller.sees(experiment.group_id):
-        problem = Problem(field="experiment_id", message="no such experiment")
-        raise InvalidSubmission("1 problem(s) in the pipeline", [problem])
-    caller.check_writes(experiment.group_id, f"experiment {experiment.name!r}")
+    if experiment is not None and caller.sees(experiment.group_id):
+        caller.check_writes(experiment.group_id, f"experiment {experiment.name!r}")
+    else:
+        experiment = None  # each stage's job says so (another group's is as unknown)
     pipeline_id = uuid.uuid4()
     now = utcnow()
-    parent_run_id = await mlflow.start_run(
-        experiment.mlflow_experiment_id,
-        request.name,
-        tags={"theodolite.pipeline_id": str(pipeline_id), "theodolite.pipeline": request.name},
-        start_ms=int(now.timestamp() * 1000),
-    )
+    # Only for a pipeline that may be created: its stages' jobs are checked either way.
+    parent_run_id = None
+    if experiment is not None and not problems:
+        parent_run_id = await mlflow.start_run(
+            experiment.mlflow_experiment_id,
+            request.name,
+            tags={"theodolite.pipeline_id": str(pipeline_id), "theodolite.pipeline": request.name},
+            start_ms=int(now.timestamp() * 1000),
+        )
     try:
-        links, problems = await _submit_jobs(
+        links, job_problems = await _submit_jobs(
             session=session,
             request=request,
             plan=plan,
             pipeline_id=pipeline_id,
-            parent_run_id=parent_run_id,
+            parent_run_id=parent_run_id or "",
             caller=caller,
             settings=settings,
             registry=registry,
         )
+        problems.extend(job_problems)
         if problems:
             raise InvalidSubmission(f"{len(problems)} problem(s) in the pipeline", problems)
     except BaseException:
-        try:
-            await mlflow.delete_run(parent_run_id)
-        except DomainError:
-            pass  # a deleted run is hidden anyway; a leftover one says who made it (its tags)
+        if parent_run_id is not None:
+            try:
+                await mlflow.delete_run(parent_run_id)
+            except DomainError:
+                pass  # a deleted run is hidden anyway; a leftover one says who made it (its tags)
         raise
+    assert experiment is not None  # its absence is a problem of every stage's job
     pipeline = Pipeline(
         id=pipeline_id,
         experiment_id=experiment.id,

@@ -9,7 +9,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from theodolite.problems import Problem
-from theodolite.web.errors import InvalidSubmission
 from theodolite_api.pipelines import references
 from theodolite_api.schemas.pipelines import StageCreate
 from theodolite_api.sweeps.operations import expand_points, shape_problems
@@ -59,25 +58,16 @@ def _edges(stages: dict[str, StageCreate], problems: list[Problem]) -> dict[str,
     return edges
 
 
-def _runs_after(edges: dict[str, set[str]], stage: str) -> set[str]:
-    """The stages that depend on ``stage``, directly or not."""
-    found: set[str] = set()
-    frontier = [stage]
-    while frontier:
-        current = frontier.pop()
-        for name, upstream in edges.items():
-            if current in upstream and name not in found:
-                found.add(name)
-                frontier.append(name)
-    return found
+Located = tuple[str, str, references.Reference]  # (stage, parameter, what it references)
 
 
 def _add_references(
     stages: dict[str, StageCreate], edges: dict[str, set[str]], problems: list[Problem]
-) -> dict[str, dict[str, str]]:
-    """Each stage's parameters that hold references; their stages become its upstream."""
-    declared = {name: set(upstream) for name, upstream in edges.items()}
+) -> tuple[dict[str, dict[str, str]], list[Located]]:
+    """Each stage's parameters that hold references (their stages become its upstream), and
+    every reference with where it is."""
     templates: dict[str, dict[str, str]] = {name: {} for name in stages}
+    located: list[Located] = []
     for name, stage in stages.items():
         for param, value in stage.params.items():
             where = f"stages.{name}.params.{param}"
@@ -100,17 +90,27 @@ def _add_references(
                             message=f"{reference}: no stage {reference.stage!r} (stages: {known})",
                         )
                     )
-                elif reference.stage in _runs_after(declared, name):
-                    problems.append(
-                        Problem(
-                            field=where,
-                            message=f"{reference}: {reference.stage!r} is not upstream of "
-                            f"{name!r}: it depends on {name!r}, so it runs after",
-                        )
-                    )
                 else:
                     edges[name].add(reference.stage)
-    return templates
+                    located.append((name, param, reference))
+    return templates, located
+
+
+def _cycle_problems(loops: list[list[str]], located: list[Located]) -> list[Problem]:
+    """Each cycle, and each reference that closes one: its stage is not upstream."""
+    problems = [Problem(field="stages", message=f"cycle: {' -> '.join(loop)}") for loop in loops]
+    for loop in loops:
+        on_loop = set(zip(loop, loop[1:], strict=False))
+        for name, param, reference in located:
+            if (name, reference.stage) in on_loop:
+                problems.append(
+                    Problem(
+                        field=f"stages.{name}.params.{param}",
+                        message=f"{reference}: {reference.stage!r} is not upstream of {name!r} "
+                        f"(cycle: {' -> '.join(loop)})",
+                    )
+                )
+    return problems
 
 
 def cycles(edges: dict[str, set[str]]) -> list[list[str]]:
@@ -186,21 +186,25 @@ def _lineages(
     return lineage
 
 
-def plan_pipeline(stages: dict[str, StageCreate], max_jobs: int) -> PipelinePlan:
-    """The pipeline's plan, or InvalidSubmission naming every problem of its shape."""
+def plan_pipeline(
+    stages: dict[str, StageCreate], max_jobs: int
+) -> tuple[PipelinePlan, list[Problem]]:
+    """The pipeline's plan and every problem of its shape. With a cycle the plan has no order:
+    its stages are listed by name, each job checked alone, so their problems are found too."""
     problems: list[Problem] = []
     edges = _edges(stages, problems)
-    templates = _add_references(stages, edges, problems)
+    templates, located = _add_references(stages, edges, problems)
     loops = cycles(edges)
-    problems.extend(
-        Problem(field="stages", message=f"cycle: {' -> '.join(loop)}") for loop in loops
-    )
-    if loops:
-        raise InvalidSubmission(f"{len(problems)} problem(s) in the pipeline", problems)
+    problems.extend(_cycle_problems(loops, located))
     plan = PipelinePlan(
-        order=upstream_first(edges), upstream={name: sorted(up) for name, up in edges.items()}
+        order=sorted(stages) if loops else upstream_first(edges),
+        upstream={name: sorted(up) for name, up in edges.items()},
     )
-    lineage = _lineages(stages, plan, problems)
+    lineage = (
+        {name: (name if stage.sweep else None) for name, stage in stages.items()}
+        if loops
+        else _lineages(stages, plan, problems)
+    )
     for name in plan.order:
         stage = stages[name]
         literal = {k: v for k, v in stage.params.items() if k not in templates[name]}
@@ -230,7 +234,7 @@ def plan_pipeline(stages: dict[str, StageCreate], max_jobs: int) -> PipelinePlan
             )
             for index, point in (enumerate(points) if points else [(None, {})])
         ]
-        waits = max(len(job.depends_on) for job in plan.jobs[name])
+        waits = max((len(job.depends_on) for job in plan.jobs[name]), default=0)
         if waits > MAX_DEPENDENCIES:
             problems.append(
                 Problem(
@@ -245,9 +249,7 @@ def plan_pipeline(stages: dict[str, StageCreate], max_jobs: int) -> PipelinePlan
                 message=f"{plan.job_count()} jobs; a pipeline may have at most {max_jobs}",
             )
         )
-    if problems:
-        raise InvalidSubmission(f"{len(problems)} problem(s) in the pipeline", problems)
-    return plan
+    return plan, problems
 
 
 def _job_dependencies(

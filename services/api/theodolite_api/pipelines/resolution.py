@@ -49,7 +49,9 @@ class StageParameters:
                 raise ResolutionError(f"{reference}: no job of stage {reference.stage!r}")
             values = [await self._value(reference, up, runs) for up, _ in jobs]
             if fan_in and jobs[0][1].point_index is not None:
-                return json.dumps(values)  # a fan-in sees one value per point, in point order
+                # A fan-in sees one value per point, in point order: metrics as numbers.
+                listed = [float(v) if reference.what == "metrics" else v for v in values]
+                return json.dumps(listed)
             return values[0]
 
         resolved: dict[str, str] = {}
