@@ -86,8 +86,22 @@ def main() -> None:
     parser.add_argument("--initial-const", type=float, default=0.3, help="(cw)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
+    # A meaningless setting fails the stage (and skips the report) instead of logging numbers
+    # that look real: ART runs PGD with max_iter 0 and returns the digits unchanged.
     if args.attack != "cw" and not 0.0 < args.eps <= 1.0:
         parser.error(f"--eps must lie in (0, 1], got {args.eps}")
+    for flag, value in (
+        ("--max-iter", args.max_iter),
+        ("--binary-search-steps", args.binary_search_steps),
+    ):
+        if value < 1:
+            parser.error(f"{flag} must be at least 1, got {value}")
+    for flag, number in (
+        ("--learning-rate", args.learning_rate),
+        ("--initial-const", args.initial_const),
+    ):
+        if not number > 0:
+            parser.error(f"{flag} must be above 0, got {number}")
     # The three attack stages run at once, often on fewer cores than torch would take threads
     # each; the network is tiny, so one thread apiece loses nothing and avoids oversubscription.
     torch.set_num_threads(1)
