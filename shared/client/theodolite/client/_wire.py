@@ -37,7 +37,8 @@ class DeliveryPublic(ApiModel):
     id: UUID
     webhook_id: str
     subscription_id: UUID | None = None
-    job_id: UUID
+    job_id: UUID | None = None
+    pipeline_id: UUID | None = None
     url: str
     event_type: str
     status: str
@@ -137,6 +138,17 @@ class ParameterPublic(ApiModel):
     required: bool = False
 
 
+class PipelineSummary(ApiModel):
+    id: UUID
+    experiment_id: UUID
+    name: str
+    status: str
+    finished: bool = False
+    mlflow_run_id: str | None = None
+    created_at: datetime
+    updated_at: datetime
+
+
 class Problem(ApiModel):
     field: str
     message: str
@@ -178,6 +190,23 @@ class Scope(StrEnum):
     submit = "submit"
     publish_plugins = "publish-plugins"
     admin = "admin"
+
+
+class StageJobPublic(ApiModel):
+    """One job of a stage: the only one, or that of one sweep point."""
+
+    job_id: UUID
+    status: str
+    point: dict[str, Any] | None = None
+    mlflow_run_id: str | None = None
+    error: str | None = None
+
+
+class StagePublic(ApiModel):
+    name: str
+    status: str
+    depends_on: list[str] = []
+    jobs: list[StageJobPublic] = Field([], validate_default=True)
 
 
 class SweepPointPublic(ApiModel):
@@ -319,6 +348,11 @@ class MemberPublic(ApiModel):
     user: str
     group: str
     role: Role
+
+
+class PipelinePublic(PipelineSummary):
+    mlflow_run_url: str | None = None
+    stages: list[StagePublic] = Field([], validate_default=True)
 
 
 class QueueDetail(QueuePublic):

@@ -431,6 +431,53 @@ class AsyncTheodoliteClient:
                 raise TimeoutError(f"sweep {sweep_id} still {sweep.status} after {timeout_s} s")
             await asleep(poll_s)
 
+    # --- pipelines ----------------------------------------------------------------------------
+
+    async def submit_pipeline(self, spec: Any) -> api.Pipeline:
+        """Submit a pipeline: a dict (or model) shaped as the api's PipelineCreate
+        (experiment_id, name, stages: name -> entrypoint_id, params, depends_on, sweep, ...)."""
+        return await self.run(calls.submit_pipeline(spec))
+
+    async def get_pipeline(self, pipeline_id: Id) -> api.Pipeline:
+        return await self.run(calls.get_pipeline(pipeline_id))
+
+    async def list_pipelines(
+        self, experiment_id: Id | None = None, limit: int = 50, offset: int = 0
+    ) -> api.Page[api.PipelineSummary]:
+        return await self.run(calls.list_pipelines(experiment_id, limit, offset))
+
+    async def cancel_pipeline(self, pipeline_id: Id) -> api.Pipeline:
+        """Cancel every stage not yet ended; 409 when the pipeline has ended."""
+        return await self.run(calls.cancel_pipeline(pipeline_id))
+
+    async def wait_pipeline(
+        self,
+        pipeline_id: Id,
+        *,
+        poll_s: float = 2.0,
+        timeout_s: float | None = None,
+        on_change: Callable[[api.Pipeline], None] | None = None,
+    ) -> api.Pipeline:
+        """Poll until the pipeline has ended and return it; ``on_change`` sees it whenever its
+        status, a stage's status or a stage's jobs changed. TimeoutError after ``timeout_s``."""
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        seen: object = None
+        while True:
+            pipeline = await self.get_pipeline(pipeline_id)
+            # What a watcher sees: the statuses and the jobs (updated_at moves with no change).
+            state = (pipeline.status, [stage.model_dump(mode="json") for stage in pipeline.stages])
+            if state != seen:
+                seen = state
+                if on_change is not None:
+                    on_change(pipeline)
+            if pipeline.finished:
+                return pipeline
+            if deadline is not None and time.monotonic() > deadline:
+                raise TimeoutError(
+                    f"pipeline {pipeline_id} still {pipeline.status} after {timeout_s} s"
+                )
+            await asleep(poll_s)
+
     # --- identity --------------------------------------------------------------------------------
 
     async def whoami(self) -> api.Caller:

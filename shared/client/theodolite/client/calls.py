@@ -11,6 +11,7 @@ from typing import Any, Generic, TypeVar
 from urllib.parse import quote
 
 from pydantic import TypeAdapter
+from pydantic_core import to_jsonable_python
 
 from theodolite.client import models as api
 from theodolite.client.packing import archive_of
@@ -362,6 +363,31 @@ def sweep_figure(sweep_id: Id, metric: str | None = None, x: str | None = None) 
         params=_given(metric=metric, x=x),
         text=True,
     )
+
+
+# --- pipelines ---------------------------------------------------------------------------------
+
+
+def submit_pipeline(spec: Any) -> Call[api.Pipeline]:
+    """A pipeline: the api's PipelineCreate body, as a dict or a model (ids may be UUIDs)."""
+    # to_jsonable_python turns a model, UUIDs and anything nested in a dict into plain JSON.
+    return Call("POST", "/pipelines", _model(api.Pipeline), json=to_jsonable_python(spec))
+
+
+def get_pipeline(pipeline_id: Id) -> Call[api.Pipeline]:
+    return Call("GET", f"/pipelines/{pipeline_id}", _model(api.Pipeline))
+
+
+def list_pipelines(
+    experiment_id: Id | None = None, limit: int = 50, offset: int = 0
+) -> Call[api.Page[api.PipelineSummary]]:
+    return _page(
+        "/pipelines", api.PipelineSummary, experiment_id=experiment_id, limit=limit, offset=offset
+    )
+
+
+def cancel_pipeline(pipeline_id: Id) -> Call[api.Pipeline]:
+    return Call("POST", f"/pipelines/{pipeline_id}/cancel", _model(api.Pipeline))
 
 
 # --- identity ------------------------------------------------------------------------------------

@@ -42,6 +42,10 @@ __all__ = [
     "ModelVersion",
     "Page",
     "Parameter",
+    "Pipeline",
+    "PipelineStage",
+    "PipelineStageJob",
+    "PipelineSummary",
     "PluginSummary",
     "PluginVersion",
     "Problem",
@@ -94,6 +98,10 @@ MetricPoint = _wire.MetricPoint
 MetricSummary = _wire.MetricSummary
 ModelVersion = _wire.ModelVersionPublic
 Parameter = _wire.ParameterPublic
+Pipeline = _wire.PipelinePublic
+PipelineStage = _wire.StagePublic
+PipelineStageJob = _wire.StageJobPublic
+PipelineSummary = _wire.PipelineSummary
 Problem = _wire.Problem
 Progress = _wire.ProgressPublic
 Queue = _wire.QueuePublic
