@@ -20,6 +20,7 @@ from theodolite.cli.admin import admin_app, login, whoami
 from theodolite.cli.common import options
 from theodolite.cli.demo import demo
 from theodolite.cli.jobs import jobs_app, submit
+from theodolite.cli.pipelines import pipelines_app
 from theodolite.cli.resources import (
     entrypoints_app,
     experiments_app,
@@ -56,6 +57,7 @@ app.command()(whoami)
 app.add_typer(experiments_app, name="experiments")
 app.add_typer(entrypoints_app, name="entrypoints")
 app.add_typer(jobs_app, name="jobs")
+app.add_typer(pipelines_app, name="pipelines")
 app.add_typer(plugins_app, name="plugins")
 app.add_typer(sweeps_app, name="sweeps")
 app.add_typer(webhooks_app, name="webhooks")
