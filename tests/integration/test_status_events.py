@@ -4,6 +4,7 @@ either of two api replicas."""
 from __future__ import annotations
 
 import json
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -208,3 +209,39 @@ def test_stream_errors(api: httpx.Client, scripted_archive: bytes) -> None:
     assert bad.json()["problems"][0]["field"] == "Last-Event-ID"
     bad = api.get(f"/experiments/{experiment['id']}/events", params={"last_event_id": "1.2"})
     assert bad.status_code == 400
+
+
+def test_an_experiment_stream_tells_of_its_pipelines_start_and_end(
+    api: httpx.Client, stack: Stack, slow_entrypoint: dict[str, Any]
+) -> None:
+    experiment = create_experiment(api)
+    path = f"/experiments/{experiment['id']}/events"
+    heard: list[Event] = []
+
+    def pipeline_ended(events: list[Event]) -> bool:
+        return any(e.event == "pipeline" and e.data["status"] in TERMINAL for e in events)
+
+    reader = threading.Thread(
+        target=lambda: heard.extend(
+            read_events(stack.api, path, auth=stack.headers, stop=pipeline_ended, timeout_s=120)
+        )
+    )
+    reader.start()
+    time.sleep(1.0)  # connected: the pipeline's start is live only
+    stage = {"entrypoint_id": slow_entrypoint["id"], "params": {"lines": 2, "pause": 0.1}}
+    created = api.post(
+        "/pipelines",
+        json={"experiment_id": experiment["id"], "name": "streamed", "stages": {"only": stage}},
+    )
+    assert created.status_code == 202, created.text
+    reader.join(130)
+    pipeline_events = [e for e in heard if e.event == "pipeline"]
+    assert [(e.data["from_status"], e.data["status"]) for e in pipeline_events] == [
+        (None, "running"),
+        ("running", "succeeded"),
+    ]
+    assert {e.data["pipeline_id"] for e in pipeline_events} == {created.json()["id"]}
+    assert pipeline_events[-1].data["stages"] == {"only": "succeeded"}
+    assert all(e.id is None for e in pipeline_events)  # live only: no cursor position
+    job_statuses = [e.data["status"] for e in heard if e.event == "status"]
+    assert job_statuses == ["queued", "running", "succeeded"]

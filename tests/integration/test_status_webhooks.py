@@ -305,3 +305,46 @@ def test_bad_subscriptions_are_refused_with_every_problem(api: httpx.Client, sta
         == 422
     )
     assert api.get(f"/experiments/{experiment['id']}/webhooks").json()["count"] == 0
+
+
+def test_a_pipelines_start_and_end_go_to_the_experiments_subscriptions(
+    api: httpx.Client, receiver: Receiver, example_archive: Callable[[str], bytes]
+) -> None:
+    experiment = create_experiment(api)
+    hook = _subscribe(api, experiment["id"], receiver.to("/ok"))  # the default event types
+    jobs_only = _subscribe(api, experiment["id"], receiver.to("/jobs"), event_types=["job.failed"])
+    entrypoint = upload_ok(api, example_archive("hello"))
+    stage = {"entrypoint_id": entrypoint["id"]}
+    created = api.post(
+        "/pipelines",
+        json={
+            "experiment_id": experiment["id"],
+            "name": "hooked",
+            "stages": {"one": stage, "two": {**stage, "params": {"greeting": "${one.run_id}"}}},
+        },
+    )
+    assert created.status_code == 202, created.text
+    pipeline = created.json()
+
+    def pipeline_deliveries() -> list[dict[str, Any]]:
+        payloads = _verified(hook["secret"], receiver.on("/ok"))
+        return [p for p in payloads if p["type"].startswith("pipeline.")]
+
+    wait_until(lambda: len(pipeline_deliveries()) >= 2, 120, "the pipeline's end delivered")
+    time.sleep(1.5)  # nothing more comes
+    started, ended = sorted(pipeline_deliveries(), key=lambda p: p["timestamp"])
+    assert (started["type"], ended["type"]) == ("pipeline.running", "pipeline.succeeded")
+    assert {started["data"]["pipeline_id"], ended["data"]["pipeline_id"]} == {pipeline["id"]}
+    assert started["data"]["stages"] == {"one": "queued", "two": "waiting"}
+    assert ended["data"]["stages"] == {"one": "succeeded", "two": "succeeded"}
+    assert ended["data"]["mlflow_run_id"] == pipeline["mlflow_run_id"]
+    # Its job events came too (every status change is the default), and nothing to a
+    # subscription that asked for neither.
+    job_types = [p["type"] for p in _verified(hook["secret"], receiver.on("/ok"))]
+    assert job_types.count("job.succeeded") == 2
+    assert receiver.on("/jobs") == [] and jobs_only["event_types"] == ["job.failed"]
+    log = api.get(f"/experiments/{experiment['id']}/webhooks/{hook['id']}/deliveries").json()
+    ours = [d for d in log["data"] if d["event_type"].startswith("pipeline.")]
+    assert {(d["pipeline_id"], d["job_id"], d["status"]) for d in ours} == {
+        (pipeline["id"], None, "delivered")
+    }
