@@ -23,12 +23,15 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, TypeVar
 
+from opentelemetry.trace import SpanKind
 from pydantic import BaseModel
 
 # IncomingMessage lives with the brokers; handlers written for this module import it from here.
 from theodolite.broker import IncomingMessage as IncomingMessage
 from theodolite.events import Envelope, UndecodableEvent, decode_event
-from theodolite.signing import KeyLookup, verified_signer
+from theodolite.observability.context import bound
+from theodolite.observability.tracing import span_from
+from theodolite.signing import KeyLookup, signer_worker, verified_signer
 
 log = logging.getLogger(__name__)
 
@@ -204,6 +207,24 @@ class Consumer:
         return delivery.outcome
 
     async def dispatch(self, envelope: Envelope, payload: BaseModel, delivery: Delivery) -> None:
+        """Handle in the envelope's trace (a span child of its sender's) and with the job, its
+        attempt and the signing worker bound to every line logged meanwhile."""
+        job = {"job_id": envelope.job_id, "attempt": envelope.attempt} if envelope.job_id else {}
+        with (
+            bound(**job, worker_id=signer_worker(delivery.signer)),
+            span_from(
+                f"consume {envelope.type.value}",
+                envelope.trace,
+                kind=SpanKind.CONSUMER,
+                attributes={
+                    "messaging.consumer": self.name,
+                    "theodolite.event_id": str(envelope.id),
+                },
+            ),
+        ):
+            await self._dispatch(envelope, payload, delivery)
+
+    async def _dispatch(self, envelope: Envelope, payload: BaseModel, delivery: Delivery) -> None:
         route = self._routes.get(type(payload))
         if route is None:
             if self._ignore_unhandled:

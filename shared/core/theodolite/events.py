@@ -9,6 +9,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field, ValidationError
 
+from theodolite.observability.tracing import current_trace
 from theodolite.sdk.discovery import PluginSpec
 from theodolite.sdk.protocol import PROGRESS_LINE_PREFIX
 
@@ -227,6 +228,10 @@ class Envelope(BaseModel):
     seq: int = 0
     producer: str
     payload: dict[str, Any]
+    # The W3C trace context (traceparent, tracestate) of the work that made it: one trace follows
+    # a job across services. Empty when tracing is off; messages from before it decode as empty.
+    # Part of the signed body, so a forger cannot graft its event into another's trace.
+    trace: dict[str, str] = Field(default_factory=dict)
 
     def typed_payload(self) -> BaseModel:
         return PAYLOAD_MODELS[self.type].model_validate(self.payload)
@@ -250,6 +255,7 @@ def make_event(
     attempt: int = 0,
     seq: int = 0,
 ) -> Envelope:
+    """An envelope around ``payload``, carrying the current span's trace context."""
     return Envelope(
         type=PAYLOAD_TYPES[type(payload)],
         job_id=job_id,
@@ -257,6 +263,7 @@ def make_event(
         seq=seq,
         producer=producer,
         payload=payload.model_dump(mode="json"),
+        trace=current_trace(),
     )
 
 

@@ -22,6 +22,9 @@ from pydantic_settings import (
     SettingsError,
 )
 
+from theodolite.observability.logs import LogSettings
+from theodolite.observability.tracing import TracingSettings
+
 DEVELOPMENT_S3_SECRET = "theodolite-dev-secret"
 DEVELOPMENT_DB_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/theodolite"
 DEVELOPMENT_BROKER_URL = "amqp://guest:guest@127.0.0.1:5672/"
@@ -251,6 +254,8 @@ class CommonSettings(TheodoliteSettings):
     broker: BrokerSettings = Field(default_factory=BrokerSettings)
     storage: StorageSettings = Field(default_factory=StorageSettings)
     mlflow: MlflowSettings = Field(default_factory=MlflowSettings)
+    log: LogSettings = Field(default_factory=LogSettings)
+    tracing: TracingSettings = Field(default_factory=TracingSettings)
 
     @model_validator(mode="after")
     def _refuse_development_secrets(self) -> CommonSettings:
