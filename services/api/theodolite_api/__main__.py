@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import signal
 import sys
 from collections.abc import Iterator
@@ -14,6 +13,8 @@ import uvicorn
 from fastapi import FastAPI
 from uvicorn.config import LifespanType
 
+from theodolite.observability.logs import configure_logging
+from theodolite.observability.tracing import configure_tracing
 from theodolite_api.app import create_app, create_internal_app
 from theodolite_api.settings import ApiSettings
 
@@ -32,6 +33,7 @@ def _server(app: FastAPI, host: str, port: int, lifespan: LifespanType = "on") -
         host=host,
         port=port,
         log_level="info",
+        log_config=None,  # uvicorn's lines go through the service's own handler (JSON or text)
         lifespan=lifespan,
         timeout_graceful_shutdown=10,
     )
@@ -73,8 +75,15 @@ async def serve(settings: ApiSettings) -> bool:
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    if not asyncio.run(serve(ApiSettings())):
+    settings = ApiSettings()
+    configure_logging(settings.log, service="api")
+    provider = configure_tracing(settings.tracing, service="theodolite-api")
+    try:
+        started = asyncio.run(serve(settings))
+    finally:
+        if provider is not None:
+            provider.shutdown()  # the last spans are exported
+    if not started:
         sys.exit(3)  # as uvicorn.run does when the app did not start
 
 

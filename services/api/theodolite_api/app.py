@@ -19,6 +19,7 @@ from theodolite.archives import ArchiveLimits
 from theodolite.storage import ObjectStore
 from theodolite.web.errors import install_error_handlers
 from theodolite.web.lifespan import open_broker, open_database
+from theodolite.web.observed import TELEMETRY, ObservedRequests
 from theodolite.web.openapi import declare_problem_responses
 from theodolite_api.auth.authenticate import authorized, install_auth_error_handler
 from theodolite_api.auth.callers import Scope
@@ -42,6 +43,7 @@ from theodolite_api.routes import (
     health,
     internal,
     jobs,
+    metrics,
     models,
     pipelines,
     plugins,
@@ -194,8 +196,10 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         summary="An open testbed for machine-learning security experiments.",
         version="0.1.0",
         lifespan=lifespan,
+        telemetry=TELEMETRY,
     )
     app.state.settings = settings or ApiSettings()
+    app.add_middleware(ObservedRequests, service="api")
     install_error_handlers(app)
     install_auth_error_handler(app)
     app.include_router(health.router)
@@ -217,12 +221,20 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
 
 
 def create_internal_app(public: FastAPI) -> FastAPI:
-    """The internal listener's app (worker claims): never the public port's, with no lifespan of
-    its own but the public app's state (its settings, engine, relay)."""
+    """The internal listener's app (worker claims, Prometheus' ``/metrics``): never the public
+    port's, with no lifespan of its own but the public app's state (its settings, engine, relay)."""
     worker_secret(public.state.settings)  # production without a worker secret does not start
-    app = FastAPI(title="Theodolite internal", docs_url=None, redoc_url=None, openapi_url=None)
+    app = FastAPI(
+        title="Theodolite internal",
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+        telemetry=TELEMETRY,
+    )
     app.state = public.state
+    app.add_middleware(ObservedRequests, service="api-internal")
     install_error_handlers(app)
     install_worker_auth_error_handler(app)
     app.include_router(internal.router)
+    app.include_router(metrics.router)  # Prometheus scrapes here (no API key to hold)
     return app

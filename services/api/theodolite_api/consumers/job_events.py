@@ -48,6 +48,7 @@ from theodolite_api.consumers.worker_events import WorkerEventConsumer
 from theodolite_api.jobs import transitions
 from theodolite_api.jobs.claims import from_claim_holder
 from theodolite_api.jobs.retries import may_retry, requeue
+from theodolite_api.observability import job_timing
 from theodolite_api.repositories import jobs as job_repo
 
 log = logging.getLogger(__name__)
@@ -145,7 +146,14 @@ class JobEventConsumer:
             status_before = job.status
             await _apply_job_event(session, job, envelope, payload, self._max_log_lines)
             changed = job.status != status_before
+            timing = (
+                await job_timing.measure(session=session, job=job, payload=payload)
+                if changed or isinstance(payload, JobStarted)
+                else None
+            )
             await session.commit()
+        if timing is not None:
+            timing.observe()
         if changed:
             self._on_transition()
 

@@ -26,6 +26,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from theodolite.db.status_tables import WebhookAttempt, WebhookSubscription
 from theodolite.db.tables import utcnow
 from theodolite.periodic import PeriodicService
+from theodolite_api.observability.metrics import WEBHOOK_DELIVERIES
 from theodolite_api.repositories import webhooks as webhook_repo
 from theodolite_api.repositories.webhooks import DueDelivery
 from theodolite_api.settings import WebhookSettings
@@ -78,6 +79,12 @@ def retry_after_s(response: httpx.Response) -> float | None:
         return max(0.0, (when - utcnow()).total_seconds())
     except (TypeError, ValueError):  # unparsable, or a date without a zone
         return None
+
+
+def _outcome_label(outcome: Outcome) -> str:
+    if outcome.error is None:
+        return "delivered"
+    return "retryable" if outcome.retryable else "permanent"
 
 
 def is_retryable(status_code: int | None) -> bool:
@@ -169,6 +176,7 @@ class WebhookSender(PeriodicService):
         started = time.monotonic()
         outcome = await self._attempt(delivery)
         duration_ms = int((time.monotonic() - started) * 1000)
+        WEBHOOK_DELIVERIES.labels(_outcome_label(outcome)).inc()
         try:
             await self._record(delivery, started_at, outcome, duration_ms)
         except Exception:

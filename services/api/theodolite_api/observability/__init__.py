@@ -1,0 +1,1 @@
+"""What the api shows an operator: its metrics (``/metrics`` on the internal listener)."""
