@@ -12,9 +12,10 @@ from fastapi import FastAPI
 from theodolite.storage import ObjectStore
 from theodolite.web.errors import install_error_handlers
 from theodolite.web.lifespan import open_broker, open_database
+from theodolite.web.observed import TELEMETRY, ObservedRequests
 from theodolite_registry.loops.bucket_reconciler import BucketReconciler
 from theodolite_registry.publishing import Publisher
-from theodolite_registry.routes import health, internal, plugins
+from theodolite_registry.routes import health, internal, metrics, plugins
 from theodolite_registry.sandboxing import ValidationSandbox
 from theodolite_registry.settings import RegistrySettings
 from theodolite_registry.state import RegistryState
@@ -54,10 +55,14 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 
 def create_app(settings: RegistrySettings | None = None) -> FastAPI:
-    app = FastAPI(title="Theodolite plugin registry", version="0.1.0", lifespan=lifespan)
+    app = FastAPI(
+        title="Theodolite plugin registry", version="0.1.0", lifespan=lifespan, telemetry=TELEMETRY
+    )
     app.state.settings = settings or RegistrySettings()
+    app.add_middleware(ObservedRequests, service="plugin-registry")
     install_error_handlers(app)
     app.include_router(plugins.router)
     app.include_router(internal.router)
     app.include_router(health.router)
+    app.include_router(metrics.router)
     return app

@@ -20,6 +20,7 @@ from theodolite.db.tables import utcnow
 from theodolite.events import PluginPublished, PluginYanked, make_event
 from theodolite.storage import ObjectStore
 from theodolite.web.errors import Conflict, DomainError
+from theodolite_registry.observability.metrics import PLUGIN_PUBLISHES
 from theodolite_registry.repositories import plugins as repository
 from theodolite_registry.sandboxing import ValidationSandbox
 from theodolite_registry.settings import RegistrySettings
@@ -89,6 +90,32 @@ class Publisher:
     ) -> tuple[PluginVersion, bool]:
         """The published version for these bytes and whether it is new; commits the new row
         (and, for a new name, the principal's group as its owner)."""
+        outcome = "error"
+        try:
+            row, new = await self._publish(session, data, filename, source, principal)
+            outcome = "published" if new else "existing"
+            return row, new
+        except ValidationFailed:
+            outcome = "invalid"
+            raise
+        except VersionConflict:
+            outcome = "conflict"
+            raise
+        except NameOwned:
+            outcome = "forbidden"
+            raise
+        finally:
+            # "upload" or "bucket" (a bucket source names its key: one series per key otherwise).
+            PLUGIN_PUBLISHES.labels(source.partition(":")[0], outcome).inc()
+
+    async def _publish(
+        self,
+        session: AsyncSession,
+        data: bytes,
+        filename: str,
+        source: str,
+        principal: Principal,
+    ) -> tuple[PluginVersion, bool]:
         # Raises ValidationFailed, NameOwned or VersionConflict (domain errors: 422, 403, 409)
         # having stored nothing, so a caller maps them or, as the bucket reconciler does,
         # records the reason.

@@ -1,0 +1,1 @@
+"""What the registry shows an operator: its metrics (``/metrics``)."""
