@@ -7,6 +7,8 @@ import logging
 import os
 import signal
 
+from theodolite.observability.logs import configure_logging
+from theodolite.observability.tracing import configure_tracing
 from theodolite_worker.settings import WorkerSettings
 
 
@@ -23,13 +25,20 @@ async def serve(settings: WorkerSettings) -> None:
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    settings = WorkerSettings()
+    # Every line of a worker's names it (a job's lines name the job and attempt too).
+    configure_logging(settings.log, service="worker", static={"worker_id": settings.worker_id})
     # A quick, clear failure beats MLflow's default of retrying for minutes.
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
     for name in ("DO_NOT_TRACK", "MLFLOW_DISABLE_TELEMETRY"):
         os.environ.setdefault(name, "1" if name == "DO_NOT_TRACK" else "true")
-    asyncio.run(serve(WorkerSettings()))
+    provider = configure_tracing(settings.tracing, service="theodolite-worker")
+    try:
+        asyncio.run(serve(settings))
+    finally:
+        if provider is not None:
+            provider.shutdown()  # the last spans are exported
 
 
 if __name__ == "__main__":

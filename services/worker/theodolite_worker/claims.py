@@ -13,6 +13,7 @@ from typing import Self
 import httpx
 
 from theodolite.events import JobSubmitted
+from theodolite.observability.tracing import current_trace
 from theodolite.signing import SigningKey, worker_signer
 
 log = logging.getLogger(__name__)
@@ -105,6 +106,7 @@ class JobClaims:
                         "worker_id": self._worker_id,
                         "submitted": submitted.model_dump(mode="json"),
                     },
+                    headers=current_trace(),  # the api's side of the claim joins the job's trace
                 )
             except httpx.HTTPError as exc:
                 log.warning("claiming job %s: the api did not answer (%s); retrying", job_id, exc)

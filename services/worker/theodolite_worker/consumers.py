@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 
 from theodolite import topology
 from theodolite.broker import ConsumptionHandle, IncomingMessage, MessageBroker
 from theodolite.consumers import Consumer, Delivery, Outcome, Reject, Requeue
 from theodolite.events import Envelope, JobCancel, JobSubmitted, PluginPublished
+from theodolite.observability.context import bound
+from theodolite.observability.tracing import tracer
 from theodolite_worker.claims import JobClaims
 from theodolite_worker.job_events import JobEventPublisher
 from theodolite_worker.jobs import JobControl, JobRunner
@@ -90,15 +93,22 @@ class JobConsumer:
         job_id, attempt = envelope.job_id, envelope.attempt
         if job_id is None:
             raise Reject("job.submitted without a job id")
+        with bound(job_id=job_id, attempt=attempt, worker_id=self._worker_id):
+            await self._handle_job(job_id, attempt, job, delivery)
+
+    async def _handle_job(
+        self, job_id: uuid.UUID, attempt: int, job: JobSubmitted, delivery: Delivery
+    ) -> None:
         if job_id in self._state.controls:  # redelivered while it runs here: never twice at once
             log.warning("job %s attempt %s runs here already: duplicate dropped", job_id, attempt)
             return
         async with self._slots:
             if self._state.stopping:
                 raise Requeue("not claimed while stopping: another worker takes it")
-            claim = await self._claims.claim(
-                job_id, attempt, lambda: self._state.stopping, submitted=job
-            )
+            with tracer().start_as_current_span("claim job"):
+                claim = await self._claims.claim(
+                    job_id, attempt, lambda: self._state.stopping, submitted=job
+                )
             if claim is None:
                 raise Requeue("stopping before the api answered the claim")
             # Claimed or refused, the message has done its work: the api owns the job from here
@@ -114,7 +124,13 @@ class JobConsumer:
                 broker=self._broker, job_id=job_id, attempt=attempt, producer=self._worker_id
             )
             try:
-                await self._runner.run(job_id, attempt, job, events, self._state.controls[job_id])
+                with tracer().start_as_current_span(
+                    "run job",
+                    attributes={"theodolite.job_id": str(job_id), "theodolite.attempt": attempt},
+                ):
+                    await self._runner.run(
+                        job_id, attempt, job, events, self._state.controls[job_id]
+                    )
             except Exception:
                 # Acked already, so nothing is left to settle: the attempt's heartbeats stop with
                 # it, and the api finds it lost.

@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import shutil
+import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +40,7 @@ from theodolite_worker.execution import (
     storable,
 )
 from theodolite_worker.job_events import JobEventPublisher
+from theodolite_worker.observability.metrics import JOB_START
 from theodolite_worker.plugin_cache import PluginCache
 from theodolite_worker.process import ProcessSpawner
 from theodolite_worker.sandboxing import Sandboxes
@@ -150,7 +152,9 @@ class JobRunner:
         events: JobEventPublisher,
         control: JobControl | None = None,
     ) -> None:
-        """Run the attempt and publish its events; the terminal one is confirmed on return."""
+        """Run the attempt (just claimed) and publish its events; the terminal one is confirmed
+        on return."""
+        claimed = time.monotonic()
         job_dir = self._settings.work_dir / "jobs" / f"{job_id}-{attempt}"
         job_dir.mkdir(parents=True, exist_ok=True)
         # Outside the job's folder, which the job owns: it must not swap the log for a link.
@@ -201,6 +205,8 @@ class JobRunner:
                     log_sink=send_lines,
                     progress_sink=send_progress,
                 )
+                start = "warm" if execution.warm else "cold"
+                JOB_START.labels(self._settings.queue, start).observe(time.monotonic() - claimed)
                 if control is not None:
                     control.attach(execution)
                 async with watching_limits(

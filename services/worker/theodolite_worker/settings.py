@@ -104,6 +104,17 @@ class WorkerSettings(CommonSettings):
         60.0, description="Seconds between announcements of the plugins jobs here can use."
     )
     kill_grace_s: float = Field(5.0, description="SIGTERM to SIGKILL delay for a job's processes.")
+    metrics_port: int | None = Field(
+        None,
+        ge=0,
+        le=65535,
+        description="Port of the worker's Prometheus /metrics (warm pool, job start times, "
+        "slots); unset: none served.",
+    )
+    metrics_host: str = Field(
+        "127.0.0.1",
+        description="Address /metrics binds (0.0.0.0 in a container Prometheus scrapes).",
+    )
     warm_pool: bool = Field(
         True,
         description="Start plain Python entry points (python SCRIPT.py, python -m MODULE, "

@@ -20,6 +20,7 @@ from theodolite_worker.claims import JobClaims, event_signing_key
 from theodolite_worker.consumers import ControlConsumer, JobConsumer
 from theodolite_worker.jobs import JobRunner
 from theodolite_worker.loops import Heartbeat, PluginAnnouncer
+from theodolite_worker.observability.metrics import serving_metrics
 from theodolite_worker.plugin_cache import PluginCache
 from theodolite_worker.sandboxing import Sandboxes, isolation_at_start, isolation_report
 from theodolite_worker.settings import WorkerSettings
@@ -56,6 +57,9 @@ class Worker:
                 warm_pool = await stack.enter_async_context(
                     running_warm_pool(settings.warm_pool_preload)
                 )
+            metrics_port = stack.enter_context(serving_metrics(settings, self.state, warm_pool))
+            if metrics_port is not None:
+                log.info("metrics on http://%s:%d/metrics", settings.metrics_host, metrics_port)
             broker = await stack.enter_async_context(
                 Broker(
                     settings.broker.url,
