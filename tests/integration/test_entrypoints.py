@@ -72,23 +72,31 @@ def _gzip_of_zeros_tar(size: int) -> bytes:
 
 BAD_ARCHIVES = {
     "not an archive": (b"just some text, not a tarball", 422, "not a tar.gz, tar or zip"),
-    "no MLproject": (make_tar({"run.py": "print(1)"}), 422, "no MLproject"),
+    "no MLproject and nothing to run": (
+        make_tar({"README.md": "hello"}),
+        422,
+        "no MLproject entry point",
+    ),
     "MLproject in a subfolder only": (
         make_tar({"project/MLproject": GOOD_MLPROJECT}),
         422,
-        "no MLproject",
+        "no MLproject entry point",
     ),
     "MLproject not YAML": (make_tar({"MLproject": "name: [unclosed"}), 422, "not YAML"),
-    "MLproject without entry points": (make_tar({"MLproject": "name: x\n"}), 422, "entry_points"),
-    "unknown parameter type": (
+    "MLproject without entry points or files": (
+        make_tar({"MLproject": "name: x\n"}),
+        422,
+        "no MLproject entry point",
+    ),
+    "boolean default of a float": (
         make_tar(
             {
-                "MLproject": "entry_points:\n  main:\n    parameters:\n      a: {type: tensor}\n"
-                "    command: 'echo {a}'\n"
+                "MLproject": "entry_points:\n  main:\n    parameters:\n"
+                "      a: {type: float, default: false}\n    command: 'echo {a}'\n"
             }
         ),
         422,
-        "unknown type 'tensor'",
+        "expected float, got bool",
     ),
     "dot-dot member": (
         make_tar({"MLproject": GOOD_MLPROJECT, "../evil.py": "x"}),

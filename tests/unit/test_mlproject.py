@@ -35,7 +35,7 @@ def test_parses_both_parameter_forms_in_declaration_order() -> None:
     ("text", "field"),
     [
         ("[1, 2]", "MLproject"),
-        ("name: x", "MLproject.entry_points"),
+        ("name: x\nentry_points: [a]\n", "MLproject.entry_points"),
         ("entry_points:\n  main: {}\n", "MLproject.entry_points.main.command"),
         (
             "entry_points:\n  main:\n    command: 'echo {x}'\n",
@@ -46,8 +46,9 @@ def test_parses_both_parameter_forms_in_declaration_order() -> None:
             "MLproject.entry_points.main.parameters.a.default",
         ),
         (
-            "entry_points:\n  main:\n    parameters: {a: {type: bytes}}\n    command: x\n",
-            "MLproject.entry_points.main.parameters.a.type",
+            "entry_points:\n  main:\n    parameters: {a: {type: float, default: false}}\n"
+            "    command: x\n",
+            "MLproject.entry_points.main.parameters.a.default",
         ),
     ],
 )
@@ -81,6 +82,10 @@ def test_every_entry_point_problem_is_reported_at_once() -> None:
         ("int", False, False),
         ("string", "anything at all", True),
         ("string", None, False),
+        ("string", True, True),
+        ("string", [1, 2], True),
+        ("bool", False, True),
+        ("str", "x", True),
         ("path", "data/x.csv", True),
         ("path", "", False),
         ("uri", "s3://bucket/key", True),

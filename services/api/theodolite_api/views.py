@@ -62,6 +62,8 @@ def entry_points_public(entry_points: dict) -> list[EntryPointPublic]:
                 )
                 for param_name, param in spec["parameters"].items()
             ],
+            warnings=spec.get("warnings", []),
+            file=spec.get("file", False),
         )
         for name, spec in sorted(entry_points.items())
     ]

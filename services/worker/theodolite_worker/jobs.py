@@ -24,7 +24,7 @@ from theodolite.events import (
     JobSucceeded,
     JobTimedOut,
 )
-from theodolite.mlproject import MLPROJECT_FILENAME, parse_mlproject, render_command
+from theodolite.mlproject import entry_point_in, render_command
 from theodolite.problems import ProblemsError
 from theodolite.sandbox.limits import SandboxLimits
 from theodolite.sdk.protocol import PLUGINS_ENV, RESULT_FILE_ENV
@@ -114,10 +114,9 @@ class JobRunner:
         project_dir = job_dir / "project"
         try:
             await asyncio.to_thread(extract_archive, data, project_dir, self._limits)
-            project = parse_mlproject((project_dir / MLPROJECT_FILENAME).read_text())
+            spec = entry_point_in(project_dir, job.entry_point)
         except (ProblemsError, OSError) as exc:
             raise JobSetupError(f"entry point archive unusable: {exc}") from exc
-        spec = project.entry_points.get(job.entry_point)
         if spec is None:
             raise JobSetupError(f"the archive has no entry point {job.entry_point!r}")
         return render_command(spec, job.params, project_dir)

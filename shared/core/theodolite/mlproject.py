@@ -1,8 +1,11 @@
 """MLproject files: parsing, typed parameter validation and command rendering.
 
-Follows MLflow Projects semantics (parameters substituted shell-quoted into the entry point's
-command, ``path`` values made absolute), and adds what MLflow leaves out: values are checked
-against their declared type, and unknown or missing parameters are refused.
+Follows MLflow Projects semantics (the MLproject file found whatever its capitals, any type name
+accepted and an unknown one read as ``string``, values turned into text with ``str`` as MLflow
+does, ``.py`` and ``.sh`` files runnable as entry points with extra parameters appended as
+``--name value``, parameters substituted shell-quoted into the entry point's command, ``path``
+values made absolute), and adds what MLflow leaves out: values are checked against the types it
+knows, and unknown or missing parameters of a declared entry point are refused.
 """
 
 from __future__ import annotations
@@ -11,8 +14,9 @@ import math
 import re
 import shlex
 import string
-from pathlib import Path
-from typing import Any, Literal
+from collections.abc import Callable, Iterable
+from pathlib import Path, PurePosixPath
+from typing import Any
 from urllib.parse import urlparse
 
 import yaml
@@ -23,22 +27,32 @@ from theodolite.problems import Problem, ProblemsError, control_character_messag
 MLPROJECT_FILENAME = "MLproject"
 # A placeholder is a plain {name}: nothing str.format reads as attribute, index, spec or brace.
 PARAMETER_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
-ParameterType = Literal["float", "int", "string", "path", "uri"]
 PARAMETER_TYPES: tuple[str, ...] = ("float", "int", "string", "path", "uri")
+# What MLflow runs a file entry point with (it takes $SHELL for .sh; a worker's is bash).
+FILE_RUNNERS: dict[str, str] = {".py": "python", ".sh": "bash"}
 
 
 class ParameterSpec(BaseModel):
-    type: ParameterType = "string"
+    type: str = "string"  # as declared; one MLflow does not know reads as string
     default: str | None = None
 
     @property
     def required(self) -> bool:
         return self.default is None
 
+    @property
+    def kind(self) -> str:
+        """The type the value is checked and used as."""
+        return effective_type(self.type)
+
 
 class EntryPointSpec(BaseModel):
     command: str
     parameters: dict[str, ParameterSpec] = Field(default_factory=dict)
+    warnings: list[str] = Field(default_factory=list)
+    # A .py or .sh file run directly, as ``mlflow run -e train.py`` does: its command is fixed,
+    # and parameters it does not declare (it declares none) are appended as --name value.
+    file: bool = False
 
 
 class ProjectSpec(BaseModel):
@@ -68,9 +82,10 @@ def parse_mlproject(text: str) -> ProjectSpec:
         problems.append(_problem("MLproject.name", "must be a string"))
     # YAML escapes ("\0", "\x1b") make control characters the text itself does not hold.
     problems += _control_character_problems(document, "MLproject")
-    raw_entry_points = document.get("entry_points")
-    if not isinstance(raw_entry_points, dict) or not raw_entry_points:
-        problems.append(_problem("MLproject.entry_points", "must map at least one entry point"))
+    # MLflow allows an MLproject without entry points: files then run directly.
+    raw_entry_points = document.get("entry_points") or {}
+    if not isinstance(raw_entry_points, dict):
+        problems.append(_problem("MLproject.entry_points", "must map entry point names"))
         raise ProblemsError("invalid MLproject", problems)
     entry_points: dict[str, EntryPointSpec] = {}
     for ep_name, raw in raw_entry_points.items():
@@ -82,20 +97,35 @@ def parse_mlproject(text: str) -> ProjectSpec:
         if not isinstance(command, str) or not command.strip():
             problems.append(_problem(f"{where}.command", "must be a non-empty string"))
             continue
-        parameters = parse_parameters(raw.get("parameters") or {}, where, problems)
+        warnings: list[str] = []
+        declared: set[str] = set()
+        parameters = parse_parameters(
+            raw.get("parameters") or {}, where, problems, warnings=warnings, declared=declared
+        )
+        # Every declared name counts, even one refused above: else a refused type would be
+        # followed by a misleading "uses {x}, which is not a parameter".
         problems += [
-            _problem(f"{where}.command", message)
-            for message in command_problems(command, set(parameters))
+            _problem(f"{where}.command", message) for message in command_problems(command, declared)
         ]
-        entry_points[str(ep_name)] = EntryPointSpec(command=command, parameters=parameters)
+        entry_points[str(ep_name)] = EntryPointSpec(
+            command=command, parameters=parameters, warnings=warnings
+        )
     if problems:
         raise ProblemsError("invalid MLproject", problems)
     return ProjectSpec(name=name, entry_points=entry_points)
 
 
 def parse_parameters(
-    raw_parameters: Any, where: str, problems: list[Problem]
+    raw_parameters: Any,
+    where: str,
+    problems: list[Problem],
+    *,
+    warnings: list[str] | None = None,
+    declared: set[str] | None = None,
 ) -> dict[str, ParameterSpec]:
+    """The parameters of one entry point; problems, warnings and every well-named parameter
+    (``declared``, refused ones included) are added to the lists given. Without a warnings
+    list, an unknown type name is a problem rather than a string."""
     prefix = f"{where}.parameters" if where else "parameters"
     if not isinstance(raw_parameters, dict):
         problems.append(_problem(prefix, "must be a mapping"))
@@ -108,6 +138,8 @@ def parse_parameters(
                 _problem(field, "a parameter name is letters, digits, _ and - (a plain {name})")
             )
             continue
+        if declared is not None:
+            declared.add(str(param_name))
         # MLflow accepts both ``alpha: float`` and ``alpha: {type: float, default: 0.1}``.
         spec = {"type": raw} if isinstance(raw, str) else raw
         if spec is None:
@@ -115,21 +147,41 @@ def parse_parameters(
         if not isinstance(spec, dict):
             problems.append(_problem(field, "must be a type name or a mapping"))
             continue
-        declared = spec.get("type", "string")
-        if declared not in PARAMETER_TYPES:
+        raw_type = spec.get("type", "string")
+        type_name = raw_type if isinstance(raw_type, str) else str(raw_type)
+        if type_name not in PARAMETER_TYPES and warnings is None:
+            # A task graph's own parameters are the testbed's, not MLflow's: strict.
             problems.append(
                 _problem(
-                    f"{field}.type", f"unknown type {declared!r}; use one of {PARAMETER_TYPES}"
+                    f"{field}.type", f"unknown type {type_name!r}; use one of {PARAMETER_TYPES}"
                 )
             )
             continue
+        if type_name not in PARAMETER_TYPES and warnings is not None:
+            warnings.append(
+                f"parameter {param_name}: type {type_name!r} is not one of {PARAMETER_TYPES}; "
+                "read as string, as MLflow does"
+            )
         default = spec.get("default")
-        default_text = None if default is None else str(default)
-        if default_text is not None and (error := type_error(declared, default)) is not None:
+        if default is not None and (error := type_error(type_name, default)) is not None:
             problems.append(_problem(f"{field}.default", error))
             continue
-        parameters[str(param_name)] = ParameterSpec(type=declared, default=default_text)
+        parameters[str(param_name)] = ParameterSpec(
+            type=type_name, default=None if default is None else as_text(default)
+        )
     return parameters
+
+
+def effective_type(declared: str) -> str:
+    """The type a declared type name is used as: MLflow reads any name it does not know as
+    string."""
+    return declared if declared in PARAMETER_TYPES else "string"
+
+
+def as_text(value: Any) -> str:
+    """A value as the text MLflow passes to the command: ``str`` of it (``False``, ``0.1``,
+    ``[1, 2]``)."""
+    return value if isinstance(value, str) else str(value)
 
 
 def _control_character_problems(value: Any, where: str) -> list[Problem]:
@@ -232,10 +284,12 @@ class _ShellQuoting:
 
 
 def type_error(declared: str, value: Any) -> str | None:
-    """Why ``value`` does not parse as ``declared``, or None when it does."""
-    if isinstance(value, bool) or value is None or isinstance(value, (list, dict)):
+    """Why ``value`` does not parse as ``declared``, or None when it does. A boolean, list or
+    mapping is text to a string (as ``str`` writes it, like MLflow), never a number."""
+    declared = effective_type(declared)
+    if value is None or (declared in ("float", "int") and isinstance(value, (bool, list, dict))):
         return f"expected {declared}, got {type(value).__name__} {value!r}"
-    text = str(value)
+    text = as_text(value)
     # PostgreSQL refuses NUL in text; tabs and line breaks pass in strings only.
     if (
         message := control_character_message(text, allow_whitespace=declared == "string")
@@ -281,6 +335,17 @@ def resolve_parameters(
     problems: list[Problem] = []
     resolved: dict[str, str] = {}
     for name in sorted(set(values) - set(entry_point.parameters)):
+        if entry_point.file:
+            # MLflow appends them as --name value: the name must stay one plain word.
+            if not PARAMETER_NAME.fullmatch(name):
+                problems.append(
+                    _problem(f"{field_prefix}.{name}", "a name is letters, digits, _ and -")
+                )
+            elif (error := type_error("string", values[name])) is not None:
+                problems.append(_problem(f"{field_prefix}.{name}", error))
+            else:
+                resolved[name] = as_text(values[name])
+            continue
         declared = ", ".join(sorted(entry_point.parameters)) or "none"
         problems.append(
             _problem(f"{field_prefix}.{name}", f"unknown parameter (declared: {declared})")
@@ -289,7 +354,7 @@ def resolve_parameters(
         if name not in values:
             if spec.required:
                 problems.append(
-                    _problem(f"{field_prefix}.{name}", f"required {spec.type} parameter is missing")
+                    _problem(f"{field_prefix}.{name}", f"required {spec.kind} parameter is missing")
                 )
             else:
                 assert spec.default is not None
@@ -297,13 +362,13 @@ def resolve_parameters(
             continue
         value = values[name]
         if name in deferred:
-            resolved[name] = str(value)
+            resolved[name] = as_text(value)
             continue
         if (error := type_error(spec.type, value)) is not None:
             problems.append(_problem(f"{field_prefix}.{name}", error))
             continue
         resolved[name] = (
-            str(int(value)) if spec.type == "int" and isinstance(value, float) else str(value)
+            str(int(value)) if spec.kind == "int" and isinstance(value, float) else as_text(value)
         )
     if problems:
         raise ProblemsError("invalid parameters", problems)
@@ -312,13 +377,17 @@ def resolve_parameters(
 
 def render_command(entry_point: EntryPointSpec, values: dict[str, str], project_dir: Path) -> str:
     """The shell command with parameters substituted and quoted, as MLflow Projects does."""
+    if entry_point.file:
+        # As MLflow: the values it was not told about follow as --name value, quoted.
+        extra = [f"--{name} {shlex.quote(value)}" for name, value in sorted(values.items())]
+        return " ".join([entry_point.command, *extra])
     problems = command_problems(entry_point.command, set(entry_point.parameters))
     if problems:  # an archive stored before these checks existed
         raise ProblemsError("unsafe command", [_problem("command", p) for p in problems])
     quoted: dict[str, str] = {}
     for name, value in values.items():
         spec = entry_point.parameters[name]
-        if spec.type == "path" and not Path(value).is_absolute():
+        if spec.kind == "path" and not Path(value).is_absolute():
             value = str((project_dir / value).resolve())
         quoted[name] = shlex.quote(value)
     # Each placeholder becomes its quoted value, once; nothing of str.format's own (conversion,
@@ -344,4 +413,92 @@ def typed_value(declared: str, text: str) -> float | int | str:
     """A checked parameter's text as the Python value its type names."""
     if declared == "int":
         return int(float(text)) if "." in text or "e" in text.lower() else int(text)
-    return PYTHON_TYPES[declared](text)
+    return PYTHON_TYPES[effective_type(declared)](text)
+
+
+def mlproject_names(names: Iterable[str]) -> list[str]:
+    """The archive's root files MLflow would read as its MLproject: the name in any capitals."""
+    return sorted(name for name in names if "/" not in name and name.lower() == "mlproject")
+
+
+def file_entry_point(name: str) -> EntryPointSpec | None:
+    """``name`` as MLflow runs a file given as the entry point (``python`` for ``.py``, ``bash``
+    for ``.sh``), or None for a name of another kind."""
+    runner = FILE_RUNNERS.get(PurePosixPath(name).suffix)
+    if runner is None or name.startswith("-"):
+        return None
+    return EntryPointSpec(command=f"{runner} {shlex.quote(name)}", file=True)
+
+
+def runnable_files(names: Iterable[str]) -> dict[str, EntryPointSpec]:
+    """The archive's ``.py`` and ``.sh`` files, each as the entry point MLflow would run."""
+    found = {}
+    for name in sorted(names):
+        if (spec := file_entry_point(name)) is not None and not _control_characters(name):
+            found[name] = spec
+    return found
+
+
+def _control_characters(text: str) -> bool:
+    return control_character_message(text, allow_whitespace=False) is not None
+
+
+def describe_project(
+    files: Iterable[str], read_text: Callable[[str], str], *, fallback_name: str | None
+) -> ProjectSpec:
+    """The project an archive holds, as ``mlflow run`` sees it: its MLproject (any capitals;
+    none is fine) and its ``.py``/``.sh`` files as entry points beside the declared ones
+    (which win a name they share). Raise ProblemsError naming every problem."""
+    names = list(files)
+    found = mlproject_names(names)
+    if len(found) > 1:
+        raise ProblemsError(
+            "invalid archive",
+            [_problem("archive", f"more than one MLproject file: {', '.join(found)}")],
+        )
+    if found:
+        project = parse_mlproject(read_text(found[0]))
+    else:
+        project = ProjectSpec(name=fallback_name, entry_points={})
+    entry_points = {**runnable_files(names), **project.entry_points}
+    if not entry_points:
+        raise ProblemsError(
+            "invalid archive",
+            [
+                _problem(
+                    "archive",
+                    "no MLproject entry point and no .py or .sh file to run as one",
+                )
+            ],
+        )
+    return ProjectSpec(name=project.name, entry_points=entry_points)
+
+
+def project_name_for(filename: str | None) -> str | None:
+    """What a project without an MLproject is called: its archive's name without extensions."""
+    if not filename:
+        return None
+    base = PurePosixPath(filename.replace("\\", "/")).name
+    for suffix in (".tar.gz", ".tgz", ".tar", ".zip"):
+        if base.lower().endswith(suffix):
+            return base[: -len(suffix)] or None
+    return base or None
+
+
+def entry_point_in(project_dir: Path, name: str) -> EntryPointSpec | None:
+    """The entry point ``name`` of an unpacked project, as ``mlflow run`` resolves it: declared
+    in its MLproject (any capitals), else a ``.py``/``.sh`` file of the project. Raise
+    ProblemsError when the MLproject is invalid."""
+    found = mlproject_names(entry.name for entry in project_dir.iterdir() if entry.is_file())
+    if len(found) > 1:
+        raise ProblemsError("invalid archive", [_problem("archive", "more than one MLproject")])
+    if found:
+        declared = parse_mlproject((project_dir / found[0]).read_text()).entry_points
+        if name in declared:
+            return declared[name]
+    spec = file_entry_point(name)
+    root = project_dir.resolve()
+    target = (project_dir / name).resolve()
+    if spec is None or not target.is_relative_to(root) or not target.is_file():
+        return None
+    return spec

@@ -15,7 +15,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from theodolite.archives import ArchiveContents, ArchiveLimits, inspect_archive
 from theodolite.db.tables import EntryPointArchive
 from theodolite.graphs.spec import GRAPH_FILENAME
-from theodolite.mlproject import MLPROJECT_FILENAME, parse_mlproject
+from theodolite.mlproject import describe_project, project_name_for
 from theodolite.problems import Problem, ProblemsError, control_character_message, filename_problem
 from theodolite.storage import ObjectStore, entrypoint_archive_key
 from theodolite.web.errors import InvalidArchive
@@ -33,20 +33,19 @@ class ArchiveDescription:
     graph_text: str | None
 
 
-def describe_archive(data: bytes, limits: ArchiveLimits) -> ArchiveDescription:
-    """What a valid archive declares; raise InvalidArchive naming every problem."""
+def describe_archive(
+    data: bytes, limits: ArchiveLimits, filename: str | None = None
+) -> ArchiveDescription:
+    """What a valid archive declares; raise InvalidArchive naming every problem. Without an
+    MLproject (found in any capitals, as MLflow does) the project is named after the archive
+    and its .py and .sh files are its entry points."""
     try:
         contents = inspect_archive(data, limits)
-    except ProblemsError as exc:
-        raise InvalidArchive(str(exc), exc.problems) from exc
-    if MLPROJECT_FILENAME not in contents.files:
-        raise InvalidArchive(
-            "the archive has no MLproject file at its root",
-            [Problem(field="archive", message="no MLproject file at the archive's root")],
+        project = describe_project(
+            contents.files,
+            lambda name: _text(contents, name, field="MLproject"),
+            fallback_name=project_name_for(filename),
         )
-    text = _text(contents, MLPROJECT_FILENAME, field="MLproject")
-    try:
-        project = parse_mlproject(text)
     except ProblemsError as exc:
         raise InvalidArchive(str(exc), exc.problems) from exc
     entry_points = {name: spec.model_dump() for name, spec in project.entry_points.items()}
@@ -89,7 +88,7 @@ async def store_entrypoint_archive(
     )
     if existing is not None:
         return existing, False
-    described = await asyncio.to_thread(describe_archive, data, limits)
+    described = await asyncio.to_thread(describe_archive, data, limits, filename)
     key = entrypoint_archive_key(sha256)
     # Bytes first, row second: a row always points at stored bytes. Content addressing makes a
     # concurrent upload of the same bytes harmless.

@@ -85,7 +85,9 @@ async def validate_entrypoint(
     data = await _read_bounded(archive, state.archive_limits.max_bytes)
     sha256 = hashlib.sha256(data).hexdigest()
     try:
-        described = await asyncio.to_thread(describe_archive, data, state.archive_limits)
+        described = await asyncio.to_thread(
+            describe_archive, data, state.archive_limits, archive.filename
+        )
     except InvalidArchive as exc:
         return EntryPointValidation(
             valid=False, problems=exc.problems, sha256=sha256, entry_points=[]

@@ -20,6 +20,8 @@ class EntryPointPublic(BaseModel):
     name: str
     command: str
     parameters: list[ParameterPublic]
+    warnings: list[str] = []  # what MLflow accepts but reads differently (a type read as string)
+    file: bool = False  # a .py or .sh file run directly: undeclared parameters become --name value
 
 
 class GraphPublic(BaseModel):
