@@ -43,7 +43,7 @@ def test_a_pipeline_file_runs_its_stages_in_order(stack: Stack, tmp_path: Path) 
         "pipelines",
         "submit",
         str(spec),
-        "-e",
+        "--experiment-name",
         experiment,
         "-P",
         "first.count=3",
@@ -67,7 +67,7 @@ def test_a_pipeline_file_runs_its_stages_in_order(stack: Stack, tmp_path: Path) 
         assert second_job.params["greeting"] == first["mlflow_run_id"]
         assert second_job.download("greeting.txt") == f"{first['mlflow_run_id']}, world\n".encode()
 
-    listed = _json(_cli(stack, "pipelines", "list", "-e", experiment, "--json"))
+    listed = _json(_cli(stack, "pipelines", "list", "--experiment-name", experiment, "--json"))
     assert [p["id"] for p in listed["data"]] == [pipeline["id"]]
     shown = _cli(stack, "pipelines", "show", pipeline["id"])
     assert shown.returncode == 0 and second["job_id"] in shown.stdout
@@ -87,5 +87,5 @@ def test_a_pipeline_with_bad_stages_is_refused_with_every_problem(
     assert "422" in refused.stderr
     assert "stages.second.params.greeting: ${frist.run_id}: no stage 'frist'" in refused.stderr
     assert "stages.first.depends_on.0: no stage 'zeroth'" in refused.stderr
-    listed = _json(_cli(stack, "pipelines", "list", "-e", experiment, "--json"))
+    listed = _json(_cli(stack, "pipelines", "list", "--experiment-name", experiment, "--json"))
     assert listed["count"] == 0  # nothing left behind

@@ -125,7 +125,17 @@ def test_command_line_workflow(stack: Stack, tmp_path: Path) -> None:
     assert name in _cli(stack, "experiments", "list").stdout
     pushed = _json(_cli(stack, "entrypoints", "push", str(EXAMPLES / "hello"), "--json"))
 
-    done = _cli(stack, "submit", pushed["id"], "-P", "count=2", "-e", name, "--wait", "--json")
+    done = _cli(
+        stack,
+        "submit",
+        pushed["id"],
+        "-P",
+        "count=2",
+        "--experiment-name",
+        name,
+        "--wait",
+        "--json",
+    )
     job = _json(done)
     assert job["status"] == "succeeded"
     assert "status: running" in done.stderr and "status: succeeded" in done.stderr
@@ -134,15 +144,17 @@ def test_command_line_workflow(stack: Stack, tmp_path: Path) -> None:
     scripted.mkdir()
     (scripted / "MLproject").write_text(SCRIPT_PROJECT)
     (scripted / "run.py").write_text(SCRIPT)
-    failed = _cli(stack, "submit", str(scripted), "-P", "code=3", "-e", name, "--wait")
+    failed = _cli(
+        stack, "submit", str(scripted), "-P", "code=3", "--experiment-name", name, "--wait"
+    )
     assert failed.returncode == 1, failed.stderr
     assert "failed" in failed.stdout
 
-    refused = _cli(stack, "submit", str(scripted), "-P", "code=x", "-e", name)
+    refused = _cli(stack, "submit", str(scripted), "-P", "code=x", "--experiment-name", name)
     assert refused.returncode == 2
     assert "params.code" in refused.stderr
 
-    listed = _json(_cli(stack, "jobs", "list", "-e", name, "--json"))
+    listed = _json(_cli(stack, "jobs", "list", "--experiment-name", name, "--json"))
     assert listed["count"] == 2
     shown = _cli(stack, "jobs", "show", job["id"])
     assert "succeeded" in shown.stdout and "history" in shown.stdout
@@ -163,7 +175,9 @@ def test_command_line_workflow(stack: Stack, tmp_path: Path) -> None:
     slow.mkdir()
     (slow / "MLproject").write_text(SLOW_PROJECT)
     (slow / "slow.py").write_text(SLOW_SCRIPT)
-    started = _cli(stack, "submit", str(slow), "-P", "lines=300", "-P", "pause=0.1", "-e", name)
+    started = _cli(
+        stack, "submit", str(slow), "-P", "lines=300", "-P", "pause=0.1", "--experiment-name", name
+    )
     assert started.returncode == 0, started.stderr
     slow_id = started.stdout.strip()
     with TheodoliteClient(stack.config.api_url, api_key=stack.admin_key) as client:
@@ -196,7 +210,7 @@ def test_command_line_sweep(stack: Stack, tmp_path: Path) -> None:
         "count",
         "-m",
         "hello_score",
-        "-e",
+        "--experiment-name",
         name,
         "--wait",
         "--json",

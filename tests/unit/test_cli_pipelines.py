@@ -319,7 +319,7 @@ def test_submit_wait_exits_with_how_the_pipeline_ended(
 
 def test_submit_without_wait_prints_the_id(fake_api: Any, tmp_path: Path) -> None:
     fake_api(FakePipelines())
-    result = _submit(tmp_path, "-e", EXPERIMENT["name"])
+    result = _submit(tmp_path, "--experiment-name", EXPERIMENT["name"])
     assert result.exit_code == 0, result.output
     assert result.stdout.strip() == PIPELINE_ID
 

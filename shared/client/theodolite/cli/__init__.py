@@ -1,4 +1,5 @@
 """``theodolite``: the command line. ``submit`` runs an entry point (``--wait`` follows it live),
+``run`` does it all at once as ``mlflow run`` does,
 ``jobs``, ``experiments``, ``entrypoints``, ``plugins``, ``queues``, ``sweeps`` and ``webhooks``
 look after the rest; ``--json`` everywhere for scripts.
 
@@ -19,7 +20,7 @@ import typer
 from theodolite.cli.admin import admin_app, login, whoami
 from theodolite.cli.common import options
 from theodolite.cli.demo import demo
-from theodolite.cli.jobs import jobs_app, submit
+from theodolite.cli.jobs import jobs_app, run, submit
 from theodolite.cli.pipelines import pipelines_app
 from theodolite.cli.resources import (
     entrypoints_app,
@@ -62,6 +63,7 @@ app.add_typer(plugins_app, name="plugins")
 app.add_typer(sweeps_app, name="sweeps")
 app.add_typer(webhooks_app, name="webhooks")
 app.command()(submit)
+app.command()(run)
 app.command()(queues)
 app.command()(demo)
 

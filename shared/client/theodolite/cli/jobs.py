@@ -28,18 +28,37 @@ from theodolite.cli.follow import follow_job
 
 jobs_app = typer.Typer(no_args_is_help=True, help="Jobs: list, show, logs, cancel, results.")
 
-Experiment = Annotated[
-    str, typer.Option("--experiment", "-e", help="Experiment name (created if missing) or id.")
+# The options ``mlflow run`` has too are spelled as it spells them: -e is the entry point, -P a
+# parameter, --experiment-name / --experiment-id the experiment (--experiment: the older name).
+ExperimentName = Annotated[
+    str | None,
+    typer.Option(
+        "--experiment-name",
+        "--experiment",
+        help="Experiment name (created if missing) or id; else the default experiment.",
+        show_default=False,
+    ),
 ]
-# With Experiment, what a submission runs (``submit``, ``sweeps submit``); what_to_run resolves
-# the experiment and the source.
+ExperimentId = Annotated[
+    str | None,
+    typer.Option("--experiment-id", help="The experiment's id.", show_default=False),
+]
+# With the experiment, what a submission runs (``submit``, ``run``, ``sweeps submit``);
+# what_to_run resolves the experiment and the source.
 Source = Annotated[str, typer.Argument(help="An entry point folder or archive, or its id.")]
 Queue = Annotated[str, typer.Option("--queue", "-q", help="The queue to run on.")]
-EntryPoint = Annotated[str, typer.Option("--entry-point", help="Which entry point.")]
+EntryPoint = Annotated[
+    str,
+    typer.Option(
+        "--entry-point", "-e", help="Which entry point: a declared one, or a .py or .sh file."
+    ),
+]
 # A listing's filter (``jobs list``, ``sweeps list``).
 OfExperiment = Annotated[
-    str | None, typer.Option("--experiment", "-e", help="Only this experiment's (name or id).")
+    str | None,
+    typer.Option("--experiment-name", "--experiment", help="Only this experiment's (name or id)."),
 ]
+DEFAULT_EXPERIMENT = "default"
 JobId = Annotated[str, typer.Argument(help="The job's id.")]
 Timeout = Annotated[
     float | None, typer.Option("--timeout", help="Give up waiting after this many seconds.")
@@ -64,6 +83,21 @@ def resolve_entrypoint(client: Any, source: str) -> Any:
     raise typer.Exit(EXIT_API_ERROR)
 
 
+def chosen_experiment(name: str | None, experiment_id: str | None) -> str:
+    """The experiment --experiment-name or --experiment-id names (one of them at most)."""
+    if name is not None and experiment_id is not None:
+        raise typer.BadParameter(
+            "give --experiment-name or --experiment-id, not both", param_hint="--experiment-id"
+        )
+    if experiment_id is not None:
+        if not is_uuid(experiment_id):
+            raise typer.BadParameter(
+                f"{experiment_id!r} is not an experiment id", param_hint="--experiment-id"
+            )
+        return experiment_id
+    return name if name is not None else DEFAULT_EXPERIMENT
+
+
 def what_to_run(client: Any, experiment: str, source: str) -> tuple[Any, Any]:
     """A submission's experiment id (the experiment created when missing) and entry point id."""
     return (
@@ -77,7 +111,8 @@ def submit(
     param: Params = [],  # noqa: B006
     queue: Queue = "cpu",
     entry_point: EntryPoint = "main",
-    experiment: Experiment = "default",
+    experiment_name: ExperimentName = None,
+    experiment_id: ExperimentId = None,
     wait: Annotated[bool, typer.Option("--wait", "-w", help="Follow the job to its end.")] = False,
     timeout_s: Annotated[
         int | None, typer.Option("--job-timeout", help="The job's own time limit, seconds.")
@@ -112,6 +147,7 @@ def submit(
     succeed), 2 refused by the api.
     """
     params = parse_params(param)
+    experiment = chosen_experiment(experiment_name, experiment_id)
     options: dict[str, object] = {}
     if depends_on:
         options["depends_on"] = depends_on
@@ -137,6 +173,40 @@ def submit(
         final = follow_job(client, job, status_console, timeout_s=wait_timeout)
         print_result(final, show_outcome, as_json=as_json)
         raise typer.Exit(exit_code(final.status))
+
+
+def run(
+    source: Annotated[str, typer.Argument(help="A project folder or archive, or its id.")],
+    entry_point: EntryPoint = "main",
+    param: Params = [],  # noqa: B006
+    experiment_name: ExperimentName = None,
+    experiment_id: ExperimentId = None,
+    queue: Queue = "cpu",
+    timeout_s: Annotated[
+        int | None, typer.Option("--job-timeout", help="The job's own time limit, seconds.")
+    ] = None,
+    wait_timeout: Timeout = None,
+    as_json: AsJson = False,
+    api_url: ApiUrl = DEFAULT_API_URL,
+) -> None:
+    """Run a project as ``mlflow run`` does: upload, submit, follow it live, exit with how it
+    ended (``theodolite run . -e train.py -P alpha=0.5``).
+
+    Exit codes: 0 succeeded, 1 failed, 3 cancelled, 4 timed out, 2 refused by the api.
+    """
+    submit(
+        source,
+        param=param,
+        queue=queue,
+        entry_point=entry_point,
+        experiment_name=experiment_name,
+        experiment_id=experiment_id,
+        wait=True,
+        timeout_s=timeout_s,
+        wait_timeout=wait_timeout,
+        as_json=as_json,
+        api_url=api_url,
+    )
 
 
 def show_outcome(job: Any) -> None:

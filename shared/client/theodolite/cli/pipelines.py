@@ -239,8 +239,8 @@ def submit_pipeline(
     experiment: Annotated[
         str | None,
         typer.Option(
+            "--experiment-name",
             "--experiment",
-            "-e",
             help="Experiment name (created if missing) or id, instead of the file's.",
         ),
     ] = None,

@@ -22,7 +22,16 @@ from theodolite.cli.common import (
     resolve_experiment,
     status_console,
 )
-from theodolite.cli.jobs import EntryPoint, Experiment, OfExperiment, Queue, Source, what_to_run
+from theodolite.cli.jobs import (
+    EntryPoint,
+    ExperimentId,
+    ExperimentName,
+    OfExperiment,
+    Queue,
+    Source,
+    chosen_experiment,
+    what_to_run,
+)
 
 sweeps_app = typer.Typer(no_args_is_help=True, help="Parameter sweeps: submit, show, figure.")
 
@@ -86,7 +95,8 @@ def submit_sweep(
     metric: Annotated[
         list[str], typer.Option("--metric", "-m", help="Metric of the table (repeatable).")
     ] = [],  # noqa: B006
-    experiment: Experiment = "default",
+    experiment_name: ExperimentName = None,
+    experiment_id: ExperimentId = None,
     queue: Queue = "cpu",
     entry_point: EntryPoint = "main",
     name: Annotated[str | None, typer.Option(help="A name for the sweep.")] = None,
@@ -104,7 +114,7 @@ def submit_sweep(
         ) from exc
     with api_client(api_url, timeout=300) as client:
         sweep = client.submit_sweep(
-            *what_to_run(client, experiment, source),
+            *what_to_run(client, chosen_experiment(experiment_name, experiment_id), source),
             grid_values,
             params=params,
             seeds=seed_values,
