@@ -112,6 +112,7 @@ class JobCommand:
     log_file: Path  # every log line is appended here too
     timeout_s: float | None = None
     sandbox: JobSandbox | None = None  # where it runs (None: as the worker's user)
+    cold: bool = False  # never in the warm pool (a declared environment's own interpreter)
 
 
 def parse_progress(line: str) -> JobProgress | None:
@@ -353,7 +354,7 @@ class JobLauncher:
         # lines (``PROGRESS_LINE_PREFIX`` + a JSON ``JobProgress``) reach ``progress_sink``
         # instead when one is given, else they are log lines like any other.
         process = None
-        if self._warm_pool is not None:
+        if self._warm_pool is not None and not job.cold:
             process = await self._warm_pool.spawn(
                 job.command, cwd=job.cwd, env=job.env, sandbox=job.sandbox
             )

@@ -31,6 +31,11 @@ from theodolite.sdk.protocol import PLUGINS_ENV, RESULT_FILE_ENV
 from theodolite.storage import IntegrityError, ObjectNotFound
 from theodolite_worker.archive_cache import ArchiveCache
 from theodolite_worker.containment import breach_after, contained, watching_limits
+from theodolite_worker.environments import (
+    EnvironmentBuilder,
+    EnvironmentBuildError,
+    JobEnvironment,
+)
 from theodolite_worker.execution import (
     ExecutionOptions,
     ExecutionResult,
@@ -97,8 +102,10 @@ class JobRunner:
         plugins: PluginCache | None = None,
         warm_pool: ProcessSpawner | None = None,
         sandboxes: Sandboxes | None = None,
+        environments: EnvironmentBuilder | None = None,
     ) -> None:
         self._settings = settings
+        self._environments = environments or EnvironmentBuilder(settings)
         self._sandboxes = sandboxes or Sandboxes(settings, None)
         self._plugins = plugins
         self._launcher = JobLauncher(ExecutionOptions.from_settings(settings), warm_pool=warm_pool)
@@ -120,6 +127,24 @@ class JobRunner:
         if spec is None:
             raise JobSetupError(f"the archive has no entry point {job.entry_point!r}")
         return render_command(spec, job.params, project_dir)
+
+    async def _environment(
+        self, job: JobSubmitted, project_dir: Path, events: JobEventPublisher
+    ) -> JobEnvironment | None:
+        """The job's declared environment, built or reused (None: the worker's own)."""
+
+        async def log_line(line: str) -> None:
+            await events.publish(JobLog(lines=[line]))
+
+        async def progress(message: str) -> None:
+            await events.publish(JobProgress(message=message))
+
+        try:
+            return await self._environments.for_job(
+                project_dir, job.env_manager, log_line=log_line, progress=progress
+            )
+        except EnvironmentBuildError as exc:
+            raise JobSetupError(str(exc)) from exc
 
     def _job_limits(self, job: JobSubmitted) -> SandboxLimits:
         requested = job.limits  # the api checked them against the queue's maxima
@@ -168,6 +193,7 @@ class JobRunner:
             limits = self._job_limits(job)
             command = await self._prepare(job, job_dir)
             await events.publish(JobLog(lines=[f"[theodolite] $ {command}"]))
+            environment = await self._environment(job, job_dir / "project", events)
 
             async def send_lines(lines: list[str]) -> None:
                 await events.publish(JobLog(lines=lines))
@@ -189,8 +215,15 @@ class JobRunner:
                 experiment_id=job.mlflow_experiment_id,
                 job_dir=job_dir,
                 limits=limits,
-                read_only=[Path(folder["path"]) for folder in plugins.values()],
-                extra_env={RESULT_FILE_ENV: str(result_file), PLUGINS_ENV: json.dumps(plugins)},
+                read_only=[
+                    *(Path(folder["path"]) for folder in plugins.values()),
+                    *(environment.read_only if environment else ()),
+                ],
+                extra_env={
+                    RESULT_FILE_ENV: str(result_file),
+                    PLUGINS_ENV: json.dumps(plugins),
+                    **(environment.path_env if environment else {}),
+                },
             ) as containment:
                 execution = await self._launcher.start(
                     JobCommand(
@@ -200,6 +233,7 @@ class JobRunner:
                         log_file=log_file,
                         timeout_s=job.timeout_s,
                         sandbox=containment.sandbox,
+                        cold=environment is not None and environment.cold,
                     ),
                     log_sink=send_lines,
                     progress_sink=send_progress,

@@ -46,6 +46,7 @@ class Heartbeat(PeriodicService):
             stopping=self._state.stopping,
             running_jobs=list(self._state.controls),
             isolation=self._state.isolation,
+            environments=self._state.environments,
         )
         event = make_event(heartbeat, producer=self._settings.worker_id)
         await self._broker.publish(topology.EVENTS_EXCHANGE.name, event.type.value, event)

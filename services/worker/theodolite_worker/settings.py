@@ -166,3 +166,16 @@ class WorkerSettings(CommonSettings):
         default_factory=dict,
         description="Proxy settings jobs get (HTTP_PROXY, HTTPS_PROXY, NO_PROXY, ALL_PROXY).",
     )
+    env_cache_dir: Path | None = Field(
+        None,
+        description="Where built python_env environments are cached, one folder per environment "
+        "file hash and Python (default: work_dir/environments). Replicas on one host may share it.",
+    )
+    env_index_url: str | None = Field(
+        None,
+        description="The package index python_env builds install from (uv's default index: "
+        "PyPI, when unset).",
+    )
+    env_build_timeout_s: float = Field(
+        900.0, gt=0, description="Longest one step of a python_env build may take."
+    )

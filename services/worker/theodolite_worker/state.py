@@ -6,6 +6,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from theodolite.environments import EnvironmentSupport
 from theodolite_worker.jobs import JobControl
 
 
@@ -22,3 +23,4 @@ class WorkerState:
     busy: int = 0  # job messages in hand: waiting for a slot, being claimed or running
     controls: dict[uuid.UUID, JobControl] = field(default_factory=dict)  # running, by job
     isolation: dict[str, str] | None = None  # what its sandboxes enforce (probed at start)
+    environments: EnvironmentSupport | None = None  # what it can build (found at start)

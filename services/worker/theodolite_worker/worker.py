@@ -18,6 +18,7 @@ from theodolite.storage import ObjectStore
 from theodolite_worker.archive_cache import ArchiveCache
 from theodolite_worker.claims import JobClaims, event_signing_key
 from theodolite_worker.consumers import ControlConsumer, JobConsumer
+from theodolite_worker.environments import EnvironmentBuilder, detect_capabilities
 from theodolite_worker.jobs import JobRunner
 from theodolite_worker.loops import Heartbeat, PluginAnnouncer
 from theodolite_worker.observability.metrics import serving_metrics
@@ -50,6 +51,9 @@ class Worker:
         isolation = isolation_at_start(settings)
         sandboxes = Sandboxes(settings, isolation)  # sets the jobs' PREFECT_API_URL first
         self.state.isolation = isolation_report(settings, isolation)
+        # What declared environments it can build (uv, its Pythons, conda): a second at most.
+        capabilities = detect_capabilities(settings)
+        self.state.environments = capabilities.support()
         async with AsyncExitStack() as stack:
             warm_pool: WarmPool | None = None
             if settings.warm_pool:
@@ -92,6 +96,7 @@ class Worker:
                 tracker=JobRunTracker(settings.mlflow.tracking_uri),
                 warm_pool=warm_pool,
                 sandboxes=sandboxes,
+                environments=EnvironmentBuilder(settings, capabilities),
             )
             # Before the first heartbeat: a worker counted live has said what its jobs can use.
             await stack.enter_async_context(PluginAnnouncer(broker=broker, settings=settings))

@@ -153,6 +153,17 @@ def declared_environment(document: Mapping[str, Any], files: Files) -> DeclaredE
     return declared.model_copy(update=parse_python_env(data, path).model_dump(exclude_unset=True))
 
 
+def mlproject_environment(text: str | None, files: Files) -> DeclaredEnvironment:
+    """The environment an MLproject's text declares (None: a project without one declares
+    nothing, or a root conda.yaml); raise ProblemsError naming every problem."""
+    try:
+        document = {} if text is None else yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        problem = _problem("MLproject", f"not YAML: {exc}")
+        raise ProblemsError("invalid MLproject", [problem]) from exc
+    return declared_environment(document if isinstance(document, dict) else {}, files)
+
+
 class PythonEnv(BaseModel):
     """A ``python_env`` file (MLflow's ``_PythonEnv``)."""
 

@@ -9,6 +9,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field, ValidationError
 
+from theodolite.environments import EnvironmentSupport
 from theodolite.observability.tracing import current_trace
 from theodolite.sdk.discovery import PluginSpec
 from theodolite.sdk.protocol import PROGRESS_LINE_PREFIX
@@ -60,6 +61,9 @@ class JobSubmitted(BaseModel):
     # Tags its MLflow run gets besides the worker's own: a pipeline stage's parent run
     # (``mlflow.parentRunId``), pipeline and stage names.
     run_tags: dict[str, str] = Field(default_factory=dict)
+    # ``mlflow run --env-manager`` (local, uv, virtualenv, conda); None: build what the MLproject
+    # declares.
+    env_manager: str | None = None
 
 
 class JobStarted(BaseModel):
@@ -167,6 +171,8 @@ class WorkerHeartbeat(BaseModel):
     # What this worker's job sandboxes enforce on its host (kind -> how, or "no: why"), as
     # ``theodolite.sandbox.probe.Isolation.enforced`` says; None from workers that predate it.
     isolation: dict[str, str] | None = None
+    # What it can build for a declared environment; None from workers that predate it.
+    environments: EnvironmentSupport | None = None
 
 
 class WorkerPlugins(BaseModel):

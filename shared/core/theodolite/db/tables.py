@@ -58,6 +58,9 @@ class EntryPointArchive(SQLModel, table=True):
     # {entry point name: {"command": ..., "parameters": {name: {"type", "default"}}}}; JSON, not
     # JSONB, because JSON keeps the declaration order that users see.
     entry_points: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    # The environment its MLproject declares (``theodolite.environments.DeclaredEnvironment``);
+    # None for archives stored before environments were read.
+    environment: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
     created_at: datetime = timestamp_field()
 
 
@@ -88,6 +91,10 @@ class Worker(SQLModel, table=True):
     last_seen_at: datetime = Field(sa_type=DateTime(timezone=True), index=True)
     # What its sandboxes enforce on its host, as its heartbeat says (``Isolation.enforced``).
     isolation: dict[str, str] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    # What it can build (``theodolite.environments.EnvironmentSupport``), as its heartbeat says.
+    environments: dict[str, Any] | None = Field(
+        default=None, sa_column=Column(JSON, nullable=True)
+    )
 
 
 class Job(SQLModel, table=True):
@@ -117,6 +124,8 @@ class Job(SQLModel, table=True):
     limits: dict[str, int] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
     # Tags its MLflow runs get besides the worker's own (a pipeline stage: its parent run).
     run_tags: dict[str, str] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    # ``mlflow run --env-manager``: local, uv, virtualenv, conda; None: what the MLproject says.
+    env_manager: str | None = None
     # The latest job.progress: {"fraction", "message", "step", "at"}.
     progress: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
     # Reliability: retries of infrastructure failures (and of a failing script when asked).

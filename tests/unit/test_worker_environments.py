@@ -1,0 +1,92 @@
+"""The worker's python_env cache: built once per key with uv, reused, locked, refused clearly."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from theodolite.environments import declared_environment
+from theodolite_worker.environments import (
+    EnvironmentBuildError,
+    EnvironmentBuilder,
+    detect_capabilities,
+    uv_environment,
+)
+from theodolite_worker.settings import WorkerSettings
+
+SIX_ENV = b"python: '3.11'\ndependencies:\n  - six==1.15.0\n"
+
+
+def _settings(tmp_path: Path) -> WorkerSettings:
+    return WorkerSettings(work_dir=tmp_path, worker_id="env-test", warm_pool=False)
+
+
+async def test_one_build_per_key_and_the_second_caller_reuses_it(tmp_path: Path) -> None:
+    builder = EnvironmentBuilder(_settings(tmp_path))
+    declared = declared_environment({"python_env": "python_env.yaml"}, {"python_env.yaml": SIX_ENV})
+    messages: list[str] = []
+
+    async def progress(message: str) -> None:
+        messages.append(message)
+
+    first, second = await asyncio.gather(
+        builder.ensure(declared, progress=progress), builder.ensure(declared, progress=progress)
+    )
+    assert sorted([first.built, second.built]) == [False, True]
+    assert first.path == second.path == builder.root / first.key
+    version = subprocess.run(
+        [str(first.bin_dir / "python"), "-c", "import six; print(six.__version__)"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    assert version == "1.15.0"
+    assert any("installing dependencies: six==1.15.0" in m for m in messages)
+    assert any("waiting for another build" in m for m in messages)
+    # Nothing half-built is left beside it; a later call finds it at once.
+    assert [p.name for p in builder.root.iterdir() if p.name.startswith(".build-")] == []
+    again = await EnvironmentBuilder(_settings(tmp_path)).ensure(declared, progress=progress)
+    assert (again.built, again.key) == (False, first.key)
+
+
+async def test_a_failed_install_says_what_uv_said_and_caches_nothing(tmp_path: Path) -> None:
+    builder = EnvironmentBuilder(_settings(tmp_path))
+    declared = declared_environment(
+        {"python_env": "p.yaml"}, {"p.yaml": b"dependencies: [six==0.0.0.999]"}
+    )
+
+    async def progress(message: str) -> None:
+        pass
+
+    with pytest.raises(EnvironmentBuildError, match=r"six==0\.0\.0\.999") as raised:
+        await builder.ensure(declared, progress=progress)
+    assert "uv exited with" in str(raised.value)
+    assert not any(p.is_dir() and not p.name.startswith(".") for p in builder.root.iterdir())
+
+
+async def test_a_python_the_worker_lacks_is_refused_by_name(tmp_path: Path) -> None:
+    builder = EnvironmentBuilder(_settings(tmp_path))
+    declared = declared_environment({"python_env": "p.yaml"}, {"p.yaml": b"python: '3.4'"})
+
+    async def progress(message: str) -> None:
+        pass
+
+    with pytest.raises(EnvironmentBuildError, match="asks for Python 3.4; this worker has 3.11"):
+        await builder.ensure(declared, progress=progress)
+
+
+def test_uv_runs_without_the_workers_secrets(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("THEODOLITE_STORAGE_SECRET_KEY", "not-for-builds")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "not-for-builds")
+    env = uv_environment(_settings(tmp_path), tmp_path / "home")
+    assert "not-for-builds" not in env.values()
+    assert env["UV_PYTHON_DOWNLOADS"] == "never"
+    support = detect_capabilities(_settings(tmp_path)).support()
+    assert support.uv is not None
+    assert "python" in support.kinds() and support.has_python("3.11")
+    assert not support.has_python("3.9")
