@@ -190,6 +190,38 @@ class MlflowReader:
                 files.append({"path": entry["path"], "size_bytes": int(entry.get("file_size", 0))})
         return files
 
+    async def logged_models(self, run_id: str) -> list[dict[str, Any]]:
+        """The models a run logged (MLflow 3 keeps them apart from its artifacts): name, id and
+        ``models:/`` URI, by name."""
+        run = await self._json("GET", "/api/2.0/mlflow/runs/get", params={"run_id": run_id})
+        experiment_id = run["run"]["info"]["experiment_id"]
+        escaped = run_id.replace("'", "\\'")
+        models: list[dict[str, Any]] = []
+        token: str | None = None
+        while True:
+            body: dict[str, Any] = {
+                "experiment_ids": [experiment_id],
+                "filter": f"source_run_id = '{escaped}'",
+                "max_results": 50,
+            }
+            if token:
+                body["page_token"] = token
+            page = await self._json("POST", "/api/2.0/mlflow/logged-models/search", json=body)
+            models.extend(page.get("models", []))
+            token = page.get("next_page_token")
+            if not token:
+                break
+        found = [
+            {
+                "name": model["info"]["name"],
+                "model_id": model["info"]["model_id"],
+                "uri": f"models:/{model['info']['model_id']}",
+            }
+            for model in models
+            if model.get("info", {}).get("source_run_id") == run_id
+        ]
+        return sorted(found, key=lambda m: (m["name"], m["model_id"]))
+
     async def registered_models(self) -> list[dict[str, Any]]:
         """Every registered model of the MLflow model registry, by name."""
         models: list[dict[str, Any]] = []

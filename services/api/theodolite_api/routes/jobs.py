@@ -179,16 +179,27 @@ async def get_job_metrics(job: JobDep, state: StateDep) -> Page[MetricPublic]:
 async def list_job_artifacts(
     job: JobDep, state: StateDep, request: Request
 ) -> Page[ArtifactPublic]:
-    """Every artifact file of the job's MLflow run."""
+    """Every artifact file of the job's MLflow run, then each model it logged
+    (``models/<name>``, with its ``models:/`` URI)."""
     if job.mlflow_run_id is None:
         return Page(data=[], count=0)
-    files = await state.mlflow.artifacts(job.mlflow_run_id)
+    run_id = job.mlflow_run_id
+    files = await state.mlflow.artifacts(run_id)
+    models = await state.mlflow.logged_models(run_id)
     base = str(request.url_for("download_job_artifact", job_id=job.id, path="")).rstrip("/")
     data = [
         ArtifactPublic(
-            path=f["path"], size_bytes=f["size_bytes"], download_url=f"{base}/{quote(f['path'])}"
+            path=f["path"],
+            size_bytes=f["size_bytes"],
+            download_url=f"{base}/{quote(f['path'])}",
+            uri=f"runs:/{run_id}/{f['path']}",
         )
         for f in files
+    ] + [
+        ArtifactPublic(
+            path=f"models/{m['name']}", size_bytes=0, download_url=None, kind="model", uri=m["uri"]
+        )
+        for m in models
     ]
     return Page(data=data, count=len(data))
 

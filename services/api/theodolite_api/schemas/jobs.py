@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -94,9 +94,14 @@ class MetricPublic(BaseModel):
 
 
 class ArtifactPublic(BaseModel):
+    """One artifact file of the job's run, or one model it logged (``models/<name>``: MLflow 3
+    keeps logged models apart from a run's artifacts; load it by its ``uri``)."""
+
     path: str
     size_bytes: int
-    download_url: str
+    download_url: str | None  # None for a logged model: MLflow serves it by its uri
+    kind: Literal["file", "model"] = "file"
+    uri: str | None = None  # runs:/RUN/PATH for a file, models:/MODEL_ID for a logged model
 
 
 class JobCreated(JobPublic):

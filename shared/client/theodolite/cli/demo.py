@@ -64,7 +64,7 @@ def demo(
             )
             console.print(f"step durations: {timings}")
         for artifact in client.artifacts(job.id):
-            console.print(f"  artifact {artifact.path}  {artifact.download_url}")
+            console.print(f"  artifact {artifact.path}  {artifact.download_url or artifact.uri}")
         if final.status != "succeeded":
             console.print(f"[red]job {final.status}:[/] {final.error}")
             console.print("\n".join(final.log_tail))

@@ -352,7 +352,7 @@ def job_artifacts(
     print_listing(
         artifacts,
         ("path", "bytes", "download"),
-        lambda a: (a.path, a.size_bytes, a.download_url),
+        lambda a: (a.path, a.size_bytes, a.download_url or a.uri),
         title="artifacts",
         as_json=as_json,
     )

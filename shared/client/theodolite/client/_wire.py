@@ -13,10 +13,22 @@ from pydantic import Field
 from theodolite.client._base import ApiModel
 
 
+class Kind(StrEnum):
+    file = "file"
+    model = "model"
+
+
 class ArtifactPublic(ApiModel):
+    """
+    One artifact file of the job's run, or one model it logged (``models/<name>``: MLflow 3
+    keeps logged models apart from a run's artifacts; load it by its ``uri``).
+    """
+
     path: str
     size_bytes: int = 0
-    download_url: str
+    download_url: str | None = None
+    kind: Kind = "file"
+    uri: str | None = None
 
 
 class DeadLetterPublic(ApiModel):
@@ -301,6 +313,8 @@ class EntryPointPublic(ApiModel):
     name: str
     command: str
     parameters: list[ParameterPublic] = Field([], validate_default=True)
+    warnings: list[str] = []
+    file: bool = False
 
 
 class GraphPublic(ApiModel):
