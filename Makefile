@@ -73,3 +73,20 @@ client-sync: install
 
 client-models: install
 	$(PY) shared/client/scripts/generate_client.py models
+
+## The images' locks (deploy/locks/*.txt, with hashes) from their requirement sets (*.in), for
+## Python 3.11 on linux x86_64: uv resolves and hashes; the Dockerfiles install exactly these.
+## The CPU locks take torch 2.13.0+cpu from the PyTorch CPU index, or from PIP_FIND_LINKS where
+## that is set (these machines keep the same wheel on disk and cannot reach that index).
+.PHONY: locks
+LOCAL_DISTRIBUTIONS := sdk client core devtools api worker plugin-registry \
+	$(foreach p,$(PLUGINS),plugin-$(notdir $(patsubst %/,%,$(dir $(p)))))
+TORCH_CPU_SOURCE ?= $(if $(PIP_FIND_LINKS),--find-links $(PIP_FIND_LINKS),--extra-index-url https://download.pytorch.org/whl/cpu)
+UV_COMPILE = $(VENV)/bin/uv pip compile --quiet --generate-hashes --python-version 3.11 \
+	--python-platform x86_64-manylinux_2_28 --custom-compile-command "make locks" \
+	$(foreach d,$(LOCAL_DISTRIBUTIONS),--no-emit-package theodolite-$(d))
+locks: install
+	$(UV_COMPILE) deploy/locks/api.in -o deploy/locks/api.txt
+	$(UV_COMPILE) $(TORCH_CPU_SOURCE) deploy/locks/registry.in -o deploy/locks/registry.txt
+	$(UV_COMPILE) $(TORCH_CPU_SOURCE) deploy/locks/worker-cpu.in -o deploy/locks/worker-cpu.txt
+	$(UV_COMPILE) deploy/locks/worker-cuda.in -o deploy/locks/worker-cuda.txt

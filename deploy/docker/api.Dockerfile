@@ -2,18 +2,31 @@
 #   docker build -f deploy/docker/api.Dockerfile -t theodolite-api .
 
 ARG PYTHON_IMAGE=python:3.11-slim
+# uv installs the lock (hash-checked) and the project's distributions; only the build stage has it.
+ARG UV_IMAGE=ghcr.io/astral-sh/uv:0.13.9
+
+FROM ${UV_IMAGE} AS uv
 
 FROM ${PYTHON_IMAGE} AS build
-ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
-    PIP_NO_CACHE_DIR=1 \
-    PYTHONDONTWRITEBYTECODE=1
-RUN python -m venv /opt/venv
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    UV_NO_CACHE=1 \
+    UV_COMPILE_BYTECODE=1 \
+    UV_PYTHON_DOWNLOADS=never \
+    VIRTUAL_ENV=/opt/venv
+COPY --from=uv /uv /usr/local/bin/uv
+RUN uv venv /opt/venv --python /usr/local/bin/python3
 ENV PATH=/opt/venv/bin:$PATH
 WORKDIR /src
-# The shared distributions it needs (shared/<audience>), then the service.
+# The lock first: its layer (every third-party package, hash-checked) is rebuilt only when it
+# changes. `make locks` writes it from deploy/locks/api.in.
+COPY deploy/locks/api.txt deploy/locks/
+RUN uv pip sync --require-hashes deploy/locks/api.txt
+# The shared distributions it needs (shared/<audience>), then the service, with nothing more: the
+# lock holds all they depend on, which `uv pip check` confirms.
 COPY shared ./shared
 COPY services/api ./services/api
-RUN pip install ./shared/sdk "./shared/core[web]" ./services/api
+RUN uv pip install --no-deps --no-build-isolation ./shared/sdk "./shared/core[web]" ./services/api \
+    && uv pip check
 
 FROM ${PYTHON_IMAGE}
 LABEL org.opencontainers.image.title="theodolite-api" \

@@ -22,11 +22,14 @@ from theodolite_registry.settings import RegistrySettings
 from tests.fixtures.compose import (
     API_DOCKERFILE,
     COMPOSE,
+    COMPOSE_FILE,
     MLFLOW_DOCKERFILE,
     POSTGRES_INIT,
+    REGISTRY_DOCKERFILE,
     ROOT,
     SERVICES,
     SETTINGS_BY_DOCKERFILE,
+    STACK_FILE,
     THEODOLITE_SERVICES,
     WORKER_DOCKERFILE,
     attribute,
@@ -38,6 +41,7 @@ from tests.fixtures.compose import (
     environment,
     generated_secrets,
     ignored,
+    load_compose,
     secret_file_env,
     service_configs,
     service_secrets,
@@ -179,7 +183,9 @@ def test_services_agree_on_credentials(generated_secrets: dict[str, str]) -> Non
     # Each service logs in as its own role, whose password the init script reads from a secret
     # that the postgres service mounts.
     init_sql = (ROOT / POSTGRES_INIT).read_text()
+    init_defaults = init_script_defaults(init_sql)
     postgres_secrets = service_secrets(SERVICES["postgres"])
+    assert "CREATE ROLE %I LOGIN PASSWORD %L" in init_sql
     roles = {
         ("api", "THEODOLITE_DB_URL_FILE"): "api",
         ("migrate", "THEODOLITE_DB_URL_FILE"): "api",
@@ -195,8 +201,11 @@ def test_services_agree_on_credentials(generated_secrets: dict[str, str]) -> Non
             generated_secrets[password_secret],
             "postgres",
         ), service
-        assert f"CREATE ROLE {role} LOGIN PASSWORD :'{role}_password'" in init_sql
-        assert f"`cat {postgres_secrets[password_secret]}`" in init_sql
+        assert init_defaults[f"{role}_role"] == role
+        assert f"(:'{role}_role', :'{role}_password')" in init_sql  # created with that password
+        secret_path = postgres_secrets[password_secret]
+        assert secret_path == f"{init_defaults['secrets_dir']}/{password_secret}"
+        assert f"\\set {role}_password `cat :secrets_dir/{password_secret}`" in init_sql
     assert (
         environment(SERVICES["postgres"])["POSTGRES_PASSWORD_FILE"]
         == (postgres_secrets["postgres_password"])
@@ -230,8 +239,16 @@ def test_buckets_and_databases_exist_before_they_are_used(
     assert urlsplit(backend).scheme == "postgresql+psycopg2"
 
     init_sql = (ROOT / POSTGRES_INIT).read_text()
-    databases = set(re.findall(r"CREATE DATABASE (\w+)", init_sql, flags=re.IGNORECASE))
+    defaults = init_script_defaults(init_sql)
+    assert "CREATE DATABASE %I OWNER %I" in init_sql
+    owners = dict(re.findall(r"\(:'(\w+_db)', :'(\w+_role)'\)", init_sql))
+    databases = {defaults[db] for db in owners}
     assert {"theodolite", "mlflow", "prefect"} <= databases
+    assert {defaults[db]: defaults[role] for db, role in owners.items()} == {
+        "theodolite": "api",
+        "mlflow": "mlflow",
+        "prefect": "prefect",
+    }
     assert urlsplit(backend).path.lstrip("/") in databases
     assert COMPOSE["configs"]["postgres-init"]["file"] == f"./{POSTGRES_INIT}"
     target = service_configs(SERVICES["postgres"])["postgres-init"]
@@ -242,6 +259,38 @@ def test_buckets_and_databases_exist_before_they_are_used(
     assert environment(SERVICES["plugin-registry"])["THEODOLITE_REGISTRY_MIGRATE_ON_START"] == (
         "false"
     )
+
+
+def init_script_defaults(sql: str) -> dict[str, str]:
+    """The psql variables the roles-and-databases script defaults (``\\if :{?name} \\else ...``)."""
+    return dict(
+        re.findall(r"^\\if :\{\?\w+\} \\else \\set (\w+) (\S+) \\endif$", sql, re.MULTILINE)
+    )
+
+
+@pytest.mark.parametrize("file", [COMPOSE_FILE, STACK_FILE], ids=["compose", "swarm"])
+def test_db_init_runs_the_init_script_on_every_start(file: Path) -> None:
+    """An existing volume gets what a newer release adds: PostgreSQL runs its init scripts only
+    on an empty one, db-init runs the same (idempotent) script every time."""
+    services = load_compose(file)["services"]
+    db_init = services["db-init"]
+    script = service_configs(services["postgres"])["postgres-init"]
+    target = service_configs(db_init)["postgres-init"]
+    command = "\n".join(db_init["command"])
+    assert f"-f {target}" in command and "-h postgres" in command and "ON_ERROR_STOP=1" in command
+    assert "/run/secrets/postgres_password" in command
+    # The same secrets at the same paths: the script reads each role's password from its file.
+    assert service_secrets(db_init) == service_secrets(services["postgres"])
+    assert script.startswith("/docker-entrypoint-initdb.d/")
+    assert db_init["image"] == services["postgres"]["image"]
+    if file == COMPOSE_FILE:
+        assert db_init.get("restart") == "no"
+        assert depends_on(db_init) == {"postgres": "service_healthy"}
+        # What logs in to PostgreSQL starts once its role and database are there.
+        for name in ("migrate", "mlflow", "prefect"):
+            assert depends_on(services[name]).get("db-init") == "service_completed_successfully"
+    else:
+        assert db_init["deploy"]["restart_policy"]["condition"] == "on-failure"
 
 
 def test_mlflow_server_runs_like_the_local_stack() -> None:
@@ -272,6 +321,12 @@ def test_gpu_worker_reserves_an_nvidia_gpu_behind_a_profile() -> None:
         for device in devices
     )
     assert built_dockerfile(gpu_worker) == built_dockerfile(SERVICES["worker-cpu"])
+    # One Dockerfile, two images: torch's CUDA build for the GPU worker, the CPU build otherwise.
+    assert gpu_worker["build"]["args"]["TORCH_VARIANT"] == "cuda"
+    assert SERVICES["worker-cpu"]["build"]["args"]["TORCH_VARIANT"] == "cpu"
+    assert gpu_worker["image"] != SERVICES["worker-cpu"]["image"]
+    stack = load_compose(STACK_FILE)["services"]
+    assert stack["worker-gpu"]["image"].split(":")[0].endswith("/worker-gpu")
     # Everything else starts with a plain `docker compose up`, on machines without a GPU.
     for name, service in SERVICES.items():
         if name != "worker-gpu":
@@ -313,6 +368,12 @@ def test_image_copies_only_what_exists_and_is_not_ignored(
         if keyword in {"COPY", "ADD"} and (found := copy_sources(arguments)) is not None:
             sources += found
     assert {"shared", service_dir} <= set(sources)
+    # The worker's lock is chosen by its build arg: each variant's must be there.
+    sources = [
+        source.replace("${TORCH_VARIANT}", variant)
+        for source in sources
+        for variant in (("cpu", "cuda") if "${TORCH_VARIANT}" in source else ("",))
+    ]
     for source in sources:
         assert (ROOT / source).exists(), f"{dockerfile}: COPY source {source} does not exist"
         assert ignored(source, patterns) is None, (
@@ -372,7 +433,13 @@ def test_images_install_core_and_service() -> None:
         for dockerfile in (API_DOCKERFILE, WORKER_DOCKERFILE, MLFLOW_DOCKERFILE)
     }
     assert "./shared/client" not in runs[API_DOCKERFILE]  # the gateway has no command line
-    assert "torch" not in runs[WORKER_DOCKERFILE]
+    # Third-party packages come from the image's lock alone (torch's build included); the
+    # project's distributions go on top with nothing more (tests/unit/test_locks.py).
+    for dockerfile in (API_DOCKERFILE, WORKER_DOCKERFILE, REGISTRY_DOCKERFILE):
+        text = _run_text(dockerfile)
+        assert "uv pip sync --require-hashes" in text and "deploy/locks/" in text, dockerfile
+        assert "uv pip install --no-deps --no-build-isolation" in text, dockerfile
+        assert "pip install torch" not in text, dockerfile
     mlflow_text = (ROOT / MLFLOW_DOCKERFILE).read_text()
     assert "MLFLOW_VERSION=3.17.2" in mlflow_text
     assert "psycopg2-binary" in runs[MLFLOW_DOCKERFILE] and "boto3" in runs[MLFLOW_DOCKERFILE]

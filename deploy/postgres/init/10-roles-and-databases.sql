@@ -1,5 +1,11 @@
--- Runs once, as the superuser, when the PostgreSQL data volume is first initialised (compose.yaml
--- and deploy/swarm/stack.yaml put it into /docker-entrypoint-initdb.d).
+-- The roles and databases of every service, created if missing, their grants re-applied.
+-- Idempotent, run as the superuser in two ways (compose.yaml, deploy/swarm/stack.yaml):
+--   * once by PostgreSQL itself, when the data volume is first initialised (the image runs what
+--     lies in /docker-entrypoint-initdb.d);
+--   * on every start by the one-shot `db-init`, so a volume made by an older release gets what a
+--     newer one adds (the image's init scripts never run again on a volume that has data).
+-- A second run changes nothing: what exists is kept (a role keeps its password: change one with
+-- ALTER ROLE), grants are set again as they were.
 --
 -- Every service logs in as a role of its own, whose password comes from a secret file (psql reads
 -- it: nothing secret is written here), with only the rights it needs:
@@ -9,33 +15,62 @@
 --   mlflow    owns the database `mlflow` (the tracking server's backend store).
 --   prefect   owns the database `prefect` (flow and task runs of task graphs).
 -- Workers have no database role at all: they reach the api, the broker, MLflow and Prefect.
+--
+-- Names and the secrets folder are psql variables with these defaults (`psql -v api_role=...`
+-- changes one; the tests use names of their own).
 \set ON_ERROR_STOP on
 
-\set api_password `cat /run/secrets/postgres_api_password`
-\set registry_password `cat /run/secrets/postgres_registry_password`
-\set mlflow_password `cat /run/secrets/postgres_mlflow_password`
-\set prefect_password `cat /run/secrets/postgres_prefect_password`
+\if :{?secrets_dir} \else \set secrets_dir /run/secrets \endif
+\if :{?api_role} \else \set api_role api \endif
+\if :{?registry_role} \else \set registry_role registry \endif
+\if :{?mlflow_role} \else \set mlflow_role mlflow \endif
+\if :{?prefect_role} \else \set prefect_role prefect \endif
+\if :{?theodolite_db} \else \set theodolite_db theodolite \endif
+\if :{?mlflow_db} \else \set mlflow_db mlflow \endif
+\if :{?prefect_db} \else \set prefect_db prefect \endif
 
-CREATE ROLE api LOGIN PASSWORD :'api_password';
-CREATE ROLE registry LOGIN PASSWORD :'registry_password';
-CREATE ROLE mlflow LOGIN PASSWORD :'mlflow_password';
-CREATE ROLE prefect LOGIN PASSWORD :'prefect_password';
+\set api_password `cat :secrets_dir/postgres_api_password`
+\set registry_password `cat :secrets_dir/postgres_registry_password`
+\set mlflow_password `cat :secrets_dir/postgres_mlflow_password`
+\set prefect_password `cat :secrets_dir/postgres_prefect_password`
 
-CREATE DATABASE theodolite OWNER api;
-CREATE DATABASE mlflow OWNER mlflow;
-CREATE DATABASE prefect OWNER prefect;
+-- CREATE ROLE and CREATE DATABASE have no IF NOT EXISTS: each is written only when missing and
+-- run by \gexec (CREATE DATABASE may not run inside a function or a transaction block).
+SELECT format('CREATE ROLE %I LOGIN PASSWORD %L', role, password)
+FROM (VALUES (:'api_role', :'api_password'), (:'registry_role', :'registry_password'),
+             (:'mlflow_role', :'mlflow_password'), (:'prefect_role', :'prefect_password'))
+     AS wanted (role, password)
+WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = role) \gexec
+
+SELECT format('CREATE DATABASE %I OWNER %I', db, owner)
+FROM (VALUES (:'theodolite_db', :'api_role'), (:'mlflow_db', :'mlflow_role'),
+             (:'prefect_db', :'prefect_role'))
+     AS wanted (db, owner)
+WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = db) \gexec
+
 -- Nobody but a database's owner (and whom it is granted to) connects to it.
-REVOKE ALL ON DATABASE theodolite, mlflow, prefect FROM PUBLIC;
-GRANT CONNECT ON DATABASE theodolite TO registry;
+REVOKE ALL ON DATABASE :"theodolite_db", :"mlflow_db", :"prefect_db" FROM PUBLIC;
+GRANT CONNECT ON DATABASE :"theodolite_db" TO :"registry_role";
 
-\connect theodolite
+\connect :"theodolite_db"
 -- The schema belongs to the database owner (api); the registry may only look into it.
 REVOKE ALL ON SCHEMA public FROM PUBLIC;
-GRANT USAGE ON SCHEMA public TO registry;
+GRANT USAGE ON SCHEMA public TO :"registry_role";
 
--- The api's migrations create the registry's tables too (one migration history), after this
--- script has run: when they are created, the registry is granted exactly its rights on them.
-CREATE FUNCTION grant_registry_tables() RETURNS event_trigger LANGUAGE plpgsql AS $$
+-- The registry's rights on its tables where the migrations made them already (an upgrade) ...
+SELECT format(
+    'GRANT %s ON TABLE public.%I TO %I',
+    CASE WHEN tablename = 'groups' THEN 'SELECT' ELSE 'SELECT, INSERT, UPDATE, DELETE' END,
+    tablename, :'registry_role'
+)
+FROM pg_tables
+WHERE schemaname = 'public'
+  AND tablename IN ('plugin_names', 'plugin_versions', 'plugin_drops', 'groups') \gexec
+
+-- ... and as the api's migrations create them (one migration history makes the registry's
+-- tables too, after this script has run): the registry is granted exactly its rights on them.
+SELECT format($function$
+CREATE OR REPLACE FUNCTION grant_registry_tables() RETURNS event_trigger LANGUAGE plpgsql AS $$
 DECLARE
     created record;
 BEGIN
@@ -47,15 +82,17 @@ BEGIN
             'public.plugin_names', 'public.plugin_versions', 'public.plugin_drops'
         ) THEN
             EXECUTE format(
-                'GRANT SELECT, INSERT, UPDATE, DELETE ON TABLE %s TO registry',
-                created.object_identity
+                'GRANT SELECT, INSERT, UPDATE, DELETE ON TABLE %%s TO %%I',
+                created.object_identity, %L
             );
         ELSIF created.object_identity = 'public.groups' THEN
-            EXECUTE format('GRANT SELECT ON TABLE %s TO registry', created.object_identity);
+            EXECUTE format('GRANT SELECT ON TABLE %%s TO %%I', created.object_identity, %L);
         END IF;
     END LOOP;
 END
-$$;
+$$
+$function$, :'registry_role', :'registry_role') \gexec
 
-CREATE EVENT TRIGGER grant_registry_tables ON ddl_command_end WHEN TAG IN ('CREATE TABLE')
-    EXECUTE FUNCTION grant_registry_tables();
+SELECT 'CREATE EVENT TRIGGER grant_registry_tables ON ddl_command_end'
+       ' WHEN TAG IN (''CREATE TABLE'') EXECUTE FUNCTION grant_registry_tables()'
+WHERE NOT EXISTS (SELECT FROM pg_event_trigger WHERE evtname = 'grant_registry_tables') \gexec
