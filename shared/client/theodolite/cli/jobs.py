@@ -53,6 +53,15 @@ EntryPoint = Annotated[
         "--entry-point", "-e", help="Which entry point: a declared one, or a .py or .sh file."
     ),
 ]
+EnvManagerOption = Annotated[
+    str | None,
+    typer.Option(
+        "--env-manager",
+        help="As mlflow run: local (the worker's environment, the declared one bypassed), uv or "
+        "virtualenv (build python_env), conda; default: what the MLproject declares.",
+        show_default=False,
+    ),
+]
 # A listing's filter (``jobs list``, ``sweeps list``).
 OfExperiment = Annotated[
     str | None,
@@ -137,6 +146,7 @@ def submit(
             "(repeatable; at most the queue's maximum).",
         ),
     ] = [],  # noqa: B006
+    env_manager: EnvManagerOption = None,
     wait_timeout: Timeout = None,
     as_json: AsJson = False,
     api_url: ApiUrl = DEFAULT_API_URL,
@@ -153,6 +163,8 @@ def submit(
         options["depends_on"] = depends_on
     if limit:
         options["limits"] = parse_params(limit)
+    if env_manager:
+        options["env_manager"] = env_manager
     with api_client(api_url) as client:
         job = client.submit_job(
             *what_to_run(client, experiment, source),
@@ -185,6 +197,7 @@ def run(
     timeout_s: Annotated[
         int | None, typer.Option("--job-timeout", help="The job's own time limit, seconds.")
     ] = None,
+    env_manager: EnvManagerOption = None,
     wait_timeout: Timeout = None,
     as_json: AsJson = False,
     api_url: ApiUrl = DEFAULT_API_URL,
@@ -203,6 +216,7 @@ def run(
         experiment_id=experiment_id,
         wait=True,
         timeout_s=timeout_s,
+        env_manager=env_manager,
         wait_timeout=wait_timeout,
         as_json=as_json,
         api_url=api_url,

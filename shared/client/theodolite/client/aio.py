@@ -194,7 +194,8 @@ class AsyncTheodoliteClient:
 
     async def submit_job(self, experiment_id: Id, entrypoint_id: Id, **options: Any) -> AsyncJob:
         """Submit a job (options: entry_point, params, queue, timeout_s, max_retries,
-        retry_on_failure, retry_backoff_s, callback_url, depends_on, limits, idempotency_key)."""
+        retry_on_failure, retry_backoff_s, callback_url, depends_on, limits, idempotency_key,
+        env_manager: local, uv, virtualenv or conda, as ``mlflow run --env-manager``)."""
         return self._job(await self.run(calls.submit_job(experiment_id, entrypoint_id, **options)))
 
     async def get_job(self, job_id: Id) -> AsyncJob:

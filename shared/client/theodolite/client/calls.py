@@ -143,6 +143,7 @@ def submit_job(
     depends_on: list[Id] | None = None,
     limits: dict[str, Any] | None = None,
     idempotency_key: str | None = None,
+    env_manager: str | None = None,
 ) -> Call[api.JobData]:
     body = _submission(experiment_id, entrypoint_id, entry_point, params, queue, timeout_s)
     body |= _given(
@@ -152,6 +153,7 @@ def submit_job(
         callback_url=callback_url,
         depends_on=[str(job_id) for job_id in depends_on] if depends_on else None,
         limits=limits,
+        env_manager=env_manager,
     )
     headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
     return Call("POST", "/jobs", _model(api.JobData), json=body, headers=headers)
