@@ -18,13 +18,13 @@ from pydantic import SecretStr
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from tests.fixtures.archives import make_tar
 from tests.fixtures.database import new_job, sessions
 from tests.fixtures.events import SIGNERS, WORKER_SECRET, worker_key
+from tests.fixtures.job_runs import echo_runner
 from tests.fixtures.tracing import FinishedSpans, finished_spans
 from theodolite import topology
 from theodolite.db.tables import EntryPointArchive, Experiment, Job, utcnow
-from theodolite.events import Envelope, JobSubmitted, JobSucceeded, make_event
+from theodolite.events import Envelope, JobSucceeded, make_event
 from theodolite.lifecycle import JobStatus
 from theodolite.memory_broker import InMemoryBroker
 from theodolite.observability.tracing import span_from
@@ -37,34 +37,9 @@ from theodolite_api.loops.outbox_relay import OutboxRelay
 from theodolite_api.settings import ApiSettings
 from theodolite_worker.claims import JobClaims
 from theodolite_worker.consumers import JobConsumer
-from theodolite_worker.jobs import JobRunner
-from theodolite_worker.settings import WorkerSettings
 from theodolite_worker.state import WorkerState
 
 __all__ = ["finished_spans", "sessions"]
-
-ARCHIVE = make_tar({"MLproject": "name: p\nentry_points:\n  main:\n    command: 'echo traced'\n"})
-
-
-class FakeCache:
-    async def get(self, sha256: str) -> bytes:
-        return ARCHIVE
-
-
-class FakeTracker:
-    """MLflow stands aside: the run is named, never created."""
-
-    async def start(self, job_id: uuid.UUID, attempt: int, job: JobSubmitted) -> str:
-        return "run-1"
-
-    def artifact_uri(self, run_id: str) -> str:
-        return "mlflow-artifacts:/run-1"
-
-    async def log_artifact(self, run_id: str, path: Path, artifact_path: str) -> None:
-        pass
-
-    async def finish(self, run_id: str, *, succeeded: bool, killed: bool = False) -> None:
-        pass
 
 
 def _apps(sessions: async_sessionmaker[AsyncSession]) -> tuple[FastAPI, FastAPI]:
@@ -117,12 +92,7 @@ async def test_one_trace_covers_submit_outbox_worker_and_terminal_event(
         await broker.consume(topology.API_EVENTS_QUEUE, api_events.consumer, prefetch=1)
         # The relay names the real broker's type; the in-memory one is its interface.
         relay = OutboxRelay(sessions=sessions, broker=broker, interval_s=60)  # type: ignore[arg-type]
-        settings = WorkerSettings(work_dir=tmp_path, log_flush_interval_s=0.05, warm_pool=False)
-        runner = JobRunner(
-            settings=settings,
-            cache=FakeCache(),  # type: ignore[arg-type]
-            tracker=FakeTracker(),  # type: ignore[arg-type]
-        )
+        runner = echo_runner(tmp_path)
         async with JobClaims(
             "http://api-internal",
             "w",
