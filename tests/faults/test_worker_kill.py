@@ -124,3 +124,69 @@ def test_a_job_dies_with_its_worker_however_the_worker_dies(
     written = ticks.stat().st_size
     time.sleep(1.5)  # 30 ticks' time
     assert ticks.stat().st_size == written, "the job wrote after its worker died"
+
+
+PIPELINE_MLPROJECT = """\
+name: stages
+entry_points:
+  main:
+    parameters:
+      seconds: {type: float, default: 0}
+      after: {type: string, default: ""}
+    command: "python stage.py {seconds}"
+"""
+STAGE = "import sys, time\ntime.sleep(float(sys.argv[1]))\nprint('stage done')\n"
+
+
+def test_a_stage_whose_worker_is_killed_retries_and_its_pipeline_completes(
+    config: StackConfig,
+) -> None:
+    if running_pid(config, WORKER) is None:
+        start_worker(config, "cpu")  # an earlier case killed it
+    with httpx.Client(
+        base_url=f"{config.api_url}/api/v1", headers=config.auth_headers(), timeout=30
+    ) as api:
+        experiment = api.post("/experiments", json={"name": "kill-pipeline"}).json()
+        archive = make_tar({"MLproject": PIPELINE_MLPROJECT, "stage.py": STAGE})
+        entrypoint = api.post("/entrypoints", files={"archive": ("s.tar.gz", archive)}).json()
+        stage = {"entrypoint_id": entrypoint["id"], "max_retries": 2}
+        created = api.post(
+            "/pipelines",
+            json={
+                "experiment_id": experiment["id"],
+                "name": "killed",
+                "stages": {
+                    "long": {**stage, "params": {"seconds": 8}},
+                    "next": {**stage, "params": {"after": "${long.run_id}"}},
+                },
+            },
+        )
+        assert created.status_code == 202, created.text
+        pipeline = created.json()
+        long_id = pipeline["stages"][0]["jobs"][0]["job_id"]
+        deadline = time.monotonic() + 60
+        while api.get(f"/jobs/{long_id}").json()["status"] != "running":
+            assert time.monotonic() < deadline, log_tail(config, WORKER)
+            time.sleep(0.2)
+        worker = running_pid(config, WORKER)
+        assert worker is not None
+        os.killpg(worker, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while running_pid(config, WORKER) is not None:  # gone, or a "restart" finds it alive
+            assert time.monotonic() < deadline, "the killed worker is still running"
+            time.sleep(0.05)
+        start_worker(config, "cpu")
+        deadline = time.monotonic() + 240
+        while (now := api.get(f"/pipelines/{pipeline['id']}").json())["status"] == "running":
+            if time.monotonic() > deadline:
+                print(now, api.get(f"/jobs/{long_id}").json(), sep="\n")  # noqa: T201
+                print(log_tail(config, WORKER, 80), log_tail(config, "api", 80), sep="\n")  # noqa: T201
+                raise AssertionError("the pipeline did not end")
+            time.sleep(0.5)
+        assert now["status"] == "succeeded", now
+        long = api.get(f"/jobs/{long_id}").json()
+        assert long["attempt"] == 2, long  # the first attempt died with its worker
+        statuses = [step["status"] for step in long["history"]]
+        assert statuses[-1] == "succeeded" and ("lost" in statuses or statuses.count("queued") > 1)
+        following = api.get(f"/jobs/{now['stages'][1]['jobs'][0]['job_id']}").json()
+        assert following["params"]["after"] == long["mlflow_run_id"]  # the retry's run

@@ -399,6 +399,13 @@ def test_every_invalid_pipeline_is_refused_with_every_problem_and_nothing_create
         "stages.d.sweep.grid.score.1",
     } <= fields
     assert "stages.b.params.count" not in fields  # a reference is typed once resolved
+    wide = problems(
+        {
+            "a": _stage(target, "write", sweep={"grid": {"score": list(range(101))}}),
+            "b": _stage(target, "read", params={"source": "${a.run_id}"}, fan_in=True),
+        }
+    )
+    assert wide == {("stages.b", "it waits on 101 jobs; at most 100")}
     unknown = problems({"a": _stage(target, "write")}, experiment_id=str(uuid.uuid4()))
     assert unknown == {("experiment_id", "no such experiment")}
     assert jobs_and_pipelines() == before

@@ -18,6 +18,7 @@ from theodolite_api.jobs.cancellation import request_cancel
 from theodolite_api.jobs.submission import submit_job
 from theodolite_api.pipelines import progress
 from theodolite_api.pipelines.plan import (
+    MAX_DEPENDENCIES,
     JobKey,
     PipelinePlan,
     StageJobPlan,
@@ -69,7 +70,9 @@ async def _submit_jobs(
     for stage in plan.order:
         spec = request.stages[stage]
         for planned in plan.jobs[stage]:
+            # Past the bound the plan refused it already: the job is still checked, within it.
             waits = [created[key].id for key in planned.depends_on if key in created]
+            waits = waits[:MAX_DEPENDENCIES]
             child = JobCreate(
                 experiment_id=request.experiment_id,
                 entrypoint_id=spec.entrypoint_id,
