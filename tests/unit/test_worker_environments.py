@@ -10,8 +10,8 @@ import pytest
 
 from theodolite.environments import declared_environment
 from theodolite_worker.environments import (
-    EnvironmentBuildError,
     EnvironmentBuilder,
+    EnvironmentBuildError,
     detect_capabilities,
     uv_environment,
 )
@@ -37,7 +37,7 @@ async def test_one_build_per_key_and_the_second_caller_reuses_it(tmp_path: Path)
     )
     assert sorted([first.built, second.built]) == [False, True]
     assert first.path == second.path == builder.root / first.key
-    version = subprocess.run(
+    version = subprocess.run(  # noqa: ASYNC221 - a short check after the builds
         [str(first.bin_dir / "python"), "-c", "import six; print(six.__version__)"],
         capture_output=True,
         text=True,

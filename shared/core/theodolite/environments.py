@@ -76,6 +76,21 @@ class EnvironmentSupport(BaseModel):
         return any(minor_version(found) == wanted for found in self.pythons)
 
 
+def common_support(announced: list[EnvironmentSupport]) -> EnvironmentSupport | None:
+    """What every one of a queue's workers can build (a job may reach any); None: none said."""
+    if not announced:
+        return None
+    first, *others = announced
+    pythons = [v for v in first.pythons if all(o.has_python(v) for o in others)]
+    return EnvironmentSupport(
+        pythons=pythons,
+        uv=first.uv if all(o.uv is not None for o in others) else None,
+        conda=first.conda if all(o.conda is not None for o in others) else None,
+        docker=all(o.docker for o in announced),
+        kubernetes=all(o.kubernetes for o in announced),
+    )
+
+
 def minor_version(version: str) -> str:
     """``3.9.18`` -> ``3.9``; ``3`` stays ``3``."""
     return ".".join(version.strip().split(".")[:2])

@@ -14,8 +14,9 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from theodolite.archives import ArchiveContents, ArchiveLimits, inspect_archive
 from theodolite.db.tables import EntryPointArchive
+from theodolite.environments import DeclaredEnvironment, mlproject_environment
 from theodolite.graphs.spec import GRAPH_FILENAME
-from theodolite.mlproject import describe_project, project_name_for
+from theodolite.mlproject import describe_project, mlproject_names, project_name_for
 from theodolite.problems import Problem, ProblemsError, control_character_message, filename_problem
 from theodolite.storage import ObjectStore, entrypoint_archive_key
 from theodolite.web.errors import InvalidArchive
@@ -31,6 +32,8 @@ class ArchiveDescription:
     project_name: str | None
     entry_points: dict[str, Any]  # as stored: {name: {"command", "parameters"}}
     graph_text: str | None
+    # theodolite.environments.DeclaredEnvironment, as stored
+    environment: dict[str, Any] | None = None
 
 
 def describe_archive(
@@ -46,13 +49,23 @@ def describe_archive(
             lambda name: _text(contents, name, field="MLproject"),
             fallback_name=project_name_for(filename),
         )
+        environment = _declared_environment(contents)
     except ProblemsError as exc:
         raise InvalidArchive(str(exc), exc.problems) from exc
     entry_points = {name: spec.model_dump() for name, spec in project.entry_points.items()}
     graph_text = None
     if GRAPH_FILENAME in contents.files:
         graph_text = _text(contents, GRAPH_FILENAME, field="graph")
-    return ArchiveDescription(contents.format, project.name, entry_points, graph_text)
+    return ArchiveDescription(
+        contents.format, project.name, entry_points, graph_text, environment.model_dump()
+    )
+
+
+def _declared_environment(contents: ArchiveContents) -> DeclaredEnvironment:
+    """The environment the archive's MLproject declares (its file read from the archive)."""
+    names = mlproject_names(contents.files)
+    text = _text(contents, names[0], field="MLproject") if names else None
+    return mlproject_environment(text, contents.read)  # a missing member: KeyError
 
 
 def _text(contents: ArchiveContents, name: str, *, field: str) -> str:
@@ -102,6 +115,7 @@ async def store_entrypoint_archive(
         project_name=described.project_name,
         entry_points=described.entry_points,
         graph_text=described.graph_text,
+        environment=described.environment,
     )
     try:
         await rows.insert(session=session, row=row)

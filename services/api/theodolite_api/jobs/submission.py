@@ -3,9 +3,12 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from theodolite.db.tables import Job, utcnow
+from theodolite.db.tables import EntryPointArchive, Job, utcnow
+from theodolite.environments import DeclaredEnvironment, environment_problems
 from theodolite.events import PluginPin
 from theodolite.lifecycle import JobStatus
 from theodolite.mlproject import EntryPointSpec, resolve_parameters
@@ -93,6 +96,8 @@ async def submit_job(
             params = resolve_parameters(spec, request.params, deferred=deferred)
         except ProblemsError as exc:
             problems.extend(exc.problems)
+        if queue is not None:
+            problems.extend(await _environment_problems(session, settings, archive, request))
         if archive.graph_text is not None:
             checked = await check_graph(archive.graph_text, session=session, registry=registry)
             problems.extend(checked.problems)
@@ -121,6 +126,7 @@ async def submit_job(
         callback_url=request.callback_url,
         limits=limits_row(request.limits),
         run_tags=run_tags,
+        env_manager=request.env_manager,
         webhook_secret=new_webhook_secret() if request.callback_url else None,
         created_at=now,
         updated_at=now,
@@ -133,6 +139,19 @@ async def submit_job(
     else:  # a dependency that ended unsuccessfully already skips it now
         await settle(session=session, job=job)
     return job
+
+
+async def _environment_problems(
+    session: AsyncSession, settings: ApiSettings, archive: EntryPointArchive, request: JobCreate
+) -> list[Problem]:
+    """Why the queue's live workers cannot build the environment the archive declares with the
+    request's env_manager (none when no live worker announced what it builds)."""
+    declared = DeclaredEnvironment.model_validate(archive.environment or {})
+    seen_after = utcnow() - timedelta(seconds=settings.worker_liveness_s)
+    support = await queue_repo.environment_support(session=session, seen_after=seen_after)
+    return environment_problems(
+        declared, request.env_manager, support.get(request.queue), queue=request.queue
+    )
 
 
 def _limit_problems(limits: SandboxLimits, maxima: dict[str, int]) -> list[Problem]:

@@ -9,6 +9,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from theodolite.db.tables import Job, Queue, Worker
+from theodolite.environments import EnvironmentSupport, common_support
 from theodolite.events import WorkerHeartbeat
 
 
@@ -49,6 +50,26 @@ async def live_worker_counts(*, session: AsyncSession, seen_after: datetime) -> 
     return {queue: count for queue, count in rows}
 
 
+async def environment_support(
+    *, session: AsyncSession, seen_after: datetime
+) -> dict[str, EnvironmentSupport]:
+    """Per queue, what all its live workers that announced it can build."""
+    rows = await session.exec(
+        select(Worker.queue, Worker.environments).where(
+            col(Worker.last_seen_at) > seen_after, col(Worker.stopping).is_(False)
+        )
+    )
+    announced: dict[str, list[EnvironmentSupport]] = {}
+    for queue, environments in rows:
+        if environments is not None:
+            announced.setdefault(queue, []).append(EnvironmentSupport.model_validate(environments))
+    return {
+        queue: support
+        for queue, supports in announced.items()
+        if (support := common_support(supports)) is not None
+    }
+
+
 async def live_workers(*, session: AsyncSession, queue: str, seen_after: datetime) -> list[Worker]:
     rows = await session.exec(
         select(Worker)
@@ -72,6 +93,9 @@ async def record_heartbeat(
         "started_at": heartbeat.started_at,
         "last_seen_at": at,
         "isolation": heartbeat.isolation,
+        "environments": None
+        if heartbeat.environments is None
+        else heartbeat.environments.model_dump(mode="json"),
     }
     statement = insert(Worker).values(**values)
     await session.exec(

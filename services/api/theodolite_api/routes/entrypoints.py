@@ -16,7 +16,11 @@ from theodolite_api.deps import SessionDep, StateDep
 from theodolite_api.entrypoints.uploads import describe_archive, store_entrypoint_archive
 from theodolite_api.repositories import entrypoints as entrypoint_repo
 from theodolite_api.schemas.common import Name, Page
-from theodolite_api.schemas.entrypoints import EntryPointArchivePublic, EntryPointValidation
+from theodolite_api.schemas.entrypoints import (
+    EntryPointArchivePublic,
+    EntryPointValidation,
+    EnvironmentPublic,
+)
 from theodolite_api.views import entry_points_public, entrypoint_public, graph_public
 
 router = APIRouter(prefix="/entrypoints", tags=["entrypoints"], route_class=ArchiveUploadRoute)
@@ -99,6 +103,9 @@ async def validate_entrypoint(
         sha256=sha256,
         entry_points=entry_points_public(described.entry_points),
         graph=graph,
+        environment=None
+        if described.environment is None
+        else EnvironmentPublic.model_validate(described.environment),
     )
 
 

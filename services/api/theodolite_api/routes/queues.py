@@ -9,6 +9,7 @@ from sqlalchemy.exc import IntegrityError
 
 from theodolite import topology
 from theodolite.db.tables import Queue, utcnow
+from theodolite.environments import EnvironmentSupport
 from theodolite.problems import Problem
 from theodolite.web.errors import Conflict, InvalidSubmission, found_or_404
 from theodolite_api.auth.authenticate import CallerDep
@@ -21,6 +22,7 @@ from theodolite_api.schemas.queues import (
     DeadLetterPublic,
     QueueCreate,
     QueueDetail,
+    QueueEnvironments,
     QueuePublic,
     WorkerPublic,
 )
@@ -37,7 +39,23 @@ async def _count(state: AppState, broker_queue: str) -> int | None:
         return None
 
 
-def _public(queue: Queue, live: int, waiting: int | None) -> QueuePublic:
+def _environments(support: EnvironmentSupport | None) -> QueueEnvironments | None:
+    if support is None:
+        return None
+    kinds = support.kinds()
+    managers = ["local", *(["uv", "virtualenv"] if "python" in kinds else [])]
+    return QueueEnvironments(
+        kinds=kinds,
+        env_managers=managers + (["conda"] if "conda" in kinds else []),
+        pythons=support.pythons,
+        uv=support.uv,
+        conda=support.conda,
+    )
+
+
+def _public(
+    queue: Queue, live: int, waiting: int | None, support: EnvironmentSupport | None = None
+) -> QueuePublic:
     return QueuePublic(
         name=queue.name,
         description=queue.description,
@@ -45,6 +63,7 @@ def _public(queue: Queue, live: int, waiting: int | None) -> QueuePublic:
         waiting_jobs=waiting,
         waiting_for_worker=bool(waiting) and live == 0,
         max_limits=queue.max_limits,
+        environments=_environments(support),
         created_at=queue.created_at,
     )
 
@@ -61,9 +80,15 @@ async def _live(session: SessionDep, state: AppState) -> dict[str, int]:
 async def list_queues(session: SessionDep, state: StateDep) -> Page[QueuePublic]:
     """Every queue with its live workers (heard from recently) and waiting jobs."""
     live = await _live(session, state)
+    support = await queue_repo.environment_support(session=session, seen_after=_seen_after(state))
     queues = await queue_repo.all_queues(session=session)
     data = [
-        _public(q, live.get(q.name, 0), await _count(state, topology.job_queue_name(q.name)))
+        _public(
+            q,
+            live.get(q.name, 0),
+            await _count(state, topology.job_queue_name(q.name)),
+            support.get(q.name),
+        )
         for q in queues
     ]
     return Page(data=data, count=len(data))
@@ -99,13 +124,14 @@ async def get_queue(
     queue = found_or_404(await queue_repo.get(session=session, name=name), f"no queue {name!r}")
     broker_queue = topology.job_queue_name(name)
     live = (await _live(session, state)).get(name, 0)
+    support = await queue_repo.environment_support(session=session, seen_after=_seen_after(state))
     dead_queue = topology.dead_letter_queue_name(broker_queue)
     try:
         recent = await state.broker.peek(dead_queue, RECENT_DEAD_LETTERS)
     except Exception:
         recent = []
     return QueueDetail(
-        **_public(queue, live, await _count(state, broker_queue)).model_dump(),
+        **_public(queue, live, await _count(state, broker_queue), support.get(name)).model_dump(),
         dead_letters=await _count(state, dead_queue),
         recent_dead_letters=[_dead_letter(m) for m in recent],
         workers=await _workers(session, state, name) if caller.is_admin else None,

@@ -24,6 +24,19 @@ class EntryPointPublic(BaseModel):
     file: bool = False  # a .py or .sh file run directly: undeclared parameters become --name value
 
 
+class EnvironmentPublic(BaseModel):
+    """The environment an MLproject declares (``theodolite.environments.DeclaredEnvironment``)."""
+
+    kind: str  # python, conda, docker, kubernetes or none
+    setting: str | None  # the MLproject key that declared it (None: nothing, or conda.yaml)
+    file: str | None  # the environment file in the archive
+    sha256: str | None  # of that file
+    python: str | None  # a python_env's Python version
+    build_dependencies: list[str]
+    dependencies: list[str]
+    image: str | None  # a docker_env's image
+
+
 class GraphPublic(BaseModel):
     """graph.yaml of a graph entry point, checked against the tasks workers have now."""
 
@@ -42,6 +55,9 @@ class EntryPointArchivePublic(BaseModel):
     project_name: str | None
     entry_points: list[EntryPointPublic]
     graph: GraphPublic | None = None
+    # The environment its MLproject declares (python_env, conda_env, docker_env, ...); null for
+    # archives stored before environments were read.
+    environment: EnvironmentPublic | None = None
     created_at: datetime
 
 
@@ -53,3 +69,4 @@ class EntryPointValidation(BaseModel):
     sha256: str
     entry_points: list[EntryPointPublic]
     graph: GraphPublic | None = None
+    environment: EnvironmentPublic | None = None

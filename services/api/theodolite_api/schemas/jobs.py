@@ -6,6 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from theodolite.environments import EnvManager
 from theodolite.sandbox.limits import SandboxLimits
 from theodolite_api.schemas.common import Name, RequestBody
 
@@ -36,6 +37,12 @@ class JobCreate(RequestBody):
         description="The job's own sandbox limits, within its queue's maxima (sizes as bytes or "
         "text such as '4 GiB'); unset ones are the worker's defaults.",
     )
+    env_manager: EnvManager | None = Field(
+        None,
+        description="As mlflow run --env-manager: local runs in the worker's environment (the "
+        "declared one bypassed), uv or virtualenv build python_env, conda builds conda_env; "
+        "unset: build what the MLproject declares, refused when the queue cannot.",
+    )
 
 
 class TransitionPublic(BaseModel):
@@ -60,6 +67,7 @@ class JobPublic(BaseModel):
     queue: str
     timeout_s: int | None
     limits: dict[str, int] | None = None
+    env_manager: str | None = None
     depends_on: list[uuid.UUID] = Field(default_factory=list)
     status: str
     plugin_versions: dict[str, Any] | None

@@ -22,6 +22,16 @@ class QueueCreate(RequestBody):
     )
 
 
+class QueueEnvironments(BaseModel):
+    """What every live worker of the queue builds for an MLproject's declared environment."""
+
+    kinds: list[str]  # of none, python, conda, docker, kubernetes
+    env_managers: list[str]  # what a submission's env_manager may choose here
+    pythons: list[str]  # Python versions a python_env may ask for
+    uv: str | None
+    conda: str | None
+
+
 class QueuePublic(BaseModel):
     name: str
     description: str | None
@@ -30,6 +40,8 @@ class QueuePublic(BaseModel):
     # Jobs wait and no live worker serves the queue: they will not start until one comes.
     waiting_for_worker: bool
     max_limits: dict[str, int] | None = None
+    # None until a live worker announced what it builds.
+    environments: QueueEnvironments | None = None
     created_at: datetime
 
 

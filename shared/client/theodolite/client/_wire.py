@@ -64,6 +64,19 @@ class DeliveryPublic(ApiModel):
     attempt_log: list[DeliveryAttemptPublic] = Field([], validate_default=True)
 
 
+class EnvironmentPublic(ApiModel):
+    """The environment an MLproject declares (``theodolite.environments.DeclaredEnvironment``)."""
+
+    kind: str
+    setting: str | None = None
+    file: str | None = None
+    sha256: str | None = None
+    python: str | None = None
+    build_dependencies: list[str] = []
+    dependencies: list[str] = []
+    image: str | None = None
+
+
 class ExperimentPublic(ApiModel):
     id: UUID
     name: str
@@ -173,6 +186,16 @@ class ProgressPublic(ApiModel):
     at: datetime
 
 
+class QueueEnvironments(ApiModel):
+    """What every live worker of the queue builds for an MLproject's declared environment."""
+
+    kinds: list[str] = []
+    env_managers: list[str] = []
+    pythons: list[str] = []
+    uv: str | None = None
+    conda: str | None = None
+
+
 class QueuePublic(ApiModel):
     name: str
     description: str | None = None
@@ -180,6 +203,7 @@ class QueuePublic(ApiModel):
     waiting_jobs: int | None = None
     waiting_for_worker: bool = False
     max_limits: dict[str, int] | None = None
+    environments: QueueEnvironments | None = None
     created_at: datetime
 
 
@@ -334,6 +358,7 @@ class JobPublic(ApiModel):
     queue: str
     timeout_s: int | None = None
     limits: dict[str, int] | None = None
+    env_manager: str | None = None
     depends_on: list[UUID] | None = None
     status: str
     plugin_versions: dict[str, Any] | None = None
@@ -404,6 +429,7 @@ class EntryPointArchivePublic(ApiModel):
     project_name: str | None = None
     entry_points: list[EntryPointPublic] = Field([], validate_default=True)
     graph: GraphPublic | None = None
+    environment: EnvironmentPublic | None = None
     created_at: datetime
 
 
@@ -415,6 +441,7 @@ class EntryPointValidation(ApiModel):
     sha256: str
     entry_points: list[EntryPointPublic] = Field([], validate_default=True)
     graph: GraphPublic | None = None
+    environment: EnvironmentPublic | None = None
 
 
 class JobCreated(JobPublic):

@@ -92,9 +92,7 @@ class Worker(SQLModel, table=True):
     # What its sandboxes enforce on its host, as its heartbeat says (``Isolation.enforced``).
     isolation: dict[str, str] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
     # What it can build (``theodolite.environments.EnvironmentSupport``), as its heartbeat says.
-    environments: dict[str, Any] | None = Field(
-        default=None, sa_column=Column(JSON, nullable=True)
-    )
+    environments: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
 
 
 class Job(SQLModel, table=True):
