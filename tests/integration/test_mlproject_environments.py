@@ -35,6 +35,11 @@ except ImportError:
     version = "none"
 python = f"{sys.version_info[0]}.{sys.version_info[1]}"
 print(f"six {version} on Python {python}")
+try:
+    open(os.path.join(sys.prefix, "written-by-the-job"), "w").close()
+    print(f"environment {sys.prefix} writable")
+except OSError as exc:
+    print(f"environment {sys.prefix} not writable: {exc.strerror}")
 
 
 def call(path, body):
@@ -63,6 +68,11 @@ MAIN = """entry_points:
 """
 
 
+def archive_of(files: dict[str, str]) -> bytes:
+    contents: dict[str, bytes | str] = dict(files)
+    return make_tar(contents)
+
+
 def project(environment: str, files: dict[str, str]) -> dict[str, str]:
     return {"MLproject": f"name: envs\n{environment}\n{MAIN}", "check.py": LOGGING_SCRIPT, **files}
 
@@ -87,8 +97,9 @@ DOCKER = project("docker_env:\n  image: python:3.11-slim", {})
 
 def mlflow_run(
     stack: Stack, files: dict[str, str], tmp_path: Path, env_manager: str, **params: str
-) -> tuple[str, dict[str, Any]]:
-    """``mlflow run DIR --env-manager ...`` against the stack's MLflow: its status and run."""
+) -> tuple[str, dict[str, Any] | None]:
+    """``mlflow run DIR --env-manager ...`` against the stack's MLflow: its status and its run's
+    params and metrics (None when it made no run)."""
     directory = tmp_path / unique("project")
     directory.mkdir()
     for name, text in files.items():
@@ -110,9 +121,10 @@ def mlflow_run(
     )
     client = MlflowClient(tracking_uri=tracking)
     found = client.get_experiment_by_name(experiment)
-    assert found is not None, done.stderr
-    (run,) = client.search_runs([found.experiment_id])
-    return ("succeeded" if done.returncode == 0 else "failed"), _run_data(run)
+    runs = [] if found is None else client.search_runs([found.experiment_id])
+    assert len(runs) <= 1, runs
+    status = "succeeded" if done.returncode == 0 else "failed"
+    return status, _run_data(runs[0]) if runs else None
 
 
 def _run_data(run: Any) -> dict[str, Any]:
@@ -132,7 +144,7 @@ def logs(api: httpx.Client, job: dict[str, Any]) -> str:
 def test_python_env_is_built_with_its_pinned_six_then_reused(
     api: httpx.Client, stack: Stack, tmp_path: Path
 ) -> None:
-    target = job_target(api, make_tar(PINNED_SIX))
+    target = job_target(api, archive_of(PINNED_SIX))
     declared = api.get(f"/entrypoints/{target['entrypoint_id']}").json()["environment"]
     assert declared["kind"] == "python"
     assert (declared["setting"], declared["file"]) == ("python_env", "python_env.yaml")
@@ -152,6 +164,8 @@ def test_python_env_is_built_with_its_pinned_six_then_reused(
     built = re.search(r"environment [0-9a-f]{12} built in ([0-9.]+) s", first_log)
     assert built is not None, first_log
     assert "a cold start" in first_log
+    # The environment is mounted read-only in the job's sandbox.
+    assert re.search(r"environment \S+ not writable", first_log), first_log
     assert "installing dependencies" in (first["progress"] or {}).get("message", ""), first
 
     started = time.monotonic()
@@ -177,7 +191,7 @@ def test_python_env_is_built_with_its_pinned_six_then_reused(
 def test_a_python_the_worker_lacks_is_refused_unless_local(
     api: httpx.Client, stack: Stack, tmp_path: Path
 ) -> None:
-    target = job_target(api, make_tar(PYTHON_39))
+    target = job_target(api, archive_of(PYTHON_39))
     refused = submit(api, **target, params={})
     assert refused.status_code == 422, refused.text
     (problem,) = refused.json()["problems"]
@@ -198,7 +212,7 @@ def test_a_python_the_worker_lacks_is_refused_unless_local(
 
 
 def test_conda_env_is_refused_naming_what_the_queue_offers(api: httpx.Client) -> None:
-    target = job_target(api, make_tar(CONDA))
+    target = job_target(api, archive_of(CONDA))
     declared = api.get(f"/entrypoints/{target['entrypoint_id']}").json()["environment"]
     assert (declared["kind"], declared["file"]) == ("conda", "conda.yaml")
     for env_manager in (None, "conda"):
@@ -214,7 +228,7 @@ def test_conda_env_is_refused_naming_what_the_queue_offers(api: httpx.Client) ->
 
 
 def test_docker_env_is_refused_unless_local(api: httpx.Client) -> None:
-    target = job_target(api, make_tar(DOCKER))
+    target = job_target(api, archive_of(DOCKER))
     declared = api.get(f"/entrypoints/{target['entrypoint_id']}").json()["environment"]
     assert (declared["kind"], declared["image"]) == ("docker", "python:3.11-slim")
     refused = submit(api, **target, params={})
@@ -225,3 +239,20 @@ def test_docker_env_is_refused_unless_local(api: httpx.Client) -> None:
     job = wait_for_end(api, submit(api, **target, params={}, env_manager="local").json()["id"])
     assert job["status"] == "succeeded", job
     assert "the declared docker_env was bypassed" in logs(api, job)
+
+
+def test_a_failed_build_fails_the_job_with_what_uv_said(
+    api: httpx.Client, stack: Stack, tmp_path: Path
+) -> None:
+    files = project(
+        "python_env: python_env.yaml",
+        {"python_env.yaml": "python: '3.11'\ndependencies:\n  - six==0.0.0.999\n"},
+    )
+    target = job_target(api, archive_of(files))
+    job = wait_for_end(api, submit(api, **target, params={}).json()["id"])
+    assert job["status"] == "failed", job
+    assert "installing dependencies: six==0.0.0.999 failed (uv exited with" in job["error"]
+    assert "six==0.0.0.999" in job["error"].split("failed (uv exited with", 1)[1]
+    assert "six==0.0.0.999" in logs(api, job)
+    status, _ = mlflow_run(stack, files, tmp_path, "uv")
+    assert status == job["status"]
