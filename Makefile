@@ -76,11 +76,13 @@ client-models: install
 
 ## The images' locks (deploy/locks/*.txt, with hashes) from their requirement sets (*.in), for
 ## Python 3.11 on linux x86_64: uv resolves and hashes; the Dockerfiles install exactly these.
-## The CPU locks take torch 2.13.0+cpu from the PyTorch CPU index, or from PIP_FIND_LINKS where
-## that is set (these machines keep the same wheel on disk and cannot reach that index).
+## The CPU locks take torch 2.13.0+cpu from the PyTorch CPU index, or from pip's find-links where
+## one is set (PIP_FIND_LINKS or pip's configuration: these machines keep the same wheel there
+## and cannot reach that index).
 .PHONY: locks
 LOCAL_DISTRIBUTIONS := sdk client core devtools api worker plugin-registry \
 	$(foreach p,$(PLUGINS),plugin-$(notdir $(patsubst %/,%,$(dir $(p)))))
+PIP_FIND_LINKS ?= $(shell $(PY) -m pip config get global.find-links 2>/dev/null)
 TORCH_CPU_SOURCE ?= $(if $(PIP_FIND_LINKS),--find-links $(PIP_FIND_LINKS),--extra-index-url https://download.pytorch.org/whl/cpu)
 UV_COMPILE = $(VENV)/bin/uv pip compile --quiet --generate-hashes --python-version 3.11 \
 	--python-platform x86_64-manylinux_2_28 --custom-compile-command "make locks" \

@@ -11,8 +11,8 @@ lists it live on its queue).
 
 uv's cache (``UV_CACHE_DIR``, else its default) is shared between runs, so only the first one
 downloads. torch's CPU build comes from the PyTorch CPU index, as in the Dockerfiles, or from
-``PIP_FIND_LINKS`` where that is set (these machines hold the same wheel and cannot reach that
-index).
+pip's find-links where one is set (``PIP_FIND_LINKS`` or pip's configuration: these machines
+hold the same wheel there and cannot reach that index).
 """
 
 from __future__ import annotations
@@ -131,6 +131,17 @@ def read_dockerfile(name: str, build_args: dict[str, str] | None = None) -> Buil
     )
 
 
+def local_find_links() -> str | None:
+    """pip's own find-links here (PIP_FIND_LINKS, else its configuration), where one is set."""
+    if os.environ.get("PIP_FIND_LINKS"):
+        return os.environ["PIP_FIND_LINKS"]
+    done = subprocess.run(
+        [sys.executable, "-m", "pip", "config", "get", "global.find-links"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    return done.stdout.strip() or None if done.returncode == 0 else None
+
+
 def _uv_env(venv: Path, stage: BuildStage) -> dict[str, str]:
     env = {
         **os.environ,
@@ -140,8 +151,8 @@ def _uv_env(venv: Path, stage: BuildStage) -> dict[str, str]:
         "UV_NO_PROGRESS": "1",
     }
     if stage.cpu_torch:
-        if os.environ.get("PIP_FIND_LINKS"):
-            env["UV_FIND_LINKS"] = os.environ["PIP_FIND_LINKS"]
+        if find_links := local_find_links():
+            env["UV_FIND_LINKS"] = find_links
         else:
             env["UV_EXTRA_INDEX_URL"] = "https://download.pytorch.org/whl/cpu"
             env["UV_INDEX_STRATEGY"] = "unsafe-best-match"
