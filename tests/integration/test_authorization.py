@@ -22,7 +22,7 @@ from tests.integration.helpers import unique, wait_for_end
 
 READING = {"get", "head"}
 # Path parameters naming a resource owned by a group.
-OWNED = {"experiment_id", "entrypoint_id", "job_id", "sweep_id"}
+OWNED = {"experiment_id", "entrypoint_id", "job_id", "sweep_id", "pipeline_id"}
 ARCHIVE = make_tar({"MLproject": mlproject("authz", "echo hello")})
 
 
@@ -80,6 +80,13 @@ def world(stack: Stack) -> Iterator[World]:
         target = {"experiment_id": experiment["id"], "entrypoint_id": entrypoint["id"]}
         job = _created(alice.post("/api/v1/jobs", json={**target, "params": {}}))
         sweep = _created(alice.post("/api/v1/sweeps", json={**target, "params": {}, "repeats": 2}))
+        stage = {"entrypoint_id": entrypoint["id"]}
+        pipeline = _created(
+            alice.post(
+                "/api/v1/pipelines",
+                json={"experiment_id": experiment["id"], "name": "authz", "stages": {"a": stage}},
+            )
+        )
         webhook = _created(
             alice.post(
                 f"/api/v1/experiments/{experiment['id']}/webhooks",
@@ -93,6 +100,7 @@ def world(stack: Stack) -> Iterator[World]:
         "entrypoint_id": entrypoint["id"],
         "job_id": job["id"],
         "sweep_id": sweep["id"],
+        "pipeline_id": pipeline["id"],
         "webhook": webhook["id"],
         "delivery": str(uuid.uuid4()),
         "name": "cpu",
@@ -192,6 +200,7 @@ def test_lists_show_only_the_callers_groups(world: World) -> None:
         "/api/v1/entrypoints": "entrypoint_id",
         "/api/v1/jobs": "job_id",
         "/api/v1/sweeps": "sweep_id",
+        "/api/v1/pipelines": "pipeline_id",
     }
     for who, sees in (("alice", True), ("rita", True), ("bob", False)):
         with world.client(who) as client:
