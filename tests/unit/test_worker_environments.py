@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
 
-from theodolite.environments import declared_environment
+from theodolite.environments import declared_environment, environment_key
 from theodolite_worker.environments import (
     EnvironmentBuilder,
     EnvironmentBuildError,
@@ -90,3 +92,34 @@ def test_uv_runs_without_the_workers_secrets(
     assert support.uv is not None
     assert "python" in support.kinds() and support.has_python("3.11")
     assert not support.has_python("3.9")
+
+
+async def test_a_build_waits_for_another_process_holding_the_keys_lock(tmp_path: Path) -> None:
+    builder = EnvironmentBuilder(_settings(tmp_path))
+    declared = declared_environment({"python_env": "p.yaml"}, {"p.yaml": SIX_ENV + b"# held\n"})
+    version, _ = builder.capabilities.interpreter("3.11") or ("", "")
+    lock = builder.root / f".{environment_key(declared, version)}.lock"
+    builder.root.mkdir(parents=True, exist_ok=True)
+    holder = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        "import fcntl, os, sys, time\n"
+        f"fd = os.open({str(lock)!r}, os.O_RDWR | os.O_CREAT)\n"
+        "fcntl.flock(fd, fcntl.LOCK_EX)\n"
+        "print('held', flush=True)\n"
+        "time.sleep(1.5)\n",
+        stdout=asyncio.subprocess.PIPE,
+    )
+    assert holder.stdout is not None
+    assert await holder.stdout.readline() == b"held\n"
+    messages: list[str] = []
+
+    async def progress(message: str) -> None:
+        messages.append(message)
+
+    started = time.monotonic()
+    built = await builder.ensure(declared, progress=progress)
+    assert time.monotonic() - started >= 1.0  # it waited for the other replica's build
+    assert messages[0].startswith("python_env: waiting for another build")
+    assert built.built
+    await holder.wait()
