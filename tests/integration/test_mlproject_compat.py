@@ -78,6 +78,38 @@ mlflow.sklearn.log_model(model, name="linear", pip_requirements=[])
 """
 
 
+WRITE_PY = """\
+import mlflow
+
+mlflow.log_text("1\\n2\\n3.5\\n", "inputs/data.csv")
+"""
+
+# A project that reads a file given as a path: MLflow downloads a remote one first.
+READ_MLPROJECT = """\
+name: reader
+entry_points:
+  main:
+    parameters:
+      data: path
+      scale: {type: float, default: 1}
+    command: "python read.py --data {data} --scale {scale}"
+"""
+
+READ_PY = """\
+import argparse, os, mlflow
+
+parser = argparse.ArgumentParser()
+parser.add_argument("--data")
+parser.add_argument("--scale", type=float)
+args = parser.parse_args()
+print("reading", args.data)
+with open(args.data) as lines:
+    total = sum(float(line) for line in lines if line.strip())
+mlflow.log_metric("total", total * args.scale)
+mlflow.log_metric("absolute", float(os.path.isabs(args.data)))
+"""
+
+
 @dataclass
 class Outcome:
     status: str
@@ -139,16 +171,17 @@ def through_testbed(
     entry_point: str,
     params: dict[str, Any],
     filename: str = "project.tar.gz",
+    experiment_id: str | None = None,
 ) -> tuple[Outcome, dict[str, Any], dict[str, Any]]:
-    """The same project through the HTTP API: the outcome, the upload's answer, the job."""
+    """The same project through the HTTP API (in a new experiment unless given one): the
+    outcome, the upload's answer, the job."""
     uploaded = upload(api, archive, filename)
     assert uploaded.status_code in (200, 201), uploaded.text
     entrypoint = uploaded.json()
-    experiment = create_experiment(api)
     response = api.post(
         "/jobs",
         json={
-            "experiment_id": experiment["id"],
+            "experiment_id": experiment_id or create_experiment(api)["id"],
             "entrypoint_id": entrypoint["id"],
             "entry_point": entry_point,
             "params": params,
@@ -352,3 +385,95 @@ def test_an_archive_with_nothing_to_run_is_refused(
     response = upload(api, _tar(files))
     assert response.status_code == 422
     assert "no .py or .sh file" in response.text
+
+
+@dataclass
+class SourceRun:
+    run_id: str
+    experiment_id: str  # the testbed's experiment
+
+
+@pytest.fixture(scope="module")
+def source_run(stack: Stack) -> SourceRun:
+    """A testbed job's run that logged ``inputs/data.csv`` (in the administrators' group)."""
+    with httpx.Client(base_url=stack.api, headers=stack.headers, timeout=60) as admin:
+        experiment = create_experiment(admin)
+        archive = _tar({"write.py": WRITE_PY})
+        outcome, _, _ = through_testbed(
+            admin, stack, archive, "write.py", {}, experiment_id=experiment["id"]
+        )
+    assert outcome.status == "succeeded"
+    return SourceRun(outcome.run_id, experiment["id"])
+
+
+@pytest.mark.parametrize("scheme", ["runs", "mlflow-artifacts"])
+def test_a_remote_path_is_downloaded_as_mlflow_does(
+    api: httpx.Client, stack: Stack, tmp_path: Path, source_run: SourceRun, scheme: str
+) -> None:
+    """A job reads runs of its own experiment through its proxy (docs/mlproject.md)."""
+    run_id = source_run.run_id
+    if scheme == "runs":
+        uri = f"runs:/{run_id}/inputs/data.csv"
+    else:
+        root = MlflowClient(stack.config.mlflow_url).get_run(run_id).info.artifact_uri
+        assert root.startswith("mlflow-artifacts:/")
+        uri = f"{root}/inputs/data.csv"
+    files = {"MLproject": READ_MLPROJECT, "read.py": READ_PY}
+    params = {"data": uri, "scale": "2"}
+    ours, _, job = through_testbed(
+        api, stack, _tar(files), "main", params, experiment_id=source_run.experiment_id
+    )
+    theirs = through_mlflow(stack, _project(tmp_path, files), "main", params, tmp_path)
+    log = api.get(f"/jobs/{job['id']}/logs").text
+    assert ours.status == "succeeded", log
+    assert_same(ours, theirs)
+    assert ours.metrics == {"total": 13.0, "absolute": 1.0}
+    assert ours.params["data"] == uri  # logged as given, as MLflow does
+    assert "inputs/param_0/data.csv" in log
+
+
+def test_a_path_outside_what_the_job_may_read_is_not_downloaded(
+    api: httpx.Client, stack: Stack, source_run: SourceRun
+) -> None:
+    """The download goes through the job's own tracking proxy: another group's job, and a
+    job of another experiment, may not read the run."""
+    group, user = unique("outsiders"), unique("olga")
+    assert api.post("/admin/groups", json={"name": group}).status_code == 201
+    assert api.post("/admin/users", json={"name": user}).status_code == 201
+    member = api.put(f"/admin/groups/{group}/members/{user}", json={"role": "member"})
+    assert member.status_code == 200, member.text
+    made = api.post("/admin/keys", json={"user": user, "name": "compat", "scopes": ["submit"]})
+    headers = {"Authorization": f"Bearer {made.json()['key']}"}
+    files = {"MLproject": READ_MLPROJECT, "read.py": READ_PY}
+    params = {"data": f"runs:/{source_run.run_id}/inputs/data.csv"}
+    with httpx.Client(base_url=stack.api, headers=headers, timeout=60) as outsider:
+        for client in (outsider, api):
+            ours, _, job = through_testbed(client, stack, _tar(files), "main", params)
+            log = client.get(f"/jobs/{job['id']}/logs").text
+            assert ours.status == "failed", log
+            assert "could not download a path parameter" in log
+            assert "is not in an experiment this job may read" in log
+            assert "total" not in ours.metrics
+
+
+@pytest.mark.parametrize(
+    "value", ["s3://theodolite-mlflow/artifacts/x.csv", "https://example.com/data.csv"]
+)
+def test_raw_object_store_and_web_paths_are_refused_at_submission(
+    api: httpx.Client, value: str
+) -> None:
+    files = {"MLproject": READ_MLPROJECT, "read.py": READ_PY}
+    entrypoint = upload(api, _tar(files)).json()
+    experiment = create_experiment(api)
+    response = api.post(
+        "/jobs",
+        json={
+            "experiment_id": experiment["id"],
+            "entrypoint_id": entrypoint["id"],
+            "params": {"data": value},
+        },
+    )
+    assert response.status_code == 422, response.text
+    problem = response.json()["problems"][0]
+    assert problem["field"] == "params.data"
+    assert "not downloaded for jobs" in problem["message"]

@@ -11,6 +11,7 @@ from theodolite.mlproject import (
     file_entry_point,
     parse_mlproject,
     project_name_for,
+    remote_inputs,
     render_command,
     resolve_parameters,
 )
@@ -137,3 +138,67 @@ def test_a_declared_entry_point_wins_the_name_of_a_file() -> None:
 )
 def test_project_named_after_its_archive(filename: str | None, name: str | None) -> None:
     assert project_name_for(filename) == name
+
+
+DATA_PROJECT = """
+entry_points:
+  main:
+    parameters:
+      labels: {type: path, default: labels.csv}
+      data: path
+      model: {type: uri, default: "s3://bucket/model"}
+    command: "python read.py --labels {labels} --data {data} --model {model}"
+"""
+
+
+@pytest.mark.parametrize(
+    ("value", "allowed"),
+    [
+        ("data/x.csv", True),
+        ("/abs/x.csv", True),
+        ("file:///abs/x.csv", True),
+        ("runs:/0123abcd/data/x.csv", True),
+        ("models:/net/3", True),
+        ("mlflow-artifacts:/1/abc/artifacts/x.csv", True),
+        ("s3://bucket/data.csv", False),
+        ("https://example.com/data.csv", False),
+        ("gopher://x/y", False),
+    ],
+)
+def test_remote_path_values_allowed_only_through_mlflow(value: str, allowed: bool) -> None:
+    main = parse_mlproject(DATA_PROJECT).entry_points["main"]
+    if allowed:
+        assert resolve_parameters(main, {"data": value})["data"] == value
+        return
+    with pytest.raises(ProblemsError) as caught:
+        resolve_parameters(main, {"data": value})
+    assert [p.field for p in caught.value.problems] == ["params.data"]
+
+
+def test_a_uri_parameter_is_passed_as_it_is_as_mlflow_does(tmp_path: Path) -> None:
+    main = parse_mlproject(DATA_PROJECT).entry_points["main"]
+    values = resolve_parameters(main, {"data": "runs:/abc/x.csv"})
+    downloads = remote_inputs(main, values, tmp_path)
+    assert downloads == {"data": ("runs:/abc/x.csv", tmp_path / "inputs" / "param_1" / "x.csv")}
+    command = render_command(main, values, tmp_path / "project", downloads)
+    assert f"--data {tmp_path}/inputs/param_1/x.csv" in command
+    assert f"--labels {(tmp_path / 'project').resolve()}/labels.csv" in command
+    assert "--model s3://bucket/model" in command
+
+
+def test_a_file_uri_is_a_local_path(tmp_path: Path) -> None:
+    main = parse_mlproject(DATA_PROJECT).entry_points["main"]
+    values = resolve_parameters(main, {"data": "file:///srv/data.csv"})
+    assert "--data /srv/data.csv" in render_command(main, values, tmp_path)
+
+
+def test_a_remote_default_path_warns_and_needs_a_value() -> None:
+    text = (
+        "entry_points:\n  main:\n    parameters: {d: {type: path, default: 's3://b/k.csv'}}\n"
+        "    command: 'run {d}'\n"
+    )
+    main = parse_mlproject(text).entry_points["main"]
+    assert "s3: paths are not downloaded" in main.warnings[0]
+    with pytest.raises(ProblemsError):
+        resolve_parameters(main, {})
+    assert resolve_parameters(main, {"d": "runs:/r/k.csv"}) == {"d": "runs:/r/k.csv"}

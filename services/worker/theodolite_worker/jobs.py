@@ -6,7 +6,9 @@ import asyncio
 import json
 import logging
 import os
+import shlex
 import shutil
+import sys
 import time
 import uuid
 from dataclasses import dataclass
@@ -24,7 +26,7 @@ from theodolite.events import (
     JobSucceeded,
     JobTimedOut,
 )
-from theodolite.mlproject import entry_point_in, render_command
+from theodolite.mlproject import INPUTS_FOLDER, entry_point_in, remote_inputs, render_command
 from theodolite.problems import ProblemsError
 from theodolite.sandbox.limits import SandboxLimits
 from theodolite.sdk.protocol import PLUGINS_ENV, RESULT_FILE_ENV
@@ -44,6 +46,7 @@ from theodolite_worker.execution import (
     JobLauncher,
     storable,
 )
+from theodolite_worker.fetch_inputs import INPUTS_SPEC
 from theodolite_worker.job_events import JobEventPublisher
 from theodolite_worker.observability.metrics import JOB_START
 from theodolite_worker.plugin_cache import PluginCache
@@ -126,7 +129,22 @@ class JobRunner:
             raise JobSetupError(f"entry point archive unusable: {exc}") from exc
         if spec is None:
             raise JobSetupError(f"the archive has no entry point {job.entry_point!r}")
-        return render_command(spec, job.params, project_dir)
+        downloads = remote_inputs(spec, job.params, job_dir)
+        command = render_command(spec, job.params, project_dir, downloads)
+        if not downloads:
+            return command
+        # Remote path values are fetched by the job itself, before its command, with its own
+        # MLflow access (its proxy), never with the worker's.
+        spec_file = job_dir / INPUTS_FOLDER / INPUTS_SPEC
+        spec_file.parent.mkdir(parents=True, exist_ok=True)
+        wanted = {name: {"uri": uri, "target": str(t)} for name, (uri, t) in downloads.items()}
+        spec_file.write_text(json.dumps(wanted))
+        # The worker's interpreter: a built python_env has no theodolite_worker.
+        fetch = (
+            f"{shlex.quote(sys.executable)} -m theodolite_worker.fetch_inputs "
+            f"{shlex.quote(str(spec_file))}"
+        )
+        return f"{fetch} && {command}"
 
     async def _environment(
         self, job: JobSubmitted, project_dir: Path, events: JobEventPublisher

@@ -164,8 +164,15 @@ def parse_parameters(
             )
         default = spec.get("default")
         if default is not None and (error := type_error(type_name, default)) is not None:
-            problems.append(_problem(f"{field}.default", error))
-            continue
+            if effective_type(type_name) == "path" and error == remote_path_problem(
+                as_text(default)
+            ):
+                # MLflow would download it; here a job must give another value (see resolve).
+                if warnings is not None:
+                    warnings.append(f"parameter {param_name}: the default {error}")
+            else:
+                problems.append(_problem(f"{field}.default", error))
+                continue
         parameters[str(param_name)] = ParameterSpec(
             type=type_name, default=None if default is None else as_text(default)
         )
@@ -314,7 +321,7 @@ def type_error(declared: str, value: Any) -> str | None:
     if declared == "path":
         if not text or "\x00" in text:
             return "a path must be a non-empty string without NUL"
-        return None
+        return remote_path_problem(text)
     if declared == "uri":
         parsed = urlparse(text)
         if not parsed.scheme or not (parsed.netloc or parsed.path):
@@ -358,6 +365,8 @@ def resolve_parameters(
                 )
             else:
                 assert spec.default is not None
+                if spec.kind == "path" and (problem := remote_path_problem(spec.default)):
+                    problems.append(_problem(f"{field_prefix}.{name}", f"the default {problem}"))
                 resolved[name] = spec.default
             continue
         value = values[name]
@@ -375,8 +384,68 @@ def resolve_parameters(
     return resolved
 
 
-def render_command(entry_point: EntryPointSpec, values: dict[str, str], project_dir: Path) -> str:
-    """The shell command with parameters substituted and quoted, as MLflow Projects does."""
+# ``path`` values MLflow downloads that a job may have downloaded: through the job's own
+# tracking proxy, which lets it read only what its group may. Raw object-store and web URLs
+# would be fetched with credentials or a network the job does not have (docs/mlproject.md).
+DOWNLOADED_SCHEMES = ("runs", "models", "mlflow-artifacts")
+INPUTS_FOLDER = "inputs"
+
+
+def _local_path(value: str) -> str | None:
+    """The local path a ``path`` value names (no scheme, or ``file:`` without a host), as
+    MLflow reads it; None for a remote URI."""
+    parsed = urlparse(value)
+    if not parsed.scheme or (len(parsed.scheme) == 1 and value[1:3] in (":\\", ":/")):
+        return value
+    if parsed.scheme == "file" and not parsed.netloc:
+        return parsed.path
+    return None
+
+
+def remote_path_problem(value: str) -> str | None:
+    """Why a remote ``path`` value cannot be downloaded for a job; None when it can or is
+    local."""
+    if _local_path(value) is not None:
+        return None
+    scheme = urlparse(value).scheme
+    if scheme in DOWNLOADED_SCHEMES:
+        return None
+    allowed = ", ".join(f"{s}:/" for s in DOWNLOADED_SCHEMES)
+    if scheme in ("s3", "gs", "wasbs", "abfss", "hdfs", "dbfs", "http", "https", "ftp", "sftp"):
+        return (
+            f"{scheme}: paths are not downloaded for jobs (the worker's own credentials and "
+            f"network are not the job's); log the file to MLflow and pass its URI ({allowed}), "
+            "or declare the parameter as uri and read it in the job"
+        )
+    return f"{value!r}: a path is local or one of {allowed}"
+
+
+def remote_inputs(
+    entry_point: EntryPointSpec, values: dict[str, str], job_dir: Path
+) -> dict[str, tuple[str, Path]]:
+    """The ``path`` values MLflow would download, each with the local path it gets in the job's
+    folder (``inputs/param_N/<name>``, N its place among the parameters, as MLflow numbers)."""
+    found: dict[str, tuple[str, Path]] = {}
+    if entry_point.file:
+        return found
+    for position, (name, spec) in enumerate(entry_point.parameters.items()):
+        value = values.get(name)
+        if spec.kind != "path" or value is None or _local_path(value) is not None:
+            continue
+        base = PurePosixPath(urlparse(value).path).name or "download"
+        found[name] = (value, job_dir / INPUTS_FOLDER / f"param_{position}" / base)
+    return found
+
+
+def render_command(
+    entry_point: EntryPointSpec,
+    values: dict[str, str],
+    project_dir: Path,
+    downloads: dict[str, tuple[str, Path]] | None = None,
+) -> str:
+    """The shell command with parameters substituted and quoted, as MLflow Projects does;
+    a downloaded ``path`` value (``downloads``, from ``remote_inputs``) becomes its local path.
+    """
     if entry_point.file:
         # As MLflow: the values it was not told about follow as --name value, quoted.
         extra = [f"--{name} {shlex.quote(value)}" for name, value in sorted(values.items())]
@@ -387,8 +456,12 @@ def render_command(entry_point: EntryPointSpec, values: dict[str, str], project_
     quoted: dict[str, str] = {}
     for name, value in values.items():
         spec = entry_point.parameters[name]
-        if spec.kind == "path" and not Path(value).is_absolute():
-            value = str((project_dir / value).resolve())
+        if downloads and name in downloads:
+            value = str(downloads[name][1])
+        elif spec.kind == "path":
+            # Relative to the project, not to the caller's folder as under mlflow run.
+            local = _local_path(value) or value
+            value = local if Path(local).is_absolute() else str((project_dir / local).resolve())
         quoted[name] = shlex.quote(value)
     # Each placeholder becomes its quoted value, once; nothing of str.format's own (conversion,
     # spec, attribute) can reach the value.
