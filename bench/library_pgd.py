@@ -95,12 +95,15 @@ def at(job: dict[str, Any], status: str) -> datetime:
     return next(datetime.fromisoformat(h["at"]) for h in job["history"] if h["status"] == status)
 
 
-def run_job(http: httpx.Client, experiment: str, archive: bytes) -> dict[str, Any]:
+def run_job(
+    http: httpx.Client, experiment: str, archive: bytes, queue: str = "cpu"
+) -> dict[str, Any]:
     stored = http.post("/entrypoints", files={"archive": ("a.tar.gz", archive)})
     stored.raise_for_status()
     assert stored.json()["graph"]["valid"], stored.json()["graph"]["problems"]
     submitted = http.post(
-        "/jobs", json={"experiment_id": experiment, "entrypoint_id": stored.json()["id"]}
+        "/jobs",
+        json={"experiment_id": experiment, "entrypoint_id": stored.json()["id"], "queue": queue},
     )
     submitted.raise_for_status()
     while True:
