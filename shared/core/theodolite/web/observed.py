@@ -59,8 +59,21 @@ def request_id(headers: Headers) -> str:
 
 
 def route_template(scope: Scope) -> str:
-    """The path template the router matched (``/api/v1/jobs/{job_id}``)."""
-    return str(getattr(scope.get("route"), "path", UNMATCHED))
+    """The path template the router matched (``/api/v1/jobs/{job_id}``), prefix included."""
+    # FastAPI's telemetry has it whole, when it runs (tracing on).
+    known = getattr(scope.get("fastapi.telemetry"), "route", None)
+    if isinstance(known, str):
+        return known
+    template = getattr(scope.get("route"), "path", None)
+    if not isinstance(template, str):
+        return UNMATCHED
+    # The route knows its own path, not the prefix it was included under (a literal, such as
+    # /api/v1): the request path's leading segments, as many as the template lacks.
+    segments = scope["path"].strip("/").split("/")
+    extra = len(segments) - len(template.strip("/").split("/"))
+    if extra <= 0 or ":path}" in template:
+        return template
+    return "/" + "/".join(segments[:extra]) + template
 
 
 class ObservedRequests:
