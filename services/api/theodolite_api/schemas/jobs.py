@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, Field
 
@@ -108,7 +108,8 @@ class ArtifactPublic(BaseModel):
     path: str
     size_bytes: int
     download_url: str | None  # None for a logged model: MLflow serves it by its uri
-    kind: Literal["file", "model"] = "file"
+    # "file" or "model" (a plain string: the client's generated models keep it one).
+    kind: str = "file"
     uri: str | None = None  # runs:/RUN/PATH for a file, models:/MODEL_ID for a logged model
 
 

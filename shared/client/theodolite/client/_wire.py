@@ -13,11 +13,6 @@ from pydantic import Field
 from theodolite.client._base import ApiModel
 
 
-class Kind(StrEnum):
-    file = "file"
-    model = "model"
-
-
 class ArtifactPublic(ApiModel):
     """
     One artifact file of the job's run, or one model it logged (``models/<name>``: MLflow 3
@@ -27,7 +22,7 @@ class ArtifactPublic(ApiModel):
     path: str
     size_bytes: int = 0
     download_url: str | None = None
-    kind: Kind = "file"
+    kind: str = "file"
     uri: str | None = None
 
 
