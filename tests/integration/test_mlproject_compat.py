@@ -110,6 +110,26 @@ mlflow.log_metric("absolute", float(os.path.isabs(args.data)))
 """
 
 
+# A project that loads a model given as a path (a models:/ URI is downloaded first).
+PREDICT_MLPROJECT = """\
+name: predictor
+entry_points:
+  main:
+    parameters:
+      model: path
+    command: "python predict.py --model {model}"
+"""
+
+PREDICT_PY = """\
+import argparse, mlflow.sklearn
+
+parser = argparse.ArgumentParser()
+parser.add_argument("--model")
+model = mlflow.sklearn.load_model(parser.parse_args().model)
+mlflow.log_metric("prediction", float(model.predict([[10.0]])[0]))
+"""
+
+
 @dataclass
 class Outcome:
     status: str
@@ -285,7 +305,7 @@ def test_a_python_file_without_an_mlproject(
     assert_same(ours, theirs)
     assert ours.metrics["epochs"] == 4.0 and ours.metrics["layers"] == 3.0
     assert entrypoint["project_name"] == "bare-project"
-    assert _entry_point(entrypoint, "train.py")["file"] is True
+    assert entrypoint["runnable_files"] == ["train.py"] and entrypoint["entry_points"] == []
 
 
 def test_a_shell_file_beside_an_mlproject_without_entry_points(
@@ -299,6 +319,7 @@ def test_a_shell_file_beside_an_mlproject_without_entry_points(
     assert_same(ours, theirs)
     assert ours.metrics["epochs"] == 6.0 and ours.metrics["normalized"] == 1.0
     assert entrypoint["project_name"] == "shell-project"
+    assert entrypoint["runnable_files"] == ["run.sh", "train.py"]
     assert "run.sh got: --epochs 6 --normalize True" in api.get(f"/jobs/{job['id']}/logs").text
 
 
@@ -430,6 +451,30 @@ def test_a_remote_path_is_downloaded_as_mlflow_does(
     assert ours.metrics == {"total": 13.0, "absolute": 1.0}
     assert ours.params["data"] == uri  # logged as given, as MLflow does
     assert "inputs/param_0/data.csv" in log
+
+
+def test_a_models_uri_path_is_downloaded_as_mlflow_does(
+    api: httpx.Client, stack: Stack, tmp_path: Path, source_run: SourceRun
+) -> None:
+    model_job, _, made = through_testbed(
+        api,
+        stack,
+        _tar({"model.py": MODEL_PY}),
+        "model.py",
+        {},
+        experiment_id=source_run.experiment_id,
+    )
+    assert model_job.status == "succeeded"
+    listed = api.get(f"/jobs/{made['id']}/artifacts").json()["data"]
+    (uri,) = [a["uri"] for a in listed if a["kind"] == "model"]
+    files = {"MLproject": PREDICT_MLPROJECT, "predict.py": PREDICT_PY}
+    ours, _, job = through_testbed(
+        api, stack, _tar(files), "main", {"model": uri}, experiment_id=source_run.experiment_id
+    )
+    theirs = through_mlflow(stack, _project(tmp_path, files), "main", {"model": uri}, tmp_path)
+    assert ours.status == "succeeded", api.get(f"/jobs/{job['id']}/logs").text
+    assert_same(ours, theirs)
+    assert ours.metrics == {"prediction": pytest.approx(20.0)}
 
 
 def test_a_path_outside_what_the_job_may_read_is_not_downloaded(

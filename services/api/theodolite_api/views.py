@@ -49,6 +49,7 @@ async def graph_public(
 
 
 def entry_points_public(entry_points: dict) -> list[EntryPointPublic]:
+    """The declared entry points; the files that run as entry points are ``runnable_files``."""
     return [
         EntryPointPublic(
             name=name,
@@ -63,10 +64,15 @@ def entry_points_public(entry_points: dict) -> list[EntryPointPublic]:
                 for param_name, param in spec["parameters"].items()
             ],
             warnings=spec.get("warnings", []),
-            file=spec.get("file", False),
         )
         for name, spec in sorted(entry_points.items())
+        if not spec.get("file")
     ]
+
+
+def runnable_files(entry_points: dict) -> list[str]:
+    """The archive's .py and .sh files, each runnable as an entry point (``-e train.py``)."""
+    return sorted(name for name, spec in entry_points.items() if spec.get("file"))
 
 
 async def entrypoint_public(
@@ -75,6 +81,7 @@ async def entrypoint_public(
     return EntryPointArchivePublic(
         **archive.model_dump(exclude={"entry_points", "graph_text"}),
         entry_points=entry_points_public(archive.entry_points),
+        runnable_files=runnable_files(archive.entry_points),
         graph=await graph_public(archive.graph_text, session=session, registry=registry),
     )
 

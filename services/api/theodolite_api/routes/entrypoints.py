@@ -21,7 +21,12 @@ from theodolite_api.schemas.entrypoints import (
     EntryPointValidation,
     EnvironmentPublic,
 )
-from theodolite_api.views import entry_points_public, entrypoint_public, graph_public
+from theodolite_api.views import (
+    entry_points_public,
+    entrypoint_public,
+    graph_public,
+    runnable_files,
+)
 
 router = APIRouter(prefix="/entrypoints", tags=["entrypoints"], route_class=ArchiveUploadRoute)
 
@@ -102,6 +107,7 @@ async def validate_entrypoint(
         problems=graph.problems if graph is not None else [],
         sha256=sha256,
         entry_points=entry_points_public(described.entry_points),
+        runnable_files=runnable_files(described.entry_points),
         graph=graph,
         environment=None
         if described.environment is None

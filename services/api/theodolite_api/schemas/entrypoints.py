@@ -21,7 +21,6 @@ class EntryPointPublic(BaseModel):
     command: str
     parameters: list[ParameterPublic]
     warnings: list[str] = []  # what MLflow accepts but reads differently (a type read as string)
-    file: bool = False  # a .py or .sh file run directly: undeclared parameters become --name value
 
 
 class EnvironmentPublic(BaseModel):
@@ -54,6 +53,9 @@ class EntryPointArchivePublic(BaseModel):
     archive_format: str
     project_name: str | None
     entry_points: list[EntryPointPublic]
+    # .py and .sh files that run as entry points, as under ``mlflow run -e train.py``: with
+    # python or bash, every parameter appended as --name value.
+    runnable_files: list[str] = []
     graph: GraphPublic | None = None
     # The environment its MLproject declares (python_env, conda_env, docker_env, ...); null for
     # archives stored before environments were read.
@@ -68,5 +70,6 @@ class EntryPointValidation(BaseModel):
     problems: list[Problem]
     sha256: str
     entry_points: list[EntryPointPublic]
+    runnable_files: list[str] = []
     graph: GraphPublic | None = None
     environment: EnvironmentPublic | None = None

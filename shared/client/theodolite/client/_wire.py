@@ -333,7 +333,6 @@ class EntryPointPublic(ApiModel):
     command: str
     parameters: list[ParameterPublic] = Field([], validate_default=True)
     warnings: list[str] = []
-    file: bool = False
 
 
 class GraphPublic(ApiModel):
@@ -423,6 +422,7 @@ class EntryPointArchivePublic(ApiModel):
     archive_format: str
     project_name: str | None = None
     entry_points: list[EntryPointPublic] = Field([], validate_default=True)
+    runnable_files: list[str] = []
     graph: GraphPublic | None = None
     environment: EnvironmentPublic | None = None
     created_at: datetime
@@ -435,6 +435,7 @@ class EntryPointValidation(ApiModel):
     problems: list[Problem] = Field([], validate_default=True)
     sha256: str
     entry_points: list[EntryPointPublic] = Field([], validate_default=True)
+    runnable_files: list[str] = []
     graph: GraphPublic | None = None
     environment: EnvironmentPublic | None = None
 
