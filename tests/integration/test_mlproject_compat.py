@@ -522,3 +522,20 @@ def test_raw_object_store_and_web_paths_are_refused_at_submission(
     problem = response.json()["problems"][0]
     assert problem["field"] == "params.data"
     assert "not downloaded for jobs" in problem["message"]
+
+
+def test_an_entry_point_neither_declared_nor_a_file_is_refused(api: httpx.Client) -> None:
+    files = {"MLproject": TUTORIAL_MLPROJECT, "train.py": TRAIN_PY}
+    entrypoint = upload(api, _tar(files)).json()
+    response = api.post(
+        "/jobs",
+        json={
+            "experiment_id": create_experiment(api)["id"],
+            "entrypoint_id": entrypoint["id"],
+            "entry_point": "missing.py",
+        },
+    )
+    assert response.status_code == 422, response.text
+    (problem,) = response.json()["problems"]
+    assert problem["field"] == "entry_point"
+    assert "(declared: main), and has no such .py or .sh file" in problem["message"]

@@ -82,12 +82,13 @@ async def submit_job(
     if archive is None:
         problems.append(Problem(field="entrypoint_id", message="no such entry point archive"))
     elif request.entry_point not in archive.entry_points:
-        declared = ", ".join(sorted(archive.entry_points))
+        declared = [n for n, spec in archive.entry_points.items() if not spec.get("file")]
         problems.append(
             Problem(
                 field="entry_point",
                 message=f"the archive declares no entry point {request.entry_point!r} "
-                f"(declared: {declared})",
+                f"(declared: {', '.join(sorted(declared)) or 'none'}), and has no such .py or "
+                ".sh file to run",
             )
         )
     else:
