@@ -206,7 +206,10 @@ class MlflowReader:
             }
             if token:
                 body["page_token"] = token
-            page = await self._json("POST", "/api/2.0/mlflow/logged-models/search", json=body)
+            try:
+                page = await self._json("POST", "/api/2.0/mlflow/logged-models/search", json=body)
+            except NotFound:
+                return []  # an MLflow before 3 keeps no logged models apart
             models.extend(page.get("models", []))
             token = page.get("next_page_token")
             if not token:
