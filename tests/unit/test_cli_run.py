@@ -112,3 +112,33 @@ def test_experiment_options_refused_before_anything_is_sent(
     result = CliRunner().invoke(app, ["run", ENTRYPOINT_ID, *arguments])
     assert result.exit_code == 2
     assert "--experiment-id" in result.output
+
+
+def test_an_upload_shows_warnings_and_the_files_runnable_with_e(
+    fake_api: Any, tmp_path: Path
+) -> None:
+    (tmp_path / "train.py").write_text("print('hi')\n")
+    described = {
+        **ENTRYPOINT,
+        "entry_points": [
+            {
+                "name": "main",
+                "command": "python train.py {flag}",
+                "parameters": [
+                    {"name": "flag", "type": "bool", "default": "False", "required": False}
+                ],
+                "warnings": ["parameter flag: type 'bool' is not one of (...); read as string"],
+            }
+        ],
+        "runnable_files": ["train.py"],
+    }
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(201, json=described)
+
+    fake_api(handler)
+    result = CliRunner().invoke(app, ["entrypoints", "push", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert "main(flag: bool = False)" in result.stdout
+    assert "main: parameter flag: type 'bool'" in result.stderr
+    assert "files runnable with -e: train.py" in result.stdout

@@ -75,6 +75,11 @@ def describe_entrypoint(entrypoint: Any) -> None:
             for p in declared.parameters
         )
         console.print(f"  {declared.name}({params})", highlight=False)
+        for warning in declared.warnings:
+            status_console.print(f"  [yellow]{declared.name}: {warning}[/]", highlight=False)
+    if entrypoint.runnable_files:
+        files = ", ".join(entrypoint.runnable_files)
+        console.print(f"  files runnable with -e: {files}", highlight=False)
     if entrypoint.graph is not None and not entrypoint.graph.valid:
         for problem in entrypoint.graph.problems:
             status_console.print(f"  [yellow]graph {problem.field}: {problem.message}[/]")
