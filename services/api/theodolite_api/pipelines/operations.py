@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from functools import partial
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -15,7 +16,7 @@ from theodolite_api.auth.callers import Caller
 from theodolite_api.clients.mlflow import MlflowReader
 from theodolite_api.clients.registry import RegistryClient
 from theodolite_api.jobs.cancellation import request_cancel
-from theodolite_api.jobs.submission import submit_job
+from theodolite_api.jobs.children import ChildProblems, submit_child, swept_value_problem
 from theodolite_api.pipelines import progress
 from theodolite_api.pipelines.plan import (
     MAX_DEPENDENCIES,
@@ -43,11 +44,17 @@ def _located(problem: Problem, stage: str, job: StageJobPlan, spec: StageCreate)
     """A stage job's problem, said where the pipeline's author can fix it."""
     if problem.field == "experiment_id":
         return problem
-    name = problem.field.removeprefix("params.")
-    sweep = spec.sweep
-    if sweep is not None and problem.field.startswith("params.") and name in sweep.grid:
-        index = sweep.grid[name].index(job.point[name])
-        return Problem(field=f"stages.{stage}.sweep.grid.{name}.{index}", message=problem.message)
+    if spec.sweep is not None:
+        swept = swept_value_problem(
+            problem,
+            grid=spec.sweep.grid,
+            seeds=spec.sweep.seeds,
+            seed_param=spec.sweep.seed_param,
+            point=job.point,
+            prefix=f"stages.{stage}.sweep.",
+        )
+        if swept is not None:
+            return swept
     return Problem(field=f"stages.{stage}.{problem.field}", message=problem.message)
 
 
@@ -61,12 +68,12 @@ async def _submit_jobs(
     caller: Caller,
     settings: ApiSettings,
     registry: RegistryClient,
-) -> tuple[list[PipelineJob], list[Problem]]:
-    """Every stage's jobs, upstream first, each waiting on its upstream jobs; the problems."""
+    problems: ChildProblems,
+) -> list[PipelineJob]:
+    """Every stage's jobs, upstream first, each waiting on its upstream jobs; what is wrong
+    with them goes to ``problems``."""
     created: dict[JobKey, Job] = {}
     links: list[PipelineJob] = []
-    problems: list[Problem] = []
-    seen: set[tuple[str, str]] = set()
     for stage in plan.order:
         spec = request.stages[stage]
         for planned in plan.jobs[stage]:
@@ -89,22 +96,18 @@ async def _submit_jobs(
                 "theodolite.pipeline_id": str(pipeline_id),
                 "theodolite.pipeline_stage": stage,
             }
-            try:
-                job = await submit_job(
-                    session=session,
-                    request=child,
-                    caller=caller,
-                    settings=settings,
-                    registry=registry,
-                    deferred=frozenset(planned.templates),
-                    run_tags=tags,
-                )
-            except InvalidSubmission as exc:
-                for problem in exc.problems:
-                    located = _located(problem, stage, planned, spec)
-                    if (located.field, located.message) not in seen:
-                        seen.add((located.field, located.message))
-                        problems.append(located)
+            job = await submit_child(
+                session=session,
+                request=child,
+                caller=caller,
+                settings=settings,
+                registry=registry,
+                problems=problems,
+                locate=partial(_located, stage=stage, job=planned, spec=spec),
+                deferred=frozenset(planned.templates),
+                run_tags=tags,
+            )
+            if job is None:
                 continue
             created[(stage, planned.point_index)] = job
             links.append(
@@ -117,7 +120,7 @@ async def _submit_jobs(
                     templates=planned.templates,
                 )
             )
-    return links, problems
+    return links
 
 
 async def create_pipeline(
@@ -132,7 +135,8 @@ async def create_pipeline(
     """Create the pipeline, its MLflow parent run and every stage's jobs, or raise
     InvalidSubmission naming every problem (then nothing is created: the caller does not commit,
     and the parent run is deleted). Does not commit."""
-    plan, problems = plan_pipeline(request.stages, settings.sweeps.max_points)
+    plan, shape_problems = plan_pipeline(request.stages, settings.sweeps.max_points)
+    problems = ChildProblems(shape_problems)
     experiment = await experiment_repo.get(session=session, experiment_id=request.experiment_id)
     if experiment is not None and caller.sees(experiment.group_id):
         caller.check_writes(experiment.group_id, f"experiment {experiment.name!r}")
@@ -150,7 +154,7 @@ async def create_pipeline(
             start_ms=int(now.timestamp() * 1000),
         )
     try:
-        links, job_problems = await _submit_jobs(
+        links = await _submit_jobs(
             session=session,
             request=request,
             plan=plan,
@@ -159,10 +163,11 @@ async def create_pipeline(
             caller=caller,
             settings=settings,
             registry=registry,
+            problems=problems,
         )
-        problems.extend(job_problems)
         if problems:
-            raise InvalidSubmission(f"{len(problems)} problem(s) in the pipeline", problems)
+            found = problems.found
+            raise InvalidSubmission(f"{len(found)} problem(s) in the pipeline", found)
     except BaseException:
         if parent_run_id is not None:
             try:

@@ -21,7 +21,7 @@ from theodolite.web.errors import InvalidSubmission
 from theodolite_api.auth.callers import Caller
 from theodolite_api.clients.mlflow import MlflowReader
 from theodolite_api.clients.registry import RegistryClient
-from theodolite_api.jobs.submission import submit_job
+from theodolite_api.jobs.children import ChildProblems, submit_child, swept_value_problem
 from theodolite_api.repositories import sweeps as sweep_repo
 from theodolite_api.schemas.jobs import JobCreate
 from theodolite_api.schemas.sweeps import (
@@ -131,18 +131,6 @@ def expand_points(
     return points
 
 
-def _point_problem(problem: Problem, request: SweepCreate, point: Point) -> Problem:
-    """A child's problem, said where the sweep's author can fix it."""
-    name = problem.field.removeprefix("params.")
-    if problem.field.startswith("params.") and name in request.grid:
-        index = request.grid[name].index(point.values[name])
-        return Problem(field=f"grid.{name}.{index}", message=problem.message)
-    if problem.field.startswith("params.") and request.seeds and name == request.seed_param:
-        index = request.seeds.index(point.values[name])
-        return Problem(field=f"seeds.{index}", message=problem.message)
-    return problem
-
-
 async def create_sweep(
     *,
     session: AsyncSession,
@@ -153,12 +141,11 @@ async def create_sweep(
 ) -> tuple[Sweep, list[tuple[SweepJob, Job]]]:
     """Create the sweep and every child job, or raise InvalidSubmission naming every problem
     (then nothing is created: the caller does not commit). Does not commit."""
-    problems = grid_problems(request, settings.sweeps.max_points)
+    problems = ChildProblems(grid_problems(request, settings.sweeps.max_points))
     if point_count(request) > settings.sweeps.max_points:
-        raise InvalidSubmission(f"{len(problems)} problem(s) in the sweep", problems)
+        raise InvalidSubmission(f"{len(problems.found)} problem(s) in the sweep", problems.found)
     sweep_id = uuid.uuid4()
     children: list[tuple[SweepJob, Job]] = []
-    seen = {(p.field, p.message) for p in problems}
     for position, point in enumerate(expand(request)):
         child = JobCreate(
             experiment_id=request.experiment_id,
@@ -170,18 +157,27 @@ async def create_sweep(
             max_retries=request.max_retries,
             retry_on_failure=request.retry_on_failure,
         )
-        try:
-            job = await submit_job(
-                session=session, request=child, caller=caller, settings=settings, registry=registry
+
+        def locate(problem: Problem, point: Point = point) -> Problem:
+            swept = swept_value_problem(
+                problem,
+                grid=request.grid,
+                seeds=request.seeds,
+                seed_param=request.seed_param,
+                point=point.values,
             )
-        except InvalidSubmission as exc:
-            for problem in exc.problems:
-                located = _point_problem(problem, request, point)
-                if (located.field, located.message) not in seen:
-                    seen.add((located.field, located.message))
-                    problems.append(located)
-            continue
-        if not problems:
+            return swept or problem
+
+        job = await submit_child(
+            session=session,
+            request=child,
+            caller=caller,
+            settings=settings,
+            registry=registry,
+            problems=problems,
+            locate=locate,
+        )
+        if job is not None and not problems:
             children.append(
                 (
                     SweepJob(
@@ -195,7 +191,7 @@ async def create_sweep(
                 )
             )
     if problems:
-        raise InvalidSubmission(f"{len(problems)} problem(s) in the sweep", problems)
+        raise InvalidSubmission(f"{len(problems.found)} problem(s) in the sweep", problems.found)
     sweep = Sweep(
         id=sweep_id,
         experiment_id=request.experiment_id,
