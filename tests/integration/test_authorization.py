@@ -264,3 +264,46 @@ def test_another_groups_job_is_no_dependency_and_only_administrators_see_workers
     with httpx.Client(base_url=stack.api, headers=stack.headers) as admin:
         (worker,) = admin.get("/queues/cpu").json()["workers"]
         assert worker["hostname"] and worker["isolation"] is not None
+
+
+def test_a_pipeline_reaches_no_other_groups_experiment_or_archive(world: World) -> None:
+    alices = {
+        "experiment_id": world.ids["experiment_id"],
+        "entrypoint_id": world.ids["entrypoint_id"],
+    }
+    with world.client("bob") as bob:
+        own = _created(bob.post("/api/v1/experiments", json={"name": unique("bob")}))
+        archive = _created(
+            bob.post("/api/v1/entrypoints", files={"archive": ("p.tar.gz", ARCHIVE)})
+        )
+
+        def refused(experiment_id: str, entrypoint_id: str) -> list[dict[str, Any]]:
+            body = {
+                "experiment_id": experiment_id,
+                "name": "reach",
+                "stages": {"a": {"entrypoint_id": entrypoint_id}},
+            }
+            response = bob.post("/api/v1/pipelines", json=body)
+            assert response.status_code == 422, response.text
+            problems: list[dict[str, Any]] = response.json()["problems"]
+            return problems
+
+        # As unknown as ones that do not exist: nothing tells bob they do.
+        assert refused(alices["experiment_id"], archive["id"]) == [
+            {"field": "experiment_id", "message": "no such experiment"}
+        ]
+        assert refused(own["id"], alices["entrypoint_id"]) == [
+            {"field": "stages.a.entrypoint_id", "message": "no such entry point archive"}
+        ]
+        assert (
+            bob.get("/api/v1/pipelines", params={"experiment_id": own["id"]}).json()["count"] == 0
+        )
+    with world.client("rita") as rita:  # a viewer of alice's group
+        body = {
+            "experiment_id": alices["experiment_id"],
+            "name": "viewer",
+            "stages": {"a": {"entrypoint_id": alices["entrypoint_id"]}},
+        }
+        assert rita.post("/api/v1/pipelines", json=body).status_code == 403
+        cancel = rita.post(f"/api/v1/pipelines/{world.ids['pipeline_id']}/cancel")
+        assert cancel.status_code == 403

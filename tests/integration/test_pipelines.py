@@ -409,3 +409,27 @@ def test_every_invalid_pipeline_is_refused_with_every_problem_and_nothing_create
     unknown = problems({"a": _stage(target, "write")}, experiment_id=str(uuid.uuid4()))
     assert unknown == {("experiment_id", "no such experiment")}
     assert jobs_and_pipelines() == before
+
+
+def test_a_hostile_upstream_value_reaches_the_next_stage_as_one_quoted_argument(
+    api: httpx.Client, target: dict[str, str]
+) -> None:
+    # An upstream job logs whatever it likes; a downstream command must get it as data.
+    hostile = "x'; echo INJECTED; $(echo SUBSHELL) `echo TICK` $HOME && exit 3"
+    pipeline = _create(
+        api,
+        target,
+        {
+            "first": _stage(target, "write", params={"text": hostile}),
+            "second": _stage(target, "read", params={"source": "${first.params.word}"}),
+        },
+    )
+    ended = _wait(api, pipeline["id"])
+    assert ended["status"] == "succeeded", ended
+    second = _job(api, ended, "second")
+    assert second["params"]["source"] == hostile
+    output = [
+        line for line in _log(api, second["id"]).splitlines() if not line.startswith("[theodolite]")
+    ]
+    # Printed whole, once; nothing of it ran (no INJECTED, SUBSHELL or TICK line, no exit 3).
+    assert output == [f"given {hostile}", "score 0.0"]
