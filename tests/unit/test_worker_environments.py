@@ -123,3 +123,34 @@ async def test_a_build_waits_for_another_process_holding_the_keys_lock(tmp_path:
     assert messages[0].startswith("python_env: waiting for another build")
     assert built.built
     await holder.wait()
+
+
+@pytest.mark.parametrize(
+    "requirement",
+    [
+        "-r requirements.txt",
+        "--index-url=http://169.254.169.254/simple",
+        "evil @ https://attacker.example/evil-1.0-py3-none-any.whl",
+        "git+https://attacker.example/evil.git",
+        "file:///etc/passwd",
+        "./vendored",
+        "/root/.config/theodolite",
+        "evil-1.0.tar.gz",
+    ],
+)
+async def test_a_hostile_requirement_is_refused_before_uv_runs(
+    tmp_path: Path, requirement: str
+) -> None:
+    # The build runs outside any job's sandbox: only packages by name, from the index.
+    builder = EnvironmentBuilder(_settings(tmp_path))
+    text = f"python: '3.11'\ndependencies:\n  - {requirement!r}\n".encode()
+    declared = declared_environment({"python_env": "p.yaml"}, {"p.yaml": text})
+    said: list[str] = []
+
+    async def progress(message: str) -> None:
+        said.append(message)
+
+    with pytest.raises(EnvironmentBuildError, match="not supported|not a requirement by name"):
+        await builder.ensure(declared, progress=progress)
+    assert not any("installing" in m for m in said)  # uv never saw it
+    assert not any(p.is_dir() and not p.name.startswith(".") for p in builder.root.iterdir())

@@ -16,6 +16,7 @@ import fcntl
 import json
 import logging
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -58,6 +59,32 @@ Report = Callable[[str], Awaitable[None]]
 
 class EnvironmentBuildError(Exception):
     """A declared environment could not be built or used here; the message says why."""
+
+
+# A requirement by name (extras, version specifiers, markers): never a URL, a path or an option.
+_NAMED_REQUIREMENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*\s*(\[[A-Za-z0-9._,\s-]*\])?[^@/\\]*")
+
+
+def requirement_refusal(requirement: str) -> str | None:
+    """Why the builder will not install ``requirement``, or None. The build runs outside the
+    job's sandbox, on the worker's network: only packages by name from the configured index,
+    no options (``-r``, ``--index-url``), direct URLs (``pkg @ https://...``) or local paths."""
+    if requirement[:1] == "-":
+        return (
+            f"options among the requirements ({requirement!r}) are not supported; "
+            "list the requirements themselves"
+        )
+    name = requirement.split(";")[0].strip().lower()
+    if (
+        "://" in requirement
+        or not _NAMED_REQUIREMENT.fullmatch(requirement)
+        or name.endswith((".whl", ".tar.gz", ".zip", ".tgz"))
+    ):
+        return (
+            f"{requirement!r} is not a requirement by name (a URL or a path?): the worker "
+            "installs packages by name from its index only"
+        )
+    return None
 
 
 def find_uv() -> str | None:
@@ -315,14 +342,9 @@ class EnvironmentBuilder:
         interpreter: str,
         progress: Report,
     ) -> None:
-        options = [
-            d for d in (*declared.build_dependencies, *declared.dependencies) if d[:1] == "-"
-        ]
-        if options:
-            raise EnvironmentBuildError(
-                f"python_env {declared.file}: options among the requirements ({options[0]!r}) "
-                "are not supported; list the requirements themselves"
-            )
+        for requirement in (*declared.build_dependencies, *declared.dependencies):
+            if (why := requirement_refusal(requirement)) is not None:
+                raise EnvironmentBuildError(f"python_env {declared.file}: {why}")
         capabilities = self.capabilities
         assert capabilities.uv is not None
         uv = capabilities.uv
@@ -351,7 +373,18 @@ class EnvironmentBuilder:
                 steps.append(
                     (
                         f"installing {name}: {' '.join(requirements)}",
-                        [uv, "pip", "install", "--no-config", "--python", python, *requirements],
+                        # Wheels only: building a source distribution runs its code here,
+                        # outside any job's sandbox.
+                        [
+                            uv,
+                            "pip",
+                            "install",
+                            "--no-config",
+                            "--no-build",
+                            "--python",
+                            python,
+                            *requirements,
+                        ],
                     )
                 )
         try:
