@@ -9,6 +9,7 @@ import math
 import uuid
 from collections import Counter
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -131,6 +132,18 @@ def expand_points(
     return points
 
 
+def _point_problem(problem: Problem, request: SweepCreate, point: Point) -> Problem:
+    """A child's problem, said where the sweep's author can fix it."""
+    swept = swept_value_problem(
+        problem,
+        grid=request.grid,
+        seeds=request.seeds,
+        seed_param=request.seed_param,
+        point=point.values,
+    )
+    return swept or problem
+
+
 async def create_sweep(
     *,
     session: AsyncSession,
@@ -158,16 +171,6 @@ async def create_sweep(
             retry_on_failure=request.retry_on_failure,
         )
 
-        def locate(problem: Problem, point: Point = point) -> Problem:
-            swept = swept_value_problem(
-                problem,
-                grid=request.grid,
-                seeds=request.seeds,
-                seed_param=request.seed_param,
-                point=point.values,
-            )
-            return swept or problem
-
         job = await submit_child(
             session=session,
             request=child,
@@ -175,7 +178,7 @@ async def create_sweep(
             settings=settings,
             registry=registry,
             problems=problems,
-            locate=locate,
+            locate=partial(_point_problem, request=request, point=point),
         )
         if job is not None and not problems:
             children.append(
