@@ -22,8 +22,8 @@ from standardwebhooks import Webhook
 from tests.fixtures.database import new_job, sessions
 from theodolite.db.status_tables import WebhookAttempt, WebhookDelivery
 from theodolite.db.tables import utcnow
+from theodolite.net_guard import IPAddress
 from theodolite_api.settings import WebhookSettings
-from theodolite_api.webhooks.addresses import IPAddress
 from theodolite_api.webhooks.callback_urls import new_webhook_secret
 from theodolite_api.webhooks.sender import WebhookSender
 

@@ -160,8 +160,10 @@ entry_points:
         ("runs:/0123abcd/data/x.csv", True),
         ("models:/net/3", True),
         ("mlflow-artifacts:/1/abc/artifacts/x.csv", True),
-        ("s3://bucket/data.csv", False),
-        ("https://example.com/data.csv", False),
+        # The worker downloads these where the job's queue allows: checked at submission.
+        ("s3://bucket/data.csv", True),
+        ("https://example.com/data.csv", True),
+        ("gs://bucket/data.csv", False),
         ("gopher://x/y", False),
     ],
 )
@@ -194,11 +196,11 @@ def test_a_file_uri_is_a_local_path(tmp_path: Path) -> None:
 
 def test_a_remote_default_path_warns_and_needs_a_value() -> None:
     text = (
-        "entry_points:\n  main:\n    parameters: {d: {type: path, default: 's3://b/k.csv'}}\n"
+        "entry_points:\n  main:\n    parameters: {d: {type: path, default: 'gs://b/k.csv'}}\n"
         "    command: 'run {d}'\n"
     )
     main = parse_mlproject(text).entry_points["main"]
-    assert "s3: paths are not downloaded" in main.warnings[0]
+    assert "gs: paths are not downloaded" in main.warnings[0]
     with pytest.raises(ProblemsError):
         resolve_parameters(main, {})
     assert resolve_parameters(main, {"d": "runs:/r/k.csv"}) == {"d": "runs:/r/k.csv"}

@@ -7,8 +7,8 @@ import ipaddress
 
 import pytest
 
+from theodolite.net_guard import IPAddress, literal_address, refusal
 from theodolite_api.settings import ApiSettings, WebhookSettings
-from theodolite_api.webhooks.addresses import IPAddress, literal_address, refusal
 from theodolite_api.webhooks.callback_urls import callback_url_problems
 from theodolite_api.webhooks.destinations import DestinationGuard, DestinationRefused, parse_target
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from theodolite.archives import ArchiveLimits, extract_archive
+from theodolite.downloads import worker_fetched
 from theodolite.events import (
     JobCancelled,
     JobFailed,
@@ -33,6 +34,7 @@ from theodolite.sdk.protocol import PLUGINS_ENV, RESULT_FILE_ENV
 from theodolite.storage import IntegrityError, ObjectNotFound
 from theodolite_worker.archive_cache import ArchiveCache
 from theodolite_worker.containment import breach_after, contained, watching_limits
+from theodolite_worker.downloads import Downloader, DownloadFailed, size_text
 from theodolite_worker.environments import (
     EnvironmentBuilder,
     EnvironmentBuildError,
@@ -106,6 +108,7 @@ class JobRunner:
         warm_pool: ProcessSpawner | None = None,
         sandboxes: Sandboxes | None = None,
         environments: EnvironmentBuilder | None = None,
+        downloader: Downloader | None = None,
     ) -> None:
         self._settings = settings
         self._environments = environments or EnvironmentBuilder(settings)
@@ -115,8 +118,20 @@ class JobRunner:
         self._cache = cache
         self._tracker = tracker
         self._limits = ArchiveLimits(**settings.archive_limits.model_dump())
+        self._downloader = downloader or Downloader(settings)
 
-    async def _prepare(self, job: JobSubmitted, job_dir: Path) -> str:
+    async def _download(
+        self, name: str, uri: str, target: Path, job_dir: Path, events: JobEventPublisher
+    ) -> None:
+        try:
+            size = await self._downloader.fetch(uri, target)
+        except DownloadFailed as exc:
+            raise JobSetupError(f"could not download parameter {name}: {exc}") from exc
+        line = f"parameter {name}: {uri} -> {target.relative_to(job_dir)} ({size_text(size)})"
+        await events.publish(JobProgress(message=line))
+        await events.publish(JobLog(lines=[f"[theodolite] {line}"]))
+
+    async def _prepare(self, job: JobSubmitted, job_dir: Path, events: JobEventPublisher) -> str:
         try:
             data = await self._cache.get(job.archive_sha256)
         except (ObjectNotFound, IntegrityError) as exc:
@@ -131,6 +146,11 @@ class JobRunner:
             raise JobSetupError(f"the archive has no entry point {job.entry_point!r}")
         downloads = remote_inputs(spec, job.params, job_dir)
         command = render_command(spec, job.params, project_dir, downloads)
+        # s3:// and http(s):// values are the worker's to fetch, here, outside the sandbox.
+        for name, (uri, target) in list(downloads.items()):
+            if worker_fetched(uri):
+                await self._download(name, uri, target, job_dir, events)
+                del downloads[name]
         if not downloads:
             return command
         # Remote path values are fetched by the job itself, before its command, with its own
@@ -209,7 +229,7 @@ class JobRunner:
                 JobStarted(worker_id=self._settings.worker_id, mlflow_run_id=run_id)
             )
             limits = self._job_limits(job)
-            command = await self._prepare(job, job_dir)
+            command = await self._prepare(job, job_dir, events)
             await events.publish(JobLog(lines=[f"[theodolite] $ {command}"]))
             environment = await self._environment(job, job_dir / "project", events)
 

@@ -10,6 +10,7 @@ from theodolite import topology
 from theodolite.broker import MessageBroker
 from theodolite.events import WorkerHeartbeat, WorkerPlugins, make_event
 from theodolite.periodic import PeriodicService
+from theodolite_worker.downloads import offered
 from theodolite_worker.plugins import installed_plugins
 from theodolite_worker.settings import WorkerSettings
 from theodolite_worker.state import WorkerState
@@ -47,6 +48,7 @@ class Heartbeat(PeriodicService):
             running_jobs=list(self._state.controls),
             isolation=self._state.isolation,
             environments=self._state.environments,
+            downloads=offered(self._settings),
         )
         event = make_event(heartbeat, producer=self._settings.worker_id)
         await self._broker.publish(topology.EVENTS_EXCHANGE.name, event.type.value, event)

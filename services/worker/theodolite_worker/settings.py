@@ -8,7 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import BeforeValidator, Field, SecretStr
+from pydantic import BeforeValidator, Field, IPvAnyNetwork, SecretStr
 from pydantic_settings import SettingsConfigDict
 
 from theodolite.sandbox.limits import SandboxLimits
@@ -178,4 +178,26 @@ class WorkerSettings(CommonSettings):
     )
     env_build_timeout_s: float = Field(
         900.0, gt=0, description="Longest one step of a python_env build may take."
+    )
+    readable_buckets: list[str] = Field(
+        default_factory=list,
+        description="Buckets (or bucket/prefix folders) of the worker's own S3 server whose "
+        "s3:// path values it downloads for jobs, before the job starts and with its own "
+        "credentials, which the job never sees. Empty: s3:// paths are refused at submission.",
+    )
+    http_downloads: bool = Field(
+        False,
+        description="Download http(s):// path values for jobs (public addresses only, unless "
+        "http_download_allow_networks names more). Off: refused at submission.",
+    )
+    http_download_allow_networks: list[IPvAnyNetwork] = Field(
+        default_factory=list,
+        description="Networks http(s) downloads may reach although they are not global "
+        '(loopback, private, ...), as a JSON list of CIDRs, e.g. ["10.20.0.0/16"].',
+    )
+    download_max_bytes: int = Field(
+        2**30, gt=0, description="Largest file one s3:// or http(s):// path value may be."
+    )
+    download_timeout_s: float = Field(
+        300.0, gt=0, description="Longest one s3:// or http(s):// download may take."
     )

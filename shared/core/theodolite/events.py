@@ -9,6 +9,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field, ValidationError
 
+from theodolite.downloads import DownloadSupport
 from theodolite.environments import EnvironmentSupport
 from theodolite.observability.tracing import current_trace
 from theodolite.sdk.discovery import PluginSpec
@@ -173,6 +174,8 @@ class WorkerHeartbeat(BaseModel):
     isolation: dict[str, str] | None = None
     # What it can build for a declared environment; None from workers that predate it.
     environments: EnvironmentSupport | None = None
+    # The remote paths it downloads for jobs; None from workers that predate it.
+    downloads: DownloadSupport | None = None
 
 
 class WorkerPlugins(BaseModel):

@@ -22,6 +22,7 @@ from urllib.parse import urlparse
 import yaml
 from pydantic import BaseModel, Field
 
+from theodolite.downloads import WORKER_SCHEMES
 from theodolite.problems import Problem, ProblemsError, control_character_message
 
 MLPROJECT_FILENAME = "MLproject"
@@ -385,8 +386,9 @@ def resolve_parameters(
 
 
 # ``path`` values MLflow downloads that a job may have downloaded: through the job's own
-# tracking proxy, which lets it read only what its group may. Raw object-store and web URLs
-# would be fetched with credentials or a network the job does not have (docs/mlproject.md).
+# tracking proxy, which lets it read only what its group may. s3:// and http(s):// are fetched by
+# the worker where its operator allows (theodolite.downloads); other object-store and web URLs
+# would need credentials or a network the job does not have (docs/mlproject.md).
 DOWNLOADED_SCHEMES = ("runs", "models", "mlflow-artifacts")
 INPUTS_FOLDER = "inputs"
 
@@ -410,8 +412,10 @@ def remote_path_problem(value: str) -> str | None:
     scheme = urlparse(value).scheme
     if scheme in DOWNLOADED_SCHEMES:
         return None
+    if scheme in WORKER_SCHEMES:
+        return None  # the worker downloads it where its queue allows: checked at submission
     allowed = ", ".join(f"{s}:/" for s in DOWNLOADED_SCHEMES)
-    if scheme in ("s3", "gs", "wasbs", "abfss", "hdfs", "dbfs", "http", "https", "ftp", "sftp"):
+    if scheme in ("gs", "wasbs", "abfss", "hdfs", "dbfs", "ftp", "sftp"):
         return (
             f"{scheme}: paths are not downloaded for jobs (the worker's own credentials and "
             f"network are not the job's); log the file to MLflow and pass its URI ({allowed}), "
@@ -432,7 +436,9 @@ def remote_inputs(
         value = values.get(name)
         if spec.kind != "path" or value is None or _local_path(value) is not None:
             continue
-        base = PurePosixPath(urlparse(value).path).name or "download"
+        base = PurePosixPath(urlparse(value).path).name
+        if base in ("", ".", ".."):  # the file's own name, never a step out of its folder
+            base = "download"
         found[name] = (value, job_dir / INPUTS_FOLDER / f"param_{position}" / base)
     return found
 

@@ -8,6 +8,7 @@ from datetime import timedelta
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from theodolite.db.tables import EntryPointArchive, Job, utcnow
+from theodolite.downloads import download_refusal, worker_fetched
 from theodolite.environments import DeclaredEnvironment, environment_problems
 from theodolite.events import PluginPin
 from theodolite.lifecycle import JobStatus
@@ -99,6 +100,7 @@ async def submit_job(
             problems.extend(exc.problems)
         if queue is not None:
             problems.extend(await _environment_problems(session, settings, archive, request))
+            problems.extend(await _download_problems(session, settings, spec, params, request))
         if archive.graph_text is not None:
             checked = await check_graph(archive.graph_text, session=session, registry=registry)
             problems.extend(checked.problems)
@@ -153,6 +155,30 @@ async def _environment_problems(
     return environment_problems(
         declared, request.env_manager, support.get(request.queue), queue=request.queue
     )
+
+
+async def _download_problems(
+    session: AsyncSession,
+    settings: ApiSettings,
+    spec: EntryPointSpec,
+    params: dict[str, str],
+    request: JobCreate,
+) -> list[Problem]:
+    """Why the queue's live workers do not download a remote path value (s3://, http(s)://)."""
+    wanted = {
+        name: params[name]
+        for name, declared in spec.parameters.items()
+        if declared.kind == "path" and name in params and worker_fetched(params[name])
+    }
+    if not wanted:
+        return []
+    seen_after = utcnow() - timedelta(seconds=settings.worker_liveness_s)
+    support = await queue_repo.download_support(session=session, seen_after=seen_after)
+    return [
+        Problem(field=f"params.{name}", message=why)
+        for name, value in wanted.items()
+        if (why := download_refusal(value, support.get(request.queue), queue=request.queue))
+    ]
 
 
 def _limit_problems(limits: SandboxLimits, maxima: dict[str, int]) -> list[Problem]:

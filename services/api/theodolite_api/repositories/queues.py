@@ -9,6 +9,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from theodolite.db.tables import Job, Queue, Worker
+from theodolite.downloads import DownloadSupport, common_downloads
 from theodolite.environments import EnvironmentSupport, common_support
 from theodolite.events import WorkerHeartbeat
 
@@ -70,6 +71,26 @@ async def environment_support(
     }
 
 
+async def download_support(
+    *, session: AsyncSession, seen_after: datetime
+) -> dict[str, DownloadSupport]:
+    """Per queue, what all its live workers that announced it download for jobs."""
+    rows = await session.exec(
+        select(Worker.queue, Worker.downloads).where(
+            col(Worker.last_seen_at) > seen_after, col(Worker.stopping).is_(False)
+        )
+    )
+    announced: dict[str, list[DownloadSupport]] = {}
+    for queue, downloads in rows:
+        if downloads is not None:
+            announced.setdefault(queue, []).append(DownloadSupport.model_validate(downloads))
+    return {
+        queue: support
+        for queue, supports in announced.items()
+        if (support := common_downloads(supports)) is not None
+    }
+
+
 async def live_workers(*, session: AsyncSession, queue: str, seen_after: datetime) -> list[Worker]:
     rows = await session.exec(
         select(Worker)
@@ -96,6 +117,9 @@ async def record_heartbeat(
         "environments": None
         if heartbeat.environments is None
         else heartbeat.environments.model_dump(mode="json"),
+        "downloads": None
+        if heartbeat.downloads is None
+        else heartbeat.downloads.model_dump(mode="json"),
     }
     statement = insert(Worker).values(**values)
     await session.exec(

@@ -9,6 +9,7 @@ from sqlalchemy.exc import IntegrityError
 
 from theodolite import topology
 from theodolite.db.tables import Queue, utcnow
+from theodolite.downloads import DownloadSupport
 from theodolite.environments import EnvironmentSupport
 from theodolite.problems import Problem
 from theodolite.web.errors import Conflict, InvalidSubmission, found_or_404
@@ -22,6 +23,7 @@ from theodolite_api.schemas.queues import (
     DeadLetterPublic,
     QueueCreate,
     QueueDetail,
+    QueueDownloads,
     QueueEnvironments,
     QueuePublic,
     WorkerPublic,
@@ -54,7 +56,11 @@ def _environments(support: EnvironmentSupport | None) -> QueueEnvironments | Non
 
 
 def _public(
-    queue: Queue, live: int, waiting: int | None, support: EnvironmentSupport | None = None
+    queue: Queue,
+    live: int,
+    waiting: int | None,
+    support: EnvironmentSupport | None = None,
+    downloads: DownloadSupport | None = None,
 ) -> QueuePublic:
     return QueuePublic(
         name=queue.name,
@@ -64,6 +70,7 @@ def _public(
         waiting_for_worker=bool(waiting) and live == 0,
         max_limits=queue.max_limits,
         environments=_environments(support),
+        downloads=None if downloads is None else QueueDownloads(**downloads.model_dump()),
         created_at=queue.created_at,
     )
 
@@ -81,6 +88,7 @@ async def list_queues(session: SessionDep, state: StateDep) -> Page[QueuePublic]
     """Every queue with its live workers (heard from recently) and waiting jobs."""
     live = await _live(session, state)
     support = await queue_repo.environment_support(session=session, seen_after=_seen_after(state))
+    downloads = await queue_repo.download_support(session=session, seen_after=_seen_after(state))
     queues = await queue_repo.all_queues(session=session)
     data = [
         _public(
@@ -88,6 +96,7 @@ async def list_queues(session: SessionDep, state: StateDep) -> Page[QueuePublic]
             live.get(q.name, 0),
             await _count(state, topology.job_queue_name(q.name)),
             support.get(q.name),
+            downloads.get(q.name),
         )
         for q in queues
     ]
@@ -125,13 +134,16 @@ async def get_queue(
     broker_queue = topology.job_queue_name(name)
     live = (await _live(session, state)).get(name, 0)
     support = await queue_repo.environment_support(session=session, seen_after=_seen_after(state))
+    downloads = await queue_repo.download_support(session=session, seen_after=_seen_after(state))
     dead_queue = topology.dead_letter_queue_name(broker_queue)
     try:
         recent = await state.broker.peek(dead_queue, RECENT_DEAD_LETTERS)
     except Exception:
         recent = []
     return QueueDetail(
-        **_public(queue, live, await _count(state, broker_queue), support.get(name)).model_dump(),
+        **_public(
+            queue, live, await _count(state, broker_queue), support.get(name), downloads.get(name)
+        ).model_dump(),
         dead_letters=await _count(state, dead_queue),
         recent_dead_letters=[_dead_letter(m) for m in recent],
         workers=await _workers(session, state, name) if caller.is_admin else None,

@@ -32,6 +32,13 @@ class QueueEnvironments(BaseModel):
     conda: str | None
 
 
+class QueueDownloads(BaseModel):
+    """The remote path values every live worker of the queue downloads for its jobs."""
+
+    s3_buckets: list[str]  # each a bucket or bucket/prefix
+    http: bool  # http(s):// URLs (public addresses, and hosts its operator allowed)
+
+
 class QueuePublic(BaseModel):
     name: str
     description: str | None
@@ -42,6 +49,7 @@ class QueuePublic(BaseModel):
     max_limits: dict[str, int] | None = None
     # None until a live worker announced what it builds.
     environments: QueueEnvironments | None = None
+    downloads: QueueDownloads | None = None  # None until a live worker announced them
     created_at: datetime
 
 

@@ -9,9 +9,9 @@ import secrets
 from ipaddress import IPv4Address, IPv6Address
 from urllib.parse import urlsplit
 
+from theodolite.net_guard import is_localhost_name, literal_address, refusal
 from theodolite.problems import Problem
 from theodolite_api.settings import ApiSettings
-from theodolite_api.webhooks.addresses import is_localhost_name, literal_address, refusal
 from theodolite_api.webhooks.destinations import DestinationRefused, parse_target
 
 MAX_URL_LENGTH = 2048

@@ -13,7 +13,7 @@ from urllib.parse import unquote
 
 import httpx
 
-from theodolite_api.webhooks.addresses import (
+from theodolite.net_guard import (
     IPAddress,
     IPNetwork,
     literal_address,

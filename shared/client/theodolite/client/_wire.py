@@ -181,6 +181,13 @@ class ProgressPublic(ApiModel):
     at: datetime
 
 
+class QueueDownloads(ApiModel):
+    """The remote path values every live worker of the queue downloads for its jobs."""
+
+    s3_buckets: list[str] = []
+    http: bool = False
+
+
 class QueueEnvironments(ApiModel):
     """What every live worker of the queue builds for an MLproject's declared environment."""
 
@@ -199,6 +206,7 @@ class QueuePublic(ApiModel):
     waiting_for_worker: bool = False
     max_limits: dict[str, int] | None = None
     environments: QueueEnvironments | None = None
+    downloads: QueueDownloads | None = None
     created_at: datetime
 
 

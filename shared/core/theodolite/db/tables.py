@@ -93,6 +93,8 @@ class Worker(SQLModel, table=True):
     isolation: dict[str, str] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
     # What it can build (``theodolite.environments.EnvironmentSupport``), as its heartbeat says.
     environments: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    # What it downloads for jobs (``theodolite.downloads.DownloadSupport``), as its heartbeat says.
+    downloads: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
 
 
 class Job(SQLModel, table=True):

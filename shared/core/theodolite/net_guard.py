@@ -1,8 +1,8 @@
-"""Which addresses a webhook may be sent to: global unicast ones, and those in the networks an
-operator allowed. Decided by ``ipaddress`` properties of the address itself, never by how it was
-spelt: ``127.1``, ``2130706433``, ``0x7f000001`` and ``0177.0.0.1`` are read the way the system
-resolver reads them (all 127.0.0.1), and IPv6 forms that carry an IPv4 address are judged by the
-IPv4 address too."""
+"""Which addresses outbound requests to user-given URLs (webhooks, path downloads) may go to:
+global unicast ones, and those in the networks an operator allowed. Decided by ``ipaddress``
+properties of the address itself, never by how it was spelt: ``127.1``, ``2130706433``,
+``0x7f000001`` and ``0177.0.0.1`` are read the way the system resolver reads them (all
+127.0.0.1), and IPv6 forms that carry an IPv4 address are judged by the IPv4 address too."""
 
 from __future__ import annotations
 
