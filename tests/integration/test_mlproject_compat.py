@@ -477,11 +477,31 @@ def test_a_models_uri_path_is_downloaded_as_mlflow_does(
     assert ours.metrics == {"prediction": pytest.approx(20.0)}
 
 
-def test_a_path_outside_what_the_job_may_read_is_not_downloaded(
+@pytest.mark.parametrize("scheme", ["runs", "mlflow-artifacts"])
+def test_a_run_of_another_experiment_of_the_group_is_downloaded(
+    api: httpx.Client, stack: Stack, source_run: SourceRun, scheme: str
+) -> None:
+    """Experiment A's run, given to a job of experiment B of the same group: submission lets
+    the job's proxy read A (the job message's readable_experiments), and the job reads the file."""
+    uri = f"runs:/{source_run.run_id}/inputs/data.csv"
+    if scheme == "mlflow-artifacts":
+        root = MlflowClient(stack.config.mlflow_url).get_run(source_run.run_id).info.artifact_uri
+        uri = f"{root}/inputs/data.csv"
+    files = {"MLproject": READ_MLPROJECT, "read.py": READ_PY}
+    other = create_experiment(api)  # the same group as the source run's
+    assert other["id"] != source_run.experiment_id
+    ours, _, job = through_testbed(
+        api, stack, _tar(files), "main", {"data": uri, "scale": "2"}, experiment_id=other["id"]
+    )
+    assert ours.status == "succeeded", api.get(f"/jobs/{job['id']}/logs").text
+    assert ours.metrics == {"total": 13.0, "absolute": 1.0}  # (1 + 2 + 3.5) * 2: the file read
+
+
+def test_a_path_outside_the_group_is_refused_at_submission(
     api: httpx.Client, stack: Stack, source_run: SourceRun
 ) -> None:
-    """The download goes through the job's own tracking proxy: another group's job, and a
-    job of another experiment, may not read the run."""
+    """Another group's run (by runs:/ or its mlflow-artifacts:/ root) and a run that does not
+    exist are refused alike, naming the parameter, and no job is created."""
     group, user = unique("outsiders"), unique("olga")
     assert api.post("/admin/groups", json={"name": group}).status_code == 201
     assert api.post("/admin/users", json={"name": user}).status_code == 201
@@ -489,16 +509,31 @@ def test_a_path_outside_what_the_job_may_read_is_not_downloaded(
     assert member.status_code == 200, member.text
     made = api.post("/admin/keys", json={"user": user, "name": "compat", "scopes": ["submit"]})
     headers = {"Authorization": f"Bearer {made.json()['key']}"}
+    root = MlflowClient(stack.config.mlflow_url).get_run(source_run.run_id).info.artifact_uri
+    values = [
+        f"runs:/{source_run.run_id}/inputs/data.csv",
+        f"{root}/inputs/data.csv",
+        "runs:/0123456789abcdef0123456789abcdef/inputs/data.csv",  # no such run
+    ]
     files = {"MLproject": READ_MLPROJECT, "read.py": READ_PY}
-    params = {"data": f"runs:/{source_run.run_id}/inputs/data.csv"}
     with httpx.Client(base_url=stack.api, headers=headers, timeout=60) as outsider:
-        for client in (outsider, api):
-            ours, _, job = through_testbed(client, stack, _tar(files), "main", params)
-            log = client.get(f"/jobs/{job['id']}/logs").text
-            assert ours.status == "failed", log
-            assert "could not download a path parameter" in log
-            assert "is not in an experiment this job may read" in log
-            assert "total" not in ours.metrics
+        entrypoint = upload(outsider, _tar(files)).json()
+        experiment = create_experiment(outsider)
+        for value in values:
+            response = outsider.post(
+                "/jobs",
+                json={
+                    "experiment_id": experiment["id"],
+                    "entrypoint_id": entrypoint["id"],
+                    "params": {"data": value},
+                },
+            )
+            assert response.status_code == 422, response.text
+            assert response.json()["problems"] == [
+                {"field": "params.data", "message": "not in an experiment of your group"}
+            ]
+        listed = outsider.get("/jobs", params={"experiment_id": experiment["id"]})
+        assert listed.json()["count"] == 0
 
 
 @pytest.mark.parametrize(

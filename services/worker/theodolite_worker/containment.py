@@ -116,13 +116,15 @@ async def contained(
     run_id: str,
     run_artifact_uri: str | None,
     experiment_id: str,
+    readable_experiments: Iterable[str] = (),
     job_dir: Path,
     limits: SandboxLimits,
     read_only: Iterable[Path],
     extra_env: Mapping[str, str],
 ) -> AsyncIterator[Containment]:
     """The attempt's environment and sandbox, its proxy and relay serving, while the block runs;
-    afterwards every process of the sandbox is gone and its uid free."""
+    afterwards every process of the sandbox is gone and its uid free. The proxy lets the job read
+    ``experiment_id`` and ``readable_experiments`` (the job message's, checked at submission)."""
     if not sandboxes.contained:
         env = job_environment(
             settings, job_id, run_id, experiment_id, home=job_dir, attempt=attempt
@@ -139,6 +141,7 @@ async def contained(
                     upstream=settings.mlflow.tracking_uri,
                     run_id=run_id,
                     experiment_id=experiment_id,
+                    readable_experiments=readable_experiments,
                     run_artifact_uri=run_artifact_uri,
                 )
             )

@@ -251,6 +251,7 @@ class JobRunner:
                 if self._sandboxes.contained
                 else None,
                 experiment_id=job.mlflow_experiment_id,
+                readable_experiments=job.readable_experiments,
                 job_dir=job_dir,
                 limits=limits,
                 read_only=[

@@ -65,6 +65,10 @@ class JobSubmitted(BaseModel):
     # ``mlflow run --env-manager`` (local, uv, virtualenv, conda); None: build what the MLproject
     # declares.
     env_manager: str | None = None
+    # The MLflow experiments besides its own whose runs and artifacts the job may read through
+    # its tracking proxy: those of its group that its runs:/ and mlflow-artifacts:/ path values
+    # name, checked at submission.
+    readable_experiments: list[str] = Field(default_factory=list)
 
 
 class JobStarted(BaseModel):

@@ -12,6 +12,7 @@ from theodolite.db.tables import Job
 from theodolite.problems import Problem
 from theodolite.web.errors import InvalidSubmission
 from theodolite_api.auth.callers import Caller
+from theodolite_api.clients.mlflow import MlflowReader
 from theodolite_api.clients.registry import RegistryClient
 from theodolite_api.jobs.submission import submit_job
 from theodolite_api.schemas.jobs import JobCreate
@@ -66,6 +67,7 @@ async def submit_child(
     caller: Caller,
     settings: ApiSettings,
     registry: RegistryClient,
+    mlflow: MlflowReader,
     problems: ChildProblems,
     locate: Callable[[Problem], Problem],
     deferred: frozenset[str] = frozenset(),
@@ -79,6 +81,7 @@ async def submit_child(
             caller=caller,
             settings=settings,
             registry=registry,
+            mlflow=mlflow,
             deferred=deferred,
             run_tags=run_tags,
         )

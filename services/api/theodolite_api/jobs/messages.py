@@ -30,6 +30,7 @@ def job_message(job: Job, experiment: Experiment, archive: EntryPointArchive) ->
         limits=job.limits,
         run_tags=job.run_tags or {},
         env_manager=job.env_manager,
+        readable_experiments=job.readable_experiments or [],
     )
 
 

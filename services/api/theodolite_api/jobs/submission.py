@@ -17,6 +17,7 @@ from theodolite.problems import Problem, ProblemsError
 from theodolite.sandbox.limits import SandboxLimits
 from theodolite.web.errors import InvalidSubmission
 from theodolite_api.auth.callers import Caller, Forbidden
+from theodolite_api.clients.mlflow import MlflowReader
 from theodolite_api.clients.registry import RegistryClient
 from theodolite_api.entrypoints.graph_checks import check_graph
 from theodolite_api.jobs import transitions
@@ -27,6 +28,7 @@ from theodolite_api.jobs.dependencies import (
     visible_dependencies,
 )
 from theodolite_api.jobs.messages import enqueue_attempt
+from theodolite_api.jobs.readable import readable_experiments
 from theodolite_api.repositories import entrypoints as entrypoint_repo
 from theodolite_api.repositories import experiments as experiment_repo
 from theodolite_api.repositories import queues as queue_repo
@@ -45,6 +47,7 @@ async def submit_job(
     caller: Caller,
     settings: ApiSettings,
     registry: RegistryClient,
+    mlflow: MlflowReader,
     deferred: frozenset[str] = frozenset(),
     run_tags: dict[str, str] | None = None,
 ) -> Job:
@@ -80,6 +83,7 @@ async def submit_job(
         archive = None
     params: dict[str, str] = {}
     pins: dict[str, PluginPin] = {}
+    spec: EntryPointSpec | None = None
     if archive is None:
         problems.append(Problem(field="entrypoint_id", message="no such entry point archive"))
     elif request.entry_point not in archive.entry_points:
@@ -109,6 +113,19 @@ async def submit_job(
         session=session, caller=caller, ids=request.depends_on
     )
     problems.extend(dependency_problems)
+    readable: list[str] = []
+    if experiment is not None and spec is not None:
+        # The runs:/ and mlflow-artifacts:/ values of the group's other experiments, which the
+        # job's tracking proxy is to let it read (asks MLflow: 503 when it is down).
+        readable, outside = await readable_experiments(
+            session=session,
+            mlflow=mlflow,
+            spec=spec,
+            params=params,
+            group_id=experiment.group_id,
+            own_mlflow_experiment_id=experiment.mlflow_experiment_id,
+        )
+        problems.extend(outside)
     if problems:
         raise InvalidSubmission(f"{len(problems)} problem(s) in the submission", problems)
     assert experiment is not None and archive is not None
@@ -130,6 +147,7 @@ async def submit_job(
         limits=limits_row(request.limits),
         run_tags=run_tags,
         env_manager=request.env_manager,
+        readable_experiments=readable or None,
         webhook_secret=new_webhook_secret() if request.callback_url else None,
         created_at=now,
         updated_at=now,

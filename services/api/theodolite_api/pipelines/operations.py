@@ -68,6 +68,7 @@ async def _submit_jobs(
     caller: Caller,
     settings: ApiSettings,
     registry: RegistryClient,
+    mlflow: MlflowReader,
     problems: ChildProblems,
 ) -> list[PipelineJob]:
     """Every stage's jobs, upstream first, each waiting on its upstream jobs; what is wrong
@@ -102,6 +103,7 @@ async def _submit_jobs(
                 caller=caller,
                 settings=settings,
                 registry=registry,
+                mlflow=mlflow,
                 problems=problems,
                 locate=partial(_located, stage=stage, job=planned, spec=spec),
                 deferred=frozenset(planned.templates),
@@ -163,6 +165,7 @@ async def create_pipeline(
             caller=caller,
             settings=settings,
             registry=registry,
+            mlflow=mlflow,
             problems=problems,
         )
         if problems:

@@ -20,3 +20,11 @@ async def get_by_name(*, session: AsyncSession, name: str) -> Experiment | None:
 
 async def page(*, session: AsyncSession, page: PageRequest) -> tuple[list[Experiment], int]:
     return await newest_first(session=session, model=Experiment, page=page)
+
+
+async def mlflow_ids_of_group(*, session: AsyncSession, group_id: uuid.UUID) -> set[str]:
+    """The MLflow experiment ids of the group's experiments."""
+    result = await session.exec(
+        select(Experiment.mlflow_experiment_id).where(Experiment.group_id == group_id)
+    )
+    return set(result.all())

@@ -71,6 +71,7 @@ async def create_job(
             caller=caller,
             settings=state.settings,
             registry=state.registry,
+            mlflow=state.mlflow,
         )
         job.idempotency_key, job.request_sha256 = idempotency_key, request_sha256
         try:

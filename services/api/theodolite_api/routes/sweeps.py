@@ -61,6 +61,7 @@ async def create_sweep(
         caller=caller,
         settings=state.settings,
         registry=state.registry,
+        mlflow=state.mlflow,
     )
     await session.commit()
     state.relay.wake()

@@ -151,6 +151,7 @@ async def create_sweep(
     caller: Caller,
     settings: ApiSettings,
     registry: RegistryClient,
+    mlflow: MlflowReader,
 ) -> tuple[Sweep, list[tuple[SweepJob, Job]]]:
     """Create the sweep and every child job, or raise InvalidSubmission naming every problem
     (then nothing is created: the caller does not commit). Does not commit."""
@@ -177,6 +178,7 @@ async def create_sweep(
             caller=caller,
             settings=settings,
             registry=registry,
+            mlflow=mlflow,
             problems=problems,
             locate=partial(_point_problem, request=request, point=point),
         )

@@ -126,6 +126,11 @@ class Job(SQLModel, table=True):
     run_tags: dict[str, str] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
     # ``mlflow run --env-manager``: local, uv, virtualenv, conda; None: what the MLproject says.
     env_manager: str | None = None
+    # Other MLflow experiments of its group that its path values read (the job message's
+    # ``readable_experiments``); None: its own only.
+    readable_experiments: list[str] | None = Field(
+        default=None, sa_column=Column(JSON, nullable=True)
+    )
     # The latest job.progress: {"fraction", "message", "step", "at"}.
     progress: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
     # Reliability: retries of infrastructure failures (and of a failing script when asked).
