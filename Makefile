@@ -19,7 +19,7 @@ $(VENV)/.installed: pyproject.toml $(SHARED) $(SERVICES) $(PLUGINS)
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PIP_INSTALL) --upgrade pip setuptools wheel
 	$(PIP_INSTALL) -e shared/sdk -e shared/client -e "shared/core[graphs,web]" -e "shared/devtools[test]" \
-		-e services/api -e "services/worker[ml]" -e services/plugin-registry \
+		-e services/api -e "services/worker[ml,conda]" -e services/plugin-registry \
 		$(foreach p,$(PLUGINS),-e $(dir $(p)))
 	touch $@
 

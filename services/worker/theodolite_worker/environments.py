@@ -1,11 +1,16 @@
-"""Declared environments, built as ``mlflow run --env-manager uv`` would: what this worker can
-build (announced in its heartbeat), and a cache of ``python_env`` virtual environments.
+"""Declared environments, built as ``mlflow run --env-manager uv`` (or ``conda``) would: what
+this worker can build (announced in its heartbeat), and a cache of ``python_env`` virtual
+environments and ``conda_env`` prefixes.
 
 A ``python_env`` is built with uv into a folder named by its cache key (the environment file's
 hash and the interpreter's version), once: a file lock per key serialises builders on one host
 (worker replicas included), each builds into a temporary folder and renames it into place, so
 no job ever sees half an environment. uv runs with an allow-listed environment (never the
 worker's credentials), no interpreter downloads and only the configured package index.
+
+A ``conda_env`` (conda_envs.py) is built under the same lock, by the same runner, but in place:
+conda packages write their prefix into scripts and shebangs at install, so a prefix cannot be
+renamed; its ready file, written last, is what says it is whole.
 """
 
 from __future__ import annotations
@@ -35,6 +40,16 @@ from theodolite.environments import (
     mlproject_environment,
 )
 from theodolite.problems import ProblemsError
+from theodolite_worker.conda_envs import (
+    CondaFileError,
+    channel_refusal,
+    conda_key,
+    create_command,
+    parse_conda_env,
+    rattler_available,
+    rattler_version,
+    spec_refusal,
+)
 from theodolite_worker.settings import WorkerSettings
 
 log = logging.getLogger(__name__)
@@ -148,12 +163,14 @@ def _version_key(version: str) -> tuple[int, ...]:
 
 @dataclass
 class Capabilities:
-    """What this worker found at start: uv, the Pythons it finds, conda or micromamba."""
+    """What this worker found at start: uv, the Pythons it finds, conda or micromamba (or
+    py-rattler, where the operator set the channels)."""
 
     uv: str | None = None
     uv_version: str | None = None
     pythons: dict[str, str] = field(default_factory=dict)  # version -> interpreter path
-    conda: str | None = None
+    conda: str | None = None  # what builds conda_env, as announced ("micromamba 2.0.5")
+    conda_program: str | None = None  # its path; None with conda set: py-rattler
 
     def support(self) -> EnvironmentSupport:
         versions = sorted(self.pythons, key=_version_key, reverse=True)
@@ -186,7 +203,10 @@ def detect_capabilities(settings: WorkerSettings) -> Capabilities:
         if found is not None:
             version = _version_of([found, "--version"], env) or "unknown version"
             capabilities.conda = f"{program} {version.splitlines()[0] if version else ''}".strip()
+            capabilities.conda_program = found
             break
+    if capabilities.conda is None and settings.conda_channels and rattler_available():
+        capabilities.conda = f"py-rattler {rattler_version()}"
     log.info(
         "environments: uv %s, Python %s, conda %s",
         capabilities.uv_version or "missing",
@@ -270,9 +290,11 @@ class EnvironmentBuilder:
                 "the job runs in the worker's environment"
             )
             return None
+        if declared.kind == "conda":
+            return await self._conda_for_job(project_dir, declared, log_line, progress)
         if declared.kind != "python":
             raise EnvironmentBuildError(
-                f"{described}: this worker builds only python_env (conda, docker and "
+                f"{described}: this worker builds python_env and conda_env only (docker and "
                 "kubernetes environments are not set up here); submit with env_manager local"
             )
         built = await self.ensure(declared, progress=progress)
@@ -307,7 +329,7 @@ class EnvironmentBuilder:
         await asyncio.to_thread(self.root.mkdir, parents=True, exist_ok=True)
         if (ready := _ready(final)) is not None:
             return _built(key, final, version, ready, built=False, started=started)
-        async with self._locked(key, progress):
+        async with self._locked(key, progress, "python_env"):
             if (ready := _ready(final)) is not None:  # built while we waited
                 return _built(key, final, version, ready, built=False, started=started)
             await self._build(declared, key, version, interpreter, progress)
@@ -315,8 +337,112 @@ class EnvironmentBuilder:
             assert ready is not None
             return _built(key, final, version, ready, built=True, started=started)
 
+    async def _conda_for_job(
+        self, project_dir: Path, declared: DeclaredEnvironment, log_line: Report, progress: Report
+    ) -> JobEnvironment:
+        built = await self.ensure_conda(project_dir, declared, progress=progress)
+        how = "built" if built.built else "reused from the cache"
+        await log_line(
+            f"[theodolite] conda_env {declared.file}: environment {built.key[:12]} {how} in "
+            f"{built.seconds:.1f} s with {self.capabilities.conda}; running with {built.bin_dir} "
+            "first on PATH, a cold start: the warm pool holds the worker's own environment"
+        )
+        # Then the worker's own PATH, its interpreter's folder first, as without an environment:
+        # a prefix without Python runs ``python`` as conda's activation would leave it.
+        rest = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '/usr/bin:/bin')}"
+        return JobEnvironment(
+            path_env={
+                "PATH": f"{built.bin_dir}{os.pathsep}{rest}",
+                "CONDA_PREFIX": str(built.path),
+            },
+            read_only=(built.path,),
+            cold=True,
+        )
+
+    async def ensure_conda(
+        self, project_dir: Path, declared: DeclaredEnvironment, *, progress: Report
+    ) -> BuiltEnvironment:
+        """The prefix of a ``conda_env``, from the cache or built now (once per key)."""
+        started = time.monotonic()
+        conda = self.capabilities.conda
+        if conda is None:
+            raise EnvironmentBuildError(
+                "conda_env: this worker has no conda or micromamba (nor py-rattler with "
+                "THEODOLITE_WORKER_CONDA_CHANNELS set)"
+            )
+        assert declared.file is not None and declared.sha256 is not None
+        try:
+            data = await asyncio.to_thread((project_dir / declared.file).read_bytes)
+            wanted = parse_conda_env(data, declared.file)
+        except (OSError, CondaFileError) as exc:
+            raise EnvironmentBuildError(f"conda_env: {exc}") from exc
+        forced = tuple(self._settings.conda_channels)
+        refusals = [] if forced else [channel_refusal(c) for c in wanted.channels]
+        refusals += [spec_refusal(spec, channels_forced=bool(forced)) for spec in wanted.specs]
+        refusals += [requirement_refusal(requirement) for requirement in wanted.pip]
+        if why := next((refusal for refusal in refusals if refusal is not None), None):
+            raise EnvironmentBuildError(f"conda_env {declared.file}: {why}")
+        channels = forced or wanted.channels
+        key = conda_key(declared.sha256, conda, channels)
+        final = self.root / key
+        await asyncio.to_thread(self.root.mkdir, parents=True, exist_ok=True)
+        if (ready := _ready(final)) is None:
+            async with self._locked(key, progress, "conda_env"):
+                if (ready := _ready(final)) is None:  # else built while we waited
+                    steps = self._conda_steps(final, channels, wanted.specs, wanted.pip)
+                    await self._build_in_place(declared.file, final, steps, progress)
+                    ready = _ready(final)
+                    assert ready is not None
+                    return _built_conda(key, final, ready, built=True, started=started)
+        return _built_conda(key, final, ready, built=False, started=started)
+
+    def _conda_steps(
+        self, prefix: Path, channels: tuple[str, ...], specs: tuple[str, ...], pip: tuple[str, ...]
+    ) -> list[tuple[str, list[str], str]]:
+        """(what, argv, tool) of each step: create the prefix, then its pip: list with uv."""
+        capabilities = self.capabilities
+        program = capabilities.conda_program
+        tool = Path(program).name if program else "py-rattler"
+        create = create_command(
+            program, prefix, channels, specs, cache_dir=self.root / ".home" / "conda-pkgs"
+        )
+        from_where = f" from {', '.join(channels)}" if channels else ""
+        steps = [(f"creating the environment: {' '.join(specs)}{from_where}", create, tool)]
+        if pip:
+            if capabilities.uv is None:
+                raise EnvironmentBuildError("conda_env: its pip: list needs uv, which is missing")
+            install = [capabilities.uv, "pip", "install", "--no-config", "--no-build"]
+            install += ["--python", str(prefix / "bin" / "python"), *pip]
+            steps.append((f"installing pip dependencies: {' '.join(pip)}", install, "uv"))
+        return steps
+
+    async def _build_in_place(
+        self, file: str, prefix: Path, steps: list[tuple[str, list[str], str]], progress: Report
+    ) -> None:
+        """Run the steps building ``prefix``, then mark it ready; remove it unless all ran."""
+        env = uv_environment(self._settings, self.root / ".home")
+        await asyncio.to_thread(shutil.rmtree, prefix, True)  # a build that died half-way
+        done = False
+        try:
+            for index, (what, argv, tool) in enumerate(steps, start=1):
+                await progress(f"conda_env {file}: {what} ({index}/{len(steps)})")
+                await self._run(argv, env, f"conda_env: {what}", tool)
+            python = prefix / "bin" / "python"
+            metadata = {
+                "file": file,
+                "conda": self.capabilities.conda,
+                "python": _version_of([str(python), "--version"], env) if python.exists() else "",
+                "built_at": time.time(),
+            }
+            (prefix / READY_FILE).write_text(json.dumps(metadata))
+            os.chmod(prefix, 0o755)
+            done = True
+        finally:
+            if not done:
+                await asyncio.to_thread(shutil.rmtree, prefix, True)
+
     @contextlib.asynccontextmanager
-    async def _locked(self, key: str, progress: Report) -> AsyncIterator[None]:
+    async def _locked(self, key: str, progress: Report, kind: str) -> AsyncIterator[None]:
         """Hold the key's file lock (polled, so a cancelled job stops waiting)."""
         fd = os.open(self.root / f".{key}.lock", os.O_RDWR | os.O_CREAT, 0o600)
         try:
@@ -327,7 +453,7 @@ class EnvironmentBuilder:
                     break
                 except BlockingIOError:
                     if not waiting_said:
-                        await progress(f"python_env: waiting for another build of {key[:12]}")
+                        await progress(f"{kind}: waiting for another build of {key[:12]}")
                         waiting_said = True
                     await asyncio.sleep(LOCK_POLL_S)
             yield
@@ -390,7 +516,7 @@ class EnvironmentBuilder:
         try:
             for index, (what, argv) in enumerate(steps, start=1):
                 await progress(f"python_env {declared.file}: {what} ({index}/{len(steps)})")
-                await self._run(argv, env, what)
+                await self._run(argv, env, f"python_env: {what}")
             metadata = {
                 "file": declared.file,
                 "sha256": declared.sha256,
@@ -404,7 +530,8 @@ class EnvironmentBuilder:
         finally:
             await asyncio.to_thread(shutil.rmtree, temporary, True)
 
-    async def _run(self, argv: list[str], env: dict[str, str], what: str) -> None:
+    async def _run(self, argv: list[str], env: dict[str, str], what: str, tool: str = "uv") -> None:
+        """Run one build step; raise EnvironmentBuildError with the tail of its output."""
         process = await asyncio.create_subprocess_exec(
             *argv,
             env=env,
@@ -421,7 +548,7 @@ class EnvironmentBuilder:
             process.kill()
             await process.wait()
             raise EnvironmentBuildError(
-                f"python_env: {what} took over {self._settings.env_build_timeout_s:.0f} s"
+                f"{what} took over {self._settings.env_build_timeout_s:.0f} s"
             ) from None
         finally:
             if process.returncode is None:
@@ -430,8 +557,7 @@ class EnvironmentBuilder:
         if process.returncode != 0:
             lines = output.decode(errors="replace").strip().splitlines()[-TAIL_LINES:]
             raise EnvironmentBuildError(
-                f"python_env: {what} failed (uv exited with {process.returncode}): "
-                + "\n".join(lines)
+                f"{what} failed ({tool} exited with {process.returncode}): " + "\n".join(lines)
             )
 
 
@@ -460,6 +586,20 @@ def _built(
         path=path,
         python_version=str(ready.get("python", version)),
         base_prefix=_base_prefix(path),
+        built=built,
+        seconds=time.monotonic() - started,
+    )
+
+
+def _built_conda(
+    key: str, path: Path, ready: dict[str, Any], *, built: bool, started: float
+) -> BuiltEnvironment:
+    python = str(ready.get("python") or "").removeprefix("Python ")
+    return BuiltEnvironment(
+        key=key,
+        path=path,
+        python_version=python,
+        base_prefix=path,  # a conda prefix holds its own interpreter, if any
         built=built,
         seconds=time.monotonic() - started,
     )

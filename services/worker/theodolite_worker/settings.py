@@ -179,6 +179,12 @@ class WorkerSettings(CommonSettings):
     env_build_timeout_s: float = Field(
         900.0, gt=0, description="Longest one step of a python_env build may take."
     )
+    conda_channels: list[str] = Field(
+        default_factory=list,
+        description="The channels every conda_env is solved from, in order, instead of the "
+        "environment file's (a mirror, a file:// channel). Unset: the file's channels, by name, "
+        "through conda or micromamba on PATH; py-rattler builds conda_env only once this is set.",
+    )
     readable_buckets: list[str] = Field(
         default_factory=list,
         description="Buckets (or bucket/prefix folders) of the worker's own S3 server whose "

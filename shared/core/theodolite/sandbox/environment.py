@@ -30,6 +30,8 @@ JOB_NAMES = frozenset(
         "MLFLOW_TRACKING_URI",
         "MLFLOW_TRACKING_TOKEN",
         "MLFLOW_EXPERIMENT_ID",
+        # A conda_env's prefix, as conda's activation sets it (the prefix is read-only there).
+        "CONDA_PREFIX",
         "CUDA_VISIBLE_DEVICES",
         "NVIDIA_VISIBLE_DEVICES",
         "HIP_VISIBLE_DEVICES",
