@@ -1,22 +1,30 @@
 """MLproject environments through the HTTP API, each case beside ``mlflow run`` where MLflow can
-run it: a python_env built with uv (and reused), a Python the worker lacks, conda and docker."""
+run it: a python_env built with uv (and reused), a Python the worker lacks, conda and docker.
+
+MLflow builds a conda_env with a conda or mamba program, which this machine lacks (neither is on
+PyPI): the conda cases run on a queue whose worker builds with py-rattler from a channel made
+here, and have no ``mlflow run`` beside them."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from mlflow.tracking import MlflowClient
 
 from tests.fixtures.archives import make_tar
-from tests.fixtures.stack import Stack
-from tests.integration.helpers import job_target, submit, unique, wait_for_end
+from tests.fixtures.conda_channel import tiny_channel
+from tests.fixtures.stack import Stack, queue_with_worker
+from tests.integration.helpers import job_target, submit, unique, wait_for_end, wait_until
 
 # Logs what it ran with through MLflow's REST API: the declared environment holds no mlflow.
 LOGGING_SCRIPT = '''"""Logs which six and which Python it got."""
@@ -256,3 +264,96 @@ def test_a_failed_build_fails_the_job_with_what_uv_said(
     assert "six==0.0.0.999" in logs(api, job)
     status, _ = mlflow_run(stack, files, tmp_path, "uv")
     assert status == job["status"]
+
+
+# What a job of the conda queue checks: the package's program on PATH, its file in CONDA_PREFIX,
+# and that it cannot change the shared environment.
+CONDA_SCRIPT = """import os, subprocess, sys
+
+prefix = os.environ["CONDA_PREFIX"]
+said = subprocess.run(["tinypkg-hello"], capture_output=True, text=True, check=True).stdout
+print(f"tinypkg-hello said: {said.strip()}")
+with open(os.path.join(prefix, "share", "tinypkg", "data.txt")) as data:
+    print(f"data: {data.read().strip()}")
+try:
+    open(os.path.join(prefix, "written-by-the-job"), "w").close()
+    print(f"environment {prefix} writable")
+except OSError as exc:
+    print(f"environment {prefix} not writable: {exc.strerror}")
+sys.exit(0 if said == "tinypkg 1.0 says hello\\n" else 1)
+"""
+CONDA_UID_BASE = 190_000  # the conda worker's sandbox uids
+
+
+def conda_project(conda_yaml: str) -> bytes:
+    mlproject = "name: tiny\nconda_env: conda.yaml\n"
+    mlproject += 'entry_points:\n  main:\n    command: "python check.py"\n'
+    return archive_of({"MLproject": mlproject, "check.py": CONDA_SCRIPT, "conda.yaml": conda_yaml})
+
+
+@pytest.fixture(scope="module")
+def conda_queue(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A queue whose worker builds conda_env with py-rattler from a local channel holding
+    ``tinypkg 1.0`` (THEODOLITE_WORKER_CONDA_CHANNELS), its heartbeat announcing conda."""
+    pytest.importorskip("rattler", reason="py-rattler is the worker's extra conda")
+    channel = f"file://{tiny_channel(tmp_path_factory.mktemp('conda-channel'))}"
+    env = {
+        "THEODOLITE_WORKER_CONDA_CHANNELS": json.dumps([channel]),
+        "THEODOLITE_WORKER_SANDBOX_UID_BASE": str(CONDA_UID_BASE),
+        "THEODOLITE_WORKER_WARM_POOL_PRELOAD": '["json"]',
+    }
+    with queue_with_worker(stack, "conda", env) as name:
+        yield name
+
+
+def queue_environments(api: httpx.Client, name: str) -> dict[str, Any]:
+    (queue,) = [q for q in api.get("/queues").json()["data"] if q["name"] == name]
+    return dict(queue["environments"] or {})
+
+
+def test_conda_env_is_built_with_py_rattler_from_the_operators_channel_then_reused(
+    api: httpx.Client, conda_queue: str
+) -> None:
+    wait_until(lambda: "conda" in queue_environments(api, conda_queue).get("kinds", []), 30)
+    offered = queue_environments(api, conda_queue)
+    assert offered["conda"].startswith("py-rattler "), offered
+    # The file's own channel is a name the worker never asks: the operator's channel replaces it.
+    target = job_target(
+        api,
+        conda_project(
+            f"channels: [conda-forge]\ndependencies:\n  - tinypkg=1.0\n# {unique('c')}\n"
+        ),
+    )
+    first = wait_for_end(api, submit(api, **target, queue=conda_queue, params={}).json()["id"])
+    first_log = logs(api, first)
+    assert first["status"] == "succeeded", (first, first_log)
+    assert "tinypkg-hello said: tinypkg 1.0 says hello" in first_log
+    assert "data: tinypkg data 1.0" in first_log
+    built = re.search(
+        r"conda_env conda.yaml: environment [0-9a-f]{12} built in ([0-9.]+) s", first_log
+    )
+    assert built is not None, first_log
+    assert "with py-rattler" in first_log and "a cold start" in first_log
+    assert re.search(r"environment \S+ not writable", first_log), first_log
+    assert "creating the environment: tinypkg=1.0" in (first["progress"] or {}).get("message", "")
+
+    second = wait_for_end(api, submit(api, **target, queue=conda_queue, params={}).json()["id"])
+    reused = re.search(r"reused from the cache in ([0-9.]+) s", logs(api, second))
+    assert second["status"] == "succeeded" and reused is not None, logs(api, second)
+    print(f"conda environment cache: first build {built.group(1)} s, reuse {reused.group(1)} s")
+
+    # The stack's own cpu queue has no conda: refused there at submission, as before.
+    refused = submit(api, **target, params={})
+    assert refused.status_code == 422, refused.text
+    assert "no conda or micromamba" in refused.json()["problems"][0]["message"]
+
+
+def test_a_failed_conda_build_fails_the_job_with_what_the_solver_said(
+    api: httpx.Client, conda_queue: str
+) -> None:
+    wait_until(lambda: "conda" in queue_environments(api, conda_queue).get("kinds", []), 30)
+    target = job_target(api, conda_project("dependencies:\n  - nosuchpkg=2.0\n"))
+    job = wait_for_end(api, submit(api, **target, queue=conda_queue, params={}).json()["id"])
+    assert job["status"] == "failed", job
+    assert "creating the environment: nosuchpkg=2.0" in job["error"], job["error"]
+    assert "No candidates were found for nosuchpkg" in job["error"], job["error"]

@@ -6,7 +6,6 @@ whole with nothing created. In MLflow the stages' runs nest under the pipeline's
 from __future__ import annotations
 
 import json
-import os
 import time
 import uuid
 from collections.abc import Iterator
@@ -16,9 +15,8 @@ import httpx
 import pytest
 
 from tests.fixtures.archives import make_tar
-from tests.fixtures.stack import Stack
+from tests.fixtures.stack import Stack, queue_with_worker
 from tests.integration.helpers import create_experiment, upload_ok, wait_until
-from theodolite.devstack import start_worker, stop_process, worker_name
 
 MLPROJECT = """\
 name: stages
@@ -73,20 +71,13 @@ UID_BASE = 180_000  # the two-slot worker's sandbox uids
 @pytest.fixture(scope="module")
 def two_slots(stack: Stack) -> Iterator[str]:
     """A queue whose worker runs two jobs at once (the stack's own has one slot)."""
-    name = f"pipelines-{os.urandom(3).hex()}"
-    with httpx.Client(base_url=stack.api, headers=stack.headers, timeout=60) as admin:
-        assert admin.post("/queues", json={"name": name}).status_code == 201
-        env = {
-            "THEODOLITE_WORKER_SLOTS": "2",
-            "THEODOLITE_WORKER_SANDBOX_UID_BASE": str(UID_BASE),
-            "THEODOLITE_WORKER_WARM_POOL_PRELOAD": '["json"]',
-        }
-        start_worker(stack.config, name, env=env)
-        try:
-            yield name
-        finally:
-            stop_process(stack.config, worker_name(name))
-            admin.delete(f"/queues/{name}")
+    env = {
+        "THEODOLITE_WORKER_SLOTS": "2",
+        "THEODOLITE_WORKER_SANDBOX_UID_BASE": str(UID_BASE),
+        "THEODOLITE_WORKER_WARM_POOL_PRELOAD": '["json"]',
+    }
+    with queue_with_worker(stack, "pipelines", env) as name:
+        yield name
 
 
 @pytest.fixture
