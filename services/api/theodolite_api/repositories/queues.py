@@ -1,8 +1,11 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from datetime import datetime
+from typing import Any, TypeVar
 
+from pydantic import BaseModel
 from sqlalchemy import func
 from sqlalchemy.dialects.postgresql import insert
 from sqlmodel import col, select
@@ -12,6 +15,8 @@ from theodolite.db.tables import Job, Queue, Worker
 from theodolite.downloads import DownloadSupport, common_downloads
 from theodolite.environments import EnvironmentSupport, common_support
 from theodolite.events import WorkerHeartbeat
+
+Support = TypeVar("Support", bound=BaseModel)
 
 
 async def get(*, session: AsyncSession, name: str) -> Queue | None:
@@ -51,44 +56,56 @@ async def live_worker_counts(*, session: AsyncSession, seen_after: datetime) -> 
     return {queue: count for queue, count in rows}
 
 
+async def _announced(
+    *,
+    session: AsyncSession,
+    seen_after: datetime,
+    column: Any,
+    model: type[Support],
+    combine: Callable[[list[Support]], Support | None],
+) -> dict[str, Support]:
+    """Per queue, what all its live workers that announced it offer (``column`` of their rows,
+    as ``model``), combined: what every one of them offers."""
+    rows = await session.exec(
+        select(Worker.queue, column).where(
+            col(Worker.last_seen_at) > seen_after, col(Worker.stopping).is_(False)
+        )
+    )
+    announced: dict[str, list[Support]] = {}
+    for queue, offer in rows:
+        if offer is not None:
+            announced.setdefault(queue, []).append(model.model_validate(offer))
+    return {
+        queue: support
+        for queue, supports in announced.items()
+        if (support := combine(supports)) is not None
+    }
+
+
 async def environment_support(
     *, session: AsyncSession, seen_after: datetime
 ) -> dict[str, EnvironmentSupport]:
     """Per queue, what all its live workers that announced it can build."""
-    rows = await session.exec(
-        select(Worker.queue, Worker.environments).where(
-            col(Worker.last_seen_at) > seen_after, col(Worker.stopping).is_(False)
-        )
+    return await _announced(
+        session=session,
+        seen_after=seen_after,
+        column=Worker.environments,
+        model=EnvironmentSupport,
+        combine=common_support,
     )
-    announced: dict[str, list[EnvironmentSupport]] = {}
-    for queue, environments in rows:
-        if environments is not None:
-            announced.setdefault(queue, []).append(EnvironmentSupport.model_validate(environments))
-    return {
-        queue: support
-        for queue, supports in announced.items()
-        if (support := common_support(supports)) is not None
-    }
 
 
 async def download_support(
     *, session: AsyncSession, seen_after: datetime
 ) -> dict[str, DownloadSupport]:
     """Per queue, what all its live workers that announced it download for jobs."""
-    rows = await session.exec(
-        select(Worker.queue, Worker.downloads).where(
-            col(Worker.last_seen_at) > seen_after, col(Worker.stopping).is_(False)
-        )
+    return await _announced(
+        session=session,
+        seen_after=seen_after,
+        column=Worker.downloads,
+        model=DownloadSupport,
+        combine=common_downloads,
     )
-    announced: dict[str, list[DownloadSupport]] = {}
-    for queue, downloads in rows:
-        if downloads is not None:
-            announced.setdefault(queue, []).append(DownloadSupport.model_validate(downloads))
-    return {
-        queue: support
-        for queue, supports in announced.items()
-        if (support := common_downloads(supports)) is not None
-    }
 
 
 async def live_workers(*, session: AsyncSession, queue: str, seen_after: datetime) -> list[Worker]:
