@@ -295,7 +295,8 @@ def conda_project(conda_yaml: str) -> bytes:
 def conda_queue(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A queue whose worker builds conda_env with py-rattler from a local channel holding
     ``tinypkg 1.0`` (THEODOLITE_WORKER_CONDA_CHANNELS), its heartbeat announcing conda."""
-    pytest.importorskip("rattler", reason="py-rattler is the worker's extra conda")
+    import rattler  # noqa: F401  (the worker's extra conda, installed by make install: no skip)
+
     channel = f"file://{tiny_channel(tmp_path_factory.mktemp('conda-channel'))}"
     env = {
         "THEODOLITE_WORKER_CONDA_CHANNELS": json.dumps([channel]),

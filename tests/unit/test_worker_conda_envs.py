@@ -4,14 +4,18 @@ reused, failed with the solver's message, and hostile files refused before anyth
 from __future__ import annotations
 
 import asyncio
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 
+# py-rattler is the worker's extra conda, which `make install` installs: without it these tests
+# fail on import (a broken install), never skip.
+import rattler  # noqa: F401
+
 from tests.fixtures.conda_channel import tiny_channel
 from theodolite.environments import DeclaredEnvironment, declared_environment
+from theodolite_worker import environments as worker_environments
 from theodolite_worker.conda_envs import CondaFileError, create_command, parse_conda_env
 from theodolite_worker.environments import (
     Capabilities,
@@ -20,8 +24,6 @@ from theodolite_worker.environments import (
     detect_capabilities,
 )
 from theodolite_worker.settings import WorkerSettings
-
-pytest.importorskip("rattler", reason="py-rattler is the worker's extra conda")
 
 TINY_ENV = b"name: tiny\nchannels: [conda-forge]\ndependencies:\n  - tinypkg=1.0\n"
 
@@ -148,9 +150,11 @@ def test_a_program_creates_the_prefix_from_the_channels_or_its_own_defaults(
     assert "--override-channels" not in create_command("conda", prefix, (), (), cache_dir=tmp_path)
 
 
-def test_py_rattler_is_announced_only_where_the_channels_are_set(tmp_path: Path) -> None:
-    if any(shutil.which(p) for p in ("micromamba", "mamba", "conda")):
-        pytest.skip("a conda program on PATH is announced first")
+def test_py_rattler_is_announced_only_where_the_channels_are_set(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A conda program on PATH would be announced first: look for none, so this runs everywhere.
+    monkeypatch.setattr(worker_environments, "CONDA_PROGRAMS", ())
     assert detect_capabilities(_settings(tmp_path, [])).conda is None
     found = detect_capabilities(_settings(tmp_path, ["file:///srv/channel"]))
     assert (found.conda or "").startswith("py-rattler 0.")
